@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only view of bytes that stay valid for the object's lifetime: a memory-mapped file, or
+/// an owned copy of a caller's buffer.
+public final class MappedFile: @unchecked Sendable {
+    public let base: UnsafeRawPointer
+    public let count: Int
+    private let isMapped: Bool
+
+    /// Maps `path` read-only (MAP_PRIVATE). Empty files are rejected.
+    public init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw AdaKError.io("cannot open '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw AdaKError.io("cannot stat '\(path)': \(String(cString: strerror(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw AdaKError.io("'\(path)' is not a regular file")
+        }
+        let size = Int(st.st_size)
+        guard size > 0 else { throw AdaKError.format("'\(path)' is empty") }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw AdaKError.io("cannot map '\(path)': \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(p)
+        count = size
+        isMapped = true
+    }
+
+    /// Copies `bytes` into memory owned by this object (64-byte aligned).
+    public init(copying bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count > 0, let src = bytes.baseAddress else {
+            throw AdaKError.format("empty buffer")
+        }
+        guard let p = UnsafeMutableRawPointer.allocateAligned(byteCount: bytes.count) else {
+            throw AdaKError.outOfMemory("cannot allocate \(bytes.count) bytes")
+        }
+        p.copyMemory(from: src, byteCount: bytes.count)
+        base = UnsafeRawPointer(p)
+        count = bytes.count
+        isMapped = false
+    }
+
+    deinit {
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        } else {
+            free(UnsafeMutableRawPointer(mutating: base))
+        }
+    }
+}
+
+extension UnsafeMutableRawPointer {
+    /// `posix_memalign` with a 64-byte alignment; nil on failure. Free with `free`.
+    static func allocateAligned(byteCount: Int) -> UnsafeMutableRawPointer? {
+        var p: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&p, 64, max(byteCount, 64)) == 0 else { return nil }
+        return p
+    }
+}

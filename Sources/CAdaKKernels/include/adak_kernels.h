@@ -1,0 +1,104 @@
+/*
+ * adak_kernels.h — block formats, (de)quantisation, dot products and matmuls of libadak.
+ *
+ * Internal to libadak (not installed). Type numbers are GGML's so GGUF tensors map directly.
+ * Block layouts are byte-compatible with GGUF:
+ *   Q8_0  { fp16 d; int8 qs[32]; }                    x = d * q
+ *   Q8_1  { fp16 d; fp16 s; int8 qs[32]; }            x = d * q, s = d * sum(q)   (activations)
+ *   Q4_0  { fp16 d; uint8 qs[16]; }                   x = d * (nibble - 8); low nibbles are
+ *                                                     elements 0..15, high nibbles 16..31
+ *   Q4_1  { fp16 d; fp16 m; uint8 qs[16]; }           x = d * nibble + m
+ *   K-quants (super-blocks of 256): Q4_K, Q5_K, Q6_K — dequantisation only.
+ *
+ * Every SIMD kernel has a scalar reference (`*_scalar`) beside it; the dispatching entry points
+ * pick AVX2+FMA at run time when the CPU has it (akk_init()).
+ */
+#ifndef ADAK_KERNELS_H
+#define ADAK_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum akk_type {
+    AKK_F32 = 0,
+    AKK_F16 = 1,
+    AKK_Q4_0 = 2,
+    AKK_Q4_1 = 3,
+    AKK_Q5_0 = 6,
+    AKK_Q5_1 = 7,
+    AKK_Q8_0 = 8,
+    AKK_Q8_1 = 9,
+    AKK_Q2_K = 10,
+    AKK_Q3_K = 11,
+    AKK_Q4_K = 12,
+    AKK_Q5_K = 13,
+    AKK_Q6_K = 14,
+    AKK_Q8_K = 15,
+    AKK_BF16 = 30,
+};
+
+#define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
+#define AKK_QK_K 256  /* elements per K-quant super-block */
+
+/* Call once (idempotent, thread-safe): selects SIMD paths. Returns 1 if AVX2+FMA is used. */
+int akk_init(void);
+/* 1 when the AVX2 paths are active. */
+int akk_have_avx2(void);
+/* Force the scalar reference paths (for tests); 0 restores automatic dispatch. */
+void akk_force_scalar(int on);
+
+/* Elements per block of `type`, 0 for unknown types. */
+int64_t akk_block_elems(int type);
+/* Bytes per block of `type`, 0 for unknown types. */
+int64_t akk_block_bytes(int type);
+/* Bytes of a row of n elements (n must be a multiple of the block size); 0 when unknown. */
+int64_t akk_row_bytes(int type, int64_t n);
+/* Name of a type ("q8_0", ...) or "unknown". */
+const char *akk_type_name(int type);
+
+/* IEEE half <-> float (round to nearest even), bf16 -> float. */
+float akk_fp16_to_fp32(uint16_t h);
+uint16_t akk_fp32_to_fp16(float f);
+float akk_bf16_to_fp32(uint16_t h);
+
+/* Dequantise n elements (a whole number of blocks) of `type` into dst.
+ * Returns 0, or -1 if the type is not supported. */
+int akk_dequantize_row(int type, const void *src, float *dst, int64_t n);
+
+/* Quantise activations exactly as llama.cpp's x86 path does: d = max|x|/127, q = round-half-even
+ * (x * 127/max|x|). n must be a multiple of 32. */
+void akk_quantize_row_q8_0(const float *x, void *y, int64_t n);
+void akk_quantize_row_q8_1(const float *x, void *y, int64_t n);
+void akk_quantize_row_q8_0_scalar(const float *x, void *y, int64_t n);
+void akk_quantize_row_q8_1_scalar(const float *x, void *y, int64_t n);
+/* Quantise weights (round half away from zero, as GGML's reference quantiser). */
+void akk_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
+
+/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0 -> Q8_0,
+ * Q4_1 -> Q8_1; -1 if the type cannot be used as a matmul weight. */
+int akk_vec_dot_type(int wtype);
+/* Quantise (or copy) one activation row of n floats into the vec-dot type of `wtype`. */
+void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n);
+
+/* Dot product of one weight row (type wtype) with one activation row (its vec-dot type). */
+float akk_vec_dot(int wtype, int64_t n, const void *w, const void *x);
+float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x);
+
+/*
+ * Y[t*ystride + o] = sum_i W[o, i] * X[t, i]   for t < n_tok, o < n_out.
+ * W: n_out rows of n_in elements of wtype, contiguous (row bytes = akk_row_bytes(wtype, n_in)).
+ * X: n_tok rows in akk_vec_dot_type(wtype), row stride xstride bytes.
+ * Parallel over output rows with OpenMP, nthreads threads (<=0: runtime default).
+ */
+void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
+                const void *X, int64_t xstride, int64_t n_tok,
+                float *Y, int64_t ystride, int nthreads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

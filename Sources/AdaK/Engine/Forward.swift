@@ -75,7 +75,7 @@ final class ForwardState {
                    out, Int64(outStride), Int32(threads))
     }
 
-    func forward(tokens: UnsafeBufferPointer<Int32>, pos0: Int, routing: RoutingPolicy, logits want: LogitRows) {
+    func forward(tokens: UnsafeBufferPointer<Int32>, pos0: Int, router: RouterState, logits want: LogitRows) {
         let c = config
         let n = tokens.count
         let d = c.nEmbd, hd = c.headDim
@@ -130,7 +130,7 @@ final class ForwardState {
             for t in 0..<n { akk_rmsnorm(x + t * d, L.ffnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             if L.isMoE, let moe {
-                moe.run(layer: L, state: self, rows: n, routing: routing, out: tmp)
+                moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp)
             } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
                 swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp)
             }

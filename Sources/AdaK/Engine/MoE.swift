@@ -6,6 +6,7 @@ import CAdaKKernels
 final class MoEScratch {
     let config: ModelConfig
     let probs: FloatBuffer        // tokens × n_expert
+    let sorted: FloatBuffer       // the same, each row in descending order
     let gathered: FloatBuffer     // rows routed to one expert (f32 hidden states)
     let gatheredIn: ActivationRows
     let gateOut, upOut: FloatBuffer
@@ -20,6 +21,7 @@ final class MoEScratch {
         config = c
         let f = max(c.nFFExpert, 1)
         probs = try FloatBuffer(b * c.nExpert)
+        sorted = try FloatBuffer(b * c.nExpert)
         gathered = try FloatBuffer(b * c.nEmbd)
         gatheredIn = try ActivationRows(capacity: b * c.nEmbd)
         gateOut = try FloatBuffer(b * f)
@@ -30,35 +32,45 @@ final class MoEScratch {
         slots = try FloatBuffer(b * c.nEmbd * max(c.nExpertUsed, 1))
     }
 
-    func run(layer L: LayerWeights, state s: ForwardState, rows n: Int, routing: RoutingPolicy,
-             out: UnsafeMutablePointer<Float>) {
+    func run(layer L: LayerWeights, index il: Int, state s: ForwardState, rows n: Int, pos0: Int,
+             router routing: RouterState, out: UnsafeMutablePointer<Float>) {
         let c = config
         let d = c.nEmbd, nE = c.nExpert
         guard let router = L.router, let gateExps = L.gateExps, let upExps = L.upExps, let downExps = L.downExps else { return }
 
-        // router probabilities: softmax over all experts, f32
+        // router probabilities: softmax over all experts, f32; each row's experts by descending
+        // probability (stable: ties keep the lower index)
         s.linear(router, s.inA, out: probs.p, outStride: nE)
         for t in 0..<n { akk_softmax(probs.p + t * nE, Int64(nE)) }
-
-        // k per token, then the expert table
-        var ks = [Int](repeating: 0, count: n)
+        var order = [Int](repeating: 0, count: n * nE)
         for t in 0..<n {
-            switch routing {
-            case .topK(let k): ks[t] = min(max(k ?? c.nExpertUsed, 1), nE)
+            let p = probs.p + t * nE
+            let idx = (0..<nE).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+            for j in 0..<nE {
+                order[t * nE + j] = idx[j]
+                sorted.p[t * nE + j] = p[idx[j]]
             }
         }
+
+        // k per token from the routing policy, then the expert table
+        let x = s.inA.src!
+        let ks = routing.decide(layer: il, pos0: pos0, n: n, probs: probs.p, sorted: sorted.p, hidden: x, nEmbd: d)
         let kMax = ks.max() ?? 1
         table = ExpertTable(tokens: n, kMax: kMax)
         for t in 0..<n {
-            selectTopExperts(probs: probs.p + t * nE, nExpert: nE, k: ks[t],
-                             normalize: c.traits.normalizeTopK, table: &table, row: t)
+            var sum: Float = 0
+            for j in 0..<ks[t] { sum += sorted.p[t * nE + j] }
+            for j in 0..<ks[t] {
+                table.ids[t * kMax + j] = Int32(order[t * nE + j])
+                let w = sorted.p[t * nE + j]
+                table.weights[t * kMax + j] = c.traits.normalizeTopK ? w / sum : w
+            }
         }
         if slots.count < n * kMax * d, let bigger = try? FloatBuffer(n * kMax * d) { slots = bigger }
 
         // group rows by expert and run each expert once
         var rowsOf = [[Int]](repeating: [], count: nE)   // slot indices t*kMax+j
         for i in 0..<(n * kMax) where table.ids[i] >= 0 { rowsOf[Int(table.ids[i])].append(i) }
-        let x = s.inA.src!
         for e in 0..<nE where !rowsOf[e].isEmpty {
             let rows = rowsOf[e]
             for (r, slot) in rows.enumerated() {
@@ -105,5 +117,19 @@ final class MoEScratch {
                 for i in 0..<d { o[i] += sh[i] * gate }
             }
         }
+    }
+}
+
+/// The routing decision of one MoE layer for a batch: a `[tokens × kMax]` table of expert ids
+/// (−1 = unused slot) with their weights, in descending router probability.
+public struct ExpertTable {
+    public var kMax: Int
+    public var ids: [Int32]
+    public var weights: [Float]
+
+    public init(tokens: Int, kMax: Int) {
+        self.kMax = kMax
+        ids = [Int32](repeating: -1, count: tokens * kMax)
+        weights = [Float](repeating: 0, count: tokens * kMax)
     }
 }

@@ -9,7 +9,7 @@ public struct SessionParams: Sendable {
     /// Tokens per forward pass while prefilling.
     public var batchSize: Int = 512
     public var sampling = SamplingParams()
-    public var routing = RoutingPolicy.topK(nil)
+    public var routing = RoutingConfig()
     public init() {}
 }
 
@@ -26,11 +26,18 @@ public final class Session {
         get { sampler.params }
         set { sampler.params = newValue }
     }
-    public var routing: RoutingPolicy
+    /// Routing settings; setting them validates first (an invalid value throws through
+    /// `setRouting` and leaves the session unchanged) and restarts the budget controller.
+    public var routing: RoutingConfig { router.config }
+    /// The Ada-K allocator used by the `adak` policy (nil: `adak` falls back to native K).
+    public var allocator: Allocator? { router.allocator }
+    /// What routing spent since the last `resetStats` (or `reset`).
+    public var stats: RoutingStats { router.stats }
     /// Rows of logits from the last `evaluate` (1, or the token count with `allLogits`).
     public private(set) var logitRows = 0
 
     var sampler: Sampler
+    let router: RouterState
     let state: ForwardState
 
     public init(model: Model, params: SessionParams = SessionParams()) throws {
@@ -45,29 +52,54 @@ public final class Session {
             throw AdaKError.invalidArgument("batch size \(params.batchSize) out of range (1...8192)")
         }
         try params.sampling.validate()
-        try Session.validate(params.routing, config: c)
+        try params.routing.validate(nExpert: c.nExpert, kNative: c.nExpertUsed)
         self.model = model
         contextSize = params.contextSize == 0 ? min(c.contextLength, 4096) : params.contextSize
         threads = params.threads == 0 ? Int(akk_default_threads()) : params.threads
         batchSize = params.batchSize
-        routing = params.routing
+        router = RouterState(model: model, config: params.routing)
         sampler = Sampler(params: params.sampling)
         state = try ForwardState(model: model, contextSize: contextSize, batchSize: batchSize, threads: threads)
     }
 
-    static func validate(_ r: RoutingPolicy, config: ModelConfig) throws {
-        switch r {
-        case .topK(let k):
-            if let k, k < 1 || k > max(config.nExpert, 1) {
-                throw AdaKError.invalidArgument("top-k \(k) out of range (1...\(config.nExpert))")
-            }
+    /// Replaces the routing settings after validating them against the model.
+    public func setRouting(_ r: RoutingConfig) throws {
+        try r.validate(nExpert: model.config.nExpert, kNative: model.config.nExpertUsed)
+        if r.policy == .adak && router.allocator == nil {
+            throw AdaKError.invalidArgument("the adak policy needs an allocator (load one first)")
         }
+        router.config = r
+        router.resetControl()
     }
+
+    /// Sets (or with nil removes) the expert-FLOPs budget, as a fraction of static Top-K.
+    public func setBudget(_ fraction: Float?) throws {
+        var r = router.config
+        r.budget = fraction
+        try setRouting(r)
+    }
+
+    /// Uses `allocator` for the `adak` policy; it must have been made for this model.
+    public func setAllocator(_ a: Allocator?) throws {
+        if let a {
+            guard a.fingerprint == model.routerFingerprint, a.nExpert == model.config.nExpert,
+                  a.nEmbd == model.config.nEmbd, a.layers == model.moeLayerIndices else {
+                throw AdaKError.invalidArgument("allocator does not fit this model")
+            }
+        } else if router.config.policy == .adak {
+            throw AdaKError.invalidArgument("cannot remove the allocator while the adak policy is active")
+        }
+        router.allocator = a
+    }
+
+    /// Starts new routing statistics.
+    public func resetStats() { router.resetStats() }
 
     /// A token `generate` handed out but has not evaluated yet; evaluated first by the next call.
     private var pending: Int32? = nil
 
-    /// Empties the context and restarts the sampler.
+    /// Empties the context and restarts the sampler. Routing statistics and the budget
+    /// controller's state carry on (see `resetStats`).
     public func reset() {
         position = 0
         pending = nil
@@ -100,8 +132,10 @@ public final class Session {
             let wantRows: ForwardState.LogitRows = allLogits ? .all(firstRow: start) : (start + n == tokens.count ? .last : .none)
             tokens.withUnsafeBufferPointer {
                 state.forward(tokens: UnsafeBufferPointer(rebasing: $0[start..<start + n]), pos0: position + start,
-                              routing: routing, logits: wantRows)
+                              router: router, logits: wantRows)
             }
+            let last = start + n == tokens.count
+            router.record(pos0: position + start, n: n) { allLogits || (last && $0 == n - 1) }
             start += n
         }
         position += tokens.count

@@ -179,3 +179,59 @@ enum TokenizerFixtures {
         #expect(throws: AdaKError.self) { _ = try Tokenizer(gguf: g) }
     }
 }
+
+@Suite struct TokenizerPreTokenizerTests {
+    private func words(_ pre: String, _ text: String) throws -> [String] {
+        let (p, _, _, _) = try #require(PreTokenizer.forPre(pre))
+        let cps = text.unicodeScalars.map(\.value)
+        var out: [String] = [], start = 0
+        for len in p.split(cps, cps.map(CodepointFlags.of)) {
+            out.append(String(String.UnicodeScalarView(cps[start..<(start + len)].compactMap(Unicode.Scalar.init))))
+            start += len
+        }
+        return out
+    }
+
+    private let sample = "Hello world's 1234567 don't\n\n  x  "
+
+    @Test func llama3Split() throws {
+        #expect(try words("llama-bpe", sample) ==
+                ["Hello", " world", "'s", " ", "123", "456", "7", " don", "'t", "\n\n", " ", " x", "  "])
+        #expect(try words("llama-bpe", "IT'S ok!?\r\n") == ["IT", "'S", " ok", "!?\r\n"])
+    }
+
+    @Test func qwen2Split() throws {
+        #expect(try words("qwen2", sample) ==
+                ["Hello", " world", "'s", " ", "1", "2", "3", "4", "5", "6", "7", " don", "'t", "\n\n", " ", " x", "  "])
+    }
+
+    @Test func gpt2Split() throws {
+        #expect(try words("olmo", sample) == ["Hello", " world", "'s", " 1234567", " don", "'t", "\n\n ", " x", "  "])
+    }
+
+    @Test func smollmSplit() throws {
+        #expect(try words("smollm", sample) ==
+                ["Hello", " world", "'s", " ", "1", "2", "3", "4", "5", "6", "7", " don", "'t", "\n\n ", " x", "  "])
+    }
+
+    @Test func defaultSplit() throws {
+        #expect(try words("default", sample) ==
+                ["Hello", " world", "'", "s", " ", "123", "456", "7", " don", "'", "t", "\n\n ", " x", "  "])
+    }
+
+    @Test func unknownPreIsRejected() {
+        #expect(PreTokenizer.forPre("no-such-pre") == nil)
+    }
+
+    /// The tiny test models: a 256-token byte vocabulary (id == byte) with pre = "default".
+    @Test func tinyByteVocabulary() throws {
+        let g = try GGUFFile(path: TokenizerFixtures.root + "/models/tiny-olmoe.f32.gguf")
+        let tok = try Tokenizer(gguf: g)
+        let text = "Ada-K routing: every token picks 1..4 experts. Grüße, 世界 ✓ 0123456789"
+        let ids = tok.tokenize(text, addSpecial: true, parseSpecial: false)
+        let reference = try TokenizerFixtures.npyInt32("reference/tiny-olmoe.input_ids.npy")
+        #expect(reference.first == tok.bos)
+        #expect(Array(ids.prefix(63)) == Array(reference.dropFirst()))
+        #expect(tok.detokenize(ids, removeSpecial: false, unparseSpecial: false) == Array(text.utf8))
+    }
+}

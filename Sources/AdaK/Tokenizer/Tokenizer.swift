@@ -223,45 +223,58 @@ public final class Tokenizer: @unchecked Sendable {
         }
 
         // llama.cpp finds unset EOT/EOM/FIM tokens by their text and forces them to CONTROL.
-        func textIs(_ id: Int, _ names: [String]) -> Bool {
-            let t = vocab.text(Int32(id))
-            return names.contains { $0.utf8.elementsEqual(t) }
-        }
-        func detect(_ slot: inout Int32?, _ names: [String]) {
-            guard slot == nil else { return }
-            for id in 0..<n where textIs(id, names) {
-                slot = Int32(id)
-                attrs[id].insert(.control)
-                return
-            }
-        }
-        detect(&eot, ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-                      "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"])
-        detect(&eom, ["<|eom_id|>"])
-        detect(&fimPre, ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-                         "<|code_prefix|>", "<|prefix|>"])
-        detect(&fimSuf, ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-                         "<|code_suffix|>", "<|suffix|>"])
-        detect(&fimMid, ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-                         "<|code_middle|>", "<|middle|>"])
-        detect(&fimPad, ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"])
-        detect(&fimRep, ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"])
-        detect(&fimSep, ["<|file_sep|>"])
-
-        // End-of-generation tokens.
-        var eog = Set<Int32>([fimPad, fimRep, fimSep].compactMap { $0 })
+        // One pass collects the ids of every token whose text is one of the names looked for.
+        let eotNames = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+                        "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"]
+        let fimNames = [["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
+                         "<|code_prefix|>", "<|prefix|>"],
+                        ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
+                         "<|code_suffix|>", "<|suffix|>"],
+                        ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
+                         "<|code_middle|>", "<|middle|>"],
+                        ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+                        ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
+                        ["<|file_sep|>"]]
         let eogNames = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
                         "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
                         "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
                         "<｜end▁of▁sentence｜>", "[e~["]
-        for id in 0..<n where textIs(id, eogNames) {
+        let renderedNames = ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]
+        var named: [String: [Int]] = [:]
+        do {
+            let all = Set(eotNames + fimNames.joined() + eogNames + renderedNames + ["<|eom_id|>"])
+            let maxLen = all.map(\.utf8.count).max() ?? 0
+            let firstBytes = Set(all.compactMap(\.utf8.first))
+            for id in 0..<n {
+                let t = vocab.text(Int32(id))
+                guard t.count <= maxLen, let f = t.first, firstBytes.contains(f) else { continue }
+                let s = String(decoding: t, as: UTF8.self)
+                if all.contains(s) { named[s, default: []].append(id) }
+            }
+        }
+        func ids(_ names: [String]) -> [Int] { names.flatMap { named[$0] ?? [] }.sorted() }
+        func detect(_ slot: inout Int32?, _ names: [String]) {
+            guard slot == nil, let id = ids(names).first else { return }
+            slot = Int32(id)
+            attrs[id].insert(.control)
+        }
+        detect(&eot, eotNames)
+        detect(&eom, ["<|eom_id|>"])
+        detect(&fimPre, fimNames[0])
+        detect(&fimSuf, fimNames[1])
+        detect(&fimMid, fimNames[2])
+        detect(&fimPad, fimNames[3])
+        detect(&fimRep, fimNames[4])
+        detect(&fimSep, fimNames[5])
+
+        // End-of-generation tokens.
+        var eog = Set<Int32>([fimPad, fimRep, fimSep].compactMap { $0 })
+        for id in ids(eogNames) {
             eog.insert(Int32(id))
             attrs[id].insert(.control)
         }
         // gpt-oss: these are always rendered
-        for id in 0..<n where textIs(id, ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"]) {
-            attrs[id] = .userDefined
-        }
+        for id in ids(renderedNames) { attrs[id] = .userDefined }
         for id in [eos, eot, eom].compactMap({ $0 }) { eog.insert(id) }
         // o200k_harmony / solar-open: "<|end|>" is not an end of generation there
         let eogTexts = eog.map { String(decoding: vocab.text($0), as: UTF8.self) }

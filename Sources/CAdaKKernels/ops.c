@@ -64,7 +64,8 @@ void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq
             const int b = neox ? i + half : 2 * i + 1;
             const float x0 = xh[a], x1 = xh[b];
             /* ggml: x0*cos - x1*sin and x0*sin + x1*cos, contracted by the compiler (FMA build)
-             * into one fma on the left product each. */
+             * into one fma on the left product each. Verified on SmolLM2: the unfused form
+             * (x0*c - x1*s rounded twice) breaks the llama.cpp match from the first prompt. */
             xh[a] = fmaf(x0, c, -(x1 * s));
             xh[b] = fmaf(x0, s, x1 * c);
         }

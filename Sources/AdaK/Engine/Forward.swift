@@ -10,7 +10,9 @@ final class ForwardState {
     let nCtx: Int
     let maxBatch: Int
 
-    // KV cache, f32: per layer nCtx rows of nHeadKV*headDim.
+    // KV cache, f32, as llama.cpp keeps it without flash attention: K per layer nCtx rows of
+    // nHeadKV*headDim; V per layer TRANSPOSED, nHeadKV*headDim rows of nCtx (row = one dimension
+    // over all positions), so KQV is a dot over positions like ggml's mul_mat(v_trans, kq).
     let kCache: [FloatBuffer]
     let vCache: [FloatBuffer]
 
@@ -118,9 +120,12 @@ final class ForwardState {
             }
             let kc = kCache[il].p, vc = vCache[il].p
             (kc + pos0 * kvDim).update(from: k, count: n * kvDim)
-            (vc + pos0 * kvDim).update(from: v, count: n * kvDim)
-            akk_attention(q, Int64(qDim), kc, vc, Int64(kvDim), attn, Int64(qDim), Int32(n), Int32(pos0),
-                          Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), 1 / Float(hd).squareRoot(),
+            for t in 0..<n {
+                let vt = v + t * kvDim, col = vc + pos0 + t
+                for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+            }
+            akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
+                          Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), 1 / Float(hd).squareRoot(),
                           attnScratch.p, Int32(nCtx), Int32(threads))
             inB.set(attn, rows: n, cols: qDim)
             linear(L.wo, inB, out: tmp, outStride: d)
@@ -159,7 +164,8 @@ final class ForwardState {
         let f = gate.rows
         linear(gate, input, out: ffA.p, outStride: f)
         linear(up, input, out: ffB.p, outStride: f)
-        akk_swiglu(ffA.p, ffB.p, ffA.p, Int64(n * f))
+        // one call per row: ggml_vec_swiglu_f32 runs per row, so the SIMD/tail split is per row
+        for t in 0..<n { akk_swiglu(ffA.p + t * f, ffB.p + t * f, ffA.p + t * f, Int64(f)) }
         inB.set(ffA.p, rows: n, cols: f)
         linear(down, inB, out: out, outStride: down.rows)
     }

@@ -40,5 +40,7 @@ struct akk_impl {
 };
 
 extern const struct akk_impl akk_impl_avx2;
+/* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */
+void akk_avx2_prepare(void);
 
 #endif

@@ -73,6 +73,7 @@ static void select_impl(void) {
     __builtin_cpu_init();
     const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                      __builtin_cpu_supports("f16c");
+    if (simd) akk_avx2_prepare();
     atomic_store(&g_best, simd ? &akk_impl_avx2 : &impl_scalar);
 }
 

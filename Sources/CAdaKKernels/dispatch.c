@@ -44,8 +44,9 @@ static void fp32_to_fp16_row_scalar(const float *x, uint16_t *y, int64_t n) {
 static uint64_t read_bytes_scalar(const uint8_t *p, size_t bytes) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     const uint64_t *q = (const uint64_t *)(const void *)p;
-    for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
-        s0 += q[i]; s1 += q[i + 1]; s2 += q[i + 2]; s3 += q[i + 3];
+    const size_t n = bytes / 8 / 4; /* four sequential streams, as the AVX2 probe */
+    for (size_t i = 0; i < n; i++) {
+        s0 += q[i]; s1 += q[n + i]; s2 += q[2 * n + i]; s3 += q[3 * n + i];
     }
     return s0 + s1 + s2 + s3;
 }
@@ -170,14 +171,23 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
 double akk_measure_read_bandwidth(size_t bytes, int nthreads) {
     const struct akk_impl *p = impl();
     if (nthreads <= 0) nthreads = omp_get_max_threads();
-    bytes = (bytes / ((size_t)nthreads * 128)) * ((size_t)nthreads * 128);
+    bytes = (bytes / ((size_t)nthreads * 256)) * ((size_t)nthreads * 256);
     if (bytes == 0) return 0.0;
     uint8_t *buf = aligned_alloc(64, bytes);
     if (!buf) return 0.0;
     const size_t per = bytes / (size_t)nthreads;
-    /* First touch by the thread that later reads the part (page placement). */
+    /* First touch by the thread that later reads the part (page placement), with distinct
+     * pseudo-random content: pages of identical bytes may be merged by the host (KSM), and the
+     * probe would then measure cache instead of DRAM. */
 #pragma omp parallel num_threads(nthreads)
-    memset(buf + (size_t)omp_get_thread_num() * per, 1, per);
+    {
+        uint64_t *q = (uint64_t *)(void *)(buf + (size_t)omp_get_thread_num() * per);
+        uint64_t z = 0x9E3779B97F4A7C15ull * (uint64_t)(omp_get_thread_num() + 1);
+        for (size_t i = 0; i < per / 8; i++) {
+            z ^= z << 13; z ^= z >> 7; z ^= z << 17;
+            q[i] = z;
+        }
+    }
     double best = 0.0;
     volatile uint64_t sink = 0;
     for (int rep = 0; rep < 5; rep++) {

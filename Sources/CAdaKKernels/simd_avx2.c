@@ -248,31 +248,31 @@ AVX2_FN void tile_q4_1_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t
 typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
                         const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr);
 
-/* Rows [r0, r1) x all tokens.
- * Decode (one token): the range is cut into TILE_MAX equal parts and a tile takes row i of every
- * part, so each of its TILE_MAX weight streams is one long sequential read (4 short interleaved
- * streams per 4 adjacent rows defeat the hardware prefetcher: measured 2x slower from DRAM).
- * Prefill: token chunks outermost, then row tiles of tr rows, then token tiles of tt tokens
- * (edges use smaller tiles). */
+/* Rows [r0, r1) x all tokens. The range is cut into tr equal parts and a row tile takes row i of
+ * every part, so each of its tr weight streams is one long sequential read (tr short interleaved
+ * streams from adjacent rows defeat the hardware prefetcher: decode was 2x slower from DRAM).
+ * Loops: token chunks of TOK_CHUNK (their activations stay in L2), then row tiles, then token
+ * tiles of tt tokens; leftover rows (fewer than tr) and tokens use smaller tiles. Decode
+ * (n_tok = 1) uses TILE_MAX rows. */
 static void rows_tiled(tile_fn tile, int tr, int tt, const uint8_t *W, int64_t wrow, int64_t r0,
                        int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok,
                        float *Y, int64_t ystride) {
     const int64_t nb = n_in / 32;
-    if (n_tok == 1) {
-        const int64_t part = (r1 - r0) / TILE_MAX;
-        for (int64_t i = 0; i < part; i++)
-            tile(TILE_MAX, 1, W + (r0 + i) * wrow, part * wrow, nb, X, xstride, Y + r0 + i, ystride, part);
-        for (int64_t r = r0 + TILE_MAX * part; r < r1; r++)
-            tile(1, 1, W + r * wrow, wrow, nb, X, xstride, Y + r, ystride, 1);
-        return;
-    }
+    if (n_tok == 1) tr = TILE_MAX, tt = 1;
+    const int64_t part = (r1 - r0) / tr, rest = r0 + tr * part;
     for (int64_t c0 = 0; c0 < n_tok; c0 += TOK_CHUNK) {
         const int64_t c1 = c0 + TOK_CHUNK < n_tok ? c0 + TOK_CHUNK : n_tok;
-        for (int64_t r = r0; r < r1; r += tr) {
-            const int R = (int)(r1 - r < tr ? r1 - r : tr);
+        for (int64_t i = 0; i < part; i++) {
             for (int64_t t = c0; t < c1; t += tt) {
                 const int T = (int)(c1 - t < tt ? c1 - t : tt);
-                tile(R, T, W + r * wrow, wrow, nb, X + t * xstride, xstride, Y + t * ystride + r, ystride, 1);
+                tile(tr, T, W + (r0 + i) * wrow, part * wrow, nb, X + t * xstride, xstride,
+                     Y + t * ystride + r0 + i, ystride, part);
+            }
+        }
+        for (int64_t r = rest; r < r1; r++) {
+            for (int64_t t = c0; t < c1; t += tt) {
+                const int T = (int)(c1 - t < tt ? c1 - t : tt);
+                tile(1, T, W + r * wrow, wrow, nb, X + t * xstride, xstride, Y + t * ystride + r, ystride, 1);
             }
         }
     }

@@ -146,23 +146,36 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     akk_rows_fn rows = rows_for(impl(), wtype);
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if (!rows || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
+    const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
-    if (n_out * n_in * n_tok < 65536 || n_out < 2 * ROW_ALIGN) nthreads = 1;
-    if (nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
+    if (n_out * n_in * n_tok < 65536) nthreads = 1;
+    /* Split rows (each thread streams its own contiguous part of W once); when there are too few
+     * rows for that (e.g. a router with 8 outputs over a prompt), split tokens instead. */
+    const int by_tokens = n_out / ROW_ALIGN < nthreads && n_tok >= nthreads;
+    if (!by_tokens && nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
     if (nthreads <= 1) {
-        rows((const uint8_t *)W, wrow, 0, n_out, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+        rows(wb, wrow, 0, n_out, n_in, xb, xstride, n_tok, Y, ystride);
         return;
     }
-    /* Contiguous row ranges per thread (each streams its own part of W once). */
+    if (by_tokens) {
+        const int64_t per = (n_tok + nthreads - 1) / nthreads;
+#pragma omp parallel num_threads(nthreads)
+        {
+            const int64_t t0 = (int64_t)omp_get_thread_num() * per;
+            const int64_t t1 = t0 + per < n_tok ? t0 + per : n_tok;
+            if (t0 < t1)
+                rows(wb, wrow, 0, n_out, n_in, xb + t0 * xstride, xstride, t1 - t0, Y + t0 * ystride, ystride);
+        }
+        return;
+    }
     int64_t per = (n_out + nthreads - 1) / nthreads;
     per = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
 #pragma omp parallel num_threads(nthreads)
     {
         const int64_t r0 = (int64_t)omp_get_thread_num() * per;
         const int64_t r1 = r0 + per < n_out ? r0 + per : n_out;
-        if (r0 < r1)
-            rows((const uint8_t *)W, wrow, r0, r1, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+        if (r0 < r1) rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }
 }
 

@@ -225,17 +225,19 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
                 checked += 1
             }
         }
-        // A larger case that takes the multi-threaded, multi-tile path (prefill-sized).
+        // Larger cases that take the multi-threaded paths: split by rows (prefill-sized, several
+        // token chunks and tiles) and split by tokens (few rows, e.g. a router over a prompt).
         for type in matmulTypes {
-            let nIn = 32 * 24, nOut = 203, tokens = 70
-            let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
-            let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
-            let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
-            let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
-            #expect(bits(simd) == bits(scalar), "\(typeName(type)) large")
-            checked += 1
+            for (nIn, nOut, tokens) in [(32 * 24, 203, 70), (32 * 32, 6, 150)] {
+                let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+                let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+                let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+                let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
+                #expect(bits(simd) == bits(scalar), "\(typeName(type)) \(nIn)x\(nOut)x\(tokens)")
+                checked += 1
+            }
         }
-        #expect(checked == matmulTypes.count * (nIns.count + 1))
+        #expect(checked == matmulTypes.count * (nIns.count + 2))
     }
 
     /// Decode (one token) splits each thread's rows into 4 streams plus leftover rows.

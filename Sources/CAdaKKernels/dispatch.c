@@ -150,8 +150,8 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
     if (n_out * n_in * n_tok < 65536) nthreads = 1;
-    /* Split rows (each thread streams its own contiguous part of W once); when there are too few
-     * rows for that (e.g. a router with 8 outputs over a prompt), split tokens instead. */
+    /* Split rows (each chunk of rows streams its part of W once); when there are too few rows for
+     * that (e.g. a router with 8 outputs over a prompt), split tokens instead. */
     const int by_tokens = n_out / ROW_ALIGN < nthreads && n_tok >= nthreads;
     if (!by_tokens && nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
     if (nthreads <= 1) {
@@ -169,13 +169,17 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
         }
         return;
     }
-    int64_t per = (n_out + nthreads - 1) / nthreads;
-    per = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
-#pragma omp parallel num_threads(nthreads)
-    {
-        const int64_t r0 = (int64_t)omp_get_thread_num() * per;
-        const int64_t r1 = r0 + per < n_out ? r0 + per : n_out;
-        if (r0 < r1) rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
+    /* About 8 contiguous row chunks per thread, handed out dynamically: on a machine shared with
+     * other work a preempted thread no longer holds up the whole product, and chunks of >= 16 rows
+     * still give each tile long sequential weight streams. */
+    int64_t chunk = n_out / ((int64_t)nthreads * 8);
+    chunk = (chunk + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    if (chunk < 4 * ROW_ALIGN) chunk = 4 * ROW_ALIGN;
+    const int64_t n_chunks = (n_out + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t r0 = c * chunk, r1 = r0 + chunk < n_out ? r0 + chunk : n_out;
+        rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }
 }
 

@@ -128,7 +128,8 @@ AVX2_INLINE __m256i unpack_nibbles(const uint8_t *qs) {
 }
 
 /* 8 int32 lanes, lane l = sum of u[j]*x[j] over j in 4l..4l+3 (u unsigned bytes, x signed; exact
- * while pair sums fit int16, true for u <= 15 or |u|,|x| <= 127 with the sign trick). */
+ * while pair sums fit int16: true for nibbles u <= 15, and for the sign trick's u = |w| <= 128
+ * with |x| <= 127). */
 AVX2_INLINE __m256i lanes_u8s8(__m256i u, __m256i x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }

@@ -119,6 +119,11 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         var hw = [Float](repeating: 0, count: 65536)
         let all = (0..<65536).map { UInt16($0) }
         all.withUnsafeBufferPointer { a in hw.withUnsafeMutableBufferPointer { akk_fp16_to_fp32_row(a.baseAddress!, $0.baseAddress!, 65536) } }
+        var deq = [Float](repeating: 0, count: 65536)
+        let rc = all.withUnsafeBufferPointer { a in deq.withUnsafeMutableBufferPointer {
+            akk_dequantize_row(Int32(AKK_F16.rawValue), a.baseAddress!, $0.baseAddress!, 65536) } }
+        #expect(rc == 0)
+        #expect(bits(deq) == bits(hw))
         var mismatches = 0
         for h in all {
             let f = akk_fp16_to_fp32(h)

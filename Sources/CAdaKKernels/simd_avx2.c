@@ -15,16 +15,19 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <immintrin.h>
+#include <stdlib.h>
 
 #define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 /* Register tiles (rows x tokens, one 8-lane accumulator each) and the token chunk whose
  * activations stay in L2 while a thread's row tiles pass over them. Per (row, token, block) the
- * kernel needs ~6 vector ops (maddubs, madd, cvt, mul, fma, sign or sub) whatever the tile, so
- * tiling only amortises the weight-side work (unpack, |w|, scale): measured on Zen 3, 1 thread,
- * in-cache, 64 tokens: 4x1 ~38 GMAC/s for every type, 2x2 ~39.5 for Q8_0 but ~32 for Q4_1, and
- * larger tiles spill registers. Decode (n_tok = 1) uses 4x1 and is bound by memory bandwidth. */
+ * kernel needs ~6 vector ops (maddubs, madd, cvt, fma, sign or sub, and the scale product)
+ * whatever the tile, so tiles mainly amortise the weight-side work (unpack, |w|, scale). Measured
+ * on Zen 3, 1 thread, in-cache, 64 tokens, with prefill scales unpacked to floats (GMAC/s):
+ * Q8_0 2x4 48 (2x2 45, 4x1 42, 4x2 37), Q4_0 3x2 46 (2x2 43, 4x1 42), Q4_1 2x2 41 (4x1 38);
+ * before unpacking the scales every shape gave 36-39. Decode (n_tok = 1) uses 4x1 and is bound
+ * by memory bandwidth (~39 GB/s of Q8_0 weights per core in cache, ~21-23 for Q4_0/Q4_1). */
 #define TILE_MAX 4
 #define TOK_CHUNK 64
 
@@ -117,7 +120,7 @@ void akk_avx2_prepare(void) {
     for (int h = 0; h < 65536; h++) fp16_lut[h] = akk_fp16_to_fp32((uint16_t)h);
 }
 
-AVX2_INLINE float lut(const uint8_t *p) { return fp16_lut[akk_load_u16(p)]; }
+static inline float lut(const uint8_t *p) { return fp16_lut[akk_load_u16(p)]; }
 
 /* 16 packed bytes -> 32 bytes: low nibbles (elements 0..15), then high nibbles (16..31).
  * Broadcast the 16 bytes to both halves, shift the upper half right by 4, mask. */
@@ -142,47 +145,62 @@ AVX2_INLINE __m256i lanes_u8s8(__m256i u, __m256i x) {
  *   Q4_1 {d, m, uint8 qs[16]} x Q8_1 {d, s, qs}: maddubs(nibble, x)  = sum nibble*x,
  *                            plus summs[r][t] = fma(m_w, s_x, summs[r][t])
  * then acc[r][t] = fma(d_w*d_x, (float)lanes, acc[r][t]); output hsum8(acc) (+ summs).
+ *
+ * The scale product d_w*d_x (a float multiply) comes either from the fp16 table per block
+ * (PRE = 0), or (PRE = 1, prefill) from float scales the caller unpacked once: wsc[r*scs + b]
+ * and xsc[t*scs + b], padded to a multiple of 8 blocks, so one vector multiply yields the
+ * products of 8 blocks for a (row, token) pair and the block loop only broadcasts them.
  */
-AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *w, int64_t wrow,
-                      int64_t nb, const uint8_t *x, int64_t xstride, float *y, int64_t ystride,
-                      int64_t yrow) {
+AVX2_INLINE void tile(const int type, const int PRE, const int R, const int T, const uint8_t *w,
+                      int64_t wrow, int64_t nb, const uint8_t *x, int64_t xstride, float *y,
+                      int64_t ystride, int64_t yrow, const float *wsc, const float *xsc, int64_t scs) {
     const int wbs = type == AKK_Q8_0 ? 34 : type == AKK_Q4_0 ? 18 : 20;
     const int xbs = type == AKK_Q4_1 ? 36 : 34, xoff = xbs - 32;
     __m256 acc[TILE_MAX][TILE_MAX];
     float summs[TILE_MAX][TILE_MAX];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; }
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wq[TILE_MAX], wa[TILE_MAX];
-        __m256 wd[TILE_MAX];
-        for (int r = 0; r < R; r++) {
-            const uint8_t *wb = w + r * wrow + b * wbs;
-            wd[r] = _mm256_set1_ps(lut(wb));
-            if (type == AKK_Q8_0) {
-                wq[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
-                wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            } else {
-                wq[r] = unpack_nibbles(wb + (type == AKK_Q4_0 ? 2 : 4));
-            }
-        }
-        for (int t = 0; t < T; t++) {
-            const uint8_t *xb = x + t * xstride + b * xbs;
-            const __m256 xd = _mm256_set1_ps(lut(xb));
-            const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb + xoff));
-            __m256i xsum8 = _mm256_setzero_si256();
-            if (type == AKK_Q4_0) xsum8 = lanes_u8s8(_mm256_set1_epi8(8), xq);
+    for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+        float dp[TILE_MAX][TILE_MAX][8] __attribute__((aligned(32)));
+        if (PRE)
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < T; t++)
+                    _mm256_store_ps(dp[r][t], _mm256_mul_ps(_mm256_loadu_ps(wsc + r * scs + b0),
+                                                            _mm256_loadu_ps(xsc + t * scs + b0)));
+        const int64_t b1 = b0 + 8 < nb ? b0 + 8 : nb;
+        for (int64_t b = b0; b < b1; b++) {
+            __m256i wq[TILE_MAX], wa[TILE_MAX];
+            __m256 wd[TILE_MAX];
             for (int r = 0; r < R; r++) {
-                __m256i li;
+                const uint8_t *wb = w + r * wrow + b * wbs;
+                if (!PRE) wd[r] = _mm256_set1_ps(lut(wb));
                 if (type == AKK_Q8_0) {
-                    li = lanes_u8s8(wa[r], _mm256_sign_epi8(xq, wq[r]));
-                } else if (type == AKK_Q4_0) {
-                    li = _mm256_sub_epi32(lanes_u8s8(wq[r], xq), xsum8);
+                    wq[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
+                    wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
                 } else {
-                    li = lanes_u8s8(wq[r], xq);
-                    const float m = lut(w + r * wrow + b * wbs + 2), s = lut(xb + 2);
-                    summs[r][t] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(m), _mm_set_ss(s), _mm_set_ss(summs[r][t])));
+                    wq[r] = unpack_nibbles(wb + (type == AKK_Q4_0 ? 2 : 4));
                 }
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), _mm256_cvtepi32_ps(li), acc[r][t]);
+            }
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xb = x + t * xstride + b * xbs;
+                const __m256 xd = PRE ? _mm256_setzero_ps() : _mm256_set1_ps(lut(xb));
+                const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb + xoff));
+                __m256i xsum8 = _mm256_setzero_si256();
+                if (type == AKK_Q4_0) xsum8 = lanes_u8s8(_mm256_set1_epi8(8), xq);
+                for (int r = 0; r < R; r++) {
+                    __m256i li;
+                    if (type == AKK_Q8_0) {
+                        li = lanes_u8s8(wa[r], _mm256_sign_epi8(xq, wq[r]));
+                    } else if (type == AKK_Q4_0) {
+                        li = _mm256_sub_epi32(lanes_u8s8(wq[r], xq), xsum8);
+                    } else {
+                        li = lanes_u8s8(wq[r], xq);
+                        const float m = lut(w + r * wrow + b * wbs + 2), s = lut(xb + 2);
+                        summs[r][t] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(m), _mm_set_ss(s), _mm_set_ss(summs[r][t])));
+                    }
+                    const __m256 d = PRE ? _mm256_set1_ps(dp[r][t][b - b0]) : _mm256_mul_ps(wd[r], xd);
+                    acc[r][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(li), acc[r][t]);
+                }
             }
         }
     }
@@ -228,68 +246,90 @@ AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
 #error "TILE_CASES enumerates tiles up to 4x4"
 #endif
 
-AVX2_FN void tile_q8_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
-#define CALL_Q8_0(r, t) tile(AKK_Q8_0, r, t, w, wrow, nb, x, xs, y, ys, yr)
-    TILE_CASES(CALL_Q8_0)
-}
+/* Tiles of any shape up to TILE_MAX x TILE_MAX; wsc == NULL selects the per-block table path. */
+#define CALL_TILE(r, t)                                                                            \
+    (wsc ? tile(TYPE, 1, r, t, w, wrow, nb, x, xs, y, ys, yr, wsc, xsc, scs)                       \
+         : tile(TYPE, 0, r, t, w, wrow, nb, x, xs, y, ys, yr, 0, 0, 0))
 
-AVX2_FN void tile_q4_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
-#define CALL_Q4_0(r, t) tile(AKK_Q4_0, r, t, w, wrow, nb, x, xs, y, ys, yr)
-    TILE_CASES(CALL_Q4_0)
+#define TYPE AKK_Q8_0
+AVX2_FN void tile_q8_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                           const float *xsc, int64_t scs) {
+    TILE_CASES(CALL_TILE)
 }
-
-AVX2_FN void tile_q4_1_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
-#define CALL_Q4_1(r, t) tile(AKK_Q4_1, r, t, w, wrow, nb, x, xs, y, ys, yr)
-    TILE_CASES(CALL_Q4_1)
+#undef TYPE
+#define TYPE AKK_Q4_0
+AVX2_FN void tile_q4_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                           const float *xsc, int64_t scs) {
+    TILE_CASES(CALL_TILE)
 }
+#undef TYPE
+#define TYPE AKK_Q4_1
+AVX2_FN void tile_q4_1_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                           const float *xsc, int64_t scs) {
+    TILE_CASES(CALL_TILE)
+}
+#undef TYPE
 
-typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                        const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr);
+typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                        int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                        const float *xsc, int64_t scs);
 
 /* Rows [r0, r1) x all tokens. The range is cut into tr equal parts and a row tile takes row i of
  * every part, so each of its tr weight streams is one long sequential read (tr short interleaved
  * streams from adjacent rows defeat the hardware prefetcher: decode was 2x slower from DRAM).
- * Loops: token chunks of TOK_CHUNK (their activations stay in L2), then row tiles, then token
- * tiles of tt tokens; leftover rows (fewer than tr) and tokens use smaller tiles. Decode
- * (n_tok = 1) uses TILE_MAX rows. */
-static void rows_tiled(tile_fn tile, int tr, int tt, const uint8_t *W, int64_t wrow, int64_t r0,
-                       int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok,
-                       float *Y, int64_t ystride) {
-    const int64_t nb = n_in / 32;
-    if (n_tok == 1) tr = TILE_MAX, tt = 1;
+ * Decode (n_tok = 1) uses TILE_MAX x 1 tiles with table scales. Prefill: token chunks of
+ * TOK_CHUNK (their activations stay in L2) whose block scales are unpacked to floats once, then
+ * row tiles (their scales unpacked once per chunk), then token tiles of tt tokens; leftover rows
+ * (fewer than tr) and tokens use smaller tiles. wbs/xbs: weight/activation block bytes. */
+static void rows_tiled(tile_fn tile, int wbs, int xbs, int tr, int tt, const uint8_t *W,
+                       int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                       int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    const int64_t nb = n_in / 32, scs = (nb + 7) & ~(int64_t)7;
+    float *xsc = NULL, *wsc = NULL;
+    if (n_tok == 1) {
+        tr = TILE_MAX, tt = 1;
+    } else if (n_tok >= 8) { /* fewer tokens do not repay unpacking the scales */
+        xsc = calloc((size_t)(TOK_CHUNK + TILE_MAX) * (size_t)scs, sizeof(float));
+        wsc = xsc ? xsc + TOK_CHUNK * scs : NULL; /* without scratch: the table path */
+    }
     const int64_t part = (r1 - r0) / tr, rest = r0 + tr * part;
     for (int64_t c0 = 0; c0 < n_tok; c0 += TOK_CHUNK) {
         const int64_t c1 = c0 + TOK_CHUNK < n_tok ? c0 + TOK_CHUNK : n_tok;
-        for (int64_t i = 0; i < part; i++) {
+        if (xsc)
+            for (int64_t t = c0; t < c1; t++)
+                for (int64_t b = 0; b < nb; b++) xsc[(t - c0) * scs + b] = lut(X + t * xstride + b * xbs);
+        for (int64_t i = 0; i < part + (r1 - rest); i++) {
+            /* Row tile i: row i of each part, or one leftover row once the parts are done. */
+            const int R = i < part ? tr : 1;
+            const int64_t r = i < part ? r0 + i : rest + (i - part);
+            const int64_t rstride = i < part ? part * wrow : wrow;
+            if (wsc)
+                for (int k = 0; k < R; k++)
+                    for (int64_t b = 0; b < nb; b++) wsc[k * scs + b] = lut(W + r * wrow + k * rstride + b * wbs);
             for (int64_t t = c0; t < c1; t += tt) {
                 const int T = (int)(c1 - t < tt ? c1 - t : tt);
-                tile(tr, T, W + (r0 + i) * wrow, part * wrow, nb, X + t * xstride, xstride,
-                     Y + t * ystride + r0 + i, ystride, part);
-            }
-        }
-        for (int64_t r = rest; r < r1; r++) {
-            for (int64_t t = c0; t < c1; t += tt) {
-                const int T = (int)(c1 - t < tt ? c1 - t : tt);
-                tile(1, T, W + r * wrow, wrow, nb, X + t * xstride, xstride, Y + t * ystride + r, ystride, 1);
+                tile(R, T, W + r * wrow, rstride, nb, X + t * xstride, xstride, Y + t * ystride + r, ystride,
+                     i < part ? part : 1, wsc, xsc ? xsc + (t - c0) * scs : NULL, scs);
             }
         }
     }
+    free(xsc);
 }
 
 static void rows_q8_0(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                       const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_tiled(tile_q8_0_any, 2, 2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    rows_tiled(tile_q8_0_any, 34, 34, 2, 4, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 static void rows_q4_0(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                       const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_tiled(tile_q4_0_any, 4, 1, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    rows_tiled(tile_q4_0_any, 18, 34, 3, 2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 static void rows_q4_1(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                       const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_tiled(tile_q4_1_any, 4, 1, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    rows_tiled(tile_q4_1_any, 20, 36, 2, 2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 
 static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -303,9 +343,9 @@ static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     float y = 0.0f;
     switch (wtype) {
     case AKK_F32: return dot_f32(n, (const float *)w, (const float *)x);
-    case AKK_Q8_0: tile_q8_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1); break;
-    case AKK_Q4_0: tile_q4_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1); break;
-    case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1); break;
+    case AKK_Q8_0: tile_q8_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
+    case AKK_Q4_0: tile_q4_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
+    case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     default: break;
     }
     return y;

@@ -23,8 +23,10 @@ public final class Model: @unchecked Sendable {
     let output: Matrix
     private let owned: [UnsafeMutableRawPointer]
 
+    /// Loads a GGUF file, or a Hugging Face checkpoint folder (see `HFCheckpoint`).
     public convenience init(path: String, params: ModelParams = ModelParams()) throws {
-        try self.init(gguf: GGUFFile(path: path), params: params)
+        let isHF = HFCheckpoint.isCheckpoint(path)
+        try self.init(gguf: isHF ? HFCheckpoint.loadGGUF(directory: path) : GGUFFile(path: path), params: params)
     }
 
     public init(gguf: GGUFFile, params: ModelParams = ModelParams()) throws {

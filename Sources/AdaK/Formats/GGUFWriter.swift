@@ -13,8 +13,18 @@ public struct GGUFWriter {
 
     public init() {}
 
+    /// Element type codes of empty arrays (an empty `GGUFValue.array` has no element to tell it).
+    private var emptyArrayTypes: [String: UInt32] = [:]
+
     public mutating func set(_ key: String, _ value: GGUFValue) {
         if let i = kv.firstIndex(where: { $0.0 == key }) { kv[i].1 = value } else { kv.append((key, value)) }
+    }
+
+    /// Sets an array whose element type is given explicitly, so an empty array keeps it (llama.cpp
+    /// checks that `tokenizer.ggml.merges` is an array of strings even when it is empty).
+    public mutating func set(_ key: String, array: [GGUFValue], elementType: UInt32) {
+        set(key, .array(array))
+        emptyArrayTypes[key] = elementType
     }
 
     /// Adds a tensor; `dims` in ggml order, `bytes` exactly akk_row_bytes(type, dims[0]) * rows.
@@ -73,7 +83,12 @@ public struct GGUFWriter {
         for (k, v) in meta {
             putString(k)
             put(v.typeCode)
-            putValue(v)
+            if case .array(let a) = v, a.isEmpty, let t = emptyArrayTypes[k] {
+                put(t)
+                put(UInt64(0))
+            } else {
+                putValue(v)
+            }
         }
         var offset = 0
         var offsets: [Int] = []

@@ -144,7 +144,7 @@ enum HFTokenizerJSON {
                 w.set("tokenizer.ggml.\(gguf)_token_id", .uint32(UInt32(i)))
             }
         }
-        w.set("tokenizer.ggml.merges", .array(merges.map { .string($0) }))
+        w.set("tokenizer.ggml.merges", array: merges.map { .string($0) }, elementType: GGUFValue.string("").typeCode)
         for k in ["bos", "eos"] {
             if let b = tc["add_\(k)_token"]?.boolValue { w.set("tokenizer.ggml.add_\(k)_token", .bool(b)) }
         }

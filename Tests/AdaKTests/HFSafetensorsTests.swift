@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AdaK
 
@@ -120,5 +121,43 @@ import Testing
         #expect(HFCheckpoint.roundedCount(500) == "0.50K")
         #expect(HFCheckpoint.titleCase("qwen2moe") == "Qwen2Moe")
         #expect(HFCheckpoint.titleCase("tiny-mixtral") == "Tiny Mixtral")
+    }
+}
+
+/// tokenizer.json → GGUF keys → our Tokenizer, with merges in both forms and an added token.
+@Suite struct HFTokenizerJSONTests {
+    @Test func mergesPreTokenizerAndAddedTokens() throws {
+        let dir = try HFCheckpointTests.tempDir("tok")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var vocab: [String: Int] = [:]
+        for b in 0..<256 { vocab[String(Character(Unicode.Scalar(GPT2Bytes.byteToCodepoint[b])!))] = b }
+        vocab["he"] = 256
+        vocab["hel"] = 257
+        vocab["Ġw"] = 258
+        let tj: [String: Any] = [
+            "added_tokens": [["id": 259, "content": "<|im_end|>", "special": true, "normalized": false],
+                             ["id": 260, "content": "<tool>", "special": false, "normalized": false]],
+            "normalizer": ["type": "NFC"],
+            "pre_tokenizer": ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": HFTokenizerJSON.qwen2Regex], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]]],
+            "model": ["type": "BPE", "vocab": vocab, "merges": [["h", "e"], "he l", ["Ġ", "w"]], "ignore_merges": false],
+        ]
+        try JSONSerialization.data(withJSONObject: tj).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        try JSONSerialization.data(withJSONObject: ["eos_token": "<|im_end|>", "add_bos_token": false])
+            .write(to: URL(fileURLWithPath: dir + "/tokenizer_config.json"))
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("qwen2"))
+        try HFTokenizerJSON.addKeys(to: &w, directory: dir, config: .object(JSONObject()), vocabSize: 264)
+        let g = try w.serialize().withUnsafeBytes { try GGUFFile(storage: MappedFile(copying: $0)) }
+        #expect(g.string("tokenizer.ggml.pre") == "qwen2")
+        #expect(g.stringArray("tokenizer.ggml.merges") == ["h e", "he l", "Ġ w"])
+        #expect(g.stringArray("tokenizer.ggml.tokens")?.suffix(5) == ["<|im_end|>", "<tool>", "[PAD261]", "[PAD262]", "[PAD263]"])
+        #expect(g.intArray("tokenizer.ggml.token_type")?.suffix(5) == [3, 4, 5, 5, 5])
+        #expect(g.int("tokenizer.ggml.eos_token_id") == 259)
+        let tok = try Tokenizer(gguf: g)
+        #expect(tok.tokenize("hello world", addSpecial: false, parseSpecial: false) == [257, 108, 111, 258, 111, 114, 108, 100])
+        #expect(tok.tokenize("hi<|im_end|>", addSpecial: false, parseSpecial: true) == [104, 105, 259])
+        #expect(tok.tokenize("<tool>", addSpecial: false, parseSpecial: false) == [260])
     }
 }

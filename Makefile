@@ -93,22 +93,36 @@ demo: all model
 	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 64 \
 	    -p "The three most important things to know about the ocean are"
 
-test: test-swift test-install test-c test-python
+# Every group runs even when an earlier one fails; the exit status says whether all passed.
+TEST_GROUPS := test-swift test-install test-c test-python
+test:
+	@passed=0; failed=0; failures=""; \
+	for t in $(TEST_GROUPS); do \
+	    echo "=== $$t"; \
+	    if $(MAKE) --no-print-directory $$t; then passed=$$((passed + 1)); \
+	    else failed=$$((failed + 1)); failures="$$failures $$t"; fi; \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "failed groups:$$failures"; fi; \
+	echo "make test: $$passed passed, $$failed failed"; \
+	[ $$failed -eq 0 ]
 
 test-swift:
 	$(SWIFT) test -c release
 
-# Installs into a temporary prefix, as a user would, and checks the installed library.
-test-install: lib cli $(BUILD)/adak.pc
+# A temporary install, as a user would make it; the C and Python tests use only this.
+$(TEST_PREFIX)/.installed: $(BUILD)/lib/$(LIBFILE) $(BUILD)/bin/adak $(BUILD)/adak.pc
 	rm -rf $(TEST_PREFIX)
 	$(MAKE) --no-print-directory install PREFIX=$(TEST_PREFIX)
+	touch $@
+
+test-install: $(TEST_PREFIX)/.installed
 	scripts/check-exports.sh $(TEST_PREFIX)/lib/$(LIBFILE) include/adak.h
 	scripts/check-install.sh $(TEST_PREFIX)
 
-test-c: test-install
+test-c: $(TEST_PREFIX)/.installed
 	scripts/test-c.sh $(TEST_PREFIX) "$(FIXTURES)" "$(DEMO_MODEL)"
 
-test-python: test-install
+test-python: $(TEST_PREFIX)/.installed
 	scripts/test-python.sh $(TEST_PREFIX) "$(VENV)" "$(FIXTURES)" "$(DEMO_MODEL)"
 
 clean:

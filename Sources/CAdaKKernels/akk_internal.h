@@ -1,6 +1,7 @@
 /* Helpers shared by the kernel sources; not part of any public header. */
 #ifndef AKK_INTERNAL_H
 #define AKK_INTERNAL_H
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -12,5 +13,32 @@ static inline uint16_t akk_load_u16(const void *p) {
 
 /* K-quant and other super-block dequantisers (kquants.c); -1 if unsupported. */
 int akk_dequantize_row_k(int type, const void *src, float *dst, int64_t n);
+
+/* Horizontal sum of 8 floats in the order of the AVX2 kernels (quant.c). */
+float akk_hsum8_ref(const float a[8]);
+
+/*
+ * Computes Y[t*ystride + o] for rows o in [r0, r1) and all n_tok tokens (see akk_matmul).
+ * W points at row 0; rows are wrow bytes apart.
+ */
+typedef void (*akk_rows_fn)(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                            const uint8_t *X, int64_t xstride, int64_t n_tok,
+                            float *Y, int64_t ystride);
+typedef float (*akk_dot_fn)(int wtype, int64_t n, const void *w, const void *x);
+typedef void (*akk_quant_fn)(const float *x, void *y, int64_t n);
+
+/* One implementation set (scalar in dispatch.c, AVX2+FMA+F16C in simd_avx2.c). */
+struct akk_impl {
+    akk_quant_fn quantize_q8_0;
+    akk_quant_fn quantize_q8_1;
+    akk_dot_fn dot;
+    akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1;
+    void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
+    void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
+    /* Reads `bytes` bytes (a multiple of 128, 64-byte aligned) and returns a checksum. */
+    uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
+};
+
+extern const struct akk_impl akk_impl_avx2;
 
 #endif

@@ -1,4 +1,7 @@
-/* Block formats, fp16/bf16 conversion, dequantisation (scalar). See adak_kernels.h. */
+/* Block formats, fp16/bf16 conversion, dequantisation (scalar). See adak_kernels.h.
+ *
+ * fp16 conversion is IEEE round-to-nearest-even, bit-identical to x86 F16C (_cvtss_sh(x, 0), which
+ * is what llama.cpp's GGML_CPU_FP32_TO_FP16 uses on x86), including NaN payloads. */
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <math.h>
@@ -18,8 +21,8 @@ float akk_fp16_to_fp32(uint16_t h) {
             man &= 0x3ff;
             bits = sign | (exp << 23) | (man << 13);
         }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 31) { /* inf, or NaN made quiet with its payload kept (as F16C's vcvtph2ps) */
+        bits = sign | 0x7f800000u | (man << 13) | (man != 0 ? 0x00400000u : 0);
     } else {
         bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
     }
@@ -33,8 +36,8 @@ uint16_t akk_fp32_to_fp16(float f) {
     memcpy(&x, &f, 4);
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t absx = x & 0x7fffffffu;
-    if (absx >= 0x7f800000u) { /* inf or nan */
-        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
+    if (absx >= 0x7f800000u) { /* inf, or NaN: quiet, top payload bits kept (as F16C's vcvtps2ph) */
+        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 | ((absx >> 13) & 0x3ff) : 0));
     }
     if (absx >= 0x477ff000u) { /* rounds to >= 65520: overflow to inf */
         return (uint16_t)(sign | 0x7c00);

@@ -44,11 +44,14 @@ enum akk_type {
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
 #define AKK_QK_K 256  /* elements per K-quant super-block */
 
-/* Call once (idempotent, thread-safe): selects SIMD paths. Returns 1 if AVX2+FMA is used. */
+/* Selects the SIMD paths (AVX2+FMA+F16C when the CPU has them). Idempotent and thread-safe; the
+ * dispatching entry points call it lazily, so calling it at load is optional. Returns 1 if the
+ * AVX2 paths are in use. */
 int akk_init(void);
 /* 1 when the AVX2 paths are active. */
 int akk_have_avx2(void);
-/* Force the scalar reference paths (for tests); 0 restores automatic dispatch. */
+/* Force the scalar reference paths (for tests; process-wide, don't toggle while other threads run
+ * kernels); 0 restores automatic dispatch. Scalar and SIMD results are bit-identical. */
 void akk_force_scalar(int on);
 
 /* Elements per block of `type`, 0 for unknown types. */
@@ -64,6 +67,9 @@ const char *akk_type_name(int type);
 float akk_fp16_to_fp32(uint16_t h);
 uint16_t akk_fp32_to_fp16(float f);
 float akk_bf16_to_fp32(uint16_t h);
+/* Rows of conversions (F16C when available; bit-identical to the scalar functions above). */
+void akk_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n);
+void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n);
 
 /* Dequantise n elements (a whole number of blocks) of `type` into dst.
  * Returns 0, or -1 if the type is not supported. */
@@ -97,6 +103,16 @@ float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x);
 void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
                 const void *X, int64_t xstride, int64_t n_tok,
                 float *Y, int64_t ystride, int nthreads);
+
+/* As akk_matmul for output rows [row_begin, row_end) only, on the calling thread (for callers that
+ * run their own thread pool / OpenMP region). W still points at row 0; Y indices are absolute. */
+void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
+                     const void *X, int64_t xstride, int64_t n_tok,
+                     float *Y, int64_t ystride);
+
+/* STREAM-style read bandwidth in GB/s (1e9 bytes/s): best of 5 passes over a buffer of `bytes`
+ * bytes split over nthreads threads (<=0: runtime default). For the benchmark roofline. */
+double akk_measure_read_bandwidth(size_t bytes, int nthreads);
 
 #ifdef __cplusplus
 }

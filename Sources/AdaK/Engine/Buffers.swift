@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CAdaKKernels
+
+/// A 64-byte aligned, zero-initialised block of floats owned by its object.
+final class FloatBuffer {
+    let p: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(_ count: Int) throws {
+        guard count >= 0, count <= Int.max / 8, let raw = UnsafeMutableRawPointer.allocateAligned(byteCount: count * 4) else {
+            throw AdaKError.outOfMemory("cannot allocate \(count) floats")
+        }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count * 4, 64))
+        p = raw.assumingMemoryBound(to: Float.self)
+        self.count = count
+    }
+
+    deinit { free(p) }
+}
+
+/// Rows of f32 activations plus lazily made copies in the formats weight types multiply with
+/// (Q8_0 or Q8_1 blocks, quantised per row as llama.cpp does). One instance per input that
+/// several matrices share, e.g. the normalised hidden state for Q, K and V.
+final class ActivationRows {
+    private let q80: UnsafeMutableRawPointer
+    private let q81: UnsafeMutableRawPointer
+    private let capacityElems: Int
+    private(set) var src: UnsafePointer<Float>? = nil
+    private(set) var rows = 0
+    private(set) var cols = 0
+    private var srcStride = 0
+    private var have80 = false
+    private var have81 = false
+
+    /// Room for `capacity` floats (rows × cols) in every format.
+    init(capacity: Int) throws {
+        capacityElems = capacity
+        guard let a = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
+              let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64) else {
+            throw AdaKError.outOfMemory("cannot allocate activation buffers")
+        }
+        q80 = a
+        q81 = b
+    }
+
+    deinit {
+        free(q80)
+        free(q81)
+    }
+
+    /// Points at new f32 rows (not copied: they must stay unchanged until the next `set`).
+    func set(_ x: UnsafePointer<Float>, rows: Int, cols: Int, stride: Int? = nil) {
+        precondition(rows * cols <= capacityElems)
+        src = x
+        self.rows = rows
+        self.cols = cols
+        srcStride = stride ?? cols
+        have80 = false
+        have81 = false
+    }
+
+    /// The rows in the vec-dot format of weight type `wtype`: (pointer, bytes per row).
+    func input(for wtype: Int32) -> (UnsafeRawPointer, Int) {
+        let x = src!
+        switch Int32(akk_vec_dot_type(wtype)) {
+        case Int32(AKK_Q8_0.rawValue):
+            let rb = cols / 32 * 34
+            if !have80 {
+                for r in 0..<rows { akk_quantize_row_q8_0(x + r * srcStride, q80 + r * rb, Int64(cols)) }
+                have80 = true
+            }
+            return (UnsafeRawPointer(q80), rb)
+        case Int32(AKK_Q8_1.rawValue):
+            let rb = cols / 32 * 36
+            if !have81 {
+                for r in 0..<rows { akk_quantize_row_q8_1(x + r * srcStride, q81 + r * rb, Int64(cols)) }
+                have81 = true
+            }
+            return (UnsafeRawPointer(q81), rb)
+        default:
+            return (UnsafeRawPointer(x), srcStride * 4)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import CAdaKKernels
+
+/// The working memory of one session and the forward pass over it: embeddings → per layer
+/// (RMSNorm → attention → RMSNorm → dense FFN or MoE) → final norm → LM head.
+/// Read it top to bottom; each step mirrors one line of llama.cpp's graph for the architecture.
+final class ForwardState {
+    let model: Model
+    let config: ModelConfig
+    let threads: Int
+    let nCtx: Int
+    let maxBatch: Int
+
+    // KV cache, f32, as llama.cpp keeps it without flash attention: K per layer nCtx rows of
+    // nHeadKV*headDim; V per layer TRANSPOSED, nHeadKV*headDim rows of nCtx (row = one dimension
+    // over all positions), so KQV is a dot over positions like ggml's mul_mat(v_trans, kq).
+    let kCache: [FloatBuffer]
+    let vCache: [FloatBuffer]
+
+    // activations, maxBatch rows each
+    let x, xn, q, k, v, attn, tmp: FloatBuffer
+    let ffA, ffB: FloatBuffer            // FFN hidden (maxBatch × widest FFN)
+    let attnScratch: FloatBuffer
+    let inA: ActivationRows               // shared input of Q/K/V, FFN gate/up
+    let inB: ActivationRows               // input of attn_output, FFN down
+    let moe: MoEScratch?
+    private(set) var logits: FloatBuffer
+
+    init(model: Model, contextSize: Int, batchSize: Int, threads: Int) throws {
+        self.model = model
+        config = model.config
+        self.threads = threads
+        nCtx = contextSize
+        maxBatch = batchSize
+        let c = config
+        let kvDim = c.nHeadKV * c.headDim, qDim = c.nHead * c.headDim
+        let (kvElems, o1) = contextSize.multipliedReportingOverflow(by: kvDim)
+        guard !o1, kvElems * c.nLayer <= 1 << 36 else {
+            throw AdaKError.outOfMemory("KV cache for \(contextSize) tokens is too large")
+        }
+        kCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvElems) }
+        vCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvElems) }
+        x = try FloatBuffer(batchSize * c.nEmbd)
+        xn = try FloatBuffer(batchSize * c.nEmbd)
+        q = try FloatBuffer(batchSize * qDim)
+        k = try FloatBuffer(batchSize * kvDim)
+        v = try FloatBuffer(batchSize * kvDim)
+        attn = try FloatBuffer(batchSize * qDim)
+        tmp = try FloatBuffer(batchSize * c.nEmbd)
+        let widest = max(c.nFF, c.nFFShared, c.nFFExpert, 1)
+        ffA = try FloatBuffer(batchSize * widest)
+        ffB = try FloatBuffer(batchSize * widest)
+        attnScratch = try FloatBuffer(threads * contextSize)
+        let widestIn = max(c.nEmbd, qDim, widest)
+        inA = try ActivationRows(capacity: batchSize * widestIn)
+        inB = try ActivationRows(capacity: batchSize * widestIn)
+        moe = c.isMoE ? try MoEScratch(config: c, batchSize: batchSize) : nil
+        logits = try FloatBuffer(c.nVocab)
+    }
+
+    func reserveLogits(rows: Int) throws {
+        if logits.count < rows * config.nVocab { logits = try FloatBuffer(rows * config.nVocab) }
+    }
+
+    /// Moves logit rows 1...rows down by one (after an implicit pending token was evaluated).
+    func dropFirstLogitRow(rows: Int) {
+        let v = config.nVocab
+        (logits.p).update(from: logits.p + v, count: rows * v)
+    }
+
+    enum LogitRows { case none, last, all(firstRow: Int) }
+
+    /// y[t] = W · input[t] for `n` rows of `input`.
+    @inline(__always)
+    func linear(_ w: Matrix, _ input: ActivationRows, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let (xq, stride) = input.input(for: w.type)
+        akk_matmul(w.type, w.data, Int64(w.rows), Int64(w.cols), xq, Int64(stride), Int64(input.rows),
+                   out, Int64(outStride), Int32(threads))
+    }
+
+    func forward(tokens: UnsafeBufferPointer<Int32>, pos0: Int, router: RouterState, logits want: LogitRows) {
+        let c = config
+        let n = tokens.count
+        let d = c.nEmbd, hd = c.headDim
+        let qDim = c.nHead * hd, kvDim = c.nHeadKV * hd
+        let x = x.p, xn = xn.p, q = q.p, k = k.p, v = v.p, attn = attn.p, tmp = tmp.p
+
+        // token embeddings
+        let emb = model.embedding
+        for t in 0..<n {
+            akk_dequantize_row(emb.type, emb.data + Int(tokens[t]) * emb.rowBytes, x + t * d, Int64(d))
+        }
+
+        for (il, L) in model.layers.enumerated() {
+            // attention
+            for t in 0..<n { akk_rmsnorm(x + t * d, L.attnNorm, xn + t * d, Int64(d), c.rmsEps) }
+            inA.set(xn, rows: n, cols: d)
+            linear(L.wq, inA, out: q, outStride: qDim)
+            linear(L.wk, inA, out: k, outStride: kvDim)
+            linear(L.wv, inA, out: v, outStride: kvDim)
+            if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
+            if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }
+            if let b = L.bv { addBias(v, b, rows: n, cols: kvDim) }
+            switch c.traits.qkNorm {
+            case .none: break
+            case .wholeProjection:
+                for t in 0..<n {
+                    akk_rmsnorm(q + t * qDim, L.qNorm, q + t * qDim, Int64(qDim), c.rmsEps)
+                    akk_rmsnorm(k + t * kvDim, L.kNorm, k + t * kvDim, Int64(kvDim), c.rmsEps)
+                }
+            case .perHead:
+                for t in 0..<n {
+                    for h in 0..<c.nHead { akk_rmsnorm(q + t * qDim + h * hd, L.qNorm, q + t * qDim + h * hd, Int64(hd), c.rmsEps) }
+                    for h in 0..<c.nHeadKV { akk_rmsnorm(k + t * kvDim + h * hd, L.kNorm, k + t * kvDim + h * hd, Int64(hd), c.rmsEps) }
+                }
+            }
+            let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
+            for t in 0..<n {
+                akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
+                akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
+            }
+            let kc = kCache[il].p, vc = vCache[il].p
+            (kc + pos0 * kvDim).update(from: k, count: n * kvDim)
+            for t in 0..<n {
+                let vt = v + t * kvDim, col = vc + pos0 + t
+                for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+            }
+            akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
+                          Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), 1 / Float(hd).squareRoot(),
+                          attnScratch.p, Int32(nCtx), Int32(threads))
+            inB.set(attn, rows: n, cols: qDim)
+            linear(L.wo, inB, out: tmp, outStride: d)
+            for i in 0..<(n * d) { x[i] += tmp[i] }
+
+            // feed-forward
+            for t in 0..<n { akk_rmsnorm(x + t * d, L.ffnNorm, xn + t * d, Int64(d), c.rmsEps) }
+            inA.set(xn, rows: n, cols: d)
+            if L.isMoE, let moe {
+                moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp)
+            } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
+                swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp)
+            }
+            for i in 0..<(n * d) { x[i] += tmp[i] }
+        }
+
+        // output norm and LM head
+        let vocab = c.nVocab
+        switch want {
+        case .none:
+            return
+        case .last:
+            akk_rmsnorm(x + (n - 1) * d, model.outputNorm, xn, Int64(d), c.rmsEps)
+            inA.set(xn, rows: 1, cols: d)
+            linear(model.output, inA, out: logits.p, outStride: vocab)
+        case .all(let firstRow):
+            for t in 0..<n { akk_rmsnorm(x + t * d, model.outputNorm, xn + t * d, Int64(d), c.rmsEps) }
+            inA.set(xn, rows: n, cols: d)
+            linear(model.output, inA, out: logits.p + firstRow * vocab, outStride: vocab)
+        }
+    }
+
+    /// down · (silu(gate · x) ⊙ (up · x)) for `rows` rows of `input` (already set).
+    func swiGLU(gate: Matrix, up: Matrix, down: Matrix, input: ActivationRows, rows n: Int,
+                out: UnsafeMutablePointer<Float>) {
+        let f = gate.rows
+        linear(gate, input, out: ffA.p, outStride: f)
+        linear(up, input, out: ffB.p, outStride: f)
+        // one call per row: ggml_vec_swiglu_f32 runs per row, so the SIMD/tail split is per row
+        for t in 0..<n { akk_swiglu(ffA.p + t * f, ffB.p + t * f, ffA.p + t * f, Int64(f)) }
+        inB.set(ffA.p, rows: n, cols: f)
+        linear(down, inB, out: out, outStride: down.rows)
+    }
+
+    private func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let yr = y + r * cols
+            for i in 0..<cols { yr[i] += b[i] }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CAdaKKernels
+
+/// Options for loading a model.
+public struct ModelParams: Sendable {
+    /// Target format for tensors whose type the kernels do not run natively.
+    public var weightType: WeightType = .q8_0
+    public init() {}
+}
+
+/// A loaded model: configuration, tokenizer and weights. Immutable after load and safe to share
+/// between threads; sessions hold the per-sequence state.
+public final class Model: @unchecked Sendable {
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    public let gguf: GGUFFile
+    public let layers: [LayerWeights]
+    /// `token_embd.weight`: one row of n_embd per token, any dequantisable type.
+    let embedding: (type: Int32, data: UnsafeRawPointer, rowBytes: Int)
+    let outputNorm: UnsafePointer<Float>
+    let output: Matrix
+    private let owned: [UnsafeMutableRawPointer]
+
+    public convenience init(path: String, params: ModelParams = ModelParams()) throws {
+        try self.init(gguf: GGUFFile(path: path), params: params)
+    }
+
+    public init(gguf: GGUFFile, params: ModelParams = ModelParams()) throws {
+        _ = akk_init()
+        self.gguf = gguf
+        var config = try ModelConfig(gguf: gguf)
+        tokenizer = try Tokenizer(gguf: gguf)
+        let loader = WeightLoader(gguf: gguf, target: params.weightType)
+
+        guard let embd = gguf.tensor("token_embd.weight"), embd.dims.count == 2, embd.dims[0] == config.nEmbd else {
+            throw AdaKError.format("missing or misshapen token_embd.weight (expected [\(config.nEmbd), n_vocab])")
+        }
+        config.nVocab = embd.dims[1]
+        guard tokenizer.vocabSize <= config.nVocab else {
+            throw AdaKError.format("tokenizer has \(tokenizer.vocabSize) tokens but the embedding only \(config.nVocab)")
+        }
+        let embType = Int32(bitPattern: embd.type)
+        var probe = [Float](repeating: 0, count: config.nEmbd)
+        guard akk_dequantize_row(embType, gguf.data(embd), &probe, Int64(config.nEmbd)) == 0 else {
+            throw AdaKError.unsupported("token_embd.weight: type \(embd.typeName) is not supported")
+        }
+        embedding = (embType, gguf.data(embd), Int(akk_row_bytes(embType, Int64(config.nEmbd))))
+
+        let d = config.nEmbd, hd = config.headDim
+        let qDim = config.nHead * hd, kvDim = config.nHeadKV * hd
+        var layers: [LayerWeights] = []
+        for i in 0..<config.nLayer {
+            let p = "blk.\(i)."
+            var l = LayerWeights(
+                attnNorm: try loader.vector(p + "attn_norm.weight", d),
+                wq: try loader.matrix(p + "attn_q.weight", rows: qDim, cols: d),
+                wk: try loader.matrix(p + "attn_k.weight", rows: kvDim, cols: d),
+                wv: try loader.matrix(p + "attn_v.weight", rows: kvDim, cols: d),
+                wo: try loader.matrix(p + "attn_output.weight", rows: d, cols: qDim),
+                ffnNorm: try loader.vector(p + "ffn_norm.weight", d))
+            l.bq = try loader.optionalVector(p + "attn_q.bias", qDim)
+            l.bk = try loader.optionalVector(p + "attn_k.bias", kvDim)
+            l.bv = try loader.optionalVector(p + "attn_v.bias", kvDim)
+            switch config.traits.qkNorm {
+            case .none: break
+            case .wholeProjection:
+                l.qNorm = try loader.vector(p + "attn_q_norm.weight", qDim)
+                l.kNorm = try loader.vector(p + "attn_k_norm.weight", kvDim)
+            case .perHead:
+                l.qNorm = try loader.vector(p + "attn_q_norm.weight", hd)
+                l.kNorm = try loader.vector(p + "attn_k_norm.weight", hd)
+            }
+            if loader.has(p + "ffn_gate_inp.weight") {
+                guard config.nExpert > 0 else {
+                    throw AdaKError.format("layer \(i) has a router but \(config.arch).expert_count is missing")
+                }
+                let e = config.nExpert, f = config.nFFExpert
+                guard f > 0 else { throw AdaKError.format("expert feed-forward length is missing") }
+                l.router = try loader.matrix(p + "ffn_gate_inp.weight", rows: e, cols: d, forceF32: true)
+                l.gateExps = try loader.experts(p + "ffn_gate_exps.weight", count: e, rows: f, cols: d)
+                l.upExps = try loader.experts(p + "ffn_up_exps.weight", count: e, rows: f, cols: d)
+                l.downExps = try loader.experts(p + "ffn_down_exps.weight", count: e, rows: d, cols: f)
+                if loader.has(p + "ffn_up_shexp.weight") {
+                    let fs = config.nFFShared > 0 ? config.nFFShared : f
+                    l.sharedGate = try loader.matrix(p + "ffn_gate_shexp.weight", rows: fs, cols: d)
+                    l.sharedUp = try loader.matrix(p + "ffn_up_shexp.weight", rows: fs, cols: d)
+                    l.sharedDown = try loader.matrix(p + "ffn_down_shexp.weight", rows: d, cols: fs)
+                    l.sharedGateInp = try loader.optionalVector(p + "ffn_gate_inp_shexp.weight", d)
+                }
+            } else {
+                guard config.nFF > 0 else { throw AdaKError.format("\(config.arch).feed_forward_length is missing") }
+                l.ffnGate = try loader.matrix(p + "ffn_gate.weight", rows: config.nFF, cols: d)
+                l.ffnUp = try loader.matrix(p + "ffn_up.weight", rows: config.nFF, cols: d)
+                l.ffnDown = try loader.matrix(p + "ffn_down.weight", rows: d, cols: config.nFF)
+            }
+            layers.append(l)
+        }
+        outputNorm = try loader.vector("output_norm.weight", d)
+        let outName = loader.has("output.weight") ? "output.weight" : "token_embd.weight"
+        output = try loader.matrix(outName, rows: config.nVocab, cols: d)
+        self.layers = layers
+        self.config = config
+        owned = loader.releaseOwnership()
+    }
+
+    deinit { for p in owned { free(p) } }
+
+    /// Bytes of weights a token reads with every expert at native top-k (for roofline estimates).
+    public var fileSize: Int { gguf.storage.count }
+}

@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CAdaKKernels
+
+/// The format weights of types the kernels cannot multiply natively (F16, BF16, K-quants,
+/// Q5_x) are converted to at load. F32, Q8_0, Q4_0 and Q4_1 are used as stored.
+public enum WeightType: String, Sendable, CaseIterable {
+    case f32, q8_0, q4_0
+
+    var ggmlType: Int32 {
+        switch self {
+        case .f32: Int32(AKK_F32.rawValue)
+        case .q8_0: Int32(AKK_Q8_0.rawValue)
+        case .q4_0: Int32(AKK_Q4_0.rawValue)
+        }
+    }
+}
+
+/// A row-major weight matrix of `rows` output rows × `cols` inputs in a kernel type.
+public struct Matrix: @unchecked Sendable {
+    public let type: Int32
+    public let data: UnsafeRawPointer
+    public let rows: Int
+    public let cols: Int
+    public var rowBytes: Int { Int(akk_row_bytes(type, Int64(cols))) }
+    public var byteCount: Int { rowBytes * rows }
+}
+
+/// `count` matrices of identical shape stored back to back (GGUF `*_exps` tensors).
+public struct ExpertStack: @unchecked Sendable {
+    public let type: Int32
+    public let data: UnsafeRawPointer
+    public let count: Int
+    public let rows: Int
+    public let cols: Int
+
+    public func expert(_ e: Int) -> Matrix {
+        let m = Matrix(type: type, data: data, rows: rows, cols: cols)
+        return Matrix(type: type, data: data + e * m.byteCount, rows: rows, cols: cols)
+    }
+}
+
+/// Weights of one decoder layer. Optional parts depend on the architecture.
+public struct LayerWeights: @unchecked Sendable {
+    public var attnNorm: UnsafePointer<Float>
+    public var wq, wk, wv, wo: Matrix
+    public var bq, bk, bv: UnsafePointer<Float>?
+    public var qNorm, kNorm: UnsafePointer<Float>?
+    public var ffnNorm: UnsafePointer<Float>
+
+    // dense FFN
+    public var ffnGate, ffnUp, ffnDown: Matrix?
+
+    // mixture of experts
+    public var router: Matrix?
+    public var gateExps, upExps, downExps: ExpertStack?
+    public var sharedGate, sharedUp, sharedDown: Matrix?
+    public var sharedGateInp: UnsafePointer<Float>?
+
+    public var isMoE: Bool { router != nil }
+}
+
+/// Reads the tensors of a GGUF file into kernel-ready weights, keeping GGUF bytes where the
+/// kernels use them as stored and converting the rest. Owns what it converts.
+final class WeightLoader {
+    let gguf: GGUFFile
+    let target: WeightType
+    private(set) var owned: [UnsafeMutableRawPointer] = []
+
+    init(gguf: GGUFFile, target: WeightType) {
+        self.gguf = gguf
+        self.target = target
+    }
+
+    func releaseOwnership() -> [UnsafeMutableRawPointer] {
+        defer { owned = [] }
+        return owned
+    }
+
+    deinit { for p in owned { free(p) } }
+
+    private func allocate(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        guard let p = UnsafeMutableRawPointer.allocateAligned(byteCount: bytes) else {
+            throw AdaKError.outOfMemory("cannot allocate \(bytes) bytes for weights")
+        }
+        owned.append(p)
+        return p
+    }
+
+    func has(_ name: String) -> Bool { gguf.tensor(name) != nil }
+
+    private func info(_ name: String, dims expected: [Int]) throws -> GGUFTensorInfo {
+        guard let t = gguf.tensor(name) else { throw AdaKError.format("missing tensor '\(name)'") }
+        var dims = t.dims
+        while dims.count > expected.count, dims.last == 1 { dims.removeLast() }
+        guard dims == expected else {
+            throw AdaKError.format("tensor '\(name)' has shape \(t.dims), expected \(expected)")
+        }
+        return t
+    }
+
+    /// An f32 vector of n elements (norm weights, biases).
+    func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
+        let t = try info(name, dims: [n])
+        if t.type == UInt32(AKK_F32.rawValue) {
+            return (gguf.data(t)).assumingMemoryBound(to: Float.self)
+        }
+        let p = try allocate(n * 4).assumingMemoryBound(to: Float.self)
+        guard akk_dequantize_row(Int32(t.type), gguf.data(t), p, Int64(n)) == 0 else {
+            throw AdaKError.unsupported("tensor '\(name)': type \(t.typeName) is not supported")
+        }
+        try checkFinite(name, p, n)
+        return UnsafePointer(p)
+    }
+
+    func optionalVector(_ name: String, _ n: Int) throws -> UnsafePointer<Float>? {
+        has(name) ? try vector(name, n) : nil
+    }
+
+    private func checkFinite(_ name: String, _ p: UnsafePointer<Float>, _ n: Int) throws {
+        for i in 0..<n where !p[i].isFinite {
+            throw AdaKError.format("tensor '\(name)' contains NaN or infinity")
+        }
+    }
+
+    /// A matrix of `rows` × `cols` (ggml ne = [cols, rows]); `forceF32` keeps it in f32 (routers).
+    func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false) throws -> Matrix {
+        let t = try info(name, dims: [cols, rows])
+        let p = try convert(t, rowCount: rows, cols: cols, forceF32: forceF32)
+        return Matrix(type: p.type, data: p.data, rows: rows, cols: cols)
+    }
+
+    func optionalMatrix(_ name: String, rows: Int, cols: Int) throws -> Matrix? {
+        has(name) ? try matrix(name, rows: rows, cols: cols) : nil
+    }
+
+    /// Stacked experts: ggml ne = [cols, rows, count].
+    func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> ExpertStack {
+        let t = try info(name, dims: [cols, rows, count])
+        let p = try convert(t, rowCount: rows * count, cols: cols, forceF32: false)
+        return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
+    }
+
+    private func convert(_ t: GGUFTensorInfo, rowCount: Int, cols: Int, forceF32: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
+        let type = Int32(bitPattern: t.type)
+        let native = akk_vec_dot_type(type) >= 0
+        if native && (!forceF32 || type == Int32(AKK_F32.rawValue)) {
+            return (type, gguf.data(t))
+        }
+        var dst = forceF32 || cols % 32 != 0 ? WeightType.f32 : target
+        if dst != .f32 && cols % 32 != 0 { dst = .f32 }
+        let dstType = dst.ggmlType
+        let srcRow = Int(akk_row_bytes(type, Int64(cols)))
+        let dstRow = Int(akk_row_bytes(dstType, Int64(cols)))
+        let out = try allocate(dstRow * rowCount)
+        var row = [Float](repeating: 0, count: cols)
+        let src = gguf.data(t)
+        for r in 0..<rowCount {
+            let ok = row.withUnsafeMutableBufferPointer { buf -> Bool in
+                guard akk_dequantize_row(type, src + r * srcRow, buf.baseAddress!, Int64(cols)) == 0 else { return false }
+                let dest = out + r * dstRow
+                switch dst {
+                case .f32: dest.copyMemory(from: buf.baseAddress!, byteCount: cols * 4)
+                case .q8_0: akk_quantize_row_q8_0(buf.baseAddress!, dest, Int64(cols))
+                case .q4_0: akk_quantize_row_q4_0_ref(buf.baseAddress!, dest, Int64(cols))
+                }
+                return true
+            }
+            guard ok else { throw AdaKError.unsupported("tensor '\(t.name)': type \(t.typeName) is not supported") }
+        }
+        return (dstType, UnsafeRawPointer(out))
+    }
+}

@@ -1,0 +1,88 @@
+/// FLOPs of one token's forward pass (multiply-add = 2 FLOPs), by part (DESIGN.md §4).
+/// Counted: attention projections (Q, K, V, O), attention scores and the weighted sum over the
+/// context, router, allocator, each activated expert (gate, up, down), shared experts with their
+/// gate, dense FFNs, LM head. Not counted: norms, RoPE, softmax, activation functions (O(d)).
+public struct FlopsModel: Sendable {
+    public let attentionProjections: Double   // per layer
+    public let scoresPerContextToken: Double  // per layer, × context length
+    public let router: Double                 // per MoE layer
+    public let allocator: Double              // per MoE layer, when an allocator runs
+    public let expert: Double                 // per activated expert
+    public let shared: Double                 // per MoE layer with a shared expert
+    public let dense: Double                  // per dense layer
+    public let lmHead: Double                 // per token whose logits are computed
+    public let nLayer: Int
+    public let nMoE: Int
+    public let nShared: Int
+    public let kNative: Int
+
+    public init(model: Model) {
+        let c = model.config
+        let d = Double(c.nEmbd), hd = Double(c.headDim)
+        let q = Double(c.nHead) * hd, kv = Double(c.nHeadKV) * hd
+        attentionProjections = 2 * d * (q + 2 * kv) + 2 * q * d
+        scoresPerContextToken = 4 * hd * Double(c.nHead)
+        router = 2 * d * Double(c.nExpert)
+        allocator = 2 * d * Double(c.nExpert)
+        expert = 6 * d * Double(c.nFFExpert)
+        let fs = Double(model.layers.first { $0.sharedUp != nil }?.sharedUp?.rows ?? 0)
+        shared = fs > 0 ? 6 * d * fs + 2 * d : 0
+        dense = 6 * d * Double(c.nFF)
+        lmHead = 2 * d * Double(c.nVocab)
+        nLayer = c.nLayer
+        nMoE = model.moeLayerIndices.count
+        nShared = model.layers.filter { $0.sharedUp != nil }.count
+        kNative = c.nExpertUsed
+    }
+
+    /// FLOPs of everything but the routed experts, for a token at `position` (0-based).
+    public func fixedPart(position: Int, allocatorUsed: Bool, logits: Bool) -> Double {
+        var f = Double(nLayer) * (attentionProjections + scoresPerContextToken * Double(position + 1))
+        f += Double(nMoE) * (router + (allocatorUsed ? allocator : 0)) + Double(nShared) * shared
+        f += Double(nLayer - nMoE) * dense
+        if logits { f += lmHead }
+        return f
+    }
+}
+
+/// Routing statistics of a session since its last reset: what each MoE layer spent.
+public struct RoutingStats: Sendable {
+    public private(set) var tokens = 0
+    /// Σ k per MoE layer (in `Model.moeLayerIndices` order).
+    public private(set) var kSum: [Int]
+    /// Token-layers that used k experts, at index k − 1.
+    public private(set) var kHistogram: [Int]
+    public private(set) var expertFlops: Double = 0
+    public private(set) var expertFlopsTopK: Double = 0
+    public private(set) var totalFlops: Double = 0
+    public private(set) var totalFlopsTopK: Double = 0
+
+    public init(nMoE: Int, nExpert: Int) {
+        kSum = [Int](repeating: 0, count: nMoE)
+        kHistogram = [Int](repeating: 0, count: max(nExpert, 1))
+    }
+
+    public var meanKPerLayer: [Double] { kSum.map { tokens > 0 ? Double($0) / Double(tokens) : 0 } }
+    public var meanK: Double {
+        tokens > 0 && !kSum.isEmpty ? Double(kSum.reduce(0, +)) / Double(tokens * kSum.count) : 0
+    }
+    /// Expert FLOPs relative to static Top-K with the native K (1 when nothing ran).
+    public var expertFraction: Double { expertFlopsTopK > 0 ? expertFlops / expertFlopsTopK : 1 }
+    public var totalFraction: Double { totalFlopsTopK > 0 ? totalFlops / totalFlopsTopK : 1 }
+
+    /// Adds one token: `ks[i]` experts at MoE layer i.
+    mutating func add(position: Int, ks: ArraySlice<Int>, flops m: FlopsModel, allocatorUsed: Bool, logits: Bool) {
+        tokens += 1
+        var kt = 0
+        for (i, k) in ks.enumerated() {
+            kSum[i] += k
+            kHistogram[min(max(k, 1), kHistogram.count) - 1] += 1
+            kt += k
+        }
+        let e = Double(kt) * m.expert, eTop = Double(m.nMoE * m.kNative) * m.expert
+        expertFlops += e
+        expertFlopsTopK += eTop
+        totalFlops += e + m.fixedPart(position: position, allocatorUsed: allocatorUsed, logits: logits)
+        totalFlopsTopK += eTop + m.fixedPart(position: position, allocatorUsed: false, logits: logits)
+    }
+}

@@ -1,0 +1,195 @@
+/*
+ * Run-time selection between the scalar references and the AVX2+FMA+F16C kernels, the matmul
+ * driver (OpenMP over output rows) and the memory-bandwidth probe.
+ *
+ * akk_init() is idempotent and thread-safe (pthread_once); every dispatching entry point calls it
+ * lazily, so the engine may but need not call it at load.
+ */
+#include "adak_kernels.h"
+#include "akk_internal.h"
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scalar implementation set ---- */
+
+static void rows_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                        const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride,
+                        int wtype) {
+    for (int64_t o = r0; o < r1; o++)
+        for (int64_t t = 0; t < n_tok; t++)
+            Y[t * ystride + o] = akk_vec_dot_scalar(wtype, n_in, W + o * wrow, X + t * xstride);
+}
+
+#define SCALAR_ROWS(name, type)                                                                    \
+    static void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,         \
+                     const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {          \
+        rows_scalar(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys, type);                             \
+    }
+SCALAR_ROWS(rows_f32_scalar, AKK_F32)
+SCALAR_ROWS(rows_q8_0_scalar, AKK_Q8_0)
+SCALAR_ROWS(rows_q4_0_scalar, AKK_Q4_0)
+SCALAR_ROWS(rows_q4_1_scalar, AKK_Q4_1)
+
+static void fp16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = akk_fp16_to_fp32(x[i]);
+}
+
+static void fp32_to_fp16_row_scalar(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = akk_fp32_to_fp16(x[i]);
+}
+
+static uint64_t read_bytes_scalar(const uint8_t *p, size_t bytes) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const uint64_t *q = (const uint64_t *)(const void *)p;
+    for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
+        s0 += q[i]; s1 += q[i + 1]; s2 += q[i + 2]; s3 += q[i + 3];
+    }
+    return s0 + s1 + s2 + s3;
+}
+
+static const struct akk_impl impl_scalar = {
+    .quantize_q8_0 = akk_quantize_row_q8_0_scalar,
+    .quantize_q8_1 = akk_quantize_row_q8_1_scalar,
+    .dot = akk_vec_dot_scalar,
+    .rows_f32 = rows_f32_scalar,
+    .rows_q8_0 = rows_q8_0_scalar,
+    .rows_q4_0 = rows_q4_0_scalar,
+    .rows_q4_1 = rows_q4_1_scalar,
+    .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
+    .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
+    .read_bytes = read_bytes_scalar,
+};
+
+/* ---- selection ---- */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static _Atomic(const struct akk_impl *) g_best = NULL; /* set once by select_impl */
+static atomic_int g_forced_scalar = 0;
+
+static void select_impl(void) {
+    __builtin_cpu_init();
+    const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                     __builtin_cpu_supports("f16c");
+    atomic_store(&g_best, simd ? &akk_impl_avx2 : &impl_scalar);
+}
+
+int akk_init(void) {
+    pthread_once(&g_once, select_impl);
+    return atomic_load(&g_best) == &akk_impl_avx2 && !atomic_load(&g_forced_scalar);
+}
+
+/* The implementation in force for this call. */
+static inline const struct akk_impl *impl(void) {
+    const struct akk_impl *p = atomic_load_explicit(&g_best, memory_order_acquire);
+    if (__builtin_expect(p == NULL, 0)) {
+        akk_init();
+        p = atomic_load(&g_best);
+    }
+    return atomic_load_explicit(&g_forced_scalar, memory_order_relaxed) ? &impl_scalar : p;
+}
+
+int akk_have_avx2(void) { return impl() == &akk_impl_avx2; }
+
+void akk_force_scalar(int on) { atomic_store(&g_forced_scalar, on != 0); }
+
+/* ---- dispatching entry points ---- */
+
+void akk_quantize_row_q8_0(const float *x, void *y, int64_t n) { impl()->quantize_q8_0(x, y, n); }
+void akk_quantize_row_q8_1(const float *x, void *y, int64_t n) { impl()->quantize_q8_1(x, y, n); }
+
+void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n) {
+    switch (akk_vec_dot_type(wtype)) {
+    case AKK_F32: memcpy(y, x, (size_t)n * 4); break;
+    case AKK_Q8_0: akk_quantize_row_q8_0(x, y, n); break;
+    case AKK_Q8_1: akk_quantize_row_q8_1(x, y, n); break;
+    default: break;
+    }
+}
+
+float akk_vec_dot(int wtype, int64_t n, const void *w, const void *x) {
+    return impl()->dot(wtype, n, w, x);
+}
+
+void akk_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) { impl()->fp16_to_fp32_row(x, y, n); }
+void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) { impl()->fp32_to_fp16_row(x, y, n); }
+
+static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
+    switch (wtype) {
+    case AKK_F32: return p->rows_f32;
+    case AKK_Q8_0: return p->rows_q8_0;
+    case AKK_Q4_0: return p->rows_q4_0;
+    case AKK_Q4_1: return p->rows_q4_1;
+    default: return NULL;
+    }
+}
+
+/* Rows handed to one thread are a multiple of this (the register tile height). */
+#define ROW_ALIGN 4
+
+void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
+                     const void *X, int64_t xstride, int64_t n_tok,
+                     float *Y, int64_t ystride) {
+    akk_rows_fn rows = rows_for(impl(), wtype);
+    const int64_t wrow = akk_row_bytes(wtype, n_in);
+    if (!rows || wrow <= 0 || row_end <= row_begin || n_tok <= 0) return;
+    rows((const uint8_t *)W, wrow, row_begin, row_end, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+}
+
+void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
+                const void *X, int64_t xstride, int64_t n_tok,
+                float *Y, int64_t ystride, int nthreads) {
+    akk_rows_fn rows = rows_for(impl(), wtype);
+    const int64_t wrow = akk_row_bytes(wtype, n_in);
+    if (!rows || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
+    if (nthreads <= 0) nthreads = omp_get_max_threads();
+    /* Below ~64K multiply-adds a fork/join costs more than it saves. */
+    if (n_out * n_in * n_tok < 65536 || n_out < 2 * ROW_ALIGN) nthreads = 1;
+    if (nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
+    if (nthreads <= 1) {
+        rows((const uint8_t *)W, wrow, 0, n_out, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+        return;
+    }
+    /* Contiguous row ranges per thread (each streams its own part of W once). */
+    int64_t per = (n_out + nthreads - 1) / nthreads;
+    per = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t r0 = (int64_t)omp_get_thread_num() * per;
+        const int64_t r1 = r0 + per < n_out ? r0 + per : n_out;
+        if (r0 < r1)
+            rows((const uint8_t *)W, wrow, r0, r1, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+    }
+}
+
+/* ---- STREAM-style read bandwidth ---- */
+
+double akk_measure_read_bandwidth(size_t bytes, int nthreads) {
+    const struct akk_impl *p = impl();
+    if (nthreads <= 0) nthreads = omp_get_max_threads();
+    bytes = (bytes / ((size_t)nthreads * 128)) * ((size_t)nthreads * 128);
+    if (bytes == 0) return 0.0;
+    uint8_t *buf = aligned_alloc(64, bytes);
+    if (!buf) return 0.0;
+    const size_t per = bytes / (size_t)nthreads;
+    /* First touch by the thread that later reads the part (page placement). */
+#pragma omp parallel num_threads(nthreads)
+    memset(buf + (size_t)omp_get_thread_num() * per, 1, per);
+    double best = 0.0;
+    volatile uint64_t sink = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        uint64_t total = 0;
+        const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(nthreads) reduction(+ : total)
+        total += p->read_bytes(buf + (size_t)omp_get_thread_num() * per, per);
+        const double dt = omp_get_wtime() - t0;
+        sink += total;
+        const double gbs = (double)bytes / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    (void)sink;
+    free(buf);
+    return best;
+}

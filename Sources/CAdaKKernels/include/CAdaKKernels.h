@@ -1,0 +1,3 @@
+/* Umbrella header of the kernel module (imported by Swift as CAdaKKernels). */
+#include "adak_kernels.h"
+#include "adak_ops.h"

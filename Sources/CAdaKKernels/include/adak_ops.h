@@ -1,0 +1,73 @@
+/*
+ * adak_ops.h — the element-wise and attention operations of the forward pass (f32).
+ * Internal to libadak. Numerics follow GGML's CPU backend where it matters for matching
+ * llama.cpp: double accumulation in RMSNorm and softmax, RoPE angles computed by repeated
+ * multiplication with theta_scale.
+ */
+#ifndef ADAK_OPS_H
+#define ADAK_OPS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y = (x / sqrt(mean(x^2) + eps)) * w   (w may be NULL: no scaling). x and y may alias. */
+void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps);
+
+/* In-place RoPE on n_head heads of head_dim floats each (contiguous), rotating the first n_rot
+ * dims at position pos. neox = 0: adjacent pairs (2i, 2i+1); neox = 1: pairs (i, i + n_rot/2). */
+void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox);
+
+/* In-place softmax over n values as GGML's soft_max computes it (ggml_v_expf on chunks of 8 with a
+ * float horizontal sum per chunk added into a double, libm expf for the n % 8 tail, then
+ * x *= (float)(1 / sum)). Masked entries may be -INFINITY (they become exactly 0). */
+void akk_softmax(float *x, int64_t n);
+void akk_softmax_scalar(float *x, int64_t n);
+
+/* y[i] = silu(g[i]) * u[i] for one GGML row of n values (ggml_vec_swiglu_f32: chunks of 8 use
+ * x / (1 + ggml_v_expf(0 - x)), the n % 8 tail x / (1 + expf(-x))). Call once per row. */
+void akk_swiglu(const float *g, const float *u, float *y, int64_t n);
+void akk_swiglu_scalar(const float *g, const float *u, float *y, int64_t n);
+
+/* One lane of GGML's AVX2 ggml_v_expf (max error 1.45358 + 0.5 ulp; flushes to 0 below -103.97,
+ * to +inf above 88.38), and a row of it (SIMD when available, bit-identical). */
+float akk_expf_ggml_ref(float x);
+void akk_expf_ggml_row(const float *x, float *y, int64_t n);
+
+/* Dot product with one 8-lane FMA accumulator over steps of 8 (n % 8 == 0), then the AVX2 hsum:
+ * llamafile tinyBLAS's per-output arithmetic for f32. */
+float akk_dot_f32_1acc(int64_t n, const float *a, const float *b);
+float akk_dot_f32_1acc_scalar(int64_t n, const float *a, const float *b);
+
+/* omp_get_num_procs(): the default thread count. */
+int akk_default_threads(void);
+
+/* 1 / (1 + exp(-x)) */
+float akk_sigmoid(float x);
+
+/* The number of KV cells llama.cpp attends over: used cells rounded up to a multiple of 256
+ * (at least 256), capped at the cache size. */
+int akk_attn_n_kv(int n_used, int n_ctx);
+
+/*
+ * Causal attention for n_tok query tokens at positions pos0 .. pos0+n_tok-1 of one sequence,
+ * with llama.cpp's non-flash-attention numerics (see ops.c).
+ * q:   n_tok rows of n_head*head_dim (row stride q_stride floats)
+ * k:   the K cache, rows of n_head_kv*head_dim floats (stride k_stride), rows 0 .. pos0+n_tok-1 filled.
+ * vt:  the V cache TRANSPOSED: n_head_kv*head_dim rows of vt_stride (>= n_ctx) floats, row r holds
+ *      dimension r of every position; cells past the filled ones must be finite (zero-initialised).
+ * out: n_tok rows of n_head*head_dim (stride out_stride).
+ * scratch: n_threads * n_ctx floats.
+ * Head h uses kv head h / (n_head / n_head_kv). Scores are scaled by `scale` before softmax.
+ */
+void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_stride,
+                   const float *vt, int64_t vt_stride, float *out, int64_t out_stride,
+                   int n_tok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
+                   float *scratch, int n_ctx, int nthreads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

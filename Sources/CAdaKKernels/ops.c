@@ -1,0 +1,289 @@
+/*
+ * Element-wise ops and attention of the forward pass. See adak_ops.h.
+ *
+ * Every op reproduces what GGML's x86 CPU backend (AVX2 + FMA build, as llama.cpp ships it)
+ * computes, bit for bit, because the model amplifies single-ulp differences. Each SIMD path has a
+ * scalar reference beside it that performs the same float operations lane by lane; the dispatch
+ * (akk_have_avx2) picks the AVX2 path when available, and tests check both agree exactly.
+ *
+ * Facts these follow (llama.cpp ggml/src/ggml-cpu, late 2025):
+ *  - exp: ggml_v_expf (vec.h, the AVX2+FMA variant of ARM's optimized-routines expf) on chunks of
+ *    8; scalar libm expf for the n % 8 tail.
+ *  - soft_max (ops.cpp ggml_compute_forward_soft_max_f32): w = x*scale; w += mask; max by
+ *    ggml_vec_max_f32; ggml_vec_soft_max_f32 sums each 8-lane chunk horizontally in float
+ *    ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)) and adds that to a double; y *= (float)(1.0/sum).
+ *  - swiglu (vec.cpp ggml_vec_swiglu_f32): chunks of 8: (x / (1 + v_expf(0 - x))) * g;
+ *    tail: (x / (1 + expf(-x))) * g, per ggml row.
+ *  - KQ = mul_mat(k, q): ggml_vec_dot_f32 per (kv position, head) (q is a permuted view, so the
+ *    llamafile sgemm is never taken; for one token sgemm is disabled anyway, n < 2).
+ *  - KQV = mul_mat(v_trans, softmax) over the padded n_kv: one token -> ggml_vec_dot_f32;
+ *    >= 2 tokens -> llamafile tinyBLAS (sgemm.cpp, AVX: one 8-lane FMA accumulator per output
+ *    over k in steps of 8, then hsum), valid when n_kv % 8 == 0 and head_dim % 4 == 0.
+ *  - n_kv (llama-kv-cache.cpp get_n_kv) = min(kv_size, max(256, roundup(used, 256))); cells
+ *    past the used ones are masked with -inf (probability exactly 0) and the cache is zeroed.
+ */
+#pragma STDC FP_CONTRACT OFF
+#include "adak_ops.h"
+#include "adak_kernels.h"
+#include "akk_internal.h"
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w) {
+        for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale;
+    }
+}
+
+void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox) {
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    float cache[2 * 512];
+    float theta = (float)pos;
+    const int half = n_rot / 2;
+    for (int i = 0; i < half && i < 512; i++) {
+        cache[2 * i] = cosf(theta);
+        cache[2 * i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *xh = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const float c = cache[2 * i], s = cache[2 * i + 1];
+            const int a = neox ? i : 2 * i;
+            const int b = neox ? i + half : 2 * i + 1;
+            const float x0 = xh[a], x1 = xh[b];
+            /* ggml: x0*cos - x1*sin and x0*sin + x1*cos, contracted by the compiler (FMA build)
+             * into one fma on the left product each. Verified on SmolLM2: the unfused form
+             * (x0*c - x1*s rounded twice) breaks the llama.cpp match from the first prompt. */
+            xh[a] = fmaf(x0, c, -(x1 * s));
+            xh[b] = fmaf(x0, s, x1 * c);
+        }
+    }
+}
+
+/* ---- exp: one lane of ggml_v_expf (AVX2 + FMA) ---- */
+
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+float akk_expf_ggml_ref(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = f2u(z) << 23;
+    const float k = u2f(e + f2u(1.0f));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                         u, 0x1.ffffecp-1f * b);
+    const float an = fabsf(n);
+    if (!(an > 126.0f)) return fmaf(k, j, k);
+    const uint32_t g = (n <= 0.0f) ? 0x82000000u : 0u;
+    const float s1 = u2f(g + 0x7f000000u);
+    const float s2 = u2f(e - g);
+    if (an > 192.0f) return s1 * s1;
+    return fmaf(s2, j, s2) * s1;
+}
+
+AVX2_INLINE __m256 v_expf(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 c = _mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 p = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 normal = _mm256_fmadd_ps(k, p, k);
+    if (!_mm256_movemask_ps(c)) return normal;
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 big = _mm256_mul_ps(_mm256_fmadd_ps(s2, p, s2), s1);
+    const __m256 res = _mm256_blendv_ps(normal, big, c);
+    return _mm256_blendv_ps(res, _mm256_mul_ps(s1, s1), d);
+}
+
+AVX2_INLINE float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+AVX2_FN void expf8_avx2(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, v_expf(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = akk_expf_ggml_ref(x[i]);
+}
+
+void akk_expf_ggml_row(const float *x, float *y, int64_t n) {
+    if (akk_have_avx2()) { expf8_avx2(x, y, n); return; }
+    for (int64_t i = 0; i < n; i++) y[i] = akk_expf_ggml_ref(x[i]);
+}
+
+/* ---- softmax ---- */
+
+static double softmax_exp_scalar(float *x, int64_t n, float max) {
+    double sum = 0.0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float v[8];
+        for (int l = 0; l < 8; l++) v[l] = x[i + l] = akk_expf_ggml_ref(x[i + l] - max);
+        sum += (double)akk_hsum8_ref(v);
+    }
+    for (; i < n; i++) {
+        const float e = expf(x[i] - max);
+        x[i] = e;
+        sum += (double)e;
+    }
+    return sum;
+}
+
+AVX2_FN double softmax_exp_avx2(float *x, int64_t n, float max) {
+    double sum = 0.0;
+    int64_t i = 0;
+    const __m256 vm = _mm256_set1_ps(max);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, v);
+        sum += (double)hsum8(v);
+    }
+    for (; i < n; i++) {
+        const float e = expf(x[i] - max);
+        x[i] = e;
+        sum += (double)e;
+    }
+    return sum;
+}
+
+static void softmax_impl(float *x, int64_t n, int simd) {
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    const double sum = simd ? softmax_exp_avx2(x, n, max) : softmax_exp_scalar(x, n, max);
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void akk_softmax(float *x, int64_t n) { softmax_impl(x, n, akk_have_avx2()); }
+void akk_softmax_scalar(float *x, int64_t n) { softmax_impl(x, n, 0); }
+
+/* ---- SwiGLU ---- */
+
+void akk_swiglu_scalar(const float *g, const float *u, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) {
+            const float x = g[i + l];
+            const float s = x / (1.0f + akk_expf_ggml_ref(0.0f - x));
+            y[i + l] = s * u[i + l];
+        }
+    for (; i < n; i++) y[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
+AVX2_FN void swiglu_avx2(const float *g, const float *u, float *y, int64_t n) {
+    int64_t i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        const __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) y[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
+void akk_swiglu(const float *g, const float *u, float *y, int64_t n) {
+    if (akk_have_avx2()) swiglu_avx2(g, u, y, n);
+    else akk_swiglu_scalar(g, u, y, n);
+}
+
+int akk_default_threads(void) { return omp_get_num_procs(); }
+
+float akk_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* ---- f32 dot with one 8-lane accumulator (llamafile tinyBLAS, AVX) ---- */
+
+float akk_dot_f32_1acc_scalar(int64_t n, const float *a, const float *b) {
+    float acc[8] = {0};
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(a[i + l], b[i + l], acc[l]);
+    return akk_hsum8_ref(acc);
+}
+
+AVX2_FN float dot_f32_1acc_avx2(int64_t n, const float *a, const float *b) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    return hsum8(acc);
+}
+
+float akk_dot_f32_1acc(int64_t n, const float *a, const float *b) {
+    return akk_have_avx2() ? dot_f32_1acc_avx2(n, a, b) : akk_dot_f32_1acc_scalar(n, a, b);
+}
+
+/* ---- attention ---- */
+
+int akk_attn_n_kv(int n_used, int n_ctx) {
+    int padded = (n_used + 255) / 256 * 256;
+    if (padded < 256) padded = 256;
+    return padded < n_ctx ? padded : n_ctx;
+}
+
+void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_stride,
+                   const float *vt, int64_t vt_stride, float *out, int64_t out_stride,
+                   int n_tok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
+                   float *scratch, int n_ctx, int nthreads) {
+    const int group = n_head / n_head_kv;
+    const int n_kv = akk_attn_n_kv(pos0 + n_tok, n_ctx);
+    /* llama.cpp's KQV: tinyBLAS for a multi-token batch when it accepts the shape, else vec_dot. */
+    const int tinyblas = n_tok >= 2 && n_kv % 8 == 0 && head_dim % 4 == 0;
+    const int simd = akk_have_avx2();
+    const int64_t jobs = (int64_t)n_tok * n_head;
+    if (nthreads <= 0) nthreads = omp_get_max_threads();
+    if (jobs * (int64_t)n_kv * head_dim < 65536) nthreads = 1;
+#pragma omp parallel num_threads(nthreads)
+    {
+        float *sc = scratch + (int64_t)omp_get_thread_num() * n_ctx;
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < jobs; job++) {
+            const int t = (int)(job / n_head);
+            const int h = (int)(job % n_head);
+            const int g = h / group;
+            const int n_valid = pos0 + t + 1;
+            const float *qh = q + t * q_stride + (int64_t)h * head_dim;
+            for (int j = 0; j < n_valid; j++) {
+                const float *kj = k + j * k_stride + (int64_t)g * head_dim;
+                sc[j] = akk_vec_dot(AKK_F32, head_dim, kj, qh) * scale;
+            }
+            for (int j = n_valid; j < n_kv; j++) sc[j] = -INFINITY;
+            softmax_impl(sc, n_kv, simd);
+            float *oh = out + t * out_stride + (int64_t)h * head_dim;
+            const float *vg = vt + (int64_t)g * head_dim * vt_stride;
+            for (int d = 0; d < head_dim; d++) {
+                const float *vrow = vg + (int64_t)d * vt_stride;
+                oh[d] = tinyblas ? (simd ? dot_f32_1acc_avx2(n_kv, vrow, sc) : akk_dot_f32_1acc_scalar(n_kv, vrow, sc))
+                                 : akk_vec_dot(AKK_F32, n_kv, vrow, sc);
+            }
+        }
+    }
+}

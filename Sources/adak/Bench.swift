@@ -1,0 +1,96 @@
+import AdaK
+import ArgumentParser
+import CAdaKKernels
+import Foundation
+
+/// Prefill and decode throughput, with the memory-bandwidth roofline of decoding.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prefill and decode speed (tokens/s) against the bandwidth roofline.")
+
+    @Option(name: .shortAndLong, help: "GGUF model file") var model: String
+    @Option(name: [.short, .long], help: "Threads (0: all cores)") var threads = 0
+    @Option(help: "Prompt tokens for the prefill measurement") var promptTokens = 128
+    @Option(help: "Tokens decoded one at a time after the prompt") var genTokens = 128
+    @Option(help: "Rounds; medians are reported") var rounds = 3
+    @Option(help: "Write the results as JSON to this file") var json: String?
+    @Option(help: "Weight format for tensor types the kernels don't run natively: f32, q8_0, q4_0") var weightType = "q8_0"
+    @Flag(help: "Skip the bandwidth probe") var noProbe = false
+    @OptionGroup var routing: RoutingOptions
+
+    /// The benchmark's token ids (also used by bench/compare_llamacpp.py): deterministic,
+    /// spread over the vocabulary, avoiding the first and last 100 ids (special tokens).
+    static func tokenIds(count: Int, offset: Int, vocab: Int) -> [Int32] {
+        (0..<count).map { i in Int32(100 + ((offset + i) * 7919) % max(vocab - 200, 1)) }
+    }
+
+    func run() throws {
+        guard let wt = WeightType(rawValue: weightType) else { throw ValidationError("unknown --weight-type") }
+        guard promptTokens >= 1, genTokens >= 1, rounds >= 1 else { throw ValidationError("counts must be >= 1") }
+        var mp = ModelParams()
+        mp.weightType = wt
+        let m = try Model(path: model, params: mp)
+        var sp = SessionParams()
+        sp.threads = threads
+        sp.contextSize = promptTokens + genTokens + 1
+        sp.sampling = .greedy
+        let s = try Session(model: m, params: sp)
+        try routing.apply(to: s)
+        let vocab = m.config.nVocab
+        let prompt = Self.tokenIds(count: promptTokens, offset: 0, vocab: vocab)
+        let gen = Self.tokenIds(count: genTokens, offset: promptTokens, vocab: vocab)
+
+        // warm-up: touch every weight once
+        s.reset()
+        try s.evaluate(Array(prompt.prefix(8)))
+        var prefill: [Double] = [], decode: [Double] = []
+        var kSeen = 0.0
+        for _ in 0..<rounds {
+            s.reset()
+            let t0 = now()
+            try s.evaluate(prompt)
+            let t1 = now()
+            s.resetStats()
+            for t in gen { try s.evaluate([t]) }
+            let t2 = now()
+            prefill.append(Double(promptTokens) / (t1 - t0))
+            decode.append(Double(genTokens) / (t2 - t1))
+            kSeen = s.stats.meanK
+        }
+        let pre = median(prefill), dec = median(decode)
+        let k = m.config.isMoE ? kSeen : 0
+        let bytes = m.weightBytesPerToken(k: m.config.isMoE ? k : nil)
+            + m.kvBytesPerToken(position: promptTokens + genTokens / 2)
+        let bw = noProbe ? 0 : akk_measure_read_bandwidth(1 << 30, Int32(s.threads))
+        let roof = bw > 0 ? bw * 1e9 / bytes : 0
+        let st = s.stats
+        print("model: \(model)")
+        print("  \(m.config.arch), \(m.config.nLayer) layers, d \(m.config.nEmbd), experts \(m.config.nExpert) (native K \(m.config.nExpertUsed)), threads \(s.threads), routing \(s.routing.policy.rawValue)\(s.routing.budget.map { ", budget \($0)" } ?? "")")
+        print("| prefill tok/s | decode tok/s | mean k | expert FLOPs | MB/token | read GB/s | roofline tok/s | % of roofline |")
+        print("|---|---|---|---|---|---|---|---|")
+        print("| \(fmt(pre, 1)) | \(fmt(dec, 2)) | \(fmt(k, 2)) | \(fmt(100 * st.expertFraction, 1))% | \(fmt(bytes / 1e6, 1)) | \(fmt(bw, 1)) | \(fmt(roof, 2)) | \(roof > 0 ? fmt(100 * dec / roof, 1) : "-") |")
+        if let json {
+            let obj: [String: Any] = [
+                "model": model, "threads": s.threads, "routing": s.routing.policy.rawValue,
+                "budget": s.routing.budget.map { Double($0) } ?? NSNull(), "k": k,
+                "prompt_tokens": promptTokens, "gen_tokens": genTokens, "rounds": rounds,
+                "prefill_tps": pre, "decode_tps": dec, "prefill_runs": prefill, "decode_runs": decode,
+                "expert_fraction": st.expertFraction, "bytes_per_token": bytes,
+                "bandwidth_gbs": bw, "roofline_tps": roof,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+func median(_ v: [Double]) -> Double {
+    let s = v.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -1,0 +1,339 @@
+import Foundation
+import Testing
+@testable import AdaK
+import CAdaKKernels
+
+/// Deterministic generator (SplitMix64) so every run sees the same data.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+private let qTypes: [Int32] = [Int32(AKK_Q8_0.rawValue), Int32(AKK_Q4_0.rawValue), Int32(AKK_Q4_1.rawValue)]
+private let matmulTypes: [Int32] = [Int32(AKK_F32.rawValue)] + qTypes
+
+private func typeName(_ t: Int32) -> String { String(cString: akk_type_name(t)) }
+private func rowBytes(_ t: Int32, _ n: Int) -> Int { Int(akk_row_bytes(t, Int64(n))) }
+
+/// Random rows of `type` (n elements each): random quant bytes, fp16 scales of sane size (and
+/// negative mins for Q4_1). F32 rows are uniform in [-1, 1].
+private func randomWeights(_ type: Int32, rows: Int, n: Int, rng: inout SplitMix64) -> [UInt8] {
+    if type == Int32(AKK_F32.rawValue) {
+        let f = (0..<(rows * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+        return f.withUnsafeBytes { Array($0) }
+    }
+    let bs = Int(akk_block_bytes(type))
+    var out = (0..<(rowBytes(type, n) * rows)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    for b in 0..<(out.count / bs) {
+        let d = akk_fp32_to_fp16(Float.random(in: 0.001...0.05, using: &rng) * (Bool.random(using: &rng) ? 1 : -1))
+        out[b * bs] = UInt8(d & 0xff); out[b * bs + 1] = UInt8(d >> 8)
+        if type == Int32(AKK_Q4_1.rawValue) {
+            let m = akk_fp32_to_fp16(-Float.random(in: 0...0.2, using: &rng))
+            out[b * bs + 2] = UInt8(m & 0xff); out[b * bs + 3] = UInt8(m >> 8)
+        }
+    }
+    return out
+}
+
+/// Activations with a varying dynamic range per block, some all-zero blocks and exact ties.
+private func randomActivations(count: Int, rng: inout SplitMix64) -> [Float] {
+    var x = [Float](repeating: 0, count: count)
+    for b in 0..<(count / 32) {
+        let kind = Int.random(in: 0..<8, using: &rng)
+        let scale = Float.random(in: 0.01...10, using: &rng)
+        for j in 0..<32 {
+            switch kind {
+            case 0: x[b * 32 + j] = 0
+            case 1: x[b * 32 + j] = Float(Int.random(in: -254...254, using: &rng)) / 2 // ties at .5 with max 127
+            default: x[b * 32 + j] = Float.random(in: -1...1, using: &rng) * scale
+            }
+        }
+        if kind == 1 { x[b * 32 + Int.random(in: 0..<32, using: &rng)] = 127 }
+    }
+    return x
+}
+
+private func quantize(_ wtype: Int32, _ x: [Float], n: Int, tokens: Int) -> [UInt8] {
+    let vt = akk_vec_dot_type(wtype)
+    let rb = rowBytes(vt, n)
+    var out = [UInt8](repeating: 0, count: rb * tokens)
+    x.withUnsafeBufferPointer { xp in
+        out.withUnsafeMutableBytes { op in
+            for t in 0..<tokens {
+                akk_quantize_activation(wtype, xp.baseAddress! + t * n, op.baseAddress! + t * rb, Int64(n))
+            }
+        }
+    }
+    return out
+}
+
+private func matmul(_ type: Int32, _ w: [UInt8], nOut: Int, nIn: Int, _ x: [UInt8], tokens: Int,
+                    threads: Int32) -> [Float] {
+    var y = [Float](repeating: .nan, count: nOut * tokens)
+    let xs = rowBytes(akk_vec_dot_type(type), nIn)
+    w.withUnsafeBytes { wp in
+        x.withUnsafeBytes { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                akk_matmul(type, wp.baseAddress!, Int64(nOut), Int64(nIn), xp.baseAddress!, Int64(xs),
+                           Int64(tokens), yp.baseAddress!, Int64(nOut), threads)
+            }
+        }
+    }
+    return y
+}
+
+private func withScalar<T>(_ body: () throws -> T) rethrows -> T {
+    akk_force_scalar(1)
+    defer { akk_force_scalar(0) }
+    return try body()
+}
+
+private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
+
+/// Serialized: the scalar/SIMD switch is process-wide.
+@Suite(.serialized) struct KernelTests {
+    init() { _ = akk_init() }
+
+    @Test func simdPathIsActiveOnThisMachine() {
+        #if arch(x86_64)
+        // The project's machines are AMD Zen 3 (AVX2, FMA, F16C); otherwise the exactness tests
+        // below would compare the scalar path with itself.
+        #expect(akk_init() == 1)
+        #expect(akk_have_avx2() == 1)
+        #endif
+        akk_force_scalar(1)
+        #expect(akk_have_avx2() == 0)
+        akk_force_scalar(0)
+    }
+
+    // MARK: fp16
+
+    @Test func fp16ToFp32AllHalves() {
+        var hw = [Float](repeating: 0, count: 65536)
+        let all = (0..<65536).map { UInt16($0) }
+        all.withUnsafeBufferPointer { a in hw.withUnsafeMutableBufferPointer { akk_fp16_to_fp32_row(a.baseAddress!, $0.baseAddress!, 65536) } }
+        var mismatches = 0
+        for h in all {
+            let f = akk_fp16_to_fp32(h)
+            let sign: Double = h & 0x8000 != 0 ? -1 : 1
+            let e = Int((h >> 10) & 0x1f), m = Double(h & 0x3ff)
+            let isNaN = e == 31 && m != 0
+            if isNaN {
+                // Quiet NaN with the payload kept (F16C behaviour).
+                if !f.isNaN || f.bitPattern != (UInt32(h & 0x8000) << 16 | 0x7fc0_0000 | UInt32(h & 0x3ff) << 13) { mismatches += 1 }
+            } else {
+                let ref: Double = e == 31 ? sign * .infinity
+                    : e == 0 ? sign * m * pow(2, -24) : sign * (1 + m / 1024) * pow(2, Double(e - 15))
+                if f.bitPattern != Float(ref).bitPattern { mismatches += 1 }
+                // Round trip back to the same half.
+                if akk_fp32_to_fp16(f) != h { mismatches += 1 }
+            }
+            if hw[Int(h)].bitPattern != f.bitPattern { mismatches += 1 }
+            if isNaN && akk_fp32_to_fp16(f) != h | 0x200 { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
+    @Test func fp32ToFp16MatchesSwiftFloat16AndF16C() {
+        var rng = SplitMix64(seed: 7)
+        var xs: [Float] = []
+        // Random bit patterns over the whole float range, plus exact midpoints between halves.
+        for _ in 0..<200_000 { xs.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))) }
+        for h in stride(from: 0, to: 0x7c00, by: 1) {
+            let a = Double(akk_fp16_to_fp32(UInt16(h))), b = Double(akk_fp16_to_fp32(UInt16(h + 1)))
+            xs.append(Float((a + b) / 2)); xs.append(-Float((a + b) / 2))
+        }
+        xs += [65504, 65519.99, 65520, 1e-8, 2.98e-8, 5.96e-8, -0.0, .infinity, -.infinity]
+        var hw = [UInt16](repeating: 0, count: xs.count)
+        xs.withUnsafeBufferPointer { x in hw.withUnsafeMutableBufferPointer { akk_fp32_to_fp16_row(x.baseAddress!, $0.baseAddress!, Int64(xs.count)) } }
+        var mismatches = 0
+        for (i, x) in xs.enumerated() {
+            let h = akk_fp32_to_fp16(x)
+            if hw[i] != h { mismatches += 1 }
+            if !x.isNaN && h != Float16(x).bitPattern { mismatches += 1 }
+            if x.isNaN && (h & 0x7e00) != 0x7e00 { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
+    // MARK: activation quantisation
+
+    @Test func quantisationScalarEqualsSIMD() {
+        var rng = SplitMix64(seed: 11)
+        for blocks in [1, 2, 3, 7, 37, 128] {
+            let x = randomActivations(count: blocks * 32, rng: &rng)
+            for t in [Int32(AKK_Q8_0.rawValue), Int32(AKK_Q4_1.rawValue)] {
+                let simd = quantize(t, x, n: x.count, tokens: 1)
+                let scalar = withScalar { quantize(t, x, n: x.count, tokens: 1) }
+                #expect(simd == scalar, "\(typeName(akk_vec_dot_type(t))) blocks \(blocks)")
+            }
+        }
+    }
+
+    @Test func quantisationRoundsHalfToEvenAndSumsQ8_1() {
+        // amax 127 -> d = 1, id = 1: q = x rounded half to even.
+        var x = [Float](repeating: 0, count: 32)
+        x[0] = 127; x[1] = 2.5; x[2] = 3.5; x[3] = -2.5; x[4] = -3.5; x[5] = 0.5; x[6] = -0.5; x[7] = 1.49
+        for scalar in [false, true] {
+            akk_force_scalar(scalar ? 1 : 0)
+            let q0 = quantize(Int32(AKK_Q8_0.rawValue), x, n: 32, tokens: 1)
+            let q1 = quantize(Int32(AKK_Q4_1.rawValue), x, n: 32, tokens: 1)
+            akk_force_scalar(0)
+            #expect(akk_fp16_to_fp32(UInt16(q0[0]) | UInt16(q0[1]) << 8) == 1)
+            #expect(q0[2..<10].map { Int8(bitPattern: $0) } == [127, 2, 4, -2, -4, 0, 0, 1])
+            #expect(Array(q0[2...]) == Array(q1[4...]))
+            let sum = q1[4...].reduce(0) { $0 + Int(Int8(bitPattern: $1)) }
+            #expect(akk_fp16_to_fp32(UInt16(q1[2]) | UInt16(q1[3]) << 8) == Float(sum))
+        }
+    }
+
+    // MARK: dot products and matmul
+
+    @Test func matmulScalarEqualsSIMDExactly() {
+        var rng = SplitMix64(seed: 42)
+        let nIns = [1, 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37].map { 32 * $0 }
+        let nOuts = [1, 2, 3, 4, 5, 7, 9, 13, 17, 30]
+        var checked = 0
+        for type in matmulTypes {
+            for (i, nIn) in nIns.enumerated() {
+                let nOut = nOuts[(i + Int(type)) % nOuts.count]
+                let tokens = 1 + (i * 5 + Int(type)) % 9
+                let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+                let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+                let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                let simd2 = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+                let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
+                #expect(bits(simd) == bits(scalar), "\(typeName(type)) n_in \(nIn) n_out \(nOut) n_tok \(tokens)")
+                #expect(bits(simd2) == bits(simd))
+                // The single dot product is the same computation.
+                let xs = rowBytes(akk_vec_dot_type(type), nIn), wr = rowBytes(type, nIn)
+                for (o, t) in [(0, 0), (nOut - 1, tokens - 1)] {
+                    let d = w.withUnsafeBytes { wp in x.withUnsafeBytes { xp in
+                        (akk_vec_dot(type, Int64(nIn), wp.baseAddress! + o * wr, xp.baseAddress! + t * xs),
+                         akk_vec_dot_scalar(type, Int64(nIn), wp.baseAddress! + o * wr, xp.baseAddress! + t * xs))
+                    } }
+                    #expect(d.0.bitPattern == simd[t * nOut + o].bitPattern)
+                    #expect(d.1.bitPattern == simd[t * nOut + o].bitPattern)
+                }
+                checked += 1
+            }
+        }
+        // A larger case that takes the multi-threaded, multi-tile path (prefill-sized).
+        for type in matmulTypes {
+            let nIn = 32 * 24, nOut = 203, tokens = 70
+            let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+            let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+            let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+            let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
+            #expect(bits(simd) == bits(scalar), "\(typeName(type)) large")
+            checked += 1
+        }
+        #expect(checked == matmulTypes.count * (nIns.count + 1))
+    }
+
+    /// Activations as floats: Q8_0/Q8_1 blocks dequantised (x = d*q), F32 as is.
+    private func dequantActivations(_ type: Int32, _ x: [UInt8], n: Int, tokens: Int) -> [Double] {
+        let vt = akk_vec_dot_type(type)
+        if vt == Int32(AKK_F32.rawValue) {
+            return x.withUnsafeBytes { Array($0.bindMemory(to: Float.self)).map(Double.init) }
+        }
+        let bs = vt == Int32(AKK_Q8_0.rawValue) ? 34 : 36, off = bs - 32
+        var out: [Double] = []
+        for b in 0..<(n * tokens / 32) {
+            let d = Double(akk_fp16_to_fp32(UInt16(x[b * bs]) | UInt16(x[b * bs + 1]) << 8))
+            for j in 0..<32 { out.append(d * Double(Int8(bitPattern: x[b * bs + off + j]))) }
+        }
+        return out
+    }
+
+    @Test func matmulMatchesDoubleReference() throws {
+        var rng = SplitMix64(seed: 99)
+        for type in matmulTypes {
+            for (nIn, nOut, tokens) in [(32, 5, 1), (96, 13, 3), (32 * 37, 31, 9), (32 * 64, 64, 1)] {
+                let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+                let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+                let y = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+                var wf = [Float](repeating: 0, count: nOut * nIn)
+                let rc = w.withUnsafeBytes { wp in wf.withUnsafeMutableBufferPointer {
+                    akk_dequantize_row(type, wp.baseAddress!, $0.baseAddress!, Int64(nOut * nIn)) } }
+                try #require(rc == 0)
+                let xf = dequantActivations(type, x, n: nIn, tokens: tokens)
+                var worst = 0.0
+                for t in 0..<tokens {
+                    for o in 0..<nOut {
+                        var ref = 0.0, mag = 0.0
+                        if type == Int32(AKK_Q4_1.rawValue) {
+                            // x = d_w*q_w + m_w with sum_j m_w*x_j taken as m_w*s_x (s_x is the
+                            // fp16 block sum the format stores and llama.cpp uses).
+                            for b in 0..<(nIn / 32) {
+                                let wb = (o * nIn / 32 + b) * 20, xb = (t * nIn / 32 + b) * 36
+                                let m = Double(akk_fp16_to_fp32(UInt16(w[wb + 2]) | UInt16(w[wb + 3]) << 8))
+                                let s = Double(akk_fp16_to_fp32(UInt16(x[xb + 2]) | UInt16(x[xb + 3]) << 8))
+                                ref += m * s; mag += abs(m * s)
+                                for j in 0..<32 {
+                                    let i = b * 32 + j
+                                    let p = (Double(wf[o * nIn + i]) - m) * xf[t * nIn + i]
+                                    ref += p; mag += abs(p)
+                                }
+                            }
+                        } else {
+                            for i in 0..<nIn {
+                                let p = Double(wf[o * nIn + i]) * xf[t * nIn + i]
+                                ref += p; mag += abs(p)
+                            }
+                        }
+                        let err = abs(Double(y[t * nOut + o]) - ref) / max(mag, 1e-30)
+                        worst = max(worst, err)
+                    }
+                }
+                // float accumulation over <= 64 blocks: a few ulps of the magnitude sum.
+                #expect(worst < 2e-6, "\(typeName(type)) \(nIn)x\(nOut)x\(tokens): \(worst)")
+            }
+        }
+    }
+
+    // MARK: dequantisation vs gguf-py
+
+    @Test func dequantizeMatchesGGUFPy() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Resources/dequant_ref.bin")
+        let data = [UInt8](try Data(contentsOf: url))
+        func u32(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 | Int(data[o + 2]) << 16 | Int(data[o + 3]) << 24 }
+        var off = 0
+        var seen: Set<String> = []
+        while off < data.count {
+            let type = Int32(u32(off)), n = u32(off + 4), nbytes = u32(off + 8)
+            off += 12
+            let raw = Array(data[off..<(off + nbytes)]); off += nbytes
+            let ref = (0..<n).map { UInt32(u32(off + 4 * $0)) }; off += 4 * n
+            #expect(rowBytes(type, n) == nbytes)
+            var out = [Float](repeating: .nan, count: n)
+            let rc = raw.withUnsafeBytes { r in out.withUnsafeMutableBufferPointer {
+                akk_dequantize_row(type, r.baseAddress!, $0.baseAddress!, Int64(n)) } }
+            #expect(rc == 0, "\(typeName(type))")
+            #expect(bits(out) == ref, "\(typeName(type))")
+            seen.insert(typeName(type))
+        }
+        #expect(seen == ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"])
+    }
+
+    @Test func unsupportedTypesAreRejected() {
+        var out = [Float](repeating: 0, count: 256)
+        let raw = [UInt8](repeating: 0, count: 512)
+        let rc = raw.withUnsafeBytes { r in out.withUnsafeMutableBufferPointer {
+            akk_dequantize_row(Int32(AKK_Q8_K.rawValue), r.baseAddress!, $0.baseAddress!, 256) } }
+        #expect(rc == -1)
+        #expect(akk_vec_dot_type(Int32(AKK_Q6_K.rawValue)) == -1)
+    }
+
+    @Test func bandwidthProbeRuns() {
+        #expect(akk_measure_read_bandwidth(1 << 20, 1) > 0)
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+@testable import AdaK
+import CAdaKKernels
+
+/// The f32 ops of the forward pass (ops.c): the AVX2 paths are bit-identical to their lane-exact
+/// scalar references, GGML's vector exp stays within its documented error, and attention agrees
+/// with a float64 reference. (Bit-exactness against llama.cpp itself is SmolLM2Tests' job.)
+/// No akk_force_scalar here: KernelTests toggles it process-wide, so these tests call the explicit
+/// `_scalar` entry points instead.
+@Suite struct OpsTests {
+    private static func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
+
+    private static func randoms(_ n: Int, _ range: ClosedRange<Float>, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in Float.random(in: range, using: &rng) }
+    }
+
+    @Test func expfSIMDEqualsScalarReference() {
+        // ordinary range, the |n| > 126 and > 192 slow paths, and special values
+        var x = Self.randoms(4000, -110...95, seed: 1)
+        x += [0, -0.0, 1, -1, 88.3, 88.4, 88.8, -87.3, -87.4, -103.9, -104, -150, -200, 200,
+              .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 1e-30, -1e-30]
+        var y = [Float](repeating: 0, count: x.count)
+        akk_expf_ggml_row(x, &y, Int64(x.count))
+        let ref = x.map { akk_expf_ggml_ref($0) }
+        #expect(Self.bits(y) == Self.bits(ref))
+        #expect(akk_expf_ggml_ref(-.infinity) == 0)
+        #expect(akk_expf_ggml_ref(.infinity) == .infinity)
+        #expect(akk_expf_ggml_ref(-104) == 0)
+        #expect(akk_expf_ggml_ref(89) == .infinity)
+    }
+
+    /// ggml documents "maximum error 1.45358 plus 0.5 ulps" for ggml_v_expf; check ≤ 2 ulp against
+    /// exp in double over the range where the result is a normal float.
+    @Test func expfWithinDocumentedError() {
+        var worst = 0.0
+        var x: Float = -87.0
+        while x <= 88.0 {
+            let got = Double(akk_expf_ggml_ref(x))
+            let want = Foundation.exp(Double(x))
+            let ulp = Double(Float(want).ulp)
+            worst = max(worst, abs(got - want) / ulp)
+            x = x.nextUp.nextUp.nextUp + 0.0007
+        }
+        #expect(worst <= 2.0, "max error \(worst) ulp")
+        #expect(akk_expf_ggml_ref(0) == 1)
+    }
+
+    @Test func softmaxSIMDEqualsScalar() {
+        for n in [1, 3, 8, 13, 64, 255, 256, 1000] {
+            var x = Self.randoms(n, -12...12, seed: UInt64(n))
+            // masked cells as the attention passes them
+            for i in stride(from: n / 2 + 1, to: n, by: 3) { x[i] = -.infinity }
+            var a = x, b = x
+            akk_softmax(&a, Int64(n))
+            akk_softmax_scalar(&b, Int64(n))
+            #expect(Self.bits(a) == Self.bits(b), "n = \(n)")
+            let s = a.reduce(0.0) { $0 + Double($1) }
+            #expect(abs(s - 1) < 1e-5, "n = \(n): sum \(s)")
+            for i in stride(from: n / 2 + 1, to: n, by: 3) { #expect(a[i] == 0) }
+        }
+    }
+
+    @Test func swigluSIMDEqualsScalar() {
+        for n in [1, 7, 8, 29, 1536] {
+            let g = Self.randoms(n, -30...30, seed: UInt64(100 + n))
+            let u = Self.randoms(n, -4...4, seed: UInt64(200 + n))
+            var a = [Float](repeating: 0, count: n), b = a
+            akk_swiglu(g, u, &a, Int64(n))
+            akk_swiglu_scalar(g, u, &b, Int64(n))
+            #expect(Self.bits(a) == Self.bits(b), "n = \(n)")
+            for i in 0..<n {
+                let want = Double(g[i]) / (1 + Foundation.exp(-Double(g[i]))) * Double(u[i])
+                #expect(abs(Double(a[i]) - want) <= 1e-5 * max(1, abs(want)))
+            }
+        }
+    }
+
+    @Test func tinyBLASDotSIMDEqualsScalar() {
+        for n in [8, 64, 256, 2048] {
+            let a = Self.randoms(n, -1...1, seed: UInt64(300 + n))
+            let b = Self.randoms(n, -1...1, seed: UInt64(400 + n))
+            let s = akk_dot_f32_1acc(Int64(n), a, b)
+            let r = akk_dot_f32_1acc_scalar(Int64(n), a, b)
+            #expect(s.bitPattern == r.bitPattern, "n = \(n)")
+        }
+    }
+
+    @Test func kvPadding() {
+        #expect(akk_attn_n_kv(1, 2048) == 256)
+        #expect(akk_attn_n_kv(256, 2048) == 256)
+        #expect(akk_attn_n_kv(257, 2048) == 512)
+        #expect(akk_attn_n_kv(2000, 2048) == 2048)
+        #expect(akk_attn_n_kv(5, 100) == 100)
+    }
+
+    /// Attention over a transposed V cache against float64 softmax attention, for a batch (tinyBLAS
+    /// path) and for single-token decoding (vec_dot path), with GQA.
+    @Test func attentionMatchesFloat64Reference() {
+        let nHead = 4, nHeadKV = 2, hd = 32, nCtx = 300, kvDim = nHeadKV * hd, qDim = nHead * hd
+        let nPos = 270 // crosses the 256 padding boundary
+        let k = Self.randoms(nCtx * kvDim, -1...1, seed: 7)
+        let v = Self.randoms(nPos * kvDim, -1...1, seed: 8)
+        let q = Self.randoms(nPos * qDim, -1...1, seed: 9)
+        var vt = [Float](repeating: 0, count: kvDim * nCtx)
+        for p in 0..<nPos { for i in 0..<kvDim { vt[i * nCtx + p] = v[p * kvDim + i] } }
+        let scale = 1 / Float(hd).squareRoot()
+        var scratch = [Float](repeating: 0, count: 4 * nCtx)
+
+        func reference(_ t: Int, _ h: Int) -> [Double] {
+            let g = h / (nHead / nHeadKV)
+            var s = (0...t).map { j in
+                (0..<hd).reduce(0.0) { $0 + Double(q[t * qDim + h * hd + $1]) * Double(k[j * kvDim + g * hd + $1]) } * Double(scale)
+            }
+            let m = s.max()!
+            s = s.map { Foundation.exp($0 - m) }
+            let z = s.reduce(0, +)
+            return (0..<hd).map { d in (0...t).reduce(0.0) { $0 + s[$1] / z * Double(v[$1 * kvDim + g * hd + d]) } }
+        }
+
+        // batch: all positions at once
+        var out = [Float](repeating: 0, count: nPos * qDim)
+        akk_attention(q, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &out, Int64(qDim), Int32(nPos), 0,
+                      Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
+        // decode: the last position alone
+        var one = [Float](repeating: 0, count: qDim)
+        let t = nPos - 1
+        q.withUnsafeBufferPointer { qp in
+            akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &one, Int64(qDim),
+                          1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
+        }
+        var worst = 0.0
+        for tt in [0, 1, 17, 255, 256, t] {
+            for h in 0..<nHead {
+                let r = reference(tt, h)
+                for d in 0..<hd { worst = max(worst, abs(Double(out[tt * qDim + h * hd + d]) - r[d])) }
+                if tt == t { for d in 0..<hd { worst = max(worst, abs(Double(one[h * hd + d]) - r[d])) } }
+            }
+        }
+        #expect(worst < 2e-6, "max abs error \(worst)")
+    }
+}

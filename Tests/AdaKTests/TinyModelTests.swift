@@ -1,0 +1,50 @@
+import Testing
+@testable import AdaK
+
+/// The four tiny random-weight MoE fixtures against transformers and llama.cpp (fixtures README §1-2).
+@Suite struct TinyModelTests {
+    static let models = ["tiny-mixtral", "tiny-olmoe", "tiny-qwen2moe", "tiny-qwen3moe"]
+
+    static func logits(model name: String, file: String) throws -> [Float] {
+        let model = try Model(path: Fixtures.path("models/\(file)"))
+        var p = SessionParams()
+        p.contextSize = 128
+        p.threads = 2
+        let s = try Session(model: model, params: p)
+        let ids = try Fixtures.npy("reference/\(name).input_ids.npy", as: Int32.self).values
+        try s.evaluate(ids, allLogits: true)
+        return s.withLogits { Array($0) }
+    }
+
+    static func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
+    static func meanAbs(_ a: [Float], _ b: [Float]) -> Double {
+        zip(a, b).map { Double(abs($0 - $1)) }.reduce(0, +) / Double(a.count)
+    }
+
+    @Test(arguments: models)
+    func f32MatchesTransformers(name: String) throws {
+        let ours = try Self.logits(model: name, file: "\(name).f32.gguf")
+        let hf = try Fixtures.npy("reference/\(name).hf.logits.npy", as: Float.self)
+        #expect(hf.shape == [64, 256])
+        let diff = Self.maxAbs(ours, hf.values)
+        print("\(name) f32: max |Δ| vs transformers = \(diff)")
+        #expect(diff <= 1e-4)
+    }
+
+    /// We compute what llama.cpp computes for quantised files (activations in Q8 blocks):
+    /// mean |ours − llama.cpp(q)| ≤ ¼ · mean |llama.cpp(q) − llama.cpp(f32)|.
+    @Test(arguments: models)
+    func quantisedMatchesLlamaCpp(name: String) throws {
+        let ref32 = try Fixtures.npy("reference/\(name).llamacpp.f32.logits.npy", as: Float.self).values
+        for q in ["q8_0", "q4_0"] {
+            let ours = try Self.logits(model: name, file: "\(name).\(q).gguf")
+            let ref = try Fixtures.npy("reference/\(name).llamacpp.\(q).logits.npy", as: Float.self).values
+            let ourDiff = Self.meanAbs(ours, ref), quantDiff = Self.meanAbs(ref, ref32)
+            print("\(name) \(q): mean |ours − llama.cpp| = \(ourDiff), mean |llama.cpp q − f32| = \(quantDiff), ratio \(ourDiff / quantDiff)")
+            #expect(ourDiff <= quantDiff / 4)
+        }
+    }
+}

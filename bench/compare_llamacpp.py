@@ -1,0 +1,140 @@
+"""libadak vs llama.cpp, side by side on the same GGUF files, threads and tokens.
+
+For each row both engines run alternately for several rounds: prefill of a 128-token prompt,
+then 128 tokens decoded one at a time (fixed token ids, no sampling, so both do identical work).
+llama.cpp runs through llama-cpp-python with an F32 KV cache and flash attention off (the
+configuration libadak matches numerically); k is overridden through `<arch>.expert_used_count`.
+Prints medians and ratios (libadak / llama.cpp; > 1 means libadak is faster) and writes JSON.
+
+Usage: bench/compare.sh [--threads 2] [--rounds 3] [--rows all|smollm2|...]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import llama_cpp
+from gguf import GGUFReader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("ADAK_CACHE", os.path.join(ROOT, ".cache"))
+
+
+def token_ids(count, offset, vocab):
+    """The same ids as `adak bench` (Bench.tokenIds)."""
+    return [100 + ((offset + i) * 7919) % max(vocab - 200, 1) for i in range(count)]
+
+
+def gguf_info(path):
+    r = GGUFReader(path)
+    f = r.fields
+    arch = bytes(f["general.architecture"].parts[-1]).decode()
+    vocab = len(f["tokenizer.ggml.tokens"].data)
+    used = f.get(f"{arch}.expert_used_count")
+    return arch, vocab, (int(used.parts[-1][0]) if used else 0)
+
+
+def run_llamacpp(path, arch, vocab, threads, k, n_prompt, n_gen, llm_cache):
+    key = (path, k)
+    if key not in llm_cache:
+        llm_cache.clear()
+        kv = {f"{arch}.expert_used_count": k} if k else None
+        llm_cache[key] = llama_cpp.Llama(
+            model_path=path, n_ctx=n_prompt + n_gen + 16, n_batch=512, n_ubatch=512,
+            n_threads=threads, n_threads_batch=threads, type_k=0, type_v=0, flash_attn=False,
+            kv_overrides=kv, verbose=False, logits_all=False)
+    llm = llm_cache[key]
+    prompt = token_ids(n_prompt, 0, vocab)
+    gen = token_ids(n_gen, n_prompt, vocab)
+    llm.reset()
+    llm._ctx.memory_clear(True) if hasattr(llm._ctx, "memory_clear") else llm._ctx.kv_cache_clear()
+    t0 = time.perf_counter()
+    llm.eval(prompt)
+    t1 = time.perf_counter()
+    for t in gen:
+        llm.eval([t])
+    t2 = time.perf_counter()
+    return n_prompt / (t1 - t0), n_gen / (t2 - t1)
+
+
+def run_adak(cli, path, threads, k, n_prompt, n_gen, extra):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    cmd = [cli, "bench", "-m", path, "-t", str(threads), "--prompt-tokens", str(n_prompt),
+           "--gen-tokens", str(n_gen), "--rounds", "1", "--json", out, "--no-probe"] + extra
+    if k:
+        cmd += ["--routing", "topk", "--k", str(k)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        r = json.load(f)
+    os.unlink(out)
+    return r["prefill_tps"], r["decode_tps"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--rows", default="all", help="comma list of row-name prefixes, or all")
+    ap.add_argument("--cli", default=os.path.join(ROOT, ".build", "release", "adak-cli"))
+    ap.add_argument("--json", default=os.path.join(CACHE, "bench", "compare.json"))
+    a = ap.parse_args()
+
+    rows = []
+    for name in ("mixtral-shaped", "olmoe-shaped"):
+        for q in ("q8_0", "q4_0"):
+            path = os.path.join(CACHE, "bench", f"{name}.{q}.gguf")
+            if not os.path.exists(path):
+                print(f"skip {path}: run bench/make_models.sh", file=sys.stderr)
+                continue
+            native = gguf_info(path)[2]
+            for k in sorted({1, 2, 4, native}):
+                rows.append((f"{name} {q} k={k}{' (native)' if k == native else ''}", path, k))
+    smol = os.path.join(CACHE, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if os.path.exists(smol):
+        rows.append(("smollm2-135m q4_1 (dense)", smol, 0))
+    if a.rows != "all":
+        keep = a.rows.split(",")
+        rows = [r for r in rows if any(r[0].startswith(p) for p in keep)]
+
+    results = []
+    cache = {}
+    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}\n")
+    print("| row | prefill adak | prefill llama.cpp | ratio | decode adak | decode llama.cpp | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for label, path, k in rows:
+        arch, vocab, _ = gguf_info(path)
+        ours_p, ours_d, ref_p, ref_d = [], [], [], []
+        for _ in range(a.rounds):
+            p, d = run_adak(a.cli, path, a.threads, k, a.prompt, a.gen, [])
+            ours_p.append(p)
+            ours_d.append(d)
+            p, d = run_llamacpp(path, arch, vocab, a.threads, k, a.prompt, a.gen, cache)
+            ref_p.append(p)
+            ref_d.append(d)
+        r = {"row": label, "path": path, "k": k,
+             "prefill_adak": statistics.median(ours_p), "prefill_llamacpp": statistics.median(ref_p),
+             "decode_adak": statistics.median(ours_d), "decode_llamacpp": statistics.median(ref_d),
+             "runs": {"prefill_adak": ours_p, "prefill_llamacpp": ref_p,
+                      "decode_adak": ours_d, "decode_llamacpp": ref_d}}
+        r["prefill_ratio"] = r["prefill_adak"] / r["prefill_llamacpp"]
+        r["decode_ratio"] = r["decode_adak"] / r["decode_llamacpp"]
+        results.append(r)
+        print(f"| {label} | {r['prefill_adak']:.1f} | {r['prefill_llamacpp']:.1f} | {r['prefill_ratio']:.2f} "
+              f"| {r['decode_adak']:.2f} | {r['decode_llamacpp']:.2f} | {r['decode_ratio']:.2f} |", flush=True)
+    cache.clear()
+    os.makedirs(os.path.dirname(a.json), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump({"threads": a.threads, "rounds": a.rounds, "prompt": a.prompt, "gen": a.gen,
+                   "rows": results}, f, indent=1)
+    print(f"\nwrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the synthetic benchmark models (never committed) with the fixture generator and
+# llama.cpp's quantiser, into ${ADAK_CACHE:-.cache}/bench/:
+#   mixtral-shaped: d 1024, 16 layers, 16 heads / 4 kv heads, 8 experts of FFN 3584, top-2
+#                   (experts ~89% of the bytes a token reads, as in Mixtral-8x7B)
+#   olmoe-shaped:   d 1024, 16 layers, 16 heads, 64 experts of FFN 512, top-8
+#                   (experts ~75% of the bytes a token reads, as in OLMoE-1B-7B)
+# each at Q8_0 and Q4_0. Needs python3 with a venv (bench/.venv, made on first use).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+shared=${ADAK_SHARED:-$root/../shared}
+out=${ADAK_CACHE:-$root/.cache}/bench
+mkdir -p "$out"
+. "$here/venv.sh"
+
+make_one() {  # name arch extra-args...
+    local name=$1 arch=$2; shift 2
+    if [ ! -f "$out/$name.q8_0.gguf" ] || [ ! -f "$out/$name.q4_0.gguf" ]; then
+        echo "== $name: generating f16 weights"
+        "$PY" "$shared/fixtures/tools/make_moe_gguf.py" --arch "$arch" --out "$out/$name.f16.gguf" \
+            --tok-src "$shared/fixtures/tokenizer/smollm2.vocab.gguf" --dtype f16 --embd-dtype f16 --seed 1 --name "$name" "$@"
+        for q in q8_0 q4_0; do
+            echo "== $name: quantising to $q"
+            "$PY" "$here/quantize.py" "$out/$name.f16.gguf" "$out/$name.$q.gguf" "$q"
+        done
+        rm -f "$out/$name.f16.gguf"
+    fi
+}
+
+make_one mixtral-shaped llama --n-embd 1024 --n-layer 16 --n-head 16 --n-head-kv 4 --n-ff 3584 \
+    --n-expert 8 --n-expert-used 2
+make_one olmoe-shaped olmoe --n-embd 1024 --n-layer 16 --n-head 16 --n-head-kv 16 --n-ff 512 \
+    --n-expert 64 --n-expert-used 8
+ls -la "$out"

@@ -203,3 +203,15 @@ def test_session_outlives_closed_model(tiny_path):
     s.close()
     s.close()
     model.close()
+
+
+def test_major_version_mismatch_is_refused(monkeypatch):
+    monkeypatch.setattr(_lib, "API_MAJOR", _lib.API_MAJOR + 1)
+    with pytest.raises(ImportError, match="major version"):
+        _lib.load_library()
+
+
+def test_missing_library_is_reported(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADAK_LIB", str(tmp_path / "nowhere" / "libadak.so.0"))
+    with pytest.raises(ImportError, match="ADAK_LIB"):
+        _lib.load_library()

@@ -414,8 +414,10 @@ int adak_session_sample(adak_session *session, adak_token *token);
  * text piece (`len` bytes, not NUL-terminated, possibly an incomplete UTF-8
  * sequence that the next pieces complete; valid only during the call).
  * Return 0 to continue, nonzero to stop. Runs on the thread that called
- * adak_session_generate and must not call adak_* functions on the same
- * session.
+ * adak_session_generate. It may read the session (adak_session_get_*,
+ * adak_session_position, logits); calls that change it (evaluate, generate,
+ * sample, reset, set_*) fail with ADAK_ERR_INVALID_ARGUMENT while the
+ * callback runs.
  */
 typedef int (*adak_token_callback)(void *user_data, adak_token token, const char *piece,
                                    size_t len);

@@ -11,6 +11,10 @@ final class SessionBox {
 
     init(session: Session) { self.session = session }
 
+    /// True while adak_session_generate runs the host's callback: calls that change the
+    /// session are refused then, instead of re-entering the core mid-step.
+    var inCallback = false
+
     /// Whether an evaluation has left logits to read or sample from.
     var hasLogits: Bool { session.logitRows > 0 }
 
@@ -25,6 +29,19 @@ final class SessionBox {
 
 func sessionBox(_ pointer: OpaquePointer?) -> SessionBox? {
     lookup(UnsafeRawPointer(pointer), .session, as: SessionBox.self)
+}
+
+/// The session behind a handle for a call that changes it, or nil after recording why not.
+func mutableSessionBox(_ pointer: OpaquePointer?, _ function: String) -> SessionBox? {
+    guard let box = sessionBox(pointer) else {
+        invalid(function, "session is NULL or not a live adak_session")
+        return nil
+    }
+    guard !box.inCallback else {
+        invalid(function, "called from the token callback of adak_session_generate on the same session")
+        return nil
+    }
+    return box
 }
 
 // Layout of adak_session_params (append-only): uint32 size @0, int32 n_ctx @4,
@@ -91,9 +108,7 @@ public func adak_session_free(_ session: OpaquePointer?) {
 
 @_cdecl("adak_session_reset")
 public func adak_session_reset(_ session: OpaquePointer?) -> Int32 {
-    guard let box = sessionBox(session) else {
-        return invalid("adak_session_reset", "session is NULL or not a live adak_session")
-    }
+    guard let box = mutableSessionBox(session, "adak_session_reset") else { return Status.invalidArgument }
     box.session.reset()
     box.invalidateLogits()
     return Status.ok
@@ -110,7 +125,7 @@ public func adak_session_position(_ session: OpaquePointer?) -> Int64 {
 @_cdecl("adak_session_set_float")
 public func adak_session_set_float(_ session: OpaquePointer?, _ key: UnsafePointer<CChar>?, _ value: Double) -> Int32 {
     let f = "adak_session_set_float"
-    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
     guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
     guard value.isFinite, abs(value) <= Double(Float.greatestFiniteMagnitude) else {
         return invalid(f, "\(name): value \(value) is not a finite float")
@@ -158,7 +173,7 @@ public func adak_session_get_float(_ session: OpaquePointer?, _ key: UnsafePoint
 @_cdecl("adak_session_set_int")
 public func adak_session_set_int(_ session: OpaquePointer?, _ key: UnsafePointer<CChar>?, _ value: Int64) -> Int32 {
     let f = "adak_session_set_int"
-    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
     guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
     var s = box.session.sampling
     switch name {
@@ -207,7 +222,7 @@ public func adak_session_get_int(_ session: OpaquePointer?, _ key: UnsafePointer
 public func adak_session_evaluate(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int,
                                   _ flags: UInt32) -> Int32 {
     let f = "adak_session_evaluate"
-    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
     guard let tokens else { return invalid(f, "tokens is NULL") }
     guard n > 0 else { return invalid(f, "n must be at least 1") }
     guard flags & ~UInt32(1) == 0 else { return invalid(f, "unknown flags 0x\(String(flags, radix: 16))") }
@@ -280,7 +295,7 @@ public func adak_session_copy_logits(_ session: OpaquePointer?, _ row: Int, _ ou
 @_cdecl("adak_session_sample")
 public func adak_session_sample(_ session: OpaquePointer?, _ token: UnsafeMutablePointer<Int32>?) -> Int32 {
     let f = "adak_session_sample"
-    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
     guard let token else { return invalid(f, "token is NULL") }
     guard box.hasLogits else {
         return invalid(f, "nothing has been evaluated since the session was created or reset")
@@ -298,7 +313,7 @@ public func adak_session_generate(_ session: OpaquePointer?, _ prompt: UnsafePoi
                                   _ nGenerated: UnsafeMutablePointer<Int>?) -> Int32 {
     let f = "adak_session_generate"
     nGenerated?.pointee = 0
-    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
     guard isValidCount(nPrompt) else { return invalid(f, "n_prompt is out of range") }
     guard prompt != nil || nPrompt == 0 else { return invalid(f, "prompt is NULL but n_prompt is \(nPrompt)") }
     guard maxTokens >= 0 else { return invalid(f, "max_tokens \(maxTokens) is negative") }
@@ -320,6 +335,8 @@ public func adak_session_generate(_ session: OpaquePointer?, _ prompt: UnsafePoi
         _ = try box.session.generate(prompt: ids, maxTokens: Int(maxTokens)) { id, piece in
             count += 1
             guard let callback else { return true }
+            box.inCallback = true
+            defer { box.inCallback = false }
             let stop = piece.withUnsafeBufferPointer { bytes -> Int32 in
                 // Never NULL, also for an empty piece.
                 let empty: StaticString = ""

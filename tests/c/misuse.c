@@ -49,6 +49,26 @@ static int stop_after_first(void *user_data, adak_token token, const char *piece
     return piece == NULL ? 2 : 1; /* stop right away */
 }
 
+/* Tries to change the session from inside its own callback: must be refused. */
+struct reentry {
+    adak_session *session;
+    int statuses[4];
+    int64_t position;
+};
+
+static int reenter(void *user_data, adak_token token, const char *piece, size_t len) {
+    (void)piece;
+    (void)len;
+    struct reentry *r = user_data;
+    adak_token t = token;
+    r->statuses[0] = adak_session_evaluate(r->session, &t, 1, 0);
+    r->statuses[1] = adak_session_reset(r->session);
+    r->statuses[2] = adak_session_generate(r->session, NULL, 0, 1, NULL, NULL, NULL);
+    r->statuses[3] = adak_session_set_float(r->session, "temperature", 1.0);
+    r->position = adak_session_position(r->session); /* reading is allowed */
+    return 1;
+}
+
 static void library_functions(void) {
     CHECK(adak_version() != NULL && strcmp(adak_version(), ADAK_VERSION_STRING) == 0);
     CHECK(adak_version_number() == ADAK_VERSION_NUMBER);
@@ -303,6 +323,15 @@ static void with_model(const char *path) {
     size_t generated = 99;
     CHECK(adak_session_generate(s, NULL, 0, 8, stop_after_first, &calls, &generated) == ADAK_OK);
     CHECK(generated <= 1 && calls == (int)generated);
+
+    struct reentry r = {s, {0, 0, 0, 0}, -1};
+    int64_t pos_before = adak_session_position(s);
+    CHECK(adak_session_generate(s, NULL, 0, 4, reenter, &r, &generated) == ADAK_OK);
+    if (generated == 1) {
+        for (int i = 0; i < 4; i++) CHECK(r.statuses[i] == ADAK_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(adak_last_error(), "callback") != NULL);
+        CHECK(r.position >= pos_before);
+    }
 
     CHECK(adak_session_reset(s) == ADAK_OK && adak_session_position(s) == 0);
     CHECK(adak_session_logits(s, &rows, NULL) == NULL && rows == 0);

@@ -30,6 +30,6 @@ let package = Package(
         .executableTarget(name: "adak", dependencies: [
             "AdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels"]),
+        .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels"], exclude: ["Resources"]),
     ]
 )

@@ -35,10 +35,12 @@ struct akk_impl {
     akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1;
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
-    /* Reads `bytes` bytes (a multiple of 128, 64-byte aligned) and returns a checksum. */
+    /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
 };
 
 extern const struct akk_impl akk_impl_avx2;
+/* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */
+void akk_avx2_prepare(void);
 
 #endif

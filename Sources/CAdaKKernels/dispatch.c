@@ -44,8 +44,9 @@ static void fp32_to_fp16_row_scalar(const float *x, uint16_t *y, int64_t n) {
 static uint64_t read_bytes_scalar(const uint8_t *p, size_t bytes) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     const uint64_t *q = (const uint64_t *)(const void *)p;
-    for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
-        s0 += q[i]; s1 += q[i + 1]; s2 += q[i + 2]; s3 += q[i + 3];
+    const size_t n = bytes / 8 / 4; /* four sequential streams, as the AVX2 probe */
+    for (size_t i = 0; i < n; i++) {
+        s0 += q[i]; s1 += q[n + i]; s2 += q[2 * n + i]; s3 += q[3 * n + i];
     }
     return s0 + s1 + s2 + s3;
 }
@@ -73,6 +74,7 @@ static void select_impl(void) {
     __builtin_cpu_init();
     const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                      __builtin_cpu_supports("f16c");
+    if (simd) akk_avx2_prepare();
     atomic_store(&g_best, simd ? &akk_impl_avx2 : &impl_scalar);
 }
 
@@ -144,23 +146,40 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     akk_rows_fn rows = rows_for(impl(), wtype);
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if (!rows || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
+    const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
-    if (n_out * n_in * n_tok < 65536 || n_out < 2 * ROW_ALIGN) nthreads = 1;
-    if (nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
+    if (n_out * n_in * n_tok < 65536) nthreads = 1;
+    /* Split rows (each chunk of rows streams its part of W once); when there are too few rows for
+     * that (e.g. a router with 8 outputs over a prompt), split tokens instead. */
+    const int by_tokens = n_out / ROW_ALIGN < nthreads && n_tok >= nthreads;
+    if (!by_tokens && nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
     if (nthreads <= 1) {
-        rows((const uint8_t *)W, wrow, 0, n_out, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+        rows(wb, wrow, 0, n_out, n_in, xb, xstride, n_tok, Y, ystride);
         return;
     }
-    /* Contiguous row ranges per thread (each streams its own part of W once). */
-    int64_t per = (n_out + nthreads - 1) / nthreads;
-    per = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    if (by_tokens) {
+        const int64_t per = (n_tok + nthreads - 1) / nthreads;
 #pragma omp parallel num_threads(nthreads)
-    {
-        const int64_t r0 = (int64_t)omp_get_thread_num() * per;
-        const int64_t r1 = r0 + per < n_out ? r0 + per : n_out;
-        if (r0 < r1)
-            rows((const uint8_t *)W, wrow, r0, r1, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+        {
+            const int64_t t0 = (int64_t)omp_get_thread_num() * per;
+            const int64_t t1 = t0 + per < n_tok ? t0 + per : n_tok;
+            if (t0 < t1)
+                rows(wb, wrow, 0, n_out, n_in, xb + t0 * xstride, xstride, t1 - t0, Y + t0 * ystride, ystride);
+        }
+        return;
+    }
+    /* About 8 contiguous row chunks per thread, handed out dynamically: on a machine shared with
+     * other work a preempted thread no longer holds up the whole product, and chunks of >= 16 rows
+     * still give each tile long sequential weight streams. */
+    int64_t chunk = n_out / ((int64_t)nthreads * 8);
+    chunk = (chunk + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    if (chunk < 4 * ROW_ALIGN) chunk = 4 * ROW_ALIGN;
+    const int64_t n_chunks = (n_out + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t r0 = c * chunk, r1 = r0 + chunk < n_out ? r0 + chunk : n_out;
+        rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }
 }
 
@@ -169,14 +188,23 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
 double akk_measure_read_bandwidth(size_t bytes, int nthreads) {
     const struct akk_impl *p = impl();
     if (nthreads <= 0) nthreads = omp_get_max_threads();
-    bytes = (bytes / ((size_t)nthreads * 128)) * ((size_t)nthreads * 128);
+    bytes = (bytes / ((size_t)nthreads * 256)) * ((size_t)nthreads * 256);
     if (bytes == 0) return 0.0;
     uint8_t *buf = aligned_alloc(64, bytes);
     if (!buf) return 0.0;
     const size_t per = bytes / (size_t)nthreads;
-    /* First touch by the thread that later reads the part (page placement). */
+    /* First touch by the thread that later reads the part (page placement), with distinct
+     * pseudo-random content: pages of identical bytes may be merged by the host (KSM), and the
+     * probe would then measure cache instead of DRAM. */
 #pragma omp parallel num_threads(nthreads)
-    memset(buf + (size_t)omp_get_thread_num() * per, 1, per);
+    {
+        uint64_t *q = (uint64_t *)(void *)(buf + (size_t)omp_get_thread_num() * per);
+        uint64_t z = 0x9E3779B97F4A7C15ull * (uint64_t)(omp_get_thread_num() + 1);
+        for (size_t i = 0; i < per / 8; i++) {
+            z ^= z << 13; z ^= z >> 7; z ^= z << 17;
+            q[i] = z;
+        }
+    }
     double best = 0.0;
     volatile uint64_t sink = 0;
     for (int rep = 0; rep < 5; rep++) {

@@ -20,8 +20,9 @@
  *    lane-wise, then t_l = a_l + a_{l+4}, result = (t0+t1)+(t2+t3); leftover elements (n % 32)
  *    are added one by one with fma.
  *
- * Integer products are exact here as long as activation quants lie in [-127, 127], which our
- * quantiser (and llama.cpp's) guarantees; the SIMD path's sign trick would mis-handle -128.
+ * Integer products are exact here; the SIMD Q8_0 kernel (maddubs(|w|, x signed by w), as
+ * llama.cpp) needs activation quants in [-127, 127], which our quantiser (and llama.cpp's)
+ * guarantees.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"

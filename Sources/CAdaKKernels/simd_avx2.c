@@ -4,8 +4,8 @@
  *
  * Each kernel is paired with a scalar reference that defines its exact float results:
  *   q8_block / quantize_row_q8_{0,1}   <->  quantize_block_q8 / akk_quantize_row_q8_{0,1}_scalar (quant.c)
- *   tile_sym (Q8_0 and Q4_0 weights)   <->  dot_q8_0_q8_0_scalar, dot_q4_0_q8_0_scalar       (quant.c)
- *   tile_q4_1                          <->  dot_q4_1_q8_1_scalar                             (quant.c)
+ *   tile (Q8_0, Q4_0, Q4_1 weights)    <->  dot_q8_0_q8_0_scalar, dot_q4_0_q8_0_scalar,
+ *                                           dot_q4_1_q8_1_scalar                             (quant.c)
  *   dot_f32                            <->  dot_f32_scalar                                   (quant.c)
  *   fp16 rows (vcvtph2ps / vcvtps2ph)  <->  akk_fp16_to_fp32 / akk_fp32_to_fp16              (formats.c)
  * Accumulation orders are documented in quant.c; tiles of several weight rows x several tokens
@@ -15,18 +15,20 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <immintrin.h>
+#include <stdlib.h>
 
 #define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-/* Register tile for the quantised matmul: TILE_R weight rows x TILE_T tokens (8 accumulators),
- * and TOK_CHUNK tokens whose activations stay in L2 while all row tiles of a thread pass over them. */
-#ifndef AKK_TILE_R
-#define AKK_TILE_R 4
-#endif
-#ifndef AKK_TILE_T
-#define AKK_TILE_T 2
-#endif
+/* Register tiles (rows x tokens, one 8-lane accumulator each) and the token chunk whose
+ * activations stay in L2 while a thread's row tiles pass over them. Per (row, token, block) the
+ * kernel needs ~6 vector ops (maddubs, madd, cvt, fma, sign or sub, and the scale product)
+ * whatever the tile, so tiles mainly amortise the weight-side work (unpack, |w|, scale). Measured
+ * on Zen 3, 1 thread, in-cache, 64 tokens, with prefill scales unpacked to floats (GMAC/s):
+ * Q8_0 2x4 48 (2x2 45, 4x1 42, 4x2 37), Q4_0 3x2 46 (2x2 43, 4x1 42), Q4_1 2x2 41 (4x1 38);
+ * before unpacking the scales every shape gave 36-39. Decode (n_tok = 1) uses 4x1 and is bound
+ * by memory bandwidth (~39 GB/s of Q8_0 weights per core in cache, ~21-23 for Q4_0/Q4_1). */
+#define TILE_MAX 4
 #define TOK_CHUNK 64
 
 AVX2_INLINE float hsum8(__m256 v) {
@@ -36,7 +38,6 @@ AVX2_INLINE float hsum8(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
-AVX2_INLINE float h2f(const uint8_t *p) { return _cvtsh_ss(akk_load_u16(p)); }
 
 /* ---- fp16 rows ---- */
 
@@ -56,6 +57,8 @@ AVX2_FN void fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) {
 
 /* ---- activation quantisation: one block of 32 floats -> 32 int8 (element order) ---- */
 
+#define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
 AVX2_INLINE float q8_block(const float *x, int8_t *qs, int *sum) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
@@ -68,7 +71,6 @@ AVX2_INLINE float q8_block(const float *x, int8_t *qs, int *sum) {
     const float amax = _mm_cvtss_f32(m4);
     const float d = amax / 127.0f;
     const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
-#define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
     __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), RND));
     __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), RND));
     __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), RND));
@@ -110,89 +112,101 @@ AVX2_FN void quantize_row_q8_1(const float *x, void *y, int64_t n) {
 
 /* ---- quantised tiles ---- */
 
-/* 16 packed bytes -> 32 bytes: low nibbles (elements 0..15), then high nibbles (16..31). */
+/* fp16 -> fp32 of every half (filled by akk_avx2_prepare before the AVX2 set is published). A
+ * broadcast from this table costs one load and no vector ALU op, unlike vcvtph2ps on a scalar. */
+static float fp16_lut[65536];
+
+void akk_avx2_prepare(void) {
+    for (int h = 0; h < 65536; h++) fp16_lut[h] = akk_fp16_to_fp32((uint16_t)h);
+}
+
+static inline float lut(const uint8_t *p) { return fp16_lut[akk_load_u16(p)]; }
+
+/* 16 packed bytes -> 32 bytes: low nibbles (elements 0..15), then high nibbles (16..31).
+ * Broadcast the 16 bytes to both halves, shift the upper half right by 4, mask. */
 AVX2_INLINE __m256i unpack_nibbles(const uint8_t *qs) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i s = _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_and_si256(s, _mm256_set1_epi8(0x0f));
+}
+
+/* 8 int32 lanes, lane l = sum of u[j]*x[j] over j in 4l..4l+3 (u unsigned bytes, x signed; exact
+ * while pair sums fit int16: true for nibbles u <= 15, and for the sign trick's u = |w| <= 128
+ * with |x| <= 127). */
+AVX2_INLINE __m256i lanes_u8s8(__m256i u, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 }
 
 /*
- * Symmetric weights (Q8_0 {d, qs[32]} or Q4_0 {d, qs[16]} as nibble-8) x Q8_0 activations.
- * Per block and (row r, token t): |w| (maddubs needs an unsigned operand) times x signed by w gives
- * 16 exact pair sums, madd with ones gives lane l = sum over elements 4l..4l+3, converted to float;
- * acc[r][t] = fma(d_w*d_x, lanes, acc[r][t]). Output = hsum8(acc).
+ * One register tile: R weight rows x T tokens, one 8-lane accumulator per (row, token).
+ * Per block the integer lane sums are exact and equal to the scalar reference's:
+ *   Q8_0 {d, int8 qs[32]}:   maddubs(|w|, x signed by w)            = sum w*x
+ *   Q4_0 {d, uint8 qs[16]}:  maddubs(nibble, x) - 8*sum(x) per lane  = sum (nibble-8)*x
+ *   Q4_1 {d, m, uint8 qs[16]} x Q8_1 {d, s, qs}: maddubs(nibble, x)  = sum nibble*x,
+ *                            plus summs[r][t] = fma(m_w, s_x, summs[r][t])
+ * then acc[r][t] = fma(d_w*d_x, (float)lanes, acc[r][t]); output hsum8(acc) (+ summs).
+ *
+ * The scale product d_w*d_x (a float multiply) comes either from the fp16 table per block
+ * (PRE = 0), or (PRE = 1, prefill) from float scales the caller unpacked once: wsc[r*scs + b]
+ * and xsc[t*scs + b], padded to a multiple of 8 blocks, so one vector multiply yields the
+ * products of 8 blocks for a (row, token) pair and the block loop only broadcasts them.
  */
-AVX2_INLINE void tile_sym(const int type, const int R, const int T, const uint8_t *w, int64_t wrow,
-                          int64_t nb, const uint8_t *x, int64_t xstride, float *y, int64_t ystride) {
-    const int wbs = type == AKK_Q8_0 ? 34 : 18;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[AKK_TILE_R][AKK_TILE_T];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wq[AKK_TILE_R], wa[AKK_TILE_R];
-        __m256 wd[AKK_TILE_R];
-        for (int r = 0; r < R; r++) {
-            const uint8_t *wb = w + r * wrow + b * wbs;
-            wd[r] = _mm256_set1_ps(h2f(wb));
-            if (type == AKK_Q8_0)
-                wq[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
-            else
-                wq[r] = _mm256_sub_epi8(unpack_nibbles(wb + 2), _mm256_set1_epi8(8));
-            wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
-        }
-        for (int t = 0; t < T; t++) {
-            const uint8_t *xb = x + t * xstride + b * 34;
-            const __m256 xd = _mm256_set1_ps(h2f(xb));
-            const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb + 2));
-            for (int r = 0; r < R; r++) {
-                const __m256i p16 = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(xq, wq[r]));
-                const __m256 q = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), q, acc[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ystride + r] = hsum8(acc[r][t]);
-}
-
-/*
- * Q4_1 weights {d, m, qs[16]} x Q8_1 activations {d, s, qs[32]}: nibbles are unsigned, so maddubs
- * takes them directly; lanes as in tile_sym; summs[r][t] = fma(m_w, s_x, summs[r][t]);
- * output = hsum8(acc) + summs.
- */
-AVX2_INLINE void tile_q4_1(const int R, const int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xstride, float *y, int64_t ystride) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[AKK_TILE_R][AKK_TILE_T];
-    float summs[AKK_TILE_R][AKK_TILE_T];
+AVX2_INLINE void tile(const int type, const int PRE, const int R, const int T, const uint8_t *w,
+                      int64_t wrow, int64_t nb, const uint8_t *x, int64_t xstride, float *y,
+                      int64_t ystride, int64_t yrow, const float *wsc, const float *xsc, int64_t scs) {
+    const int wbs = type == AKK_Q8_0 ? 34 : type == AKK_Q4_0 ? 18 : 20;
+    const int xbs = type == AKK_Q4_1 ? 36 : 34, xoff = xbs - 32;
+    __m256 acc[TILE_MAX][TILE_MAX];
+    float summs[TILE_MAX][TILE_MAX];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; }
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i wq[AKK_TILE_R];
-        __m256 wd[AKK_TILE_R];
-        float wm[AKK_TILE_R];
-        for (int r = 0; r < R; r++) {
-            const uint8_t *wb = w + r * wrow + b * 20;
-            wd[r] = _mm256_set1_ps(h2f(wb));
-            wm[r] = h2f(wb + 2);
-            wq[r] = unpack_nibbles(wb + 4);
-        }
-        for (int t = 0; t < T; t++) {
-            const uint8_t *xb = x + t * xstride + b * 36;
-            const __m256 xd = _mm256_set1_ps(h2f(xb));
-            const float xs = h2f(xb + 2);
-            const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb + 4));
+    for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+        float dp[TILE_MAX][TILE_MAX][8] __attribute__((aligned(32)));
+        if (PRE)
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < T; t++)
+                    _mm256_store_ps(dp[r][t], _mm256_mul_ps(_mm256_loadu_ps(wsc + r * scs + b0),
+                                                            _mm256_loadu_ps(xsc + t * scs + b0)));
+        const int64_t b1 = b0 + 8 < nb ? b0 + 8 : nb;
+        for (int64_t b = b0; b < b1; b++) {
+            __m256i wq[TILE_MAX], wa[TILE_MAX];
+            __m256 wd[TILE_MAX];
             for (int r = 0; r < R; r++) {
-                summs[r][t] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(wm[r]), _mm_set_ss(xs), _mm_set_ss(summs[r][t])));
-                const __m256 q = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xq), ones));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(wd[r], xd), q, acc[r][t]);
+                const uint8_t *wb = w + r * wrow + b * wbs;
+                if (!PRE) wd[r] = _mm256_set1_ps(lut(wb));
+                if (type == AKK_Q8_0) {
+                    wq[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
+                    wa[r] = _mm256_sign_epi8(wq[r], wq[r]);
+                } else {
+                    wq[r] = unpack_nibbles(wb + (type == AKK_Q4_0 ? 2 : 4));
+                }
+            }
+            for (int t = 0; t < T; t++) {
+                const uint8_t *xb = x + t * xstride + b * xbs;
+                const __m256 xd = PRE ? _mm256_setzero_ps() : _mm256_set1_ps(lut(xb));
+                const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb + xoff));
+                __m256i xsum8 = _mm256_setzero_si256();
+                if (type == AKK_Q4_0) xsum8 = lanes_u8s8(_mm256_set1_epi8(8), xq);
+                for (int r = 0; r < R; r++) {
+                    __m256i li;
+                    if (type == AKK_Q8_0) {
+                        li = lanes_u8s8(wa[r], _mm256_sign_epi8(xq, wq[r]));
+                    } else if (type == AKK_Q4_0) {
+                        li = _mm256_sub_epi32(lanes_u8s8(wq[r], xq), xsum8);
+                    } else {
+                        li = lanes_u8s8(wq[r], xq);
+                        const float m = lut(w + r * wrow + b * wbs + 2), s = lut(xb + 2);
+                        summs[r][t] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(m), _mm_set_ss(s), _mm_set_ss(summs[r][t])));
+                    }
+                    const __m256 d = PRE ? _mm256_set1_ps(dp[r][t][b - b0]) : _mm256_mul_ps(wd[r], xd);
+                    acc[r][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(li), acc[r][t]);
+                }
             }
         }
     }
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ystride + r] = hsum8(acc[r][t]) + summs[r][t];
+        for (int t = 0; t < T; t++)
+            y[t * ystride + r * yrow] = type == AKK_Q4_1 ? hsum8(acc[r][t]) + summs[r][t] : hsum8(acc[r][t]);
 }
 
 /* ---- f32: ggml_vec_dot_f32's order (4 x 8 lanes, steps of 32, fma tail); see quant.c ---- */
@@ -217,72 +231,105 @@ AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
 
 /* ---- tile dispatch with compile-time tile shapes ---- */
 
+#define TILE_ROW(CALL, r)                                                                          \
+    case r * 8 + 1: CALL(r, 1); break;                                                             \
+    case r * 8 + 2: CALL(r, 2); break;                                                             \
+    case r * 8 + 3: CALL(r, 3); break;                                                             \
+    case r * 8 + 4: CALL(r, 4); break;
 #define TILE_CASES(CALL)                                                                           \
     switch (R * 8 + T) {                                                                           \
-    case 1 * 8 + 1: CALL(1, 1); break;                                                             \
-    case 1 * 8 + 2: CALL(1, 2); break;                                                             \
-    case 2 * 8 + 1: CALL(2, 1); break;                                                             \
-    case 2 * 8 + 2: CALL(2, 2); break;                                                             \
-    case 3 * 8 + 1: CALL(3, 1); break;                                                             \
-    case 3 * 8 + 2: CALL(3, 2); break;                                                             \
-    case 4 * 8 + 1: CALL(4, 1); break;                                                             \
-    case 4 * 8 + 2: CALL(4, 2); break;                                                             \
+    TILE_ROW(CALL, 1) TILE_ROW(CALL, 2) TILE_ROW(CALL, 3) TILE_ROW(CALL, 4)                        \
     default: break;                                                                                \
     }
 
-#if AKK_TILE_R != 4 || AKK_TILE_T != 2
-#error "TILE_CASES enumerates the 4x2 tile shapes"
+#if TILE_MAX != 4
+#error "TILE_CASES enumerates tiles up to 4x4"
 #endif
 
-AVX2_FN void tile_q8_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xs, float *y, int64_t ys) {
-#define CALL_Q8_0(r, t) tile_sym(AKK_Q8_0, r, t, w, wrow, nb, x, xs, y, ys)
-    TILE_CASES(CALL_Q8_0)
+/* Tiles of any shape up to TILE_MAX x TILE_MAX; wsc == NULL selects the per-block table path. */
+#define CALL_TILE(r, t)                                                                            \
+    (wsc ? tile(TYPE, 1, r, t, w, wrow, nb, x, xs, y, ys, yr, wsc, xsc, scs)                       \
+         : tile(TYPE, 0, r, t, w, wrow, nb, x, xs, y, ys, yr, 0, 0, 0))
+
+#define TYPE AKK_Q8_0
+AVX2_FN void tile_q8_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                           const float *xsc, int64_t scs) {
+    TILE_CASES(CALL_TILE)
 }
-
-AVX2_FN void tile_q4_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xs, float *y, int64_t ys) {
-#define CALL_Q4_0(r, t) tile_sym(AKK_Q4_0, r, t, w, wrow, nb, x, xs, y, ys)
-    TILE_CASES(CALL_Q4_0)
+#undef TYPE
+#define TYPE AKK_Q4_0
+AVX2_FN void tile_q4_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                           const float *xsc, int64_t scs) {
+    TILE_CASES(CALL_TILE)
 }
-
-AVX2_FN void tile_q4_1_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                           const uint8_t *x, int64_t xs, float *y, int64_t ys) {
-#define CALL_Q4_1(r, t) tile_q4_1(r, t, w, wrow, nb, x, xs, y, ys)
-    TILE_CASES(CALL_Q4_1)
+#undef TYPE
+#define TYPE AKK_Q4_1
+AVX2_FN void tile_q4_1_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                           const float *xsc, int64_t scs) {
+    TILE_CASES(CALL_TILE)
 }
+#undef TYPE
 
-typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb,
-                        const uint8_t *x, int64_t xs, float *y, int64_t ys);
+typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
+                        int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
+                        const float *xsc, int64_t scs);
 
-/* Rows [r0, r1) x all tokens: token chunks outermost, then row tiles, then token tiles. */
-static void rows_tiled(tile_fn tile, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
-                       int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok,
-                       float *Y, int64_t ystride) {
-    const int64_t nb = n_in / 32;
+/* Rows [r0, r1) x all tokens. The range is cut into tr equal parts and a row tile takes row i of
+ * every part, so each of its tr weight streams is one long sequential read (tr short interleaved
+ * streams from adjacent rows defeat the hardware prefetcher: decode was 2x slower from DRAM).
+ * Decode (n_tok = 1) uses TILE_MAX x 1 tiles with table scales. Prefill: token chunks of
+ * TOK_CHUNK (their activations stay in L2) whose block scales are unpacked to floats once, then
+ * row tiles (their scales unpacked once per chunk), then token tiles of tt tokens; leftover rows
+ * (fewer than tr) and tokens use smaller tiles. wbs/xbs: weight/activation block bytes. */
+static void rows_tiled(tile_fn tile, int wbs, int xbs, int tr, int tt, const uint8_t *W,
+                       int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                       int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    const int64_t nb = n_in / 32, scs = (nb + 7) & ~(int64_t)7;
+    float *xsc = NULL, *wsc = NULL;
+    if (n_tok == 1) {
+        tr = TILE_MAX, tt = 1;
+    } else if (n_tok >= 8) { /* fewer tokens do not repay unpacking the scales */
+        xsc = calloc((size_t)(TOK_CHUNK + TILE_MAX) * (size_t)scs, sizeof(float));
+        wsc = xsc ? xsc + TOK_CHUNK * scs : NULL; /* without scratch: the table path */
+    }
+    const int64_t part = (r1 - r0) / tr, rest = r0 + tr * part;
     for (int64_t c0 = 0; c0 < n_tok; c0 += TOK_CHUNK) {
         const int64_t c1 = c0 + TOK_CHUNK < n_tok ? c0 + TOK_CHUNK : n_tok;
-        for (int64_t r = r0; r < r1; r += AKK_TILE_R) {
-            const int R = (int)(r1 - r < AKK_TILE_R ? r1 - r : AKK_TILE_R);
-            for (int64_t t = c0; t < c1; t += AKK_TILE_T) {
-                const int T = (int)(c1 - t < AKK_TILE_T ? c1 - t : AKK_TILE_T);
-                tile(R, T, W + r * wrow, wrow, nb, X + t * xstride, xstride, Y + t * ystride + r, ystride);
+        if (xsc)
+            for (int64_t t = c0; t < c1; t++)
+                for (int64_t b = 0; b < nb; b++) xsc[(t - c0) * scs + b] = lut(X + t * xstride + b * xbs);
+        for (int64_t i = 0; i < part + (r1 - rest); i++) {
+            /* Row tile i: row i of each part, or one leftover row once the parts are done. */
+            const int R = i < part ? tr : 1;
+            const int64_t r = i < part ? r0 + i : rest + (i - part);
+            const int64_t rstride = i < part ? part * wrow : wrow;
+            if (wsc)
+                for (int k = 0; k < R; k++)
+                    for (int64_t b = 0; b < nb; b++) wsc[k * scs + b] = lut(W + r * wrow + k * rstride + b * wbs);
+            for (int64_t t = c0; t < c1; t += tt) {
+                const int T = (int)(c1 - t < tt ? c1 - t : tt);
+                tile(R, T, W + r * wrow, rstride, nb, X + t * xstride, xstride, Y + t * ystride + r, ystride,
+                     i < part ? part : 1, wsc, xsc ? xsc + (t - c0) * scs : NULL, scs);
             }
         }
     }
+    free(xsc);
 }
 
 static void rows_q8_0(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                       const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_tiled(tile_q8_0_any, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    rows_tiled(tile_q8_0_any, 34, 34, 2, 4, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 static void rows_q4_0(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                       const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_tiled(tile_q4_0_any, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    rows_tiled(tile_q4_0_any, 18, 34, 3, 2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 static void rows_q4_1(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                       const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_tiled(tile_q4_1_any, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    rows_tiled(tile_q4_1_any, 20, 36, 2, 2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 
 static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -296,23 +343,25 @@ static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     float y = 0.0f;
     switch (wtype) {
     case AKK_F32: return dot_f32(n, (const float *)w, (const float *)x);
-    case AKK_Q8_0: tile_q8_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0); break;
-    case AKK_Q4_0: tile_q4_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0); break;
-    case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0); break;
+    case AKK_Q8_0: tile_q8_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
+    case AKK_Q4_0: tile_q4_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
+    case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     default: break;
     }
     return y;
 }
 
-/* ---- bandwidth probe: stream `bytes` through 4 independent 256-bit accumulators ---- */
+/* ---- bandwidth probe: 4 sequential streams (quarters of the part), as decode reads 4 rows ---- */
 
 AVX2_FN uint64_t read_bytes(const uint8_t *p, size_t bytes) {
+    const size_t q = bytes / 4 / 64 * 64;
+    const uint8_t *p0 = p, *p1 = p + q, *p2 = p + 2 * q, *p3 = p + 3 * q;
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 128 <= bytes; i += 128) {
-        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
-        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
-        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
-        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+    for (size_t i = 0; i + 64 <= q; i += 64) {
+        a0 = _mm256_add_epi64(a0, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p0 + i)), _mm256_load_si256((const __m256i *)(p0 + i + 32))));
+        a1 = _mm256_add_epi64(a1, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p1 + i)), _mm256_load_si256((const __m256i *)(p1 + i + 32))));
+        a2 = _mm256_add_epi64(a2, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p2 + i)), _mm256_load_si256((const __m256i *)(p2 + i + 32))));
+        a3 = _mm256_add_epi64(a3, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p3 + i)), _mm256_load_si256((const __m256i *)(p3 + i + 32))));
     }
     const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
     uint64_t out[4];

@@ -119,6 +119,11 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         var hw = [Float](repeating: 0, count: 65536)
         let all = (0..<65536).map { UInt16($0) }
         all.withUnsafeBufferPointer { a in hw.withUnsafeMutableBufferPointer { akk_fp16_to_fp32_row(a.baseAddress!, $0.baseAddress!, 65536) } }
+        var deq = [Float](repeating: 0, count: 65536)
+        let rc = all.withUnsafeBufferPointer { a in deq.withUnsafeMutableBufferPointer {
+            akk_dequantize_row(Int32(AKK_F16.rawValue), a.baseAddress!, $0.baseAddress!, 65536) } }
+        #expect(rc == 0)
+        #expect(bits(deq) == bits(hw))
         var mismatches = 0
         for h in all {
             let f = akk_fp16_to_fp32(h)
@@ -225,17 +230,54 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
                 checked += 1
             }
         }
-        // A larger case that takes the multi-threaded, multi-tile path (prefill-sized).
+        // Larger cases that take the multi-threaded paths: split by rows (prefill-sized, several
+        // token chunks and tiles) and split by tokens (few rows, e.g. a router over a prompt).
         for type in matmulTypes {
-            let nIn = 32 * 24, nOut = 203, tokens = 70
-            let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
-            let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
-            let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
-            let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
-            #expect(bits(simd) == bits(scalar), "\(typeName(type)) large")
-            checked += 1
+            for (nIn, nOut, tokens) in [(32 * 24, 203, 70), (32 * 32, 6, 150)] {
+                let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+                let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+                let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+                let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
+                #expect(bits(simd) == bits(scalar), "\(typeName(type)) \(nIn)x\(nOut)x\(tokens)")
+                checked += 1
+            }
         }
-        #expect(checked == matmulTypes.count * (nIns.count + 1))
+        #expect(checked == matmulTypes.count * (nIns.count + 2))
+    }
+
+    /// Decode (one token) splits each thread's rows into 4 streams plus leftover rows.
+    @Test func decodeScalarEqualsSIMDExactly() {
+        var rng = SplitMix64(seed: 5)
+        for type in matmulTypes {
+            for (nIn, nOut) in [(32, 1), (64, 3), (96, 4), (160, 5), (224, 8), (416, 13), (32 * 37, 61), (32 * 8, 1030)] {
+                let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+                let x = quantize(type, randomActivations(count: nIn, rng: &rng), n: nIn, tokens: 1)
+                let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: 1, threads: 1) }
+                for threads: Int32 in [1, 2] {
+                    let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: 1, threads: threads)
+                    #expect(bits(simd) == bits(scalar), "\(typeName(type)) \(nIn)x\(nOut) threads \(threads)")
+                }
+            }
+        }
+    }
+
+    @Test func matmulRowsWritesOnlyItsRows() {
+        var rng = SplitMix64(seed: 8)
+        let type = Int32(AKK_Q4_0.rawValue), nIn = 128, nOut = 21, tokens = 3
+        let w = randomWeights(type, rows: nOut, n: nIn, rng: &rng)
+        let x = quantize(type, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+        let full = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+        var part = [Float](repeating: -7, count: nOut * tokens)
+        w.withUnsafeBytes { wp in x.withUnsafeBytes { xp in part.withUnsafeMutableBufferPointer {
+            akk_matmul_rows(type, wp.baseAddress!, 5, 12, Int64(nIn), xp.baseAddress!, Int64(rowBytes(akk_vec_dot_type(type), nIn)),
+                            Int64(tokens), $0.baseAddress!, Int64(nOut))
+        } } }
+        for t in 0..<tokens {
+            for o in 0..<nOut {
+                let i = t * nOut + o
+                if (5..<12).contains(o) { #expect(part[i].bitPattern == full[i].bitPattern) } else { #expect(part[i] == -7) }
+            }
+        }
     }
 
     /// Activations as floats: Q8_0/Q8_1 blocks dequantised (x = d*q), F32 as is.

@@ -104,6 +104,41 @@ import Testing
         #expect(matching >= 4)
     }
 
+    /// Our kernels reproduce llama.cpp's x86 arithmetic: the stored top-32 logits of llama.cpp's
+    /// incremental decoding (64 greedy steps) and of its one-batch teacher forcing, all prompts.
+    @Test func logitsAreLlamaCppsToTheBit() throws {
+        guard let m = try Self.model() else { return }
+        let s = try Self.session(m)
+        let v = m.config.nVocab
+        for c in try Self.cases() {
+            let gi = try Fixtures.npy("smollm2/\(c.name).greedy_top32_ids.npy", as: Int32.self).values
+            let gl = try Fixtures.npy("smollm2/\(c.name).greedy_top32_logits.npy", as: Float.self).values
+            s.reset()
+            try s.evaluate(c.ids)
+            var incremental: Float = 0
+            for i in 0..<64 {
+                s.withLogits { l in
+                    for j in 0..<32 { incremental = max(incremental, abs(l[Int(gi[i * 32 + j])] - gl[i * 32 + j])) }
+                }
+                if i < 63 { try s.evaluate([c.greedy[i]]) }
+            }
+            let all = c.ids + c.greedy
+            let ti = try Fixtures.npy("smollm2/\(c.name).top32_ids.npy", as: Int32.self).values
+            let tl = try Fixtures.npy("smollm2/\(c.name).top32_logits.npy", as: Float.self).values
+            s.reset()
+            try s.evaluate(all, allLogits: true)
+            var batch: Float = 0
+            s.withLogits { l in
+                for pos in 0..<all.count {
+                    for j in 0..<32 { batch = max(batch, abs(l[pos * v + Int(ti[pos * 32 + j])] - tl[pos * 32 + j])) }
+                }
+            }
+            print("\(c.name): max |ours - llama.cpp| incremental \(incremental), teacher-forced batch \(batch)")
+            #expect(incremental <= 1e-4)
+            #expect(batch <= 1e-4)
+        }
+    }
+
     @Test func perplexityMatchesLlamaCpp() throws {
         guard let m = try Self.model() else { return }
         let s = try Self.session(m, ctx: 512)

@@ -81,7 +81,9 @@ final class MoEScratch {
             let f = gate.rows
             s.linear(gate, gatheredIn, out: gateOut.p, outStride: f)
             s.linear(up, gatheredIn, out: upOut.p, outStride: f)
-            akk_swiglu(gateOut.p, upOut.p, gateOut.p, Int64(rows.count * f))
+            for r in 0..<rows.count {   // per row, as llama.cpp applies it
+                akk_swiglu(gateOut.p + r * f, upOut.p + r * f, gateOut.p + r * f, Int64(f))
+            }
             hiddenIn.set(gateOut.p, rows: rows.count, cols: f)
             s.linear(down, hiddenIn, out: downOut.p, outStride: d)
             for (r, slot) in rows.enumerated() {

@@ -8,10 +8,15 @@
  *   Q4_0  { fp16 d; uint8 qs[16]; }                   x = d * (nibble - 8); low nibbles are
  *                                                     elements 0..15, high nibbles 16..31
  *   Q4_1  { fp16 d; fp16 m; uint8 qs[16]; }           x = d * nibble + m
- *   K-quants (super-blocks of 256): Q4_K, Q5_K, Q6_K — dequantisation only.
+ *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) — dequantisation
+ *   only (bit-identical to gguf-py and ggml's dequantize_row_*).
  *
- * Every SIMD kernel has a scalar reference (`*_scalar`) beside it; the dispatching entry points
- * pick AVX2+FMA at run time when the CPU has it (akk_init()).
+ * Every SIMD kernel has a scalar reference (`*_scalar`, quant.c) that performs the same float
+ * operations in the same order, so the AVX2+FMA+F16C paths (picked at run time, akk_init()) and
+ * the scalar paths give bit-identical results. Both reproduce llama.cpp's x86 AVX2 numerics:
+ * quantize_row_q8_0/q8_1, ggml_vec_dot_{q8_0_q8_0,q4_0_q8_0,q4_1_q8_1} (and llamafile's
+ * tinyBLAS, which uses the same per-block lanes and horizontal sum) and ggml_vec_dot_f32.
+ * Activation quants must lie in [-127, 127] (always true for akk_quantize_row_q8_*).
  */
 #ifndef ADAK_KERNELS_H
 #define ADAK_KERNELS_H
@@ -76,7 +81,8 @@ void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n);
 int akk_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
 /* Quantise activations exactly as llama.cpp's x86 path does: d = max|x|/127, q = round-half-even
- * (x * 127/max|x|). n must be a multiple of 32. */
+ * (x * 127/max|x|), d stored as fp16; Q8_1 also stores s = fp16(d * sum(q)). n must be a multiple
+ * of 32. */
 void akk_quantize_row_q8_0(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_0_scalar(const float *x, void *y, int64_t n);
@@ -98,7 +104,9 @@ float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x);
  * Y[t*ystride + o] = sum_i W[o, i] * X[t, i]   for t < n_tok, o < n_out.
  * W: n_out rows of n_in elements of wtype, contiguous (row bytes = akk_row_bytes(wtype, n_in)).
  * X: n_tok rows in akk_vec_dot_type(wtype), row stride xstride bytes.
- * Parallel over output rows with OpenMP, nthreads threads (<=0: runtime default).
+ * Parallel over output rows with OpenMP, nthreads threads (<=0: runtime default); each thread
+ * takes a contiguous range of rows. Every Y element equals akk_vec_dot of its row and token,
+ * whatever the thread count or tiling.
  */
 void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
                 const void *X, int64_t xstride, int64_t n_tok,

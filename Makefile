@@ -90,7 +90,7 @@ model:
 	scripts/fetch-model.sh
 
 demo: all model
-	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 64 \
+	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 64 --echo --verbose \
 	    -p "The three most important things to know about the ocean are"
 
 # Every group runs even when an earlier one fails; the exit status says whether all passed.

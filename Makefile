@@ -1,0 +1,129 @@
+# libadak — build, install and test.
+#
+#   make                 release build of the shared library and the CLI into build/
+#   make lib             build/lib/libadak.so.X.Y.Z (SONAME libadak.so.X, Swift runtime linked
+#                        statically, exports exactly the adak_* functions of include/adak.h)
+#   make cli             build/bin/adak
+#   make install PREFIX=/usr/local [DESTDIR=...]    make uninstall PREFIX=... [DESTDIR=...]
+#   make setup           system packages (apt-get) and the demo model (SmolLM2-135M, from PyPI)
+#   make demo            generate text from the demo model
+#   make test            every test: Swift tests (release), export check, C programs built
+#                        with pkg-config against a temporary install, Python binding (pytest)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+SWIFT ?= swift
+PYTHON ?= python3
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+LLVM_DIR ?= /usr/lib/llvm-19
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define ADAK_VERSION_MAJOR \([0-9]*\)$$/\1/p' include/adak.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define ADAK_VERSION_MINOR \([0-9]*\)$$/\1/p' include/adak.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define ADAK_VERSION_PATCH \([0-9]*\)$$/\1/p' include/adak.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME := libadak.so.$(VERSION_MAJOR)
+LIBFILE := libadak.so.$(VERSION)
+
+BUILD := build
+# A scratch path of its own: the release flags below differ from a plain `swift build`.
+RELEASE_SCRATCH := .build-release
+RELEASE_FLAGS := -c release --scratch-path $(RELEASE_SCRATCH) -Xswiftc -static-stdlib -Xswiftc -use-ld=lld
+LIB_LINK_FLAGS := -Xlinker --no-undefined -Xlinker --version-script=$(CURDIR)/scripts/libadak.map \
+                  -Xlinker -soname=$(SONAME)
+
+ADAK_CACHE ?= $(CURDIR)/.cache
+DEMO_MODEL := $(ADAK_CACHE)/models/SmolLM2-135M-Instruct.Q4_1.gguf
+FIXTURES := $(abspath $(CURDIR)/../shared/fixtures)
+TEST_PREFIX := $(CURDIR)/$(BUILD)/test-prefix
+VENV := $(CURDIR)/$(BUILD)/venv
+
+SWIFT_SOURCES := $(shell find Sources -type f) Package.swift
+
+.PHONY: all lib cli install uninstall setup system-packages model demo test test-swift \
+        test-install test-c test-python clean
+
+all: lib cli
+
+lib: $(BUILD)/lib/$(LIBFILE)
+
+$(BUILD)/lib/$(LIBFILE): $(SWIFT_SOURCES) include/adak.h scripts/libadak.map
+	$(SWIFT) build $(RELEASE_FLAGS) --product adak $(LIB_LINK_FLAGS)
+	mkdir -p $(BUILD)/lib
+	cp $(RELEASE_SCRATCH)/release/libadak.so $@
+	ln -sfn $(LIBFILE) $(BUILD)/lib/$(SONAME)
+	ln -sfn $(SONAME) $(BUILD)/lib/libadak.so
+
+cli: $(BUILD)/bin/adak
+
+$(BUILD)/bin/adak: $(SWIFT_SOURCES)
+	$(SWIFT) build $(RELEASE_FLAGS) --product adak-cli
+	mkdir -p $(BUILD)/bin
+	cp $(RELEASE_SCRATCH)/release/adak-cli $@
+
+$(BUILD)/adak.pc: pkgconfig/adak.pc.in include/adak.h
+	mkdir -p $(BUILD)
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@OPENMP_LIBDIR@|$(LLVM_DIR)/lib|' $< > $@
+
+install: lib cli $(BUILD)/adak.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/lib/$(LIBFILE) $(DESTDIR)$(PREFIX)/lib/$(LIBFILE)
+	ln -sfn $(LIBFILE) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(PREFIX)/lib/libadak.so
+	install -m 644 include/adak.h $(DESTDIR)$(PREFIX)/include/adak.h
+	install -m 644 $(BUILD)/adak.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/adak.pc
+	install -m 755 $(BUILD)/bin/adak $(DESTDIR)$(PREFIX)/bin/adak
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/$(LIBFILE) $(DESTDIR)$(PREFIX)/lib/$(SONAME) \
+	      $(DESTDIR)$(PREFIX)/lib/libadak.so $(DESTDIR)$(PREFIX)/include/adak.h \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/adak.pc $(DESTDIR)$(PREFIX)/bin/adak
+
+setup: system-packages model
+
+system-packages:
+	scripts/install-system-packages.sh
+
+model:
+	scripts/fetch-model.sh
+
+demo: all model
+	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 64 --echo --verbose \
+	    -p "The three most important things to know about the ocean are"
+
+# Every group runs even when an earlier one fails; the exit status says whether all passed.
+TEST_GROUPS := test-swift test-install test-c test-python
+test:
+	@passed=0; failed=0; failures=""; \
+	for t in $(TEST_GROUPS); do \
+	    echo "=== $$t"; \
+	    if $(MAKE) --no-print-directory $$t; then passed=$$((passed + 1)); \
+	    else failed=$$((failed + 1)); failures="$$failures $$t"; fi; \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "failed groups:$$failures"; fi; \
+	echo "make test: $$passed passed, $$failed failed"; \
+	[ $$failed -eq 0 ]
+
+test-swift:
+	$(SWIFT) test -c release
+
+# A temporary install, as a user would make it; the C and Python tests use only this.
+$(TEST_PREFIX)/.installed: $(BUILD)/lib/$(LIBFILE) $(BUILD)/bin/adak $(BUILD)/adak.pc
+	rm -rf $(TEST_PREFIX)
+	$(MAKE) --no-print-directory install PREFIX=$(TEST_PREFIX)
+	touch $@
+
+test-install: $(TEST_PREFIX)/.installed
+	scripts/check-exports.sh $(TEST_PREFIX)/lib/$(LIBFILE) include/adak.h
+	scripts/check-install.sh $(TEST_PREFIX)
+
+test-c: $(TEST_PREFIX)/.installed
+	scripts/test-c.sh $(TEST_PREFIX) "$(FIXTURES)" "$(DEMO_MODEL)"
+
+test-python: $(TEST_PREFIX)/.installed
+	scripts/test-python.sh $(TEST_PREFIX) "$(VENV)" "$(FIXTURES)" "$(DEMO_MODEL)"
+
+clean:
+	rm -rf $(BUILD) $(RELEASE_SCRATCH)

@@ -1,0 +1,404 @@
+"""Python binding for libadak: Mixture-of-Experts LLM inference on the CPU from GGUF files.
+
+    import adak
+    with adak.Model("model.gguf") as model, model.session(temperature=0) as session:
+        for piece in session.generate("Once upon a time", max_tokens=32):
+            print(piece, end="")
+
+A :class:`Model` is immutable and may be shared by threads; a :class:`Session` is used by one
+thread at a time. Every failure raises :class:`AdakError` with the library's message.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _lib
+
+__all__ = ["AdakError", "Model", "Session", "version", "version_number", "library_path"]
+
+_C = _lib.load_library()
+
+#: Path of the loaded shared library.
+library_path: str = _C._name
+
+
+def version() -> str:
+    """The loaded library's version, "MAJOR.MINOR.PATCH"."""
+    return _C.adak_version().decode()
+
+
+def version_number() -> int:
+    """The loaded library's version as MAJOR * 10000 + MINOR * 100 + PATCH."""
+    return int(_C.adak_version_number())
+
+
+__version__ = version()
+
+
+class AdakError(Exception):
+    """A libadak call failed. ``status`` is the negative status code, ``status_name`` its
+    name ("invalid argument", "context full", ...), ``message`` the library's explanation."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        self.status_name = _C.adak_status_string(status).decode()
+        self.message = message
+        super().__init__(f"{message} [{self.status_name}]")
+
+
+def _check(status: int) -> int:
+    if status != _lib.OK:
+        raise AdakError(status, _C.adak_last_error().decode("utf-8", "replace"))
+    return status
+
+
+def _tokens_array(tokens: Sequence[int]):
+    arr = (ctypes.c_int32 * len(tokens))()
+    for i, t in enumerate(tokens):
+        t = int(t)
+        if not -(2**31) <= t < 2**31:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"token {t} does not fit in int32")
+        arr[i] = t
+    return arr
+
+
+TextOrTokens = Union[str, bytes, Sequence[int]]
+
+
+class Model:
+    """A GGUF model loaded by libadak. Use as a context manager or call :meth:`close`.
+
+    :param path: the GGUF file.
+    :param weight_type: "default", "f32", "q8_0" or "q4_0": the format that tensors of types
+        the kernels don't compute with are converted to at load.
+    """
+
+    _INT_KEYS = ("n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_ff", "n_expert",
+                 "n_expert_used", "n_vocab", "n_ctx_train")
+
+    def __init__(self, path: str, weight_type: str = "default"):
+        self._handle: Optional[int] = None
+        if weight_type not in _lib.WEIGHT_TYPES:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown weight_type {weight_type!r}")
+        params = _lib.ModelParams()
+        _check(_C.adak_model_params_init(ctypes.byref(params), ctypes.sizeof(params)))
+        params.weight_type = _lib.WEIGHT_TYPES[weight_type]
+        handle = ctypes.c_void_p()
+        _check(_C.adak_model_load(str(path).encode(), ctypes.byref(params), ctypes.byref(handle)))
+        self._handle = handle.value
+        self.path = str(path)
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Releases the model. Sessions created from it stay usable. Idempotent."""
+        if self._handle is not None:
+            _C.adak_model_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    @property
+    def handle(self) -> int:
+        if self._handle is None:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "the model is closed")
+        return self._handle
+
+    # -- properties -------------------------------------------------------------------------
+    def get_int(self, key: str) -> int:
+        """An integer property by key (see adak_model_get_int in adak.h)."""
+        value = ctypes.c_int64()
+        _check(_C.adak_model_get_int(self.handle, key.encode(), ctypes.byref(value)))
+        return value.value
+
+    def get_string(self, key: str) -> Optional[str]:
+        """A text property: "arch", "name" or "chat_template" (None when absent)."""
+        handle = self.handle
+        if key not in ("arch", "name", "chat_template"):
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown key {key!r}")
+        raw = _C.adak_model_get_string(handle, key.encode())
+        return None if raw is None else raw.decode("utf-8", "replace")
+
+    @property
+    def info(self) -> Dict[str, Union[int, str]]:
+        """The model's architecture, name and sizes."""
+        d: Dict[str, Union[int, str]] = {"arch": self.arch, "name": self.name}
+        for k in self._INT_KEYS:
+            d[k] = self.get_int(k)
+        return d
+
+    @property
+    def arch(self) -> str:
+        return self.get_string("arch") or ""
+
+    @property
+    def name(self) -> str:
+        return self.get_string("name") or ""
+
+    @property
+    def chat_template(self) -> Optional[str]:
+        return self.get_string("chat_template")
+
+    @property
+    def n_vocab(self) -> int:
+        return self.get_int("n_vocab")
+
+    @property
+    def bos(self) -> Optional[int]:
+        t = self.get_int("bos")
+        return None if t < 0 else t
+
+    @property
+    def eos(self) -> Optional[int]:
+        t = self.get_int("eos")
+        return None if t < 0 else t
+
+    def is_eog(self, token: int) -> bool:
+        """Whether ``token`` ends generation."""
+        return bool(_C.adak_model_is_eog(self.handle, int(token)))
+
+    # -- tokenizer --------------------------------------------------------------------------
+    def tokenize(self, text: Union[str, bytes], add_special: bool = True,
+                 parse_special: bool = False) -> List[int]:
+        """Token ids of ``text``; ``add_special`` adds BOS/EOS as the model asks,
+        ``parse_special`` recognises special-token text such as "<|im_start|>"."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        flags = (_lib.TOKENIZE_ADD_SPECIAL if add_special else 0) | \
+                (_lib.TOKENIZE_PARSE_SPECIAL if parse_special else 0)
+        n = ctypes.c_size_t()
+        status = _C.adak_model_tokenize(self.handle, data, len(data), flags, None, 0, ctypes.byref(n))
+        if status not in (_lib.OK, _lib.ERR_BUFFER_TOO_SMALL):
+            _check(status)
+        out = (ctypes.c_int32 * max(n.value, 1))()
+        _check(_C.adak_model_tokenize(self.handle, data, len(data), flags, out, n.value, ctypes.byref(n)))
+        return list(out[: n.value])
+
+    def token_to_piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token (possibly an incomplete UTF-8 sequence)."""
+        n = ctypes.c_size_t()
+        flags = _lib.PIECE_SPECIAL if special else 0
+        buf = ctypes.create_string_buffer(64)
+        status = _C.adak_model_token_to_piece(self.handle, int(token), flags, buf, len(buf), ctypes.byref(n))
+        if status == _lib.ERR_BUFFER_TOO_SMALL:
+            buf = ctypes.create_string_buffer(n.value + 1)
+            status = _C.adak_model_token_to_piece(self.handle, int(token), flags, buf, len(buf), ctypes.byref(n))
+        _check(status)
+        return buf.raw[: n.value]
+
+    def detokenize(self, tokens: Sequence[int], remove_special: bool = False,
+                   unparse_special: bool = False) -> str:
+        """The text of ``tokens`` (invalid UTF-8 is replaced)."""
+        arr = _tokens_array(tokens)
+        flags = (_lib.DETOKENIZE_REMOVE_SPECIAL if remove_special else 0) | \
+                (_lib.DETOKENIZE_UNPARSE_SPECIAL if unparse_special else 0)
+        n = ctypes.c_size_t()
+        status = _C.adak_model_detokenize(self.handle, arr, len(arr), flags, None, 0, ctypes.byref(n))
+        if status not in (_lib.OK, _lib.ERR_BUFFER_TOO_SMALL):
+            _check(status)
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(_C.adak_model_detokenize(self.handle, arr, len(arr), flags, buf, len(buf), ctypes.byref(n)))
+        return buf.raw[: n.value].decode("utf-8", "replace")
+
+    def session(self, **kwargs) -> "Session":
+        """A new :class:`Session` on this model (same arguments as :class:`Session`)."""
+        return Session(self, **kwargs)
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return "<adak.Model closed>"
+        return f"<adak.Model {self.arch} {self.name!r} n_vocab={self.n_vocab}>"
+
+
+class Session:
+    """A decoding session (context, logits, sampler) on a :class:`Model`.
+
+    :param n_ctx: context window in tokens (0: min(model's, 4096)).
+    :param n_threads: compute threads (0: all cores).
+    :param n_batch: prompt tokens per forward pass (0: 512).
+    :param seed: sampler seed.
+    :param sampling: initial sampling settings: temperature, top_k, top_p, min_p,
+        repeat_penalty, repeat_last_n (see :meth:`set`).
+    """
+
+    _FLOAT_KEYS = ("temperature", "top_p", "min_p", "repeat_penalty")
+    _INT_KEYS = ("top_k", "repeat_last_n", "seed", "position", "n_ctx", "n_threads", "n_batch",
+                 "logit_rows")
+
+    def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 0, n_batch: int = 0,
+                 seed: Optional[int] = None, **sampling: Union[int, float]):
+        self._handle: Optional[int] = None
+        self.model = model
+        params = _lib.SessionParams()
+        _check(_C.adak_session_params_init(ctypes.byref(params), ctypes.sizeof(params)))
+        for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
+            if not 0 <= int(value) < 2**31:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} {value} is out of range")
+            setattr(params, name, int(value))
+        if seed is not None:
+            if not 0 <= int(seed) < 2**63:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"seed {seed} is out of range")
+            params.seed = int(seed)
+        handle = ctypes.c_void_p()
+        _check(_C.adak_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)))
+        self._handle = handle.value
+        try:
+            for key, value in sampling.items():
+                self.set(key, value)
+        except Exception:
+            self.close()
+            raise
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Frees the session. Idempotent."""
+        if self._handle is not None:
+            _C.adak_session_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    @property
+    def handle(self) -> int:
+        if self._handle is None:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "the session is closed")
+        return self._handle
+
+    # -- settings ---------------------------------------------------------------------------
+    def set(self, key: str, value: Union[int, float]) -> None:
+        """Changes a setting: float keys temperature, top_p, min_p, repeat_penalty; integer
+        keys top_k, repeat_last_n, seed."""
+        if key in self._FLOAT_KEYS:
+            _check(_C.adak_session_set_float(self.handle, key.encode(), float(value)))
+        else:
+            if isinstance(value, float) and not value.is_integer():
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} needs an integer, got {value}")
+            v = int(value)
+            if not -(2**63) <= v < 2**63:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} {v} is out of range")
+            _check(_C.adak_session_set_int(self.handle, key.encode(), v))
+
+    def get(self, key: str) -> Union[int, float]:
+        """Reads a setting or property (also position, n_ctx, n_threads, n_batch, logit_rows)."""
+        if key in self._FLOAT_KEYS:
+            d = ctypes.c_double()
+            _check(_C.adak_session_get_float(self.handle, key.encode(), ctypes.byref(d)))
+            return d.value
+        i = ctypes.c_int64()
+        _check(_C.adak_session_get_int(self.handle, key.encode(), ctypes.byref(i)))
+        return i.value
+
+    @property
+    def position(self) -> int:
+        """Tokens in the context."""
+        p = _C.adak_session_position(self.handle)
+        if p < 0:
+            _check(int(p))
+        return int(p)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.get("n_ctx"))
+
+    # -- decoding ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Empties the context and restarts the sampler."""
+        _check(_C.adak_session_reset(self.handle))
+
+    def _prompt_tokens(self, prompt: Optional[TextOrTokens]) -> List[int]:
+        if prompt is None:
+            return []
+        if isinstance(prompt, (str, bytes)):
+            return self.model.tokenize(prompt, add_special=self.position == 0, parse_special=True)
+        return [int(t) for t in prompt]
+
+    def evaluate(self, tokens: Sequence[int], all_logits: bool = False) -> None:
+        """Appends ``tokens`` to the context and runs the model over them."""
+        arr = _tokens_array(tokens)
+        _check(_C.adak_session_evaluate(self.handle, arr, len(arr),
+                                        _lib.EVALUATE_ALL_LOGITS if all_logits else 0))
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The last evaluation's logits as a read-only float32 array of shape (rows, n_vocab),
+        a view of the session's memory (no copy): valid until the session next changes
+        (evaluate, generate, reset, close). Copy it (``.copy()``) to keep it longer."""
+        rows, vocab = ctypes.c_size_t(), ctypes.c_size_t()
+        ptr = _C.adak_session_logits(self.handle, ctypes.byref(rows), ctypes.byref(vocab))
+        if not ptr:
+            _check(_lib.ERR_INVALID_ARGUMENT)
+        arr = np.ctypeslib.as_array(ptr, shape=(rows.value, vocab.value))
+        arr.flags.writeable = False
+        return arr
+
+    def sample(self) -> int:
+        """Samples a token from the last row of logits (not evaluated)."""
+        t = ctypes.c_int32()
+        _check(_C.adak_session_sample(self.handle, ctypes.byref(t)))
+        return t.value
+
+    def generate_tokens(self, prompt: Optional[TextOrTokens] = None,
+                        max_tokens: int = 128) -> Iterator[tuple]:
+        """Like :meth:`generate` but yields ``(token, piece_bytes)`` pairs."""
+        if max_tokens < 0:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"max_tokens {max_tokens} is negative")
+        tokens = self._prompt_tokens(prompt)
+        got: List[tuple] = []
+
+        def on_token(_user, token, piece, length):
+            got.append((token, ctypes.string_at(piece, length)))
+            return 0
+
+        callback = _lib.TOKEN_CALLBACK(on_token)
+        produced = 0
+        first = True
+        n = ctypes.c_size_t()
+        while produced < max_tokens:
+            arr = _tokens_array(tokens if first else [])
+            status = _C.adak_session_generate(self.handle, arr, len(arr), 1, callback, None,
+                                              ctypes.byref(n))
+            if status == _lib.ERR_CONTEXT_FULL and not first:
+                return  # the context filled up: generation ends here
+            _check(status)
+            first = False
+            if not got:
+                return  # end of generation
+            produced += len(got)
+            batch, got[:] = list(got), []
+            yield from batch
+
+    def generate(self, prompt: Optional[TextOrTokens] = None, max_tokens: int = 128) -> Iterator[str]:
+        """Evaluates ``prompt`` (text, bytes or token ids; None continues) and yields the
+        generated text piece by piece, until an end-of-generation token, ``max_tokens``
+        tokens or a full context. Text prompts are tokenized with special-token parsing, and
+        with BOS/EOS when the session is empty."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for _token, piece in self.generate_tokens(prompt, max_tokens):
+            text = decoder.decode(piece)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return "<adak.Session closed>"
+        return f"<adak.Session position={self.position}/{self.n_ctx}>"

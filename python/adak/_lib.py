@@ -1,0 +1,168 @@
+"""Locating and loading libadak.so, and the ctypes prototypes of its C API (include/adak.h)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+from pathlib import Path
+from typing import List, Optional
+
+#: The major version of the C API this binding is written for.
+API_MAJOR = 0
+
+OK = 0
+ERR_INVALID_ARGUMENT = -1
+ERR_IO = -2
+ERR_FORMAT = -3
+ERR_UNSUPPORTED = -4
+ERR_OUT_OF_MEMORY = -5
+ERR_CONTEXT_FULL = -6
+ERR_CANCELLED = -7
+ERR_INTERNAL = -8
+ERR_BUFFER_TOO_SMALL = -9
+
+TOKENIZE_ADD_SPECIAL = 1
+TOKENIZE_PARSE_SPECIAL = 2
+PIECE_SPECIAL = 1
+DETOKENIZE_REMOVE_SPECIAL = 1
+DETOKENIZE_UNPARSE_SPECIAL = 2
+EVALUATE_ALL_LOGITS = 1
+
+WEIGHT_TYPES = {"default": 0, "f32": 1, "q8_0": 2, "q4_0": 3}
+
+
+class ModelParams(ctypes.Structure):
+    """adak_model_params (size-tagged; initialise through adak_model_params_init)."""
+
+    _fields_ = [("size", ctypes.c_uint32), ("weight_type", ctypes.c_int32)]
+
+
+class SessionParams(ctypes.Structure):
+    """adak_session_params (size-tagged; initialise through adak_session_params_init)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("n_ctx", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32),
+        ("n_batch", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+TOKEN_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t
+)
+
+_P = ctypes.c_void_p
+_I32 = ctypes.c_int32
+_SIZE = ctypes.c_size_t
+_STR = ctypes.c_char_p
+
+_PROTOTYPES = {
+    "adak_version": (_STR, []),
+    "adak_version_number": (_I32, []),
+    "adak_status_string": (_STR, [ctypes.c_int]),
+    "adak_last_error": (_STR, []),
+    "adak_model_params_init": (ctypes.c_int, [ctypes.POINTER(ModelParams), _SIZE]),
+    "adak_model_load": (ctypes.c_int, [_STR, ctypes.POINTER(ModelParams), ctypes.POINTER(_P)]),
+    "adak_model_free": (None, [_P]),
+    "adak_model_get_int": (ctypes.c_int, [_P, _STR, ctypes.POINTER(ctypes.c_int64)]),
+    "adak_model_get_string": (_STR, [_P, _STR]),
+    "adak_model_n_vocab": (_I32, [_P]),
+    "adak_model_bos": (_I32, [_P]),
+    "adak_model_eos": (_I32, [_P]),
+    "adak_model_is_eog": (ctypes.c_int, [_P, _I32]),
+    "adak_model_tokenize": (
+        ctypes.c_int,
+        [_P, ctypes.c_char_p, _SIZE, ctypes.c_uint32, ctypes.POINTER(_I32), _SIZE, ctypes.POINTER(_SIZE)],
+    ),
+    "adak_model_token_to_piece": (
+        ctypes.c_int,
+        [_P, _I32, ctypes.c_uint32, ctypes.c_char_p, _SIZE, ctypes.POINTER(_SIZE)],
+    ),
+    "adak_model_detokenize": (
+        ctypes.c_int,
+        [_P, ctypes.POINTER(_I32), _SIZE, ctypes.c_uint32, ctypes.c_char_p, _SIZE, ctypes.POINTER(_SIZE)],
+    ),
+    "adak_session_params_init": (ctypes.c_int, [ctypes.POINTER(SessionParams), _SIZE]),
+    "adak_session_create": (ctypes.c_int, [_P, ctypes.POINTER(SessionParams), ctypes.POINTER(_P)]),
+    "adak_session_free": (None, [_P]),
+    "adak_session_reset": (ctypes.c_int, [_P]),
+    "adak_session_position": (ctypes.c_int64, [_P]),
+    "adak_session_set_float": (ctypes.c_int, [_P, _STR, ctypes.c_double]),
+    "adak_session_get_float": (ctypes.c_int, [_P, _STR, ctypes.POINTER(ctypes.c_double)]),
+    "adak_session_set_int": (ctypes.c_int, [_P, _STR, ctypes.c_int64]),
+    "adak_session_get_int": (ctypes.c_int, [_P, _STR, ctypes.POINTER(ctypes.c_int64)]),
+    "adak_session_evaluate": (ctypes.c_int, [_P, ctypes.POINTER(_I32), _SIZE, ctypes.c_uint32]),
+    "adak_session_logits": (ctypes.POINTER(ctypes.c_float), [_P, ctypes.POINTER(_SIZE), ctypes.POINTER(_SIZE)]),
+    "adak_session_copy_logits": (ctypes.c_int, [_P, _SIZE, ctypes.POINTER(ctypes.c_float), _SIZE]),
+    "adak_session_sample": (ctypes.c_int, [_P, ctypes.POINTER(_I32)]),
+    "adak_session_generate": (
+        ctypes.c_int,
+        [_P, ctypes.POINTER(_I32), _SIZE, _I32, TOKEN_CALLBACK, _P, ctypes.POINTER(_SIZE)],
+    ),
+}
+
+
+def _candidates() -> List[str]:
+    """Where to look for the library, most specific first."""
+    names = [f"libadak.so.{API_MAJOR}", "libadak.so"]
+    found: List[str] = []
+    env = os.environ.get("ADAK_LIB")
+    if env:
+        p = Path(env)
+        if p.is_dir():
+            found += [str(p / n) for n in names]
+        else:
+            found.append(str(p))
+        return found  # an explicit choice is not second-guessed
+    # A source checkout: <repo>/python/adak/_lib.py -> <repo>/build/lib.
+    repo_build = Path(__file__).resolve().parent.parent.parent / "build" / "lib"
+    found += [str(repo_build / n) for n in names]
+    try:
+        libdir = subprocess.run(
+            ["pkg-config", "--variable=libdir", "adak"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        if libdir:
+            found += [str(Path(libdir) / n) for n in names]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for prefix in ("/usr/local/lib", "/usr/lib"):
+        found += [str(Path(prefix) / n) for n in names]
+    found += names  # the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache)
+    return found
+
+
+def load_library() -> ctypes.CDLL:
+    """Loads libadak, sets the prototypes and checks that its major version is ours."""
+    errors = []
+    lib: Optional[ctypes.CDLL] = None
+    for candidate in _candidates():
+        if os.sep in candidate and not os.path.exists(candidate):
+            continue
+        try:
+            lib = ctypes.CDLL(candidate)
+            break
+        except OSError as e:
+            errors.append(f"{candidate}: {e}")
+    if lib is None:
+        detail = "; ".join(errors) if errors else "no candidate file exists"
+        raise ImportError(
+            "adak: cannot find libadak.so (set ADAK_LIB to the library or its folder, "
+            f"or install libadak): {detail}"
+        )
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError as e:
+            raise ImportError(f"adak: {lib._name} lacks {name}: too old for this binding") from e
+        fn.restype = restype
+        fn.argtypes = argtypes
+    number = lib.adak_version_number()
+    if number // 10000 != API_MAJOR:
+        raise ImportError(
+            f"adak: {lib._name} is libadak {lib.adak_version().decode()}, "
+            f"but this binding needs major version {API_MAJOR}"
+        )
+    return lib

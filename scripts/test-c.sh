@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the C and C++ examples and the C tests against an installed libadak using only
+# `pkg-config --cflags --libs adak`, and runs them with an empty environment (env -i), also with
+# the Swift toolchain's library folder hidden when the system allows a private mount namespace.
+# usage: scripts/test-c.sh PREFIX FIXTURES_DIR [DEMO_MODEL]
+set -euo pipefail
+
+prefix=$1
+fixtures=$2
+demo=${3:-}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=$repo/build/c
+mkdir -p "$out"
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+flags=$(pkg-config --cflags --libs adak)
+
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c" -o "$out/generate" $flags
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/misuse.c" -o "$out/misuse" $flags -lm
+c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
+
+tiny=$fixtures/models/tiny-mixtral.f32.gguf
+if [ ! -f "$tiny" ]; then
+    echo "test-c: fixture model $tiny is missing" >&2
+    exit 1
+fi
+
+passed=0
+failed=0
+run() {
+    local name=$1
+    shift
+    echo "--- $name"
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "test-c: FAILED: $name" >&2; fi
+}
+
+run "misuse (env -i)" env -i "$out/misuse" "$tiny"
+run "generate tiny-mixtral (env -i)" env -i "$out/generate" "$tiny" "Hello" 8
+run "C++ chat tiny-mixtral (env -i)" sh -c 'printf "hi\nagain\n" | env -i "$0" "$1" 4' "$out/chat" "$tiny"
+
+# Hide the toolchain's libraries: the installed library must not need them.
+if unshare --mount true 2>/dev/null; then
+    run "misuse, Swift toolchain hidden" unshare --mount sh -c \
+        'mount -t tmpfs none /opt/swift/usr/lib && exec env -i "$0" "$1"' "$out/misuse" "$tiny"
+else
+    echo "test-c: no private mount namespace here; skipped the run with the toolchain hidden"
+fi
+
+if [ -n "$demo" ] && [ -f "$demo" ]; then
+    # The output is shown and must mention Paris (captured, not tee'd: stderr may be a file).
+    run "generate SmolLM2 (env -i)" sh -c \
+        'out=$(env -i "$0" "$1" "The capital of France is" 16) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
+        "$out/generate" "$demo"
+    run "C++ chat SmolLM2 (env -i)" sh -c \
+        'out=$(echo "What is the capital of France?" | env -i "$0" "$1" 24) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
+        "$out/chat" "$demo"
+else
+    echo "test-c: demo model not fetched (make model); skipped the SmolLM2 run"
+fi
+echo "test-c: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

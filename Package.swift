@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "AdaKExports", dependencies: ["AdaK"]),
         .executableTarget(name: "adak", dependencies: [
             "AdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),   // @main in main.swift beside other files
         .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels"]),
     ]
 )

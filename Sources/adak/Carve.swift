@@ -23,6 +23,8 @@ struct Carve: ParsableCommand {
     @Option(help: "Weight format of the experts: q8_0, q4_0 or f32") var expertType = "q8_0"
     @Option(help: "Comma-separated layers to carve (default: all)") var layers: String?
     @Option(help: "Threads (0: all cores)") var threads = 0
+    @Option(help: "After carving, print a perplexity table on this text (fixtures ppl.json protocol: first 16384 tokens, 32 windows of 512, second halves scored)") var eval: String?
+    @Option(help: "K values for --eval (comma-separated)") var evalK = "4,6,8,10,12,16"
 
     func run() throws {
         var o = CarveOptions()
@@ -66,5 +68,40 @@ struct Carve: ParsableCommand {
             print("calibration tokens \(result.calibrationTokens); router recall of the oracle top-\(result.expertUsed) per layer: \(recall)")
         }
         print(String(format: "wrote %@ in %.1f s", output, secs) + (planOut.map { ", plan \($0)" } ?? ""))
+        if let eval { try evaluate(eval, plan: result) }
+    }
+
+    func evaluate(_ path: String, plan: CarvePlan) throws {
+        let ks = try evalK.split(separator: ",").map {
+            guard let k = Int($0), k >= 1, k <= plan.experts else { throw ValidationError("bad --eval-k '\(evalK)'") }
+            return k
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let denseModel = try Model(path: dense)
+        let window = 512, chunks = 32
+        var prefix = Array(text.utf8.prefix(400_000))
+        while let last = prefix.last, last != 10 { prefix.removeLast() }
+        let tokens = Array(denseModel.tokenizer.tokenize(prefix, addSpecial: true, parseSpecial: false).prefix(window * chunks))
+        guard tokens.count == window * chunks else { throw ValidationError("--eval text has fewer than \(window * chunks) tokens") }
+        func ppl(_ m: Model, k: Int?) throws -> (PerplexityResult, Double) {
+            var p = SessionParams()
+            p.contextSize = window
+            p.threads = threads
+            p.routing.k = k
+            let s = try Session(model: m, params: p)
+            let t0 = Date()
+            let r = try Perplexity.evaluate(session: s, tokens: tokens, window: window, maxChunks: chunks)
+            return (r, Date().timeIntervalSince(t0))
+        }
+        print("| model | K | active FFN neurons | ppl | ± | ratio to dense | seconds |")
+        print("|---|---|---|---|---|---|---|")
+        let (d, dt) = try ppl(denseModel, k: nil)
+        print(String(format: "| dense | – | 100%% | %.3f | %.3f | 1.00 | %.0f |", d.ppl, d.stderr, dt))
+        let moe = try Model(path: output)
+        for k in ks {
+            let (r, t) = try ppl(moe, k: k)
+            let active = Double(plan.sharedCount + k * plan.expertWidth) / Double(plan.nFF) * 100
+            print(String(format: "| carved | %d | %.1f%% | %.3f | %.3f | %.2f | %.0f |", k, active, r.ppl, r.stderr, r.ppl / d.ppl, t))
+        }
     }
 }

@@ -7,7 +7,7 @@ struct Adak: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adak",
         abstract: "libadak: adaptive Mixture-of-Experts inference on the CPU.",
-        subcommands: [Generate.self, Inspect.self, Bench.self, Convert.self])
+        subcommands: [Generate.self, Inspect.self, Bench.self, Convert.self, Carve.self])
 }
 
 struct Inspect: ParsableCommand {

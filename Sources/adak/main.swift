@@ -7,7 +7,7 @@ struct Adak: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adak",
         abstract: "libadak: adaptive Mixture-of-Experts inference on the CPU.",
-        subcommands: [Generate.self, Inspect.self, Bench.self, Convert.self, Carve.self])
+        subcommands: [Generate.self, PerplexityCommand.self, Inspect.self, Bench.self, Convert.self, Carve.self])
 }
 
 struct Inspect: ParsableCommand {
@@ -50,6 +50,8 @@ struct Generate: ParsableCommand {
     @Flag(help: "Parse special-token text such as <|im_start|> in the prompt") var special = false
     @Flag(help: "Print the prompt before the generated text") var echo = false
     @Flag(help: "Print timing to standard error") var verbose = false
+    @Flag(help: "Print routing statistics (k per layer, FLOPs vs static Top-K) to standard error") var stats = false
+    @OptionGroup var routing: RoutingOptions
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("-n must be >= 0") }
@@ -69,6 +71,7 @@ struct Generate: ParsableCommand {
         params.sampling.repeatPenalty = repeatPenalty
         params.sampling.seed = seed
         let session = try Session(model: model, params: params)
+        try routing.apply(to: session)
         let tokens = model.tokenizer.tokenize(Array(prompt.utf8), addSpecial: true, parseSpecial: special)
         let t1 = now()
         if echo { emit(Array(prompt.utf8)) }
@@ -88,6 +91,7 @@ struct Generate: ParsableCommand {
                 + "\(generated.count) tokens, \(tenths / 10).\(tenths % 10) tokens/s after the first\n"
             emit(Array(line.utf8), to: 2)
         }
+        if stats && model.config.isMoE { emit(Array((formatStats(session.stats) + "\n").utf8), to: 2) }
     }
 
     /// Writes bytes straight to a file descriptor (unbuffered, so tokens appear as they come).

@@ -24,6 +24,9 @@ final class ForwardState {
     let inB: ActivationRows               // input of attn_output, FFN down
     let moe: MoEScratch?
     private(set) var logits: FloatBuffer
+    /// Carving's activation capture (Sources/AdaK/Carving), nil otherwise: after each dense FFN,
+    /// (layer, rows, FFN input rows n × d, hidden silu(gate·x) ⊙ (up·x) rows n × n_ff).
+    var ffnCapture: ((Int, Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void)? = nil
 
     init(model: Model, contextSize: Int, batchSize: Int, threads: Int) throws {
         self.model = model
@@ -137,7 +140,8 @@ final class ForwardState {
             if L.isMoE, let moe {
                 moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp)
             } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
-                swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp)
+                let capture = ffnCapture.map { cap in { (h: UnsafePointer<Float>) in cap(il, n, xn, h) } }
+                swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp, onHidden: capture)
             }
             for i in 0..<(n * d) { x[i] += tmp[i] }
         }
@@ -160,12 +164,13 @@ final class ForwardState {
 
     /// down · (silu(gate · x) ⊙ (up · x)) for `rows` rows of `input` (already set).
     func swiGLU(gate: Matrix, up: Matrix, down: Matrix, input: ActivationRows, rows n: Int,
-                out: UnsafeMutablePointer<Float>) {
+                out: UnsafeMutablePointer<Float>, onHidden: ((UnsafePointer<Float>) -> Void)? = nil) {
         let f = gate.rows
         linear(gate, input, out: ffA.p, outStride: f)
         linear(up, input, out: ffB.p, outStride: f)
         // one call per row: ggml_vec_swiglu_f32 runs per row, so the SIMD/tail split is per row
         for t in 0..<n { akk_swiglu(ffA.p + t * f, ffB.p + t * f, ffA.p + t * f, Int64(f)) }
+        onHidden?(ffA.p)
         inB.set(ffA.p, rows: n, cols: f)
         linear(down, inB, out: out, outStride: down.rows)
     }

@@ -39,13 +39,24 @@ final class MoEScratch {
         guard let router = L.router, let gateExps = L.gateExps, let upExps = L.upExps, let downExps = L.downExps else { return }
 
         // router probabilities: softmax over all experts, f32; each row's experts by descending
-        // probability (stable: ties keep the lower index)
+        // probability (stable: ties keep the lower index). Carved models (`predictedNorm`) rank
+        // by the raw scores and derive the probabilities from them (CarvedArchitecture).
         s.linear(router, s.inA, out: probs.p, outStride: nE)
-        for t in 0..<n { akk_softmax(probs.p + t * nE, Int64(nE)) }
+        let byScore = c.traits.router == .predictedNorm
+        if byScore {
+            if let b = L.routerBias {
+                for t in 0..<n { for e in 0..<nE { probs.p[t * nE + e] += b[e] } }
+            }
+            sorted.p.update(from: probs.p, count: n * nE)   // raw scores, ranked below
+        } else {
+            for t in 0..<n { akk_softmax(probs.p + t * nE, Int64(nE)) }
+        }
         var order = [Int](repeating: 0, count: n * nE)
         for t in 0..<n {
+            let key = (byScore ? sorted.p : probs.p) + t * nE
+            let idx = (0..<nE).sorted { key[$0] > key[$1] || (key[$0] == key[$1] && $0 < $1) }
+            if byScore { CarvedArchitecture.probabilities(probs.p + t * nE, nE) }
             let p = probs.p + t * nE
-            let idx = (0..<nE).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
             for j in 0..<nE {
                 order[t * nE + j] = idx[j]
                 sorted.p[t * nE + j] = p[idx[j]]
@@ -63,7 +74,7 @@ final class MoEScratch {
             for j in 0..<ks[t] {
                 table.ids[t * kMax + j] = Int32(order[t * nE + j])
                 let w = sorted.p[t * nE + j]
-                table.weights[t * kMax + j] = c.traits.normalizeTopK ? w / sum : w
+                table.weights[t * kMax + j] = c.traits.unitExpertWeights ? 1 : c.traits.normalizeTopK ? w / sum : w
             }
         }
         if slots.count < n * kMax * d, let bigger = try? FloatBuffer(n * kMax * d) { slots = bigger }

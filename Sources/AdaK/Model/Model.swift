@@ -79,6 +79,7 @@ public final class Model: @unchecked Sendable {
                 let e = config.nExpert, f = config.nFFExpert
                 guard f > 0 else { throw AdaKError.format("expert feed-forward length is missing") }
                 l.router = try loader.matrix(p + "ffn_gate_inp.weight", rows: e, cols: d, forceF32: true)
+                l.routerBias = try loader.optionalVector(p + "ffn_gate_inp.bias", e)
                 l.gateExps = try loader.experts(p + "ffn_gate_exps.weight", count: e, rows: f, cols: d)
                 l.upExps = try loader.experts(p + "ffn_up_exps.weight", count: e, rows: f, cols: d)
                 l.downExps = try loader.experts(p + "ffn_down_exps.weight", count: e, rows: d, cols: f)

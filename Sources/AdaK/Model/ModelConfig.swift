@@ -8,6 +8,11 @@ public struct ArchitectureTraits: Sendable {
     public var normalizeTopK: Bool
     public enum QKNorm: Sendable { case none, wholeProjection, perHead }
     public var qkNorm: QKNorm
+    /// How router outputs become expert scores (see `CarvedArchitecture` for `predictedNorm`).
+    public enum RouterKind: Sendable { case softmax, predictedNorm }
+    public var router: RouterKind = .softmax
+    /// Combine the chosen experts with weight 1 each (a plain sum) instead of their probability.
+    public var unitExpertWeights: Bool = false
 
     public static func forArchitecture(_ arch: String) -> ArchitectureTraits? {
         switch arch {
@@ -21,7 +26,7 @@ public struct ArchitectureTraits: Sendable {
         }
     }
 
-    public static let supported = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "olmoe"]
+    public static let supported = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "olmoe", CarvedArchitecture.name]
 }
 
 /// Hyper-parameters read from a GGUF file's `<arch>.*` keys.
@@ -62,7 +67,7 @@ public struct ModelConfig: Sendable {
         guard let arch = g.string("general.architecture") else {
             throw AdaKError.format("missing general.architecture")
         }
-        guard let traits = ArchitectureTraits.forArchitecture(arch) else {
+        guard let traits = try ArchitectureTraits.forArchitecture(arch) ?? CarvedArchitecture.traits(gguf: g, arch: arch) else {
             throw AdaKError.unsupported("architecture '\(arch)' is not supported (supported: \(ArchitectureTraits.supported.joined(separator: ", ")))")
         }
         func req(_ key: String) throws -> Int {

@@ -54,6 +54,8 @@ public struct LayerWeights: @unchecked Sendable {
 
     // mixture of experts
     public var router: Matrix?
+    /// Router bias (carved models: `ffn_gate_inp.bias`), nil if none.
+    public var routerBias: UnsafePointer<Float>?
     public var gateExps, upExps, downExps: ExpertStack?
     public var sharedGate, sharedUp, sharedDown: Matrix?
     public var sharedGateInp: UnsafePointer<Float>?

@@ -6,7 +6,7 @@ struct Adak: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adak",
         abstract: "libadak: adaptive Mixture-of-Experts inference on the CPU.",
-        subcommands: [Inspect.self, Bench.self, Carve.self])
+        subcommands: [Inspect.self, Bench.self, Carve.self, TrainAllocator.self, EvalRouting.self])
 }
 
 struct Inspect: ParsableCommand {

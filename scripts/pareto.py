@@ -31,8 +31,10 @@ same too very just also else ever""".split())
 
 
 def run_eval(args, extra, cache, key, windows=None, text=None, tokens_out=None):
-    if key in cache and tokens_out is None:
+    if key in cache and (tokens_out is None or os.path.exists(tokens_out)):
         return cache[key]
+    if args.cached_only and tokens_out is None:
+        return None
     cmd = [args.adak, "eval-routing", "-m", args.model, "--text", text or args.eval,
            "--windows", str(windows or args.windows), "-t", str(args.threads)] + extra
     if tokens_out:
@@ -78,6 +80,7 @@ def main():
     ap.add_argument("--layers", type=int, default=30)
     ap.add_argument("--out", default="results")
     ap.add_argument("--only", default="", help="comma-separated groups to run (default: all)")
+    ap.add_argument("--cached-only", action="store_true", help="plot what results.json holds; run nothing new (but the token trace)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     cache_path = os.path.join(args.out, "results.json")
@@ -103,34 +106,37 @@ def main():
         # calibration on training text: Δnll when one layer drops from K to K−4
         base = run_eval(args, ["--routing", "topk"], cache, "calib topk", windows=args.calib_windows, text=args.train)
         sens = []
-        for l in range(L):
+        for l in range(L if base else 0):
             ks = [K] * L
             ks[l] = K - 4
             r = run_eval(args, ["--k-schedule", ",".join(map(str, ks))], cache, f"calib layer {l} k={K-4}",
                          windows=args.calib_windows, text=args.train)
+            if r is None:
+                break
             sens.append(np.log(r["ppl"]) - np.log(base["ppl"]))
-        cache["calib sensitivity"] = sens
         pts = []
-        for b in [0.5, 0.625, 0.75, 0.875]:
+        for b in ([0.5, 0.625, 0.75, 0.875] if len(sens) == L else []):
+            cache["calib sensitivity"] = sens
             ks = schedule(sens, K, b)
             r = run_eval(args, ["--k-schedule", ",".join(map(str, ks))], cache, f"schedule budget={b}")
-            r["schedule"] = ks
-            pts.append(r)
+            if r is not None:
+                r["schedule"] = ks
+                pts.append(r)
         curves["per-layer static K"] = pts
     allocs = dict(a.split("=", 1) for a in args.allocator)
     if want("adak"):
         pts = [run_eval(args, ["--routing", "adak", "--allocator", p], cache, f"adak lambda={lam}")
                for lam, p in sorted(allocs.items(), key=lambda kv: float(kv[0]))]
-        if pts:
+        if any(p is not None for p in pts):
             curves["Ada-K (λ sweep)"] = pts
         if args.main and args.main in allocs:
             p = allocs[args.main]
             curves[f"Ada-K λ={args.main} + budget"] = [
                 run_eval(args, ["--routing", "adak", "--allocator", p, "--budget", str(b)], cache,
-                         f"adak lambda={args.main} budget={b}") for b in [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]]
-            curves["Top-K budget (identity allocator + budget)"] = [
-                run_eval(args, ["--routing", "adak", "--allocator", "identity", "--budget", str(b)], cache,
-                         f"adak identity budget={b}") for b in [0.5, 0.6, 0.7, 0.8, 0.9]]
+                         f"adak lambda={args.main} budget={b}") for b in [0.6, 0.75, 0.9]]
+
+    curves = {n: [p for p in pts if p is not None] for n, pts in curves.items()}
+    curves = {n: pts for n, pts in curves.items() if pts}
 
     # Pareto plot
     fig, ax = plt.subplots(figsize=(8, 5.5))

@@ -7,7 +7,8 @@ struct Adak: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adak",
         abstract: "libadak: adaptive Mixture-of-Experts inference on the CPU.",
-        subcommands: [Generate.self, PerplexityCommand.self, Inspect.self, Bench.self, Convert.self, Carve.self])
+        subcommands: [Generate.self, PerplexityCommand.self, Inspect.self, Bench.self, Convert.self, Carve.self,
+                      TrainAllocator.self, EvalRouting.self])
 }
 
 struct Inspect: ParsableCommand {

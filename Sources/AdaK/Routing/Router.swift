@@ -25,6 +25,8 @@ final class RouterState {
 
     /// k chosen per MoE slot for each token of the current batch: [slot][token].
     var batchK: [[Int]]
+    /// Records every decision; a sampling trace makes `adak` sample k (PPO rollouts, Training/).
+    var trace: RoutingTrace?
 
     init(model: Model, config: RoutingConfig) {
         self.config = config
@@ -90,6 +92,13 @@ final class RouterState {
             return min(max(k, lo), hi)
         }
 
+        if let tr = trace, tr.sampling, config.forcedK == nil, !allocLogits.isEmpty {
+            // PPO rollout: k ~ π(·|h) within [lo, hi], recorded with log π_old (Training/RoutingTrace.swift)
+            let ks = allocLogits.withUnsafeBufferPointer { tr.sample(slot: slot, logits: $0.baseAddress!, nExpert: E, n: n, lo: lo, hi: hi) }
+            tr.record(slot: slot, ks: ks, hidden: hidden, n: n)
+            batchK[slot] = ks
+            return ks
+        }
         var ks = [Int](repeating: 0, count: n)
         if let f = config.budget, config.forcedK == nil {
             if config.policy == .topK {
@@ -115,6 +124,7 @@ final class RouterState {
                 ks[t] = config.forcedK?(layer, pos0 + t).map { min(max($0, 1), E) } ?? rule(t, 0)
             }
         }
+        trace?.record(slot: slot, ks: ks, hidden: hidden, n: n)
         batchK[slot] = ks
         return ks
     }

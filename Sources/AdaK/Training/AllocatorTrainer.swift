@@ -1,0 +1,332 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How advantages are centred before the per-batch normalisation.
+public enum AdvantageBaseline: String, Sendable, CaseIterable {
+    /// Self-critical (Rennie et al. 2017): the baseline of token t is its reward in the same window
+    /// under the current policy's argmax k (one extra forward pass per window). The reward's
+    /// variance across tokens is dominated by how predictable the token is (log p ranges over
+    /// ~10 nats) while one layer's k moves it by ~0.01; the paired greedy pass removes that
+    /// per-token difficulty exactly, which neither a running mean nor a linear value head on h
+    /// can do. It does not depend on the sampled actions, so the gradient stays unbiased.
+    case greedy
+    /// The batch mean (what the per-batch normalisation leaves of a running-mean baseline):
+    /// half the forward passes, far noisier advantages.
+    case mean
+}
+
+/// Rollout and PPO settings of `AllocatorTrainer`.
+public struct AllocatorTrainingSettings: Sendable, Equatable {
+    /// Price of compute in the reward r_t = log p(x_{t+1}) − λ·(Σ_l k_l)/(L·K).
+    public var lambda: Double = 0.3
+    /// Sampled tokens (scored positions) per PPO update.
+    public var rolloutTokens = 2048
+    /// Tokens per teacher-forced window (one batch forward each).
+    public var window = 256
+    public var ppo = PPOSettings()
+    public var baseline: AdvantageBaseline = .greedy
+    public var seed: UInt64 = 0
+    /// Range of k the policy samples and acts in (kMax nil: all experts).
+    public var kMin = 1
+    public var kMax: Int? = nil
+    /// Number of PPO updates (the run stops after `updates` or at `totalTokens`, whichever first).
+    public var updates = 50
+    public var totalTokens: Int? = nil
+    /// Sharpness of the identity allocator training starts from (its bias is −s·(k − K)²).
+    public var initSharpness: Float = 1
+    /// Kernel threads (0: all cores).
+    public var threads = 0
+    /// Write a checkpoint every this many updates (0: only at the end) when a path is set.
+    public var checkpointEvery = 5
+
+    public init() {}
+
+    public func validate(model: Model) throws {
+        func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
+        try ppo.validate()
+        let E = model.config.nExpert
+        guard model.config.isMoE, E >= 2 else { throw bad("allocator training needs an MoE model") }
+        guard lambda.isFinite, lambda >= 0 else { throw bad("lambda must be >= 0") }
+        guard window >= 2, window <= 8192 else { throw bad("window must be in 2...8192") }
+        guard rolloutTokens >= window - 1 else { throw bad("rollout tokens must be at least window − 1") }
+        guard kMin >= 1, kMin <= E else { throw bad("k_min out of range 1...\(E)") }
+        if let kMax { guard kMax >= kMin, kMax <= E else { throw bad("k_max out of range \(kMin)...\(E)") } }
+        guard updates >= 1 else { throw bad("updates must be >= 1") }
+        if let totalTokens { guard totalTokens >= 1 else { throw bad("total tokens must be >= 1") } }
+        guard initSharpness.isFinite, initSharpness > 0 else { throw bad("init sharpness must be > 0") }
+        guard threads >= 0, threads <= 1024, checkpointEvery >= 0 else { throw bad("bad threads or checkpoint interval") }
+    }
+}
+
+/// What the trainer reports after every update.
+public struct AllocatorTrainingProgress: Sendable {
+    public var update: Int
+    public var updates: Int
+    /// Sampled tokens so far (scored positions).
+    public var tokens: Int
+    /// Mean reward of the sampled rollouts, its log-likelihood part and its cost fraction Σk/(L·K).
+    public var meanReward: Double
+    public var meanLogProb: Double
+    public var costFraction: Double
+    /// The same for the argmax policy on the same windows (greedy baseline only, else nan).
+    public var greedyLogProb: Double
+    public var greedyCostFraction: Double
+    public var meanKPerLayer: [Double]
+    public var ppo: PPOUpdateStats
+    public var tokensPerSecond: Double
+    public var elapsedSeconds: Double
+    public var etaSeconds: Double
+}
+
+/// PPO for Ada-K allocators on a frozen model (DESIGN.md §4). Each update: teacher-forced windows
+/// of the training tokens run with k sampled per (MoE layer, token) from the allocator; the reward
+/// of token t, log p(x_{t+1}) − λ·Σ_l k_l/(L·K), is credited to every layer's action of that token;
+/// advantages = reward − baseline, normalised per batch; then `epochs` passes of the clipped
+/// surrogate over shuffled minibatches with Adam and gradient clipping.
+public final class AllocatorTrainer {
+    public let model: Model
+    public let settings: AllocatorTrainingSettings
+    public let allocator: Allocator
+    public let optimizer: PPOOptimizer
+    public private(set) var updatesDone = 0
+    public private(set) var tokensDone = 0
+    /// Next window starts at this token.
+    public private(set) var cursor = 0
+    let data: [Int32]
+    let session: Session
+    let trace: RoutingTrace
+    let lo: Int, hi: Int
+
+    /// Starts from the identity allocator (step 0 is exactly static Top-K) unless `allocator`
+    /// (e.g. a checkpoint) is given.
+    public init(model: Model, tokens: [Int32], settings: AllocatorTrainingSettings, allocator: Allocator? = nil) throws {
+        try settings.validate(model: model)
+        guard tokens.count >= settings.window else {
+            throw AdaKError.invalidArgument("training data has \(tokens.count) tokens, fewer than one window (\(settings.window))")
+        }
+        self.model = model
+        self.settings = settings
+        data = tokens
+        let a = allocator ?? Allocator.identity(for: model, sharpness: settings.initSharpness)
+        self.allocator = a
+        optimizer = PPOOptimizer(allocator: a, settings: settings.ppo)
+        var p = SessionParams()
+        p.contextSize = settings.window
+        p.batchSize = min(settings.window, 512)
+        p.threads = settings.threads
+        session = try Session(model: model, params: p)
+        try session.setAllocator(a)
+        var r = RoutingConfig(policy: .adak)
+        r.kMin = settings.kMin
+        r.kMax = settings.kMax
+        try session.setRouting(r)
+        let hiK = r.upperBound(nExpert: model.config.nExpert, kNative: model.config.nExpertUsed)
+        lo = min(settings.kMin, hiK)
+        hi = hiK
+        trace = RoutingTrace(model: model, sampling: true, recordHidden: true, seed: settings.seed)
+        a.trainingInfo["adak.train.method"] = .string("ppo")
+        a.trainingInfo["adak.train.lambda"] = .float64(settings.lambda)
+        a.trainingInfo["adak.train.window"] = .uint32(UInt32(settings.window))
+        a.trainingInfo["adak.train.rollout_tokens"] = .uint32(UInt32(settings.rolloutTokens))
+        a.trainingInfo["adak.train.epochs"] = .uint32(UInt32(settings.ppo.epochs))
+        a.trainingInfo["adak.train.minibatch"] = .uint32(UInt32(settings.ppo.minibatch))
+        a.trainingInfo["adak.train.clip"] = .float64(settings.ppo.clip)
+        a.trainingInfo["adak.train.lr"] = .float64(settings.ppo.learningRate)
+        a.trainingInfo["adak.train.entropy_coef"] = .float64(settings.ppo.entropyCoef)
+        a.trainingInfo["adak.train.max_grad_norm"] = .float64(settings.ppo.maxGradNorm)
+        a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)
+        a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
+        a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
+        a.trainingInfo["adak.train.k_max"] = .uint32(UInt32(hi))
+    }
+
+    /// Updates planned in total (limited by `totalTokens`).
+    public var plannedUpdates: Int {
+        guard let t = settings.totalTokens else { return settings.updates }
+        let perUpdate = rolloutWindows * (settings.window - 1)
+        return min(settings.updates, max(1, (t + perUpdate - 1) / perUpdate))
+    }
+
+    var rolloutWindows: Int { max(1, (settings.rolloutTokens + settings.window - 2) / (settings.window - 1)) }
+
+    /// The next window of training tokens (wrapping around); BOS first when the vocabulary adds it.
+    func nextWindow() -> [Int32] {
+        let w = settings.window
+        if cursor + w > data.count { cursor = 0 }
+        var win = Array(data[cursor..<cursor + w])
+        cursor += w
+        if model.tokenizer.addBOS, let bos = model.tokenizer.bos { win[0] = bos }
+        return win
+    }
+
+    /// log p(x_{t+1}) for t = 0…n−2 from the session's logits of the last evaluate.
+    func logProbs(of win: [Int32]) -> [Double] {
+        let v = model.config.nVocab
+        return session.withLogits { logits in
+            (0..<(win.count - 1)).map { t in
+                let row = logits.baseAddress! + t * v
+                var mx = row[0]
+                for i in 1..<v where row[i] > mx { mx = row[i] }
+                var s = 0.0
+                for i in 0..<v { s += exp(Double(row[i] - mx)) }
+                return Double(row[Int(win[t + 1])] - mx) - log(s)
+            }
+        }
+    }
+
+    /// Runs one update: rollouts, advantages, PPO. Returns what it measured.
+    func step(startTime: Double) throws -> AllocatorTrainingProgress {
+        let L = allocator.layers.count, K = Double(model.config.nExpertUsed)
+        var batch = PPOBatch(nEmbd: allocator.nEmbd, nExpert: allocator.nExpert, slots: L, lo: lo, hi: hi)
+        var sumR = 0.0, sumLP = 0.0, sumC = 0.0, sumGLP = 0.0, sumGC = 0.0
+        var kSum = [Double](repeating: 0, count: L)
+        var n = 0
+        let greedyTrace = RoutingTrace(model: model, sampling: false, recordHidden: false)
+        for _ in 0..<rolloutWindows {
+            let win = nextWindow()
+            let m = win.count - 1
+            var base = [Double](repeating: 0, count: m)
+            if settings.baseline == .greedy {
+                greedyTrace.clear()
+                session.trace = greedyTrace
+                session.reset()
+                try session.evaluate(win, allLogits: true)
+                let lp = logProbs(of: win)
+                for t in 0..<m {
+                    var c = 0.0
+                    for s in 0..<L { c += Double(greedyTrace.k[s][t]) }
+                    c /= Double(L) * K
+                    base[t] = lp[t] - settings.lambda * c
+                    sumGLP += lp[t]
+                    sumGC += c
+                }
+            }
+            trace.clear()
+            session.trace = trace
+            session.reset()
+            try session.evaluate(win, allLogits: true)
+            session.trace = nil
+            let lp = logProbs(of: win)
+            let d = allocator.nEmbd
+            for t in 0..<m {
+                var c = 0.0
+                for s in 0..<L { c += Double(trace.k[s][t]) }
+                c /= Double(L) * K
+                let r = lp[t] - settings.lambda * c
+                sumR += r
+                sumLP += lp[t]
+                sumC += c
+                let adv = Float(r - base[t])
+                for s in 0..<L {
+                    batch.k[s].append(trace.k[s][t])
+                    batch.logProbOld[s].append(trace.logProb[s][t])
+                    batch.advantage[s].append(adv)
+                    kSum[s] += Double(trace.k[s][t])
+                }
+            }
+            for s in 0..<L { batch.hidden[s].append(contentsOf: trace.hidden[s][0..<(m * d)]) }
+            n += m
+        }
+        batch.normalizeAdvantages()
+        let st = optimizer.update(allocator: allocator, batch: batch, rng: &trace.rng)
+        updatesDone += 1
+        tokensDone += n
+        let elapsed = AllocatorTrainer.now() - startTime
+        let nn = Double(n)
+        let greedy = settings.baseline == .greedy
+        return AllocatorTrainingProgress(
+            update: updatesDone, updates: plannedUpdates, tokens: tokensDone,
+            meanReward: sumR / nn, meanLogProb: sumLP / nn, costFraction: sumC / nn,
+            greedyLogProb: greedy ? sumGLP / nn : .nan, greedyCostFraction: greedy ? sumGC / nn : .nan,
+            meanKPerLayer: kSum.map { $0 / nn }, ppo: st, tokensPerSecond: 0, elapsedSeconds: elapsed, etaSeconds: 0)
+    }
+
+    /// Trains until `plannedUpdates`, calling `progress` after every update (return false to stop;
+    /// the allocator then holds the last completed update). Checkpoints to `checkpointPath` (the
+    /// allocator GGUF, with the optimiser state beside it at `checkpointPath + ".optim"`).
+    @discardableResult
+    public func run(checkpointPath: String? = nil, progress: ((AllocatorTrainingProgress) -> Bool)? = nil) throws -> Allocator {
+        let t0 = AllocatorTrainer.now()
+        let doneAtStart = updatesDone, tokensAtStart = tokensDone
+        while updatesDone < plannedUpdates {
+            var p = try step(startTime: t0)
+            let secs = AllocatorTrainer.now() - t0
+            p.tokensPerSecond = Double(tokensDone - tokensAtStart) / max(secs, 1e-9)
+            let per = secs / Double(updatesDone - doneAtStart)
+            p.etaSeconds = per * Double(plannedUpdates - updatesDone)
+            if let path = checkpointPath, settings.checkpointEvery > 0, updatesDone % settings.checkpointEvery == 0 {
+                try saveCheckpoint(path)
+            }
+            if let progress, !progress(p) {
+                if let path = checkpointPath { try saveCheckpoint(path) }
+                throw AdaKError.cancelled("allocator training cancelled after update \(updatesDone)")
+            }
+        }
+        if let path = checkpointPath { try saveCheckpoint(path) }
+        return allocator
+    }
+
+    // MARK: checkpoints
+
+    /// Writes the allocator to `path` and the optimiser state (Adam moments and step, update and
+    /// token counters, data cursor, generator state) to `path + ".optim"`.
+    public func saveCheckpoint(_ path: String) throws {
+        allocator.trainingInfo["adak.train.updates"] = .uint32(UInt32(updatesDone))
+        allocator.trainingInfo["adak.train.tokens"] = .uint64(UInt64(tokensDone))
+        try allocator.write(to: path)
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("adak-allocator-optim"))
+        w.set("adak.optim.version", .uint32(1))
+        w.set("adak.optim.updates", .uint64(UInt64(updatesDone)))
+        w.set("adak.optim.tokens", .uint64(UInt64(tokensDone)))
+        w.set("adak.optim.cursor", .uint64(UInt64(cursor)))
+        w.set("adak.optim.adam_step", .uint64(UInt64(optimizer.step)))
+        w.set("adak.optim.rng", .array(trace.rng.state.map { .uint64($0) }))
+        w.set("adak.optim.lambda", .float64(settings.lambda))
+        for (i, l) in allocator.layers.enumerated() {
+            try w.addTensor(name: "adam.m.\(l).weight", dims: [allocator.nEmbd, allocator.nExpert], values: optimizer.mW[i])
+            try w.addTensor(name: "adam.v.\(l).weight", dims: [allocator.nEmbd, allocator.nExpert], values: optimizer.vW[i])
+            try w.addTensor(name: "adam.m.\(l).bias", dims: [allocator.nExpert], values: optimizer.mB[i])
+            try w.addTensor(name: "adam.v.\(l).bias", dims: [allocator.nExpert], values: optimizer.vB[i])
+        }
+        try w.write(to: path + ".optim")
+    }
+
+    /// A trainer that continues the run checkpointed at `path` (same data and settings expected).
+    public convenience init(resuming path: String, model: Model, tokens: [Int32], settings: AllocatorTrainingSettings) throws {
+        let a = try Allocator(path: path, model: model)
+        try self.init(model: model, tokens: tokens, settings: settings, allocator: a)
+        let g = try GGUFFile(path: path + ".optim")
+        guard g.int("adak.optim.version") == 1, let upd = g.int("adak.optim.updates"), let tok = g.int("adak.optim.tokens"),
+              let cur = g.int("adak.optim.cursor"), let st = g.int("adak.optim.adam_step"),
+              let rng = g.metadata["adak.optim.rng"]?.arrayValue, rng.count == 4 else {
+            throw AdaKError.format("\(path).optim is not an allocator optimiser checkpoint")
+        }
+        for (i, l) in a.layers.enumerated() {
+            for (name, count) in [("m.\(l).weight", a.nExpert * a.nEmbd), ("v.\(l).weight", a.nExpert * a.nEmbd), ("m.\(l).bias", a.nExpert), ("v.\(l).bias", a.nExpert)] {
+                guard let t = g.tensor("adam.\(name)"), t.elementCount == count, t.type == 0 else {
+                    throw AdaKError.format("optimiser checkpoint lacks adam.\(name)")
+                }
+                let v = try g.dequantize(t)
+                switch name.first! {
+                case "m": if name.hasSuffix("weight") { optimizer.mW[i] = v } else { optimizer.mB[i] = v }
+                default: if name.hasSuffix("weight") { optimizer.vW[i] = v } else { optimizer.vB[i] = v }
+                }
+            }
+        }
+        updatesDone = upd
+        tokensDone = tok
+        cursor = cur % max(tokens.count, 1)
+        optimizer.step = st
+        let words: [UInt64] = rng.compactMap { if case .uint64(let v) = $0 { v } else { nil } }
+        guard words.count == 4 else { throw AdaKError.format("\(path).optim: bad generator state") }
+        trace.rng = TrainingRNG(state: words)
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}

@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// xoshiro256** seeded through SplitMix64: small, fast, and the same sequence on every platform,
+/// so rollouts are reproducible for a fixed seed (and thread count, which fixes the numerics).
+public struct TrainingRNG: Sendable, Equatable {
+    public private(set) var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var z = seed
+        func splitmix() -> UInt64 {
+            z &+= 0x9E37_79B9_7F4A_7C15
+            var x = z
+            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+            return x ^ (x >> 31)
+        }
+        s = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    /// Restores a state saved with `state`.
+    public init(state: [UInt64]) {
+        precondition(state.count == 4)
+        s = (state[0], state[1], state[2], state[3])
+    }
+
+    public var state: [UInt64] { [s.0, s.1, s.2, s.3] }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// Uniform integer in 0..<n (n ≥ 1), by Lemire's multiply-shift (bias < 2⁻⁶⁴·n: negligible).
+    public mutating func below(_ n: Int) -> Int {
+        Int(next().multipliedFullWidth(by: UInt64(n)).high)
+    }
+
+    public static func == (a: TrainingRNG, b: TrainingRNG) -> Bool { a.state == b.state }
+}
+
+/// The policy of one allocator layer restricted to k ∈ [lo, hi]: log π(k | h) for every k in range
+/// from the logits (index k−1), in double for a stable softmax. Out-of-range actions get −∞.
+enum MaskedPolicy {
+    /// Writes log-probabilities of k = lo…hi into `logp[0..<hi-lo+1]`.
+    static func logProbs(logits: UnsafePointer<Float>, lo: Int, hi: Int, out logp: UnsafeMutablePointer<Double>) {
+        var mx = -Double.infinity
+        for k in lo...hi { mx = max(mx, Double(logits[k - 1])) }
+        var s = 0.0
+        for k in lo...hi { s += exp(Double(logits[k - 1]) - mx) }
+        let lse = mx + log(s)
+        for k in lo...hi { logp[k - lo] = Double(logits[k - 1]) - lse }
+    }
+}
+
+/// What the routing did, token by token: k per (MoE layer, token) for any policy, and for PPO
+/// rollouts also the allocator input h and log π_old(k | h). Attach one to a session with
+/// `Session.trace`; with `sampling` on, the `adak` policy *samples* k ~ π(·|h) (restricted to the
+/// session's [k_min, k_max]) from the trace's seeded generator instead of taking the argmax.
+/// Tokens are appended in evaluation order, so index i of every layer is the same token.
+public final class RoutingTrace {
+    /// Sample k from the allocator instead of its argmax (adak policy only; no budget control).
+    public let sampling: Bool
+    /// Keep the allocator inputs (needed for training; n_embd floats per layer and token).
+    public let recordHidden: Bool
+    public var rng: TrainingRNG
+    public let nEmbd: Int
+    /// k per MoE layer slot (model order) and token.
+    public internal(set) var k: [[Int32]]
+    /// log π_old(k | h) of the sampled k, per slot and token (sampling only).
+    public internal(set) var logProb: [[Float]]
+    /// Allocator inputs, per slot: token-major rows of n_embd floats (recordHidden only).
+    public internal(set) var hidden: [[Float]]
+
+    public convenience init(model: Model, sampling: Bool, recordHidden: Bool, seed: UInt64 = 0) {
+        self.init(slots: model.moeLayerIndices.count, nEmbd: model.config.nEmbd, sampling: sampling,
+                  recordHidden: recordHidden, seed: seed)
+    }
+
+    /// A trace for `slots` allocator layers of inputs of width `nEmbd` (also for synthetic tests).
+    public init(slots n: Int, nEmbd: Int, sampling: Bool, recordHidden: Bool, seed: UInt64 = 0) {
+        self.sampling = sampling
+        self.recordHidden = recordHidden
+        rng = TrainingRNG(seed: seed)
+        self.nEmbd = nEmbd
+        k = [[Int32]](repeating: [], count: n)
+        logProb = [[Float]](repeating: [], count: n)
+        hidden = [[Float]](repeating: [], count: n)
+    }
+
+    /// Tokens recorded (per layer).
+    public var tokens: Int { k.first?.count ?? 0 }
+
+    /// Forgets the recorded decisions (the generator carries on).
+    public func clear() {
+        for i in k.indices {
+            k[i].removeAll(keepingCapacity: true)
+            logProb[i].removeAll(keepingCapacity: true)
+            hidden[i].removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Samples k for `n` tokens of one layer from allocator logits (n × E) within [lo, hi].
+    func sample(slot: Int, logits: UnsafePointer<Float>, nExpert E: Int, n: Int, lo: Int, hi: Int) -> [Int] {
+        var ks = [Int](repeating: lo, count: n)
+        var lp = [Double](repeating: 0, count: hi - lo + 1)
+        for t in 0..<n {
+            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, out: $0.baseAddress!) }
+            var u = rng.uniform(), chosen = hi
+            for k in lo...hi {
+                u -= exp(lp[k - lo])
+                if u < 0 { chosen = k; break }
+            }
+            ks[t] = chosen
+            logProb[slot].append(Float(lp[chosen - lo]))
+        }
+        return ks
+    }
+
+    /// Records the decisions of one layer for `n` tokens.
+    func record(slot: Int, ks: [Int], hidden h: UnsafePointer<Float>, n: Int) {
+        for v in ks { k[slot].append(Int32(v)) }
+        if recordHidden { hidden[slot].append(contentsOf: UnsafeBufferPointer(start: h, count: n * nEmbd)) }
+    }
+}
+
+extension Session {
+    /// The routing trace being recorded (nil: none). Rollouts for PPO use a sampling trace.
+    public var trace: RoutingTrace? {
+        get { router.trace }
+        set { router.trace = newValue }
+    }
+}

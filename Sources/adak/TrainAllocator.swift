@@ -1,0 +1,86 @@
+import AdaK
+import ArgumentParser
+import Foundation
+
+/// `adak train-allocator`: PPO training of an Ada-K allocator on a frozen MoE model.
+struct TrainAllocator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-allocator",
+        abstract: "Train an Ada-K allocator with PPO (the model stays frozen).",
+        discussion: """
+            Reward per token: log p(next token) − λ·(Σ_l k_l)/(L·K). Starts from the identity allocator
+            (exactly static Top-K) unless --resume. Writes OUT (allocator GGUF) and OUT.optim (optimiser
+            state) every --checkpoint-every updates and at the end; --resume continues from them.
+            """)
+
+    @Option(name: .shortAndLong, help: "MoE model (GGUF)") var model: String
+    @Option(help: "Training text (UTF-8)") var data: String
+    @Option(help: "Output allocator (GGUF)") var out: String
+    @Option(help: "Compute price λ in the reward") var lambda: Double
+    @Option(help: "Sampled tokens per PPO update") var rolloutTokens = 2048
+    @Option(help: "Tokens per teacher-forced window") var window = 256
+    @Option(help: "PPO epochs per batch") var epochs = 4
+    @Option(help: "Tokens per minibatch (all MoE layers of each)") var minibatch = 256
+    @Option(help: "Clip range ε") var clip = 0.2
+    @Option(help: "Adam learning rate") var lr = 3e-3
+    @Option(help: "Entropy bonus coefficient") var entropyCoef = 0.0
+    @Option(help: "Gradient-norm clip (0: none)") var maxGradNorm = 1.0
+    @Option(help: "Advantage baseline: greedy (self-critical, 2 passes per window) or mean") var baseline = "greedy"
+    @Option(help: "Seed of sampling and shuffling") var seed: UInt64 = 0
+    @Option(help: "Smallest k the allocator may choose") var kMin = 1
+    @Option(help: "Largest k the allocator may choose (default: all experts)") var kMax: Int?
+    @Option(help: "PPO updates") var updates = 50
+    @Option(help: "Stop after this many sampled tokens") var totalTokens: Int?
+    @Option(help: "Sharpness s of the starting identity allocator, bias −s·(k−K)²") var initSharpness: Float = 1
+    @Option(help: "Checkpoint every N updates (0: only at the end)") var checkpointEvery = 5
+    @Flag(help: "Continue from OUT and OUT.optim") var resume = false
+    @Option(name: [.short, .long], help: "Threads (0: all cores)") var threads = 0
+
+    func run() throws {
+        guard let base = AdvantageBaseline(rawValue: baseline) else { throw ValidationError("--baseline must be greedy or mean") }
+        var s = AllocatorTrainingSettings()
+        s.lambda = lambda
+        s.rolloutTokens = rolloutTokens
+        s.window = window
+        s.ppo.epochs = epochs
+        s.ppo.minibatch = minibatch
+        s.ppo.clip = clip
+        s.ppo.learningRate = lr
+        s.ppo.entropyCoef = entropyCoef
+        s.ppo.maxGradNorm = maxGradNorm
+        s.baseline = base
+        s.seed = seed
+        s.kMin = kMin
+        s.kMax = kMax
+        s.updates = updates
+        s.totalTokens = totalTokens
+        s.initSharpness = initSharpness
+        s.checkpointEvery = checkpointEvery
+        s.threads = threads
+        let m = try Model(path: model)
+        // tokenize only the prefix of the text the run can use (≈ 8 bytes per token is ample)
+        let windowsPerUpdate = max(1, (rolloutTokens + window - 2) / (window - 1))
+        let wanted = min(updates * windowsPerUpdate * window, totalTokens.map { $0 + windowsPerUpdate * window } ?? Int.max)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: data))
+        var prefix = Array(bytes.prefix(wanted * 8 + 4096))
+        if prefix.count < bytes.count { while let last = prefix.last, last != 10 { prefix.removeLast() } }
+        let tokens = m.tokenizer.tokenize(prefix, addSpecial: false, parseSpecial: false)
+        let trainer = resume ? try AllocatorTrainer(resuming: out, model: m, tokens: tokens, settings: s)
+                             : try AllocatorTrainer(model: m, tokens: tokens, settings: s)
+        let L = m.moeLayerIndices.count
+        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; λ \(lambda); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); threads \(threads == 0 ? "all" : String(threads))\n")
+        try trainer.run(checkpointPath: out) { p in
+            let ks = p.meanKPerLayer.map { fmt($0, 1) }.joined(separator: " ")
+            var line = "upd \(p.update)/\(p.updates) tok \(p.tokens) R \(fmt(p.meanReward, 3)) logp \(fmt(p.meanLogProb, 3))"
+            if p.greedyLogProb.isFinite { line += " (argmax \(fmt(p.greedyLogProb, 3)) cost \(fmt(p.greedyCostFraction, 3)))" }
+            line += " cost \(fmt(p.costFraction, 3)) KL \(fmt(p.ppo.approxKL, 4)) clip \(fmt(p.ppo.clipFraction, 3)) H \(fmt(p.ppo.entropy, 3)) |g| \(fmt(p.ppo.gradNorm, 3))"
+            line += " | \(fmt(p.tokensPerSecond, 1)) tok/s ETA \(Int(p.etaSeconds))s | mean k/layer \(ks)\n"
+            err(line)
+            return true
+        }
+        let secs = trainer.tokensDone
+        print("wrote \(out) (\(trainer.updatesDone) updates, \(secs) sampled tokens)")
+    }
+
+    func err(_ s: String) { FileHandle.standardError.write(s.data(using: .utf8)!) }
+}

@@ -1,0 +1,196 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import AdaK
+
+/// PPO for Ada-K allocators: analytic gradients against finite differences, a synthetic task where
+/// only some inputs profit from a second expert, determinism and checkpoint/resume on a tiny model.
+@Suite struct TrainingTests {
+    /// A random allocator with `slots` layers of E × d.
+    static func randomAllocator(slots: Int, E: Int, d: Int, seed: UInt64, scale: Float = 0.5) -> Allocator {
+        var rng = TrainingRNG(seed: seed)
+        func r() -> Float { Float(rng.uniform() * 2 - 1) * scale }
+        return Allocator(nEmbd: d, nExpert: E, layers: Array(0..<slots),
+                         weights: (0..<slots).map { _ in (0..<(E * d)).map { _ in r() } },
+                         biases: (0..<slots).map { _ in (0..<E).map { _ in r() } },
+                         architecture: "test", fingerprint: 0)
+    }
+
+    static func logits(_ a: Allocator, slot: Int, _ h: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: a.nExpert)
+        h.withUnsafeBufferPointer { hb in out.withUnsafeMutableBufferPointer { a.logits(slot: slot, hidden: hb.baseAddress!, out: $0.baseAddress!) } }
+        return out
+    }
+
+    static func logProb(_ z: [Float], k: Int, lo: Int, hi: Int) -> Double {
+        var lp = [Double](repeating: 0, count: hi - lo + 1)
+        z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: zb.baseAddress!, lo: lo, hi: hi, out: $0.baseAddress!) } }
+        return lp[k - lo]
+    }
+
+    @Test func policyGradientMatchesFiniteDifferences() {
+        var rng = TrainingRNG(seed: 7)
+        for (lo, hi) in [(1, 6), (2, 5)] {
+            let z = (0..<6).map { _ in Float(rng.uniform() * 4 - 2) }
+            for k in lo...hi {
+                let g = PPOMath.logProbGradient(logits: z, k: k, lo: lo, hi: hi)
+                for j in 0..<6 {
+                    let e: Float = 1e-2
+                    var zp = z, zm = z
+                    zp[j] += e
+                    zm[j] -= e
+                    let fd = (Self.logProb(zp, k: k, lo: lo, hi: hi) - Self.logProb(zm, k: k, lo: lo, hi: hi)) / Double(2 * e)
+                    #expect(abs(fd - g[j]) < 1e-3, "k \(k) logit \(j): analytic \(g[j]) vs fd \(fd)")
+                    if j + 1 < lo || j + 1 > hi { #expect(g[j] == 0) }
+                }
+            }
+        }
+    }
+
+    /// A batch of `n` random samples for allocator `a`, with π_old a perturbed copy of π so that
+    /// ratios differ from 1 (some clipped).
+    static func batch(_ a: Allocator, n: Int, lo: Int, hi: Int, seed: UInt64) -> PPOBatch {
+        var rng = TrainingRNG(seed: seed)
+        var b = PPOBatch(nEmbd: a.nEmbd, nExpert: a.nExpert, slots: a.layers.count, lo: lo, hi: hi)
+        for s in 0..<a.layers.count {
+            for _ in 0..<n {
+                let h = (0..<a.nEmbd).map { _ in Float(rng.uniform() * 2 - 1) }
+                let z = logits(a, slot: s, h)
+                let k = lo + rng.below(hi - lo + 1)
+                b.hidden[s].append(contentsOf: h)
+                b.k[s].append(Int32(k))
+                b.logProbOld[s].append(Float(logProb(z, k: k, lo: lo, hi: hi) + (rng.uniform() - 0.5) * 0.8))
+                b.advantage[s].append(Float(rng.uniform() * 2 - 1))
+            }
+        }
+        return b
+    }
+
+    @Test func ppoLossGradientMatchesFiniteDifferences() {
+        let a = Self.randomAllocator(slots: 2, E: 5, d: 6, seed: 3)
+        let b = Self.batch(a, n: 12, lo: 1, hi: 4, seed: 4)
+        var s = PPOSettings()
+        s.entropyCoef = 0.05
+        let tokens = Array(0..<12)[...]
+        var g = AllocatorGradient(slots: 2, nExpert: 5, nEmbd: 6)
+        var st = PPOUpdateStats()
+        _ = PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: &g, stats: &st)
+        #expect(st.clipFraction > 0 && st.clipFraction < 1, "both branches of the clip are exercised")
+        func loss() -> Double { PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil) }
+        let e: Float = 1e-3
+        var worst = 0.0
+        for slot in 0..<2 {
+            for i in 0..<(5 * 6) {
+                let old = a.weights[slot][i]
+                a.weights[slot][i] = old + e; let lp = loss()
+                a.weights[slot][i] = old - e; let lm = loss()
+                a.weights[slot][i] = old
+                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.w[slot][i])))
+            }
+            for j in 0..<5 {
+                let old = a.biases[slot][j]
+                a.biases[slot][j] = old + e; let lp = loss()
+                a.biases[slot][j] = old - e; let lm = loss()
+                a.biases[slot][j] = old
+                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.b[slot][j])))
+            }
+            // actions outside [lo, hi] have no gradient
+            #expect(g.b[slot][4] == 0)
+        }
+        #expect(worst < 2e-3, "largest |analytic − finite difference| = \(worst)")
+    }
+
+    /// Synthetic environment over fixed inputs: two kinds of token. For kind A a second expert
+    /// raises log p by 1 nat; for kind B it changes nothing. Reward log p − λ·k/K with K = 2 and
+    /// λ = 0.5: optimal k is 2 for A and 1 for B. PPO from the identity allocator (argmax 2
+    /// everywhere) must find that policy.
+    @Test func toyOnlySomeTokensNeedASecondExpert() {
+        let d = 4, E = 4, K = 2
+        let a = Allocator(nEmbd: d, nExpert: E, layers: [0], weights: [[Float](repeating: 0, count: E * d)],
+                          biases: [(1...E).map { k in -Float((k - K) * (k - K)) }], architecture: "toy", fingerprint: 0)
+        var ps = PPOSettings()
+        ps.learningRate = 0.05
+        ps.minibatch = 64
+        let opt = PPOOptimizer(allocator: a, settings: ps)
+        let trace = RoutingTrace(slots: 1, nEmbd: d, sampling: true, recordHidden: true, seed: 11)
+        var envRNG = TrainingRNG(seed: 12)
+        func input(_ kindA: Bool, _ rng: inout TrainingRNG) -> [Float] {
+            let noise = (0..<d).map { _ in Float(rng.uniform() - 0.5) * 0.2 }
+            return (kindA ? [1, 0, 0.5, 1] : [0, 1, 0.5, 1]).enumerated().map { $1 + noise[$0] }
+        }
+        let lambda = 0.5
+        for _ in 0..<40 {
+            trace.clear()
+            var batch = PPOBatch(nEmbd: d, nExpert: E, slots: 1, lo: 1, hi: E)
+            for _ in 0..<256 {
+                let kindA = envRNG.below(2) == 0
+                let h = input(kindA, &envRNG)
+                let z = Self.logits(a, slot: 0, h)
+                let k = z.withUnsafeBufferPointer { trace.sample(slot: 0, logits: $0.baseAddress!, nExpert: E, n: 1, lo: 1, hi: E) }[0]
+                let logp = (kindA && k < 2) ? -2.0 : -1.0
+                let r = logp - lambda * Double(k) / Double(K)
+                batch.hidden[0].append(contentsOf: h)
+                batch.k[0].append(Int32(k))
+                batch.logProbOld[0].append(trace.logProb[0].last!)
+                batch.advantage[0].append(Float(r))
+            }
+            batch.normalizeAdvantages()
+            _ = opt.update(allocator: a, batch: batch, rng: &trace.rng)
+        }
+        var rng = TrainingRNG(seed: 99)
+        for kindA in [true, false] {
+            for _ in 0..<20 {
+                let z = Self.logits(a, slot: 0, input(kindA, &rng))
+                let k = z.withUnsafeBufferPointer { KRule.adak(logits: $0.baseAddress!, lo: 1, hi: E, mu: 0) }
+                #expect(k == (kindA ? 2 : 1), "kind \(kindA ? "A" : "B") got k = \(k), logits \(z)")
+            }
+        }
+    }
+
+    static func tinyTrainer(seed: UInt64, updates: Int, resume: String? = nil) throws -> AllocatorTrainer {
+        let m = try Model(path: Fixtures.path("models/tiny-olmoe.f32.gguf"))
+        var rng = TrainingRNG(seed: 5)
+        let tokens = (0..<400).map { _ in Int32(3 + rng.below(m.config.nVocab - 3)) }
+        var s = AllocatorTrainingSettings()
+        s.window = 32
+        s.rolloutTokens = 62
+        s.updates = updates
+        s.seed = seed
+        s.threads = 2
+        s.ppo.minibatch = 16
+        s.ppo.epochs = 2
+        if let resume { return try AllocatorTrainer(resuming: resume, model: m, tokens: tokens, settings: s) }
+        return try AllocatorTrainer(model: m, tokens: tokens, settings: s)
+    }
+
+    @Test func trainingIsDeterministicAndResumes() throws {
+        let a = try Self.tinyTrainer(seed: 1, updates: 2)
+        var seen: [AllocatorTrainingProgress] = []
+        try a.run { seen.append($0); return true }
+        #expect(seen.count == 2 && seen[1].tokens == 124)
+        #expect(seen.allSatisfy { $0.meanKPerLayer.count == 2 && $0.ppo.approxKL.isFinite && $0.ppo.entropy > 0 })
+        let b = try Self.tinyTrainer(seed: 1, updates: 2)
+        try b.run()
+        #expect(a.allocator.weights == b.allocator.weights && a.allocator.biases == b.allocator.biases)
+        #expect(a.allocator.weights != Allocator.identity(for: a.model).weights, "the allocator moved")
+        let c = try Self.tinyTrainer(seed: 2, updates: 2)
+        try c.run()
+        #expect(a.allocator.weights != c.allocator.weights, "another seed, another run")
+
+        // one update, checkpoint, resume for the second: the same allocator as two in one go
+        let path = "/tmp/adak-training-test-\(getpid()).gguf"
+        defer { unlink(path); unlink(path + ".optim") }
+        let d = try Self.tinyTrainer(seed: 1, updates: 1)
+        try d.run(checkpointPath: path)
+        let e = try Self.tinyTrainer(seed: 1, updates: 2, resume: path)
+        #expect(e.updatesDone == 1)
+        try e.run()
+        #expect(e.allocator.weights == a.allocator.weights && e.allocator.biases == a.allocator.biases)
+
+        // cancellation stops after the current update
+        let f = try Self.tinyTrainer(seed: 1, updates: 5)
+        #expect(throws: AdaKError.self) { try f.run { _ in false } }
+        #expect(f.updatesDone == 1)
+    }
+}

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Pareto evaluation of routing policies: perplexity vs expert-FLOPs fraction on held-out text.
+
+Drives `adak eval-routing` (llama-perplexity protocol: windows of 512 tokens, second half of each
+scored) for static Top-K over K, a calibrated per-layer static K schedule, Top-P / beta-skip /
+entropy over their knobs, and Ada-K over a sweep of lambda (one allocator per lambda) and over the
+budget knob of one allocator. Results are cached in OUT/results.json (delete to recompute).
+Writes OUT/pareto.png, OUT/layers.png, OUT/words.png and OUT/tables.md.
+
+Run in a venv with numpy and matplotlib:
+  python3 -m venv scripts/.venv && scripts/.venv/bin/pip install numpy matplotlib
+  scripts/.venv/bin/python scripts/pareto.py -m MODEL --eval eval.txt --train train.txt \
+      --allocator 0.2=allocators/a.gguf --allocator 0.5=allocators/b.gguf --main 0.2 --out results
+"""
+import argparse, json, os, subprocess, sys
+
+import numpy as np
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+FUNCTION_WORDS = set("""a an the and or but nor so yet for of in on at by to from with without into onto upon
+about above after against along among around as before behind below beneath beside between beyond
+during except inside near off out outside over past since through throughout till toward towards
+under underneath until up via within i me my mine myself you your yours yourself he him his himself
+she her hers herself it its itself we us our ours ourselves they them their theirs themselves this
+that these those who whom whose which what whatever whichever whoever is am are was were be been
+being have has had having do does did doing will would shall should can could may might must not
+no if then than there here when where why how all any both each either neither some such only own
+same too very just also else ever""".split())
+
+
+def run_eval(args, extra, cache, key, windows=None, text=None, tokens_out=None):
+    if key in cache and (tokens_out is None or os.path.exists(tokens_out)):
+        return cache[key]
+    if args.cached_only and tokens_out is None:
+        return None
+    cmd = [args.adak, "eval-routing", "-m", args.model, "--text", text or args.eval,
+           "--windows", str(windows or args.windows), "-t", str(args.threads)] + extra
+    if tokens_out:
+        cmd += ["--tokens-out", tokens_out]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    cache[key] = r
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(cache, f, indent=1, sort_keys=True)
+    print(f"{key:40s} ppl {r['ppl']:.3f}  expert FLOPs {r['expert_fraction']:.3f}  ({r['seconds']:.0f}s)", flush=True)
+    return r
+
+
+def schedule(sens, K, budget, kmin=1):
+    """One static K per layer: the total of k is round(budget·L·K); the layers whose perplexity
+    suffers least lose experts first, with a quadratic loss model s_l·((K−k)/4)² per layer."""
+    L = len(sens)
+    ks = [K] * L
+    target = int(round(budget * L * K))
+    s = [max(v, 1e-6) for v in sens]
+    while sum(ks) > target:
+        cost = [s[l] * ((K - ks[l] + 1) ** 2 - (K - ks[l]) ** 2) if ks[l] > kmin else np.inf for l in range(L)]
+        l = int(np.argmin(cost))
+        if not np.isfinite(cost[l]):
+            break
+        ks[l] -= 1
+    return ks
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-m", "--model", required=True)
+    ap.add_argument("--eval", required=True, help="held-out text")
+    ap.add_argument("--train", required=True, help="calibration text for the per-layer schedule")
+    ap.add_argument("--allocator", action="append", default=[], help="LAMBDA=PATH (repeatable)")
+    ap.add_argument("--main", help="lambda of the allocator swept over budgets and analysed")
+    ap.add_argument("--adak", default=".build/release/adak-cli")
+    ap.add_argument("--windows", type=int, default=3)
+    ap.add_argument("--calib-windows", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--native-k", type=int, default=8)
+    ap.add_argument("--experts", type=int, default=16)
+    ap.add_argument("--layers", type=int, default=30)
+    ap.add_argument("--out", default="results")
+    ap.add_argument("--only", default="", help="comma-separated groups to run (default: all)")
+    ap.add_argument("--cached-only", action="store_true", help="plot what results.json holds; run nothing new (but the token trace)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    cache_path = os.path.join(args.out, "results.json")
+    cache = json.load(open(cache_path)) if os.path.exists(cache_path) else {}
+    groups = set(args.only.split(",")) if args.only else None
+    want = lambda g: groups is None or g in groups
+    K, E, L = args.native_k, args.experts, args.layers
+
+    curves = {}
+    if want("topk"):
+        curves["static Top-K"] = [run_eval(args, ["--routing", "topk", "--k", str(k)], cache, f"topk k={k}")
+                                  for k in [4, 5, 6, 7, 8, 10]]
+    if want("top_p"):
+        curves["Top-P"] = [run_eval(args, ["--routing", "top_p", "--top-p-routing", str(p)], cache, f"top_p p={p}")
+                           for p in [0.5, 0.7, 0.8, 0.9, 0.95]]
+    if want("skip"):
+        curves["β-skip"] = [run_eval(args, ["--routing", "skip", "--beta", str(b)], cache, f"skip beta={b}")
+                            for b in [0.6, 0.4, 0.3, 0.2, 0.1]]
+    if want("entropy"):
+        curves["entropy"] = [run_eval(args, ["--routing", "entropy", "--tau", str(t)], cache, f"entropy tau={t}")
+                             for t in [0.3, 0.4, 0.5, 0.6, 0.8]]
+    if want("schedule"):
+        # calibration on training text: Δnll when one layer drops from K to K−4
+        base = run_eval(args, ["--routing", "topk"], cache, "calib topk", windows=args.calib_windows, text=args.train)
+        sens = []
+        for l in range(L if base else 0):
+            ks = [K] * L
+            ks[l] = K - 4
+            r = run_eval(args, ["--k-schedule", ",".join(map(str, ks))], cache, f"calib layer {l} k={K-4}",
+                         windows=args.calib_windows, text=args.train)
+            if r is None:
+                break
+            sens.append(np.log(r["ppl"]) - np.log(base["ppl"]))
+        pts = []
+        for b in ([0.5, 0.625, 0.75, 0.875] if len(sens) == L else []):
+            cache["calib sensitivity"] = sens
+            ks = schedule(sens, K, b)
+            r = run_eval(args, ["--k-schedule", ",".join(map(str, ks))], cache, f"schedule budget={b}")
+            if r is not None:
+                r["schedule"] = ks
+                pts.append(r)
+        curves["per-layer static K"] = pts
+    allocs = dict(a.split("=", 1) for a in args.allocator)
+    if want("adak"):
+        pts = [run_eval(args, ["--routing", "adak", "--allocator", p], cache, f"adak lambda={lam}")
+               for lam, p in sorted(allocs.items(), key=lambda kv: float(kv[0]))]
+        if any(p is not None for p in pts):
+            curves["Ada-K (λ sweep)"] = pts
+        if args.main and args.main in allocs:
+            p = allocs[args.main]
+            curves[f"Ada-K λ={args.main} + budget"] = [
+                run_eval(args, ["--routing", "adak", "--allocator", p, "--budget", str(b)], cache,
+                         f"adak lambda={args.main} budget={b}") for b in [0.6, 0.75, 0.9]]
+
+    curves = {n: [p for p in pts if p is not None] for n, pts in curves.items()}
+    curves = {n: pts for n, pts in curves.items() if pts}
+
+    # Pareto plot
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    marks = "os^vDP*Xh"
+    for i, (name, pts) in enumerate(curves.items()):
+        xs = np.array([p["expert_fraction"] for p in pts]); ys = np.array([p["ppl"] for p in pts])
+        o = np.argsort(xs)
+        ax.plot(xs[o], ys[o], marker=marks[i % len(marks)], label=name, lw=2 if "Ada-K" in name else 1)
+    top = cache.get(f"topk k={K}")
+    if top:
+        ax.axhline(top["ppl"], color="gray", ls=":", lw=1)
+        ax.axvline(0.75, color="gray", ls=":", lw=1)
+    ax.set_xlabel("expert FLOPs / static Top-K (K=%d)" % K)
+    ax.set_ylabel("perplexity (held-out, %d windows × 512, second halves)" % args.windows)
+    ax.set_xlim(0.3, 1.3)
+    if top:
+        ax.set_ylim(top["ppl"] * 0.97, top["ppl"] * 1.6)
+    ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fig.tight_layout(); fig.savefig(os.path.join(args.out, "pareto.png"), dpi=120)
+
+    # tables
+    lines = ["| setting | expert FLOPs | ppl | ± | mean k |", "|---|---|---|---|---|"]
+    for name, pts in curves.items():
+        for key, r in cache.items():
+            if isinstance(r, dict) and any(r is p for p in pts):
+                lines.append(f"| {key} | {r['expert_fraction']:.3f} | {r['ppl']:.3f} | {r['stderr']:.3f} | {r['mean_k']:.2f} |")
+    with open(os.path.join(args.out, "tables.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+    # analysis of the main allocator: mean k per layer, content vs function words
+    if args.main and args.main in allocs:
+        tok_path = os.path.join(args.out, "tokens.json")
+        r = run_eval(args, ["--routing", "adak", "--allocator", allocs[args.main]], cache, f"adak lambda={args.main} trace",
+                     tokens_out=tok_path)
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        ax.bar(range(len(r["mean_k_per_layer"])), r["mean_k_per_layer"], color="tab:blue")
+        ax.axhline(K, color="gray", ls=":", lw=1)
+        ax.set_xlabel("MoE layer"); ax.set_ylabel("mean k")
+        ax.set_title(f"Ada-K (λ={args.main}): mean experts per layer, expert FLOPs {r['expert_fraction']:.2f}")
+        fig.tight_layout(); fig.savefig(os.path.join(args.out, "layers.png"), dpi=120)
+        t = json.load(open(tok_path))
+        cls = {"content": [], "function": [], "punctuation/number": []}
+        for piece, mk in zip(t["pieces"], t["mean_k"]):
+            w = piece.strip().lower()
+            if w.isalpha():
+                (cls["function"] if w in FUNCTION_WORDS else cls["content"]).append(mk)
+            elif w and not any(c.isalpha() for c in w):
+                cls["punctuation/number"].append(mk)
+        stats = {c: (float(np.mean(v)) if v else float("nan"), len(v)) for c, v in cls.items()}
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.bar(list(stats), [s[0] for s in stats.values()], color=["tab:green", "tab:orange", "tab:gray"])
+        lo = min(s[0] for s in stats.values())
+        ax.set_ylim(lo * 0.95, max(s[0] for s in stats.values()) * 1.02)
+        for i, (c, (m, n)) in enumerate(stats.items()):
+            ax.text(i, m, f"{m:.2f}\n(n={n})", ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("mean k over layers"); ax.set_title(f"Ada-K (λ={args.main}) by token class")
+        fig.tight_layout(); fig.savefig(os.path.join(args.out, "words.png"), dpi=120)
+        with open(os.path.join(args.out, "tables.md"), "a") as f:
+            f.write("\n| token class | mean k | tokens |\n|---|---|---|\n")
+            for c, (m, n) in stats.items():
+                f.write(f"| {c} | {m:.3f} | {n} |\n")
+            f.write("\nmean k per layer: " + " ".join(f"{v:.2f}" for v in r["mean_k_per_layer"]) + "\n")
+        cache["word classes"] = stats
+        json.dump(cache, open(cache_path, "w"), indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -42,7 +42,7 @@ VENV := $(CURDIR)/$(BUILD)/venv
 
 SWIFT_SOURCES := $(shell find Sources -type f) Package.swift
 
-.PHONY: all lib cli install uninstall setup system-packages model demo test test-swift \
+.PHONY: all lib cli install uninstall setup system-packages model carved demo test test-swift \
         test-install test-c test-python clean
 
 all: lib cli
@@ -89,9 +89,25 @@ system-packages:
 model:
 	scripts/fetch-model.sh
 
-demo: all model
-	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 64 --echo --verbose \
-	    -p "The three most important things to know about the ocean are"
+# The demo MoE: SmolLM2 carved into 16 experts + a shared expert (native top-8), rebuilt in
+# seconds from the committed carving plan; decoded with the committed Ada-K allocator under a
+# FLOPs budget, printing the routing statistics.
+CARVED_MODEL := $(ADAK_CACHE)/models/SmolLM2-135M-carved-e16s25.gguf
+CARVE_PLAN := plans/smollm2-135m-e16-s25.plan.gguf
+DEMO_ALLOCATOR := allocators/smollm2-e16s25-lambda0.5.gguf
+DEMO_PROMPT := The three most important things to know about the ocean are
+
+$(CARVED_MODEL): $(BUILD)/bin/adak $(CARVE_PLAN) | model
+	$(BUILD)/bin/adak carve $(DEMO_MODEL) $@ --plan $(CARVE_PLAN)
+
+carved: $(CARVED_MODEL)
+
+demo: all model $(CARVED_MODEL)
+	@echo "== dense SmolLM2-135M (Q4_1), greedy"
+	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 48 --echo --verbose -p "$(DEMO_PROMPT)"
+	@echo "== carved MoE, Ada-K allocator, expert-FLOPs budget 0.75 of static top-8"
+	$(BUILD)/bin/adak generate -m $(CARVED_MODEL) --temp 0 -n 48 --echo --verbose --stats \
+	    --routing adak --allocator $(DEMO_ALLOCATOR) --budget 0.75 -p "$(DEMO_PROMPT)"
 
 # Every group runs even when an earlier one fails; the exit status says whether all passed.
 TEST_GROUPS := test-swift test-install test-c test-python

@@ -48,11 +48,12 @@ let lastErrorKey: pthread_key_t = {
 /// Records `message` as the calling thread's last error and returns `status`.
 @discardableResult
 func fail(_ status: Int32, _ message: String) -> Int32 {
+    // Logged first: whatever a host's log callback calls cannot overwrite this message.
+    Log.debug("\(Status.name(status)): \(message)")
     let copy = strdup(message)
     let old = pthread_getspecific(lastErrorKey)
     pthread_setspecific(lastErrorKey, copy)
     free(old)
-    Log.debug("\(Status.name(status)): \(message)")
     return status
 }
 

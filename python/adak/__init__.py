@@ -688,7 +688,7 @@ def set_log_callback(callback: Optional[Callable[[int, str], None]]) -> None:
     global _log_callback
     with _log_lock:
         if callback is None:
-            _C.adak_set_log_callback(None, None)
+            _C.adak_set_log_callback(_lib.LOG_CALLBACK(), None)  # NULL
             # the previous pointer stays referenced: a message in flight may still use it
             return
 

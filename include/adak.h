@@ -59,12 +59,12 @@
 #include <stdint.h>
 
 #define ADAK_VERSION_MAJOR 0
-#define ADAK_VERSION_MINOR 1
+#define ADAK_VERSION_MINOR 2
 #define ADAK_VERSION_PATCH 0
-/* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 100 for 0.1.0. */
+/* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 200 for 0.2.0. */
 #define ADAK_VERSION_NUMBER \
     (ADAK_VERSION_MAJOR * 10000 + ADAK_VERSION_MINOR * 100 + ADAK_VERSION_PATCH)
-#define ADAK_VERSION_STRING "0.1.0"
+#define ADAK_VERSION_STRING "0.2.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -136,6 +136,16 @@ enum adak_weight_type {
 };
 
 /**
+ * Progress of a long operation (model load): `progress` goes from 0 to 1 and
+ * the last call reports 1. Return 0 to continue, nonzero to cancel: the
+ * operation then fails with ADAK_ERR_CANCELLED and leaves nothing behind.
+ * Called on the thread running the operation; it must not call libadak
+ * functions other than adak_last_error, adak_version* and
+ * adak_status_string.
+ */
+typedef int (*adak_progress_callback)(void *user_data, float progress);
+
+/**
  * Load-time parameters. Fields are only ever appended; `size` tells the
  * library which fields the caller knows. Always initialise with
  * adak_model_params_init(&p, sizeof p), then change fields.
@@ -143,6 +153,10 @@ enum adak_weight_type {
 typedef struct adak_model_params {
     uint32_t size;        /* sizeof(adak_model_params) as the caller compiled it */
     int32_t weight_type;  /* enum adak_weight_type */
+    /* Since 0.2 (size >= 24): called once per layer while the weights are prepared
+       (NULL: no reports). */
+    adak_progress_callback progress_callback;
+    void *progress_user_data;  /* passed to progress_callback */
 } adak_model_params;
 
 /**
@@ -161,7 +175,8 @@ int adak_model_params_init(adak_model_params *params, size_t size);
  * NULL) and the code tells why: ADAK_ERR_IO (cannot open/read), ADAK_ERR_FORMAT
  * (malformed file), ADAK_ERR_UNSUPPORTED (architecture, tensor type or
  * tokenizer not supported), ADAK_ERR_OUT_OF_MEMORY, ADAK_ERR_INVALID_ARGUMENT
- * (NULL path/out, bad params). Thread-safe.
+ * (NULL path/out, bad params), ADAK_ERR_CANCELLED (params->progress_callback
+ * returned nonzero). Thread-safe.
  */
 int adak_model_load(const char *path, const adak_model_params *params, adak_model **out);
 
@@ -324,17 +339,20 @@ int64_t adak_session_position(const adak_session *session);
 /**
  * Changes a floating-point setting. Keys and ranges:
  *   "temperature"    >= 0, finite; 0 (or less than 1e-6) means greedy
- *   "top_p"          (0, 1]; 1 disables
+ *   "top_p"          (0, 1]; 1 disables (sampling; see "routing.p" for routing)
  *   "min_p"          [0, 1]; 0 disables
  *   "repeat_penalty" > 0, finite; 1 disables
- * The new value applies from the next sample. Returns ADAK_OK or
+ * and the routing keys of the "Routing" section below ("routing.p",
+ * "routing.beta", "routing.tau"). The new value applies from the next sample
+ * (sampling keys) or the next evaluated token (routing keys). Returns ADAK_OK or
  * ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL/unknown key, NaN,
  * out of range); the setting is then unchanged.
  */
 int adak_session_set_float(adak_session *session, const char *key, double value);
 
 /**
- * Reads a floating-point setting (the keys of adak_session_set_float) into
+ * Reads a floating-point setting (the keys of adak_session_set_float, and the
+ * read-only "flops_budget": the budget's fraction, 0 when there is none) into
  * *value. Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (*value unchanged).
  */
 int adak_session_get_float(const adak_session *session, const char *key, double *value);
@@ -346,6 +364,8 @@ int adak_session_get_float(const adak_session *session, const char *key, double 
  *   "seed"           >= 0; the random sequence restarts from it at the next
  *                    adak_session_reset (adak_session_params.seed seeds a new
  *                    session)
+ * and the routing keys of the "Routing" section below ("routing",
+ * "routing.k", "routing.k_min", "routing.k_max").
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (setting unchanged).
  */
 int adak_session_set_int(adak_session *session, const char *key, int64_t value);
@@ -446,6 +466,248 @@ typedef int (*adak_token_callback)(void *user_data, adak_token token, const char
 int adak_session_generate(adak_session *session, const adak_token *prompt, size_t n_prompt,
                           int32_t max_tokens, adak_token_callback callback, void *user_data,
                           size_t *n_generated);
+
+/* ===========================================================================
+ * Routing (since 0.2): how many experts each token uses, a FLOPs budget,
+ * Ada-K allocators and routing statistics.
+ *
+ * Every MoE layer chooses k, the number of experts a token activates, per
+ * token; the policy decides how, then the k most probable experts run and
+ * their weights are renormalised as the architecture does. Policies, selected
+ * per session with adak_session_set_string(s, "routing", NAME) or
+ * adak_session_set_int(s, "routing", ADAK_ROUTING_*):
+ *   "topk"     static Top-K: every token uses "routing.k" experts (default:
+ *              the model's native K). The default policy.
+ *   "adak"     Ada-K: an allocator (adak_session_set_allocator, required
+ *              first) picks k = argmax_k(logit_k - mu * k) per layer.
+ *   "top_p"    the smallest prefix of the sorted router probabilities whose
+ *              sum reaches "routing.p" (Huang et al. 2024).
+ *   "skip"     keep the j-th expert while its weight >= "routing.beta" x the
+ *              top weight (dynamic skipping, Lu et al. 2024).
+ *   "entropy"  k = ceil("routing.tau" x exp(H)), H the router's entropy.
+ * Routing keys (adak_session_set_float / adak_session_set_int and the
+ * matching getters), each validated against the model:
+ *   "routing"        int: enum adak_routing_policy (getter: the same)
+ *   "routing.k"      int: k of "topk", 1..n_expert; 0 = native K (default)
+ *   "routing.k_min"  int: lower bound on k for every policy, 1..n_expert
+ *                    (default 1)
+ *   "routing.k_max"  int: upper bound on k, k_min..n_expert; 0 = the policy's
+ *                    default (n_expert for topk/adak, native K for the
+ *                    threshold policies)
+ *   "routing.p"      float: threshold of "top_p", (0, 1]; default 0.5
+ *   "routing.beta"   float: ratio of "skip", [0, 1]; default 0.5
+ *   "routing.tau"    float: scale of "entropy", (0, 64]; default 1
+ * A dense model (n_expert 0) accepts only "topk". Changing any routing
+ * setting or the budget restarts the budget controller. Errors
+ * (ADAK_ERR_INVALID_ARGUMENT: unknown policy, value out of range, NaN,
+ * "adak" without an allocator, a policy other than "topk" on a dense model)
+ * leave every setting unchanged; adak_last_error() names the key.
+ * ------------------------------------------------------------------------- */
+
+/** Routing policies, the integer values of the "routing" key. */
+enum adak_routing_policy {
+    ADAK_ROUTING_TOPK = 0,
+    ADAK_ROUTING_ADAK = 1,
+    ADAK_ROUTING_TOP_P = 2,
+    ADAK_ROUTING_SKIP = 3,
+    ADAK_ROUTING_ENTROPY = 4
+};
+
+/**
+ * Changes a text setting. Keys: "routing" (a policy name: "topk", "adak",
+ * "top_p", "skip", "entropy"). Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT
+ * (NULL/invalid session, NULL/unknown key, NULL or non-UTF-8 value, unknown
+ * policy name, a policy the session cannot use; the setting is then
+ * unchanged). Refused from the session's own token callback.
+ */
+int adak_session_set_string(adak_session *session, const char *key, const char *value);
+
+/**
+ * Reads a text setting ("routing": the policy's name) into `buf`. *len
+ * always receives its length in bytes; buffer rules as for all sized text
+ * outputs. Returns ADAK_OK, ADAK_ERR_BUFFER_TOO_SMALL, or
+ * ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL/unknown key, NULL
+ * len, NULL buf with capacity > 0).
+ */
+int adak_session_get_string(const adak_session *session, const char *key, char *buf,
+                            size_t capacity, size_t *len);
+
+/**
+ * Sets an expert-FLOPs budget: the session's routed experts should spend
+ * `fraction` x the expert FLOPs of static Top-K with the native K (1.0 = as
+ * much as Top-K, 0.75 = a quarter less; values above 1 allow more). Accepted:
+ * 0 < fraction <= 16, finite. The current policy meets it by moving its knob:
+ * Ada-K a price mu per expert, "top_p"/"skip"/"entropy" their threshold,
+ * "topk" by alternating between floor and ceil of fraction x K. While
+ * decoding one token at a time the knob follows the running error between
+ * achieved and target cost per layer (dual ascent), so the running average
+ * converges to the target; a prompt batch spends a pool of
+ * fraction x K x n_tokens expert slots as exactly as the policy allows.
+ * "routing.k_min"/"routing.k_max" still bound k, so a budget outside what
+ * they allow is met only as closely as they permit. Read back with the float
+ * key "flops_budget". Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT
+ * (NULL/invalid session; NaN, infinite, zero, negative or > 16 fraction; a
+ * dense model); the session is then unchanged.
+ */
+int adak_session_set_flops_budget(adak_session *session, double fraction);
+
+/**
+ * Removes the budget: the policy runs with its own settings again. Returns
+ * ADAK_OK (also when there was no budget) or ADAK_ERR_INVALID_ARGUMENT
+ * (NULL/invalid session).
+ */
+int adak_session_clear_flops_budget(adak_session *session);
+
+/**
+ * An Ada-K allocator: per MoE layer a linear map from the router's input to
+ * n_expert logits, one per k = 1..n_expert. Made for one model (its
+ * architecture, shapes and router weights); immutable once created, so it may
+ * be shared by sessions on any threads and used by several sessions at once.
+ */
+typedef struct adak_allocator adak_allocator;
+
+/**
+ * Loads an allocator file (GGUF, written by adak_allocator_save or by the
+ * training tools) made for `model`. On success *out receives a new allocator
+ * owned by the caller (free it with adak_allocator_free); on failure *out is
+ * set to NULL (when `out` is not NULL). Errors: ADAK_ERR_INVALID_ARGUMENT
+ * (NULL/invalid model, NULL path/out, a dense model, an allocator made for
+ * another model: architecture, shapes or router weights differ),
+ * ADAK_ERR_IO, ADAK_ERR_FORMAT (not an allocator file, misshapen or non-finite
+ * tensors), ADAK_ERR_UNSUPPORTED (a newer allocator format). Thread-safe.
+ */
+int adak_allocator_load(const adak_model *model, const char *path, adak_allocator **out);
+
+/**
+ * Creates the identity allocator of `model`: its argmax is the native K at
+ * every layer for every token, so "adak" without a budget reproduces static
+ * Top-K, and with a budget trades k around K smoothly. *out as for
+ * adak_allocator_load. Errors: ADAK_ERR_INVALID_ARGUMENT (NULL/invalid model,
+ * NULL out, a dense model). Thread-safe.
+ */
+int adak_allocator_identity(const adak_model *model, adak_allocator **out);
+
+/**
+ * Writes the allocator to `path` as GGUF (replacing the file). Returns ADAK_OK,
+ * ADAK_ERR_INVALID_ARGUMENT (NULL/invalid allocator, NULL path) or ADAK_ERR_IO
+ * (the file cannot be written; a partly written file may be left behind).
+ * Thread-safe.
+ */
+int adak_allocator_save(const adak_allocator *allocator, const char *path);
+
+/**
+ * Releases the caller's reference to an allocator. Sessions using it keep
+ * their own reference, so freeing the handle right after
+ * adak_session_set_allocator is safe. NULL and non-live handles are ignored.
+ */
+void adak_allocator_free(adak_allocator *allocator);
+
+/**
+ * Makes the session's "adak" policy use `allocator` (the session keeps its
+ * own reference: the handle may be freed afterwards). NULL removes the
+ * allocator, which is refused while the policy is "adak". Returns ADAK_OK or
+ * ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, a non-live allocator
+ * handle, an allocator made for another model, NULL while "adak" is active);
+ * the session is then unchanged. Refused from the session's token callback.
+ */
+int adak_session_set_allocator(adak_session *session, const adak_allocator *allocator);
+
+/**
+ * Routing statistics of a session: what its MoE layers spent on every token
+ * evaluated (prompt and generated) since the session was created or
+ * adak_session_reset_stats was called (adak_session_reset keeps them). FLOPs
+ * count a multiply-add as 2; "total" adds attention (projections and
+ * scores over the context), router, allocator, shared experts, dense layers
+ * and the LM head for tokens whose logits were computed. "topk" quantities
+ * are what static Top-K with the native K would have spent on the same
+ * tokens. Fields are only ever appended: set `size` before the call.
+ */
+typedef struct adak_stats {
+    uint32_t size;             /* set by the caller: sizeof(adak_stats) */
+    int32_t n_moe_layers;      /* MoE layers (length of adak_session_get_mean_k_per_layer) */
+    int32_t n_expert;          /* experts per MoE layer (length of the k histogram) */
+    int32_t k_native;          /* the model's native K */
+    int64_t tokens;            /* tokens evaluated */
+    double mean_k;             /* mean k over tokens and MoE layers (0 before any token) */
+    double expert_flops;       /* FLOPs of the routed experts */
+    double expert_flops_topk;  /* ... of static Top-K on the same tokens */
+    double expert_fraction;    /* expert_flops / expert_flops_topk (1 before any token) */
+    double total_flops;        /* FLOPs of the whole forward passes */
+    double total_flops_topk;   /* ... of static Top-K on the same tokens */
+    double total_fraction;     /* total_flops / total_flops_topk (1 before any token) */
+} adak_stats;
+
+/**
+ * Fills *out (whose `size` the caller set to sizeof(adak_stats); a library
+ * of a later version writes only the fields that fit). Returns ADAK_OK or
+ * ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL out, out->size
+ * smaller than this first version, 80 bytes; nothing is written then).
+ */
+int adak_session_get_stats(const adak_session *session, adak_stats *out);
+
+/**
+ * Mean k per MoE layer (in the order of adak_model_get_moe_layers), as for
+ * every sized output: *n always receives the count (n_moe_layers);
+ * ADAK_ERR_BUFFER_TOO_SMALL when capacity < *n (nothing written). Other
+ * errors: ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL n, NULL out
+ * with capacity > 0).
+ */
+int adak_session_get_mean_k_per_layer(const adak_session *session, double *out, size_t capacity,
+                                      size_t *n);
+
+/**
+ * The k histogram: out[i] = number of (token, MoE layer) pairs that used
+ * k = i + 1 experts; *n = n_expert (0 for a dense model). The counts sum to
+ * tokens x n_moe_layers. Sized-output rules and errors as
+ * adak_session_get_mean_k_per_layer.
+ */
+int adak_session_get_k_histogram(const adak_session *session, int64_t *out, size_t capacity,
+                                 size_t *n);
+
+/**
+ * Starts new statistics (all counts 0). Settings and the budget controller
+ * are kept. Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NULL/invalid
+ * session; refused from the session's token callback).
+ */
+int adak_session_reset_stats(adak_session *session);
+
+/**
+ * Indices of the model's MoE layers (0-based, ascending) into `out`;
+ * sized-output rules as above (*n = their number, 0 for a dense model).
+ * Errors: ADAK_ERR_INVALID_ARGUMENT (NULL/invalid model, NULL n, NULL out with
+ * capacity > 0). Thread-safe.
+ */
+int adak_model_get_moe_layers(const adak_model *model, int32_t *out, size_t capacity, size_t *n);
+
+/* ===========================================================================
+ * Logging (since 0.2)
+ * ------------------------------------------------------------------------- */
+
+/** Severity of a log message; lower is more severe. */
+enum adak_log_level {
+    ADAK_LOG_ERROR = 1,
+    ADAK_LOG_WARN = 2,
+    ADAK_LOG_INFO = 3,   /* e.g. what a model load found */
+    ADAK_LOG_DEBUG = 4   /* e.g. every failed call's message */
+};
+
+/**
+ * Receives one log message: `level` is an enum adak_log_level, `message` a
+ * NUL-terminated UTF-8 line without a trailing newline, valid only during the
+ * call. May be called from any thread that runs libadak code, also from
+ * several at once. Whatever libadak logs from inside the callback on the
+ * same thread is dropped (no recursion).
+ */
+typedef void (*adak_log_callback)(void *user_data, int level, const char *message);
+
+/**
+ * Installs the process-wide log callback (NULL: no logging, the default: the
+ * library prints nothing). The callback receives every level; filter by
+ * `level` in it. Thread-safe; a message being delivered on another thread
+ * while the callback is replaced may still reach the previous callback, so
+ * keep its user_data valid until such calls have returned.
+ */
+void adak_set_log_callback(adak_log_callback callback, void *user_data);
 
 #ifdef __cplusplus
 }

@@ -33,8 +33,11 @@ run() {
     if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "test-c: FAILED: $name" >&2; fi
 }
 
-run "misuse (env -i)" env -i "$out/misuse" "$tiny"
-run "generate tiny-mixtral (env -i)" env -i "$out/generate" "$tiny" "Hello" 8
+other=$fixtures/models/tiny-olmoe.f32.gguf
+run "misuse (env -i)" env -i "$out/misuse" "$tiny" "$other"
+run "generate tiny-mixtral, budget 0.5 (env -i)" sh -c \
+    'out=$(env -i "$0" "$1" "Hello" 48 0.5) || exit 1; echo "$out"; echo "$out" | grep -q "routing stats: "' \
+    "$out/generate" "$tiny"
 run "C++ chat tiny-mixtral (env -i)" sh -c 'printf "hi\nagain\n" | env -i "$0" "$1" 4' "$out/chat" "$tiny"
 
 # Hide the toolchain's libraries: the installed library must not need them.
@@ -46,6 +49,7 @@ else
 fi
 
 if [ -n "$demo" ] && [ -f "$demo" ]; then
+    run "misuse on a dense model (env -i)" env -i "$out/misuse" "$demo"
     # The output is shown and must mention Paris (captured, not tee'd: stderr may be a file).
     run "generate SmolLM2 (env -i)" sh -c \
         'out=$(env -i "$0" "$1" "The capital of France is" 16) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \

@@ -19,7 +19,9 @@ export ADAK_LIB=$prefix/lib
 export ADAK_FIXTURES=$fixtures
 
 echo "--- python example"
-"$venv/bin/python" "$repo/examples/python/generate.py" "$fixtures/models/tiny-mixtral.f32.gguf" "Hello" 8
+out=$("$venv/bin/python" "$repo/examples/python/generate.py" "$fixtures/models/tiny-mixtral.f32.gguf" "Hello" 32 0.5)
+echo "$out"
+echo "$out" | grep -q "routing stats: "
 
 echo "--- pytest"
 cd "$repo/python"   # tests import the installed package, not the source folder

@@ -42,6 +42,7 @@ public func adak_model_params_init(_ params: UnsafeMutableRawPointer?, _ size: I
     params.initializeMemory(as: UInt8.self, repeating: 0, count: size)
     params.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
     params.storeBytes(of: Int32(0), toByteOffset: 4, as: Int32.self)
+    // progress_callback and progress_user_data (from size 24 on) are NULL: zeroed above.
     return Status.ok
 }
 
@@ -65,6 +66,7 @@ public func adak_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafeRawPo
         case 3: modelParams.weightType = .q4_0
         case let other: return invalid(f, "params->weight_type \(other) is not an adak_weight_type")
         }
+        modelParams.progress = progressCallback(from: params, size: size)
     }
     do {
         let model = try Model(path: pathString, params: modelParams)

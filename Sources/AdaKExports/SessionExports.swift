@@ -136,7 +136,7 @@ public func adak_session_set_float(_ session: OpaquePointer?, _ key: UnsafePoint
     case "top_p": s.topP = Float(value)
     case "min_p": s.minP = Float(value)
     case "repeat_penalty": s.repeatPenalty = Float(value)
-    default: return invalid(f, "unknown float key \"\(name)\"")
+    default: return setRoutingFloat(box, name, value, f) ?? invalid(f, "unknown float key \"\(name)\"")
     }
     return apply(s, to: box, function: f, key: name)
 }
@@ -165,7 +165,9 @@ public func adak_session_get_float(_ session: OpaquePointer?, _ key: UnsafePoint
     case "top_p": value.pointee = Double(s.topP)
     case "min_p": value.pointee = Double(s.minP)
     case "repeat_penalty": value.pointee = Double(s.repeatPenalty)
-    default: return invalid(f, "unknown float key \"\(name)\"")
+    default:
+        guard let v = getRoutingFloat(box, name) else { return invalid(f, "unknown float key \"\(name)\"") }
+        value.pointee = v
     }
     return Status.ok
 }
@@ -189,7 +191,7 @@ public func adak_session_set_int(_ session: OpaquePointer?, _ key: UnsafePointer
     case "position", "n_ctx", "n_threads", "n_batch", "logit_rows":
         return invalid(f, "\"\(name)\" is read-only")
     default:
-        return invalid(f, "unknown integer key \"\(name)\"")
+        return setRoutingInt(box, name, value, f) ?? invalid(f, "unknown integer key \"\(name)\"")
     }
     return apply(s, to: box, function: f, key: name)
 }
@@ -212,7 +214,9 @@ public func adak_session_get_int(_ session: OpaquePointer?, _ key: UnsafePointer
     case "n_threads": result = Int64(box.session.threads)
     case "n_batch": result = Int64(box.session.batchSize)
     case "logit_rows": result = Int64(box.session.logitRows)
-    default: return invalid(f, "unknown integer key \"\(name)\"")
+    default:
+        guard let v = getRoutingInt(box, name) else { return invalid(f, "unknown integer key \"\(name)\"") }
+        result = v
     }
     value.pointee = result
     return Status.ok

@@ -48,6 +48,8 @@ let lastErrorKey: pthread_key_t = {
 /// Records `message` as the calling thread's last error and returns `status`.
 @discardableResult
 func fail(_ status: Int32, _ message: String) -> Int32 {
+    // Logged first: whatever a host's log callback calls cannot overwrite this message.
+    Log.debug("\(Status.name(status)): \(message)")
     let copy = strdup(message)
     let old = pthread_getspecific(lastErrorKey)
     pthread_setspecific(lastErrorKey, copy)
@@ -83,7 +85,7 @@ func invalid(_ function: String, _ message: String) -> Int32 {
 /// What a handle points at. A handle is an `Unmanaged` retained pointer to one of these boxes;
 /// the registry lists the live ones, so a NULL, freed or made-up handle is reported instead of
 /// dereferenced.
-enum HandleKind: Sendable { case model, session }
+enum HandleKind: Sendable { case model, session, allocator }
 
 /// The set of live handles behind a pthread mutex (the lookups of different threads on a shared
 /// model take it only for a dictionary probe).

@@ -1,9 +1,10 @@
 /*
  * generate.c — the smallest complete libadak program: load a model, print what it is,
- * and stream greedily generated text to stdout.
+ * and stream greedily generated text to stdout. On a Mixture-of-Experts model it routes with
+ * Ada-K (the identity allocator) under a FLOPs budget and prints what routing spent.
  *
  *   cc generate.c -o generate $(pkg-config --cflags --libs adak)
- *   ./generate MODEL.gguf ["prompt"] [max_tokens]
+ *   ./generate MODEL.gguf ["prompt"] [max_tokens] [flops_budget, default 0.75]
  */
 #include <adak.h>
 #include <stdio.h>
@@ -25,6 +26,39 @@ static int check(int status, const char *what) {
     return status;
 }
 
+/* What routing spent: totals, mean k per MoE layer, and how often each k was used. */
+static void print_routing_stats(const adak_model *model, const adak_session *session) {
+    adak_stats stats;
+    stats.size = sizeof stats;
+    if (check(adak_session_get_stats(session, &stats), "adak_session_get_stats")) return;
+    printf("routing stats: %lld tokens, mean k %.3f (native %d), expert FLOPs %.3g = %.3f x Top-K, "
+           "total FLOPs %.3g = %.3f x Top-K\n",
+           (long long)stats.tokens, stats.mean_k, stats.k_native, stats.expert_flops,
+           stats.expert_fraction, stats.total_flops, stats.total_fraction);
+
+    size_t n = 0;
+    int32_t *layers = malloc((size_t)stats.n_moe_layers * sizeof *layers + 1);
+    double *mean_k = malloc((size_t)stats.n_moe_layers * sizeof *mean_k + 1);
+    int64_t *hist = malloc((size_t)stats.n_expert * sizeof *hist + 1);
+    if (layers && mean_k && hist &&
+        !check(adak_model_get_moe_layers(model, layers, (size_t)stats.n_moe_layers, &n), "adak_model_get_moe_layers") &&
+        !check(adak_session_get_mean_k_per_layer(session, mean_k, (size_t)stats.n_moe_layers, &n),
+               "adak_session_get_mean_k_per_layer")) {
+        printf("mean k per MoE layer:");
+        for (size_t i = 0; i < n; i++) printf(" L%d=%.2f", layers[i], mean_k[i]);
+        printf("\n");
+    }
+    if (hist && !check(adak_session_get_k_histogram(session, hist, (size_t)stats.n_expert, &n),
+                       "adak_session_get_k_histogram")) {
+        printf("k histogram:");
+        for (size_t i = 0; i < n; i++) printf(" k=%zu:%lld", i + 1, (long long)hist[i]);
+        printf("\n");
+    }
+    free(layers);
+    free(mean_k);
+    free(hist);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.gguf [prompt] [max_tokens]\n", argv[0]);
@@ -33,6 +67,7 @@ int main(int argc, char **argv) {
     const char *path = argv[1];
     const char *prompt = argc > 2 ? argv[2] : "Once upon a time";
     int max_tokens = argc > 3 ? atoi(argv[3]) : 32;
+    double budget = argc > 4 ? atof(argv[4]) : 0.75;
 
     /* The header we compiled against and the library we run with must share the major version. */
     if (adak_version_number() / 10000 != ADAK_VERSION_MAJOR) {
@@ -68,9 +103,23 @@ int main(int argc, char **argv) {
     params.n_ctx = 512;
     adak_session *session = NULL;
     if (check(adak_session_create(model, &params, &session), "adak_session_create")) return 1;
-    adak_model_free(model); /* the session keeps the model alive */
 
     if (check(adak_session_set_float(session, "temperature", 0.0), "adak_session_set_float")) return 1;
+
+    int64_t n_expert = 0;
+    adak_model_get_int(model, "n_expert", &n_expert);
+    if (n_expert > 0) {
+        /* Ada-K with the identity allocator (argmax = native K) spends exactly the budget:
+           the session keeps its own reference, so the handle can go right away. */
+        adak_allocator *allocator = NULL;
+        if (check(adak_allocator_identity(model, &allocator), "adak_allocator_identity")) return 1;
+        st = adak_session_set_allocator(session, allocator);
+        adak_allocator_free(allocator);
+        if (check(st, "adak_session_set_allocator")) return 1;
+        if (check(adak_session_set_string(session, "routing", "adak"), "adak_session_set_string")) return 1;
+        if (check(adak_session_set_flops_budget(session, budget), "adak_session_set_flops_budget")) return 1;
+        printf("routing: adak (identity allocator), FLOPs budget %.2f of static Top-K\n", budget);
+    }
 
     size_t streamed = 0, generated = 0;
     fputs(prompt, stdout);
@@ -78,6 +127,9 @@ int main(int argc, char **argv) {
     printf("\n");
     if (check(st, "adak_session_generate")) return 1;
     printf("generated %zu tokens, position %lld\n", generated, (long long)adak_session_position(session));
+
+    if (n_expert > 0) print_routing_stats(model, session);
+    adak_model_free(model); /* sessions keep their model alive; freeing it earlier is fine too */
 
     free(tokens);
     adak_session_free(session);

@@ -45,6 +45,9 @@ struct ModelDeleter {
 struct SessionDeleter {
     void operator()(adak_session *s) const noexcept { adak_session_free(s); }
 };
+struct AllocatorDeleter {
+    void operator()(adak_allocator *a) const noexcept { adak_allocator_free(a); }
+};
 
 class Session;
 
@@ -102,6 +105,27 @@ private:
     std::unique_ptr<adak_model, ModelDeleter> handle_;
 };
 
+/// An Ada-K allocator made for one model (identity or loaded from a file).
+class Allocator {
+public:
+    static Allocator identity(const Model &model) {
+        adak_allocator *raw = nullptr;
+        check(adak_allocator_identity(model.get(), &raw));
+        return Allocator(raw);
+    }
+    static Allocator load(const Model &model, const std::string &path) {
+        adak_allocator *raw = nullptr;
+        check(adak_allocator_load(model.get(), path.c_str(), &raw));
+        return Allocator(raw);
+    }
+    void save(const std::string &path) const { check(adak_allocator_save(get(), path.c_str())); }
+    adak_allocator *get() const noexcept { return handle_.get(); }
+
+private:
+    explicit Allocator(adak_allocator *raw) : handle_(raw) {}
+    std::unique_ptr<adak_allocator, AllocatorDeleter> handle_;
+};
+
 class Session {
 public:
     /// n_ctx, n_threads: 0 picks the library's default.
@@ -125,6 +149,24 @@ public:
         return p;
     }
     void reset() { check(adak_session_reset(get())); }
+
+    /// Routing: policy "topk", "adak", "top_p", "skip" or "entropy"; knobs through set/set_int
+    /// ("routing.p", "routing.k_max", ...).
+    void set_routing(const char *policy) { check(adak_session_set_string(get(), "routing", policy)); }
+    /// The session keeps its own reference: the Allocator may be destroyed afterwards.
+    void set_allocator(const Allocator *allocator) {
+        check(adak_session_set_allocator(get(), allocator ? allocator->get() : nullptr));
+    }
+    /// Expert-FLOPs budget as a fraction of static Top-K (0 < fraction <= 16).
+    void set_budget(double fraction) { check(adak_session_set_flops_budget(get(), fraction)); }
+    void clear_budget() { check(adak_session_clear_flops_budget(get())); }
+    adak_stats stats() const {
+        adak_stats st{};
+        st.size = sizeof st;
+        check(adak_session_get_stats(get(), &st));
+        return st;
+    }
+    void reset_stats() { check(adak_session_reset_stats(get())); }
     void evaluate(const std::vector<adak_token> &tokens, bool all_logits = false) {
         check(adak_session_evaluate(get(), tokens.data(), tokens.size(),
                                     all_logits ? ADAK_EVALUATE_ALL_LOGITS : 0));

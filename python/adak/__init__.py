@@ -7,19 +7,43 @@
 
 A :class:`Model` is immutable and may be shared by threads; a :class:`Session` is used by one
 thread at a time. Every failure raises :class:`AdakError` with the library's message.
+
+Routing (Mixture-of-Experts models): choose how many experts each token uses and how much
+compute the session may spend::
+
+    session.set_routing("top_p", p=0.6, k_max=4)
+    session.set_budget(0.75)             # 75% of static Top-K's expert FLOPs
+    ...
+    print(session.stats.expert_fraction, session.stats.mean_k_per_layer)
+
+    with model.identity_allocator() as alloc:   # or adak.load_allocator(model, "alloc.gguf")
+        session.set_allocator(alloc)
+    session.set_routing("adak")
 """
 
 from __future__ import annotations
 
 import codecs
 import ctypes
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _lib
 
-__all__ = ["AdakError", "Model", "Session", "version", "version_number", "library_path"]
+__all__ = ["AdakError", "Model", "Session", "Allocator", "RoutingStats", "load_allocator",
+           "set_log_callback", "log_to_logging", "ROUTING_POLICIES", "LOG_ERROR", "LOG_WARN",
+           "LOG_INFO", "LOG_DEBUG", "version", "version_number", "library_path"]
+
+#: Routing policy names accepted by :meth:`Session.set_routing`.
+ROUTING_POLICIES = tuple(_lib.ROUTING_POLICIES)
+LOG_ERROR = _lib.LOG_ERROR
+LOG_WARN = _lib.LOG_WARN
+LOG_INFO = _lib.LOG_INFO
+LOG_DEBUG = _lib.LOG_DEBUG
 
 _C = _lib.load_library()
 
@@ -67,6 +91,17 @@ def _tokens_array(tokens: Sequence[int]):
     return arr
 
 
+def _sized(fn, handle: int, ctype) -> list:
+    """Calls a sized-array getter of the C API twice: for the count, then for the values."""
+    n = ctypes.c_size_t()
+    status = fn(handle, None, 0, ctypes.byref(n))
+    if status not in (_lib.OK, _lib.ERR_BUFFER_TOO_SMALL):
+        _check(status)
+    out = (ctype * max(n.value, 1))()
+    _check(fn(handle, out, n.value, ctypes.byref(n)))
+    return list(out[: n.value])
+
+
 TextOrTokens = Union[str, bytes, Sequence[int]]
 
 
@@ -76,20 +111,37 @@ class Model:
     :param path: the GGUF file.
     :param weight_type: "default", "f32", "q8_0" or "q4_0": the format that tensors of types
         the kernels don't compute with are converted to at load.
+    :param progress: called with the fraction loaded (0 to 1, once per layer); return False
+        to cancel the load (then :class:`AdakError` with status ``ERR_CANCELLED``). An
+        exception raised by it also cancels the load and is re-raised.
     """
 
     _INT_KEYS = ("n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_ff", "n_expert",
                  "n_expert_used", "n_vocab", "n_ctx_train")
 
-    def __init__(self, path: str, weight_type: str = "default"):
+    def __init__(self, path: str, weight_type: str = "default",
+                 progress: Optional[Callable[[float], Optional[bool]]] = None):
         self._handle: Optional[int] = None
         if weight_type not in _lib.WEIGHT_TYPES:
             raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown weight_type {weight_type!r}")
         params = _lib.ModelParams()
         _check(_C.adak_model_params_init(ctypes.byref(params), ctypes.sizeof(params)))
         params.weight_type = _lib.WEIGHT_TYPES[weight_type]
+        raised: List[BaseException] = []
+        if progress is not None:
+            def on_progress(_user, fraction):
+                try:
+                    return 1 if progress(float(fraction)) is False else 0
+                except BaseException as e:  # cancel, re-raise after the call returns
+                    raised.append(e)
+                    return 1
+            callback = _lib.PROGRESS_CALLBACK(on_progress)  # alive for the whole call
+            params.progress_callback = callback
         handle = ctypes.c_void_p()
-        _check(_C.adak_model_load(str(path).encode(), ctypes.byref(params), ctypes.byref(handle)))
+        status = _C.adak_model_load(str(path).encode(), ctypes.byref(params), ctypes.byref(handle))
+        if raised:
+            raise raised[0]
+        _check(status)
         self._handle = handle.value
         self.path = str(path)
 
@@ -210,6 +262,19 @@ class Model:
         _check(_C.adak_model_detokenize(self.handle, arr, len(arr), flags, buf, len(buf), ctypes.byref(n)))
         return buf.raw[: n.value].decode("utf-8", "replace")
 
+    @property
+    def moe_layers(self) -> List[int]:
+        """Indices of the MoE layers (empty for a dense model)."""
+        return _sized(_C.adak_model_get_moe_layers, self.handle, ctypes.c_int32)
+
+    def identity_allocator(self) -> "Allocator":
+        """The allocator whose choice is the native K everywhere (see :class:`Allocator`)."""
+        return Allocator.identity(self)
+
+    def load_allocator(self, path: str) -> "Allocator":
+        """Loads an allocator file made for this model (see :class:`Allocator`)."""
+        return Allocator.load(self, path)
+
     def session(self, **kwargs) -> "Session":
         """A new :class:`Session` on this model (same arguments as :class:`Session`)."""
         return Session(self, **kwargs)
@@ -317,6 +382,129 @@ class Session:
     def n_ctx(self) -> int:
         return int(self.get("n_ctx"))
 
+    # -- routing ----------------------------------------------------------------------------
+    _ROUTING_FLOATS = {"p": "routing.p", "beta": "routing.beta", "tau": "routing.tau"}
+    _ROUTING_INTS = {"k": "routing.k", "k_min": "routing.k_min", "k_max": "routing.k_max"}
+
+    @property
+    def routing(self) -> Dict[str, Union[str, int, float]]:
+        """The routing settings: ``policy`` and the knobs p, beta, tau, k, k_min, k_max
+        (k and k_max 0 mean the defaults, see :meth:`set_routing`)."""
+        buf = ctypes.create_string_buffer(32)
+        n = ctypes.c_size_t()
+        _check(_C.adak_session_get_string(self.handle, b"routing", buf, len(buf), ctypes.byref(n)))
+        d: Dict[str, Union[str, int, float]] = {"policy": buf.raw[: n.value].decode()}
+        for name, key in self._ROUTING_FLOATS.items():
+            v = ctypes.c_double()
+            _check(_C.adak_session_get_float(self.handle, key.encode(), ctypes.byref(v)))
+            d[name] = v.value
+        for name, key in self._ROUTING_INTS.items():
+            i = ctypes.c_int64()
+            _check(_C.adak_session_get_int(self.handle, key.encode(), ctypes.byref(i)))
+            d[name] = i.value
+        return d
+
+    def set_routing(self, policy: Optional[str] = None, *, k: Optional[int] = None,
+                    p: Optional[float] = None, beta: Optional[float] = None,
+                    tau: Optional[float] = None, k_min: Optional[int] = None,
+                    k_max: Optional[int] = None) -> None:
+        """Chooses how many experts each token uses at each MoE layer.
+
+        :param policy: "topk" (static, ``k`` experts; the default), "adak" (the allocator set
+            with :meth:`set_allocator` decides), "top_p" (smallest set of experts whose router
+            probabilities reach ``p``), "skip" (drop experts weighing < ``beta`` x the top one),
+            "entropy" (k from the router's entropy, scaled by ``tau``); None keeps the policy.
+        :param k: k of "topk" (0: the model's native K).
+        :param k_min: lower bound on k for every policy.
+        :param k_max: upper bound on k (0: the policy's default).
+
+        Knobs not given keep their values. All or nothing: when any value is refused the
+        session keeps its previous settings and :class:`AdakError` says why.
+        """
+        if policy is not None and policy not in _lib.ROUTING_POLICIES:
+            # The library refuses it too; checked here so nothing changes before that.
+            _check(_C.adak_session_set_string(self.handle, b"routing", str(policy).encode()))
+        before = self.routing
+        try:
+            if k_max is not None or k_min is not None:
+                # bounds in an order that is valid whatever the old ones were
+                self._set_routing_int("k_max", 0)
+                if k_min is not None:
+                    self._set_routing_int("k_min", k_min)
+                self._set_routing_int("k_max", before["k_max"] if k_max is None else k_max)
+            if k is not None:
+                self._set_routing_int("k", k)
+            for name, value in (("p", p), ("beta", beta), ("tau", tau)):
+                if value is not None:
+                    _check(_C.adak_session_set_float(self.handle, self._ROUTING_FLOATS[name].encode(),
+                                                     float(value)))
+            if policy is not None:
+                _check(_C.adak_session_set_string(self.handle, b"routing", policy.encode()))
+        except AdakError:
+            self._restore_routing(before)
+            raise
+
+    def _set_routing_int(self, name: str, value: int) -> None:
+        if isinstance(value, float) and not value.is_integer():
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs an integer, got {value}")
+        v = int(value)
+        if not -(2**63) <= v < 2**63:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} {v} is out of range")
+        _check(_C.adak_session_set_int(self.handle, self._ROUTING_INTS[name].encode(), v))
+
+    def _restore_routing(self, d: Dict[str, Union[str, int, float]]) -> None:
+        h = self.handle
+        _C.adak_session_set_int(h, b"routing.k_max", 0)
+        _C.adak_session_set_int(h, b"routing.k_min", int(d["k_min"]))
+        _C.adak_session_set_int(h, b"routing.k_max", int(d["k_max"]))
+        _C.adak_session_set_int(h, b"routing.k", int(d["k"]))
+        for name, key in self._ROUTING_FLOATS.items():
+            _C.adak_session_set_float(h, key.encode(), float(d[name]))
+        _C.adak_session_set_string(h, b"routing", str(d["policy"]).encode())
+
+    @property
+    def budget(self) -> Optional[float]:
+        """The expert-FLOPs budget as a fraction of static Top-K, or None."""
+        v = ctypes.c_double()
+        _check(_C.adak_session_get_float(self.handle, b"flops_budget", ctypes.byref(v)))
+        return v.value if v.value > 0 else None
+
+    def set_budget(self, fraction: Optional[float]) -> None:
+        """Limits the routed experts to ``fraction`` x the expert FLOPs of static Top-K with
+        the native K (0 < fraction <= 16; 1.0 = as much as Top-K). The policy's knob follows the
+        running cost, so the average over the tokens decoded meets the target. None removes
+        the budget."""
+        if fraction is None:
+            _check(_C.adak_session_clear_flops_budget(self.handle))
+        else:
+            _check(_C.adak_session_set_flops_budget(self.handle, float(fraction)))
+
+    def set_allocator(self, allocator: Optional["Allocator"]) -> None:
+        """Uses ``allocator`` for the "adak" policy (the session keeps its own reference, so
+        the allocator may be closed afterwards). None removes it (refused while the policy is
+        "adak")."""
+        _check(_C.adak_session_set_allocator(self.handle, None if allocator is None else allocator.handle))
+
+    @property
+    def stats(self) -> "RoutingStats":
+        """What routing spent since the session was created or :meth:`reset_stats`."""
+        raw = _lib.Stats()
+        raw.size = ctypes.sizeof(raw)
+        _check(_C.adak_session_get_stats(self.handle, ctypes.byref(raw)))
+        return RoutingStats(
+            tokens=raw.tokens, mean_k=raw.mean_k, k_native=raw.k_native, n_expert=raw.n_expert,
+            expert_flops=raw.expert_flops, expert_flops_topk=raw.expert_flops_topk,
+            expert_fraction=raw.expert_fraction, total_flops=raw.total_flops,
+            total_flops_topk=raw.total_flops_topk, total_fraction=raw.total_fraction,
+            mean_k_per_layer=_sized(_C.adak_session_get_mean_k_per_layer, self.handle, ctypes.c_double),
+            k_histogram=_sized(_C.adak_session_get_k_histogram, self.handle, ctypes.c_int64),
+            moe_layers=self.model.moe_layers if self.model._handle is not None else [],
+        )
+
+    def reset_stats(self) -> None:
+        """Starts new routing statistics (settings and the budget controller are kept)."""
+        _check(_C.adak_session_reset_stats(self.handle))
+
     # -- decoding ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Empties the context and restarts the sampler."""
@@ -402,3 +590,126 @@ class Session:
         if self._handle is None:
             return "<adak.Session closed>"
         return f"<adak.Session position={self.position}/{self.n_ctx}>"
+
+
+@dataclass(frozen=True)
+class RoutingStats:
+    """Routing statistics of a session (see :attr:`Session.stats`). FLOPs count a multiply-add
+    as 2; the ``*_topk`` values are what static Top-K with the native K would have spent on the
+    same tokens; "total" adds attention, routers, shared experts and the LM head."""
+
+    tokens: int
+    mean_k: float
+    k_native: int
+    n_expert: int
+    expert_flops: float
+    expert_flops_topk: float
+    expert_fraction: float
+    total_flops: float
+    total_flops_topk: float
+    total_fraction: float
+    #: mean k of each MoE layer, in the order of :attr:`moe_layers`
+    mean_k_per_layer: List[float]
+    #: ``k_histogram[i]``: (token, MoE layer) pairs that used i + 1 experts
+    k_histogram: List[int]
+    #: indices of the model's MoE layers (empty when the model was closed)
+    moe_layers: List[int]
+
+
+class Allocator:
+    """An Ada-K allocator: per MoE layer, a linear map from the router's input to one logit
+    per k; the "adak" routing policy uses k = argmax(logit_k - price * k). Made for one model
+    and refused by any other. Immutable; may be shared by sessions. Create it with
+    :meth:`load` / :func:`load_allocator` or :meth:`identity`; use as a context manager or call
+    :meth:`close` (sessions using it keep their own reference)."""
+
+    def __init__(self, handle: int):
+        self._handle: Optional[int] = handle
+
+    @classmethod
+    def load(cls, model: Model, path: str) -> "Allocator":
+        """Loads an allocator file (GGUF) made for ``model``."""
+        handle = ctypes.c_void_p()
+        _check(_C.adak_allocator_load(model.handle, str(path).encode(), ctypes.byref(handle)))
+        return cls(handle.value)
+
+    @classmethod
+    def identity(cls, model: Model) -> "Allocator":
+        """The allocator whose argmax is ``model``'s native K at every layer: "adak" with it
+        reproduces static Top-K, and with a budget moves k around K."""
+        handle = ctypes.c_void_p()
+        _check(_C.adak_allocator_identity(model.handle, ctypes.byref(handle)))
+        return cls(handle.value)
+
+    def save(self, path: str) -> None:
+        """Writes the allocator to ``path`` (GGUF)."""
+        _check(_C.adak_allocator_save(self.handle, str(path).encode()))
+
+    @property
+    def handle(self) -> int:
+        if self._handle is None:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "the allocator is closed")
+        return self._handle
+
+    def close(self) -> None:
+        """Releases this reference. Idempotent."""
+        if self._handle is not None:
+            _C.adak_allocator_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Allocator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<adak.Allocator closed>" if self._handle is None else "<adak.Allocator>"
+
+
+def load_allocator(model: Model, path: str) -> Allocator:
+    """Loads an allocator file made for ``model`` (same as :meth:`Allocator.load`)."""
+    return Allocator.load(model, path)
+
+
+# -- logging --------------------------------------------------------------------------------
+_log_lock = threading.Lock()
+_log_callback = None  # the ctypes function pointer the library holds; kept alive here
+_retired_log_callbacks: list = []  # replaced ones: a message in flight on another thread may still call them
+
+
+def set_log_callback(callback: Optional[Callable[[int, str], None]]) -> None:
+    """Receives libadak's log messages as ``callback(level, message)`` (levels LOG_ERROR,
+    LOG_WARN, LOG_INFO, LOG_DEBUG), from whichever thread produced them; None stops logging.
+    Exceptions raised by the callback are swallowed (a C library cannot propagate them)."""
+    global _log_callback
+    with _log_lock:
+        if callback is None:
+            _C.adak_set_log_callback(_lib.LOG_CALLBACK(), None)  # NULL
+            # the previous pointer stays referenced: a message in flight may still use it
+            return
+
+        def on_log(_user, level, message):
+            try:
+                callback(int(level), message.decode("utf-8", "replace") if message else "")
+            except BaseException:  # noqa: BLE001 - never let an exception unwind through C
+                pass
+
+        new = _lib.LOG_CALLBACK(on_log)
+        _C.adak_set_log_callback(new, None)
+        if _log_callback is not None:
+            _retired_log_callbacks.append(_log_callback)
+        _log_callback = new
+
+
+_LOGGING_LEVELS = {LOG_ERROR: logging.ERROR, LOG_WARN: logging.WARNING, LOG_INFO: logging.INFO,
+                   LOG_DEBUG: logging.DEBUG}
+
+
+def log_to_logging(logger: Optional[logging.Logger] = None) -> None:
+    """Sends libadak's log messages to a :mod:`logging` logger (default: ``logging.getLogger("adak")``)."""
+    target = logger or logging.getLogger("adak")
+    set_log_callback(lambda level, message: target.log(_LOGGING_LEVELS.get(level, logging.DEBUG), message))

@@ -32,10 +32,45 @@ EVALUATE_ALL_LOGITS = 1
 WEIGHT_TYPES = {"default": 0, "f32": 1, "q8_0": 2, "q4_0": 3}
 
 
+ROUTING_POLICIES = {"topk": 0, "adak": 1, "top_p": 2, "skip": 3, "entropy": 4}
+
+LOG_ERROR = 1
+LOG_WARN = 2
+LOG_INFO = 3
+LOG_DEBUG = 4
+
+PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_float)
+LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+
 class ModelParams(ctypes.Structure):
     """adak_model_params (size-tagged; initialise through adak_model_params_init)."""
 
-    _fields_ = [("size", ctypes.c_uint32), ("weight_type", ctypes.c_int32)]
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("weight_type", ctypes.c_int32),
+        ("progress_callback", PROGRESS_CALLBACK),
+        ("progress_user_data", ctypes.c_void_p),
+    ]
+
+
+class Stats(ctypes.Structure):
+    """adak_stats (size-tagged: set ``size`` before adak_session_get_stats)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("n_moe_layers", ctypes.c_int32),
+        ("n_expert", ctypes.c_int32),
+        ("k_native", ctypes.c_int32),
+        ("tokens", ctypes.c_int64),
+        ("mean_k", ctypes.c_double),
+        ("expert_flops", ctypes.c_double),
+        ("expert_flops_topk", ctypes.c_double),
+        ("expert_fraction", ctypes.c_double),
+        ("total_flops", ctypes.c_double),
+        ("total_flops_topk", ctypes.c_double),
+        ("total_fraction", ctypes.c_double),
+    ]
 
 
 class SessionParams(ctypes.Structure):
@@ -102,6 +137,24 @@ _PROTOTYPES = {
         ctypes.c_int,
         [_P, ctypes.POINTER(_I32), _SIZE, _I32, TOKEN_CALLBACK, _P, ctypes.POINTER(_SIZE)],
     ),
+    # 0.2: routing, budget, allocators, statistics, logging
+    "adak_session_set_string": (ctypes.c_int, [_P, _STR, _STR]),
+    "adak_session_get_string": (ctypes.c_int, [_P, _STR, ctypes.c_char_p, _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_session_set_flops_budget": (ctypes.c_int, [_P, ctypes.c_double]),
+    "adak_session_clear_flops_budget": (ctypes.c_int, [_P]),
+    "adak_allocator_load": (ctypes.c_int, [_P, _STR, ctypes.POINTER(_P)]),
+    "adak_allocator_identity": (ctypes.c_int, [_P, ctypes.POINTER(_P)]),
+    "adak_allocator_save": (ctypes.c_int, [_P, _STR]),
+    "adak_allocator_free": (None, [_P]),
+    "adak_session_set_allocator": (ctypes.c_int, [_P, _P]),
+    "adak_session_get_stats": (ctypes.c_int, [_P, ctypes.POINTER(Stats)]),
+    "adak_session_get_mean_k_per_layer": (
+        ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_double), _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_session_get_k_histogram": (
+        ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_int64), _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_session_reset_stats": (ctypes.c_int, [_P]),
+    "adak_model_get_moe_layers": (ctypes.c_int, [_P, ctypes.POINTER(_I32), _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_set_log_callback": (None, [LOG_CALLBACK, _P]),
 }
 
 

@@ -4,7 +4,7 @@
  * error code (or the documented neutral value) with a message, and never crash the process.
  *
  *   cc misuse.c -o misuse $(pkg-config --cflags --libs adak)
- *   ./misuse MODEL.gguf
+ *   ./misuse MODEL.gguf [OTHER_MOE_MODEL.gguf]
  */
 #include <adak.h>
 #include <math.h>
@@ -168,6 +168,276 @@ static void null_and_bogus_handles(void) {
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_sample(bogus_session, &t), "adak_session_sample");
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_generate(NULL, &t, 1, 4, NULL, NULL, &n), "adak_session_generate");
     CHECK(n == 0);
+
+    /* Routing, budget, allocators, stats (0.2). */
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(NULL, "routing", "top_p"), "adak_session_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_string(bogus_session, "routing", buf, sizeof buf, &n), "adak_session_get_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_flops_budget(NULL, 0.5), "adak_session_set_flops_budget");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_flops_budget(bogus_session, 0.5), "adak_session_set_flops_budget");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_clear_flops_budget(NULL), "adak_session_clear_flops_budget");
+    adak_allocator *a = (adak_allocator *)0x1;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_load(NULL, "x.gguf", &a), "adak_allocator_load");
+    CHECK(a == NULL);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_load(bogus_model, "x.gguf", NULL), "adak_allocator_load");
+    a = (adak_allocator *)0x1;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_identity(bogus_model, &a), "adak_allocator_identity");
+    CHECK(a == NULL);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_save(NULL, "/tmp/x.gguf"), "adak_allocator_save");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_save((adak_allocator *)&on_stack, "/tmp/x.gguf"), "adak_allocator_save");
+    adak_allocator_free(NULL);
+    adak_allocator_free((adak_allocator *)&on_stack); /* not live: ignored */
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_allocator(NULL, NULL), "adak_session_set_allocator");
+    adak_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_stats(NULL, &st), "adak_session_get_stats");
+    double dk[4];
+    int64_t hk[4];
+    int32_t layers[4];
+    n = 7;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_mean_k_per_layer(NULL, dk, 4, &n), "adak_session_get_mean_k_per_layer");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_k_histogram(bogus_session, hk, 4, &n), "adak_session_get_k_histogram");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_reset_stats(NULL), "adak_session_reset_stats");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_get_moe_layers(NULL, layers, 4, &n), "adak_model_get_moe_layers");
+    CHECK(n == 7);
+    adak_set_log_callback(NULL, NULL); /* no callback installed: nothing to remove, fine */
+}
+
+/* Routing misuse on a live MoE model `m` (session `s`); every failure leaves the session as it was. */
+static void routing_misuse(adak_model *m, adak_session *s, const char *other_model_path) {
+    int64_t v = -1;
+    double d = -1;
+    char name[32];
+    size_t len = 0;
+    int64_t n_expert = 0, k_native = 0;
+    CHECK(adak_model_get_int(m, "n_expert", &n_expert) == ADAK_OK);
+    CHECK(adak_model_get_int(m, "n_expert_used", &k_native) == ADAK_OK);
+    if (n_expert == 0) { /* a dense model: static routing only */
+        adak_allocator *a = (adak_allocator *)0x1;
+        size_t n = 9;
+        EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "routing", "top_p"), "MoE");
+        EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_flops_budget(s, 0.5), "MoE");
+        EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_identity(m, &a), "MoE");
+        CHECK(a == NULL);
+        CHECK(adak_session_get_k_histogram(s, NULL, 0, &n) == ADAK_OK && n == 0);
+        CHECK(adak_model_get_moe_layers(m, NULL, 0, &n) == ADAK_OK && n == 0);
+        CHECK(adak_session_set_string(s, "routing", "topk") == ADAK_OK);
+        return;
+    }
+    CHECK(n_expert > 1 && k_native >= 1);
+
+    /* Defaults. */
+    CHECK(adak_session_get_string(s, "routing", name, sizeof name, &len) == ADAK_OK && strcmp(name, "topk") == 0 && len == 4);
+    CHECK(adak_session_get_int(s, "routing", &v) == ADAK_OK && v == ADAK_ROUTING_TOPK);
+    CHECK(adak_session_get_float(s, "flops_budget", &d) == ADAK_OK && d == 0);
+    len = 0;
+    EXPECT(ADAK_ERR_BUFFER_TOO_SMALL, adak_session_get_string(s, "routing", name, 2, &len), "adak_session_get_string");
+    CHECK(len == 4);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_string(s, "routing", NULL, 8, &len), "adak_session_get_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_string(s, "nope", name, sizeof name, &len), "nope");
+
+    /* Policy names and numbers. */
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "routing", "top-p"), "top-p");
+    CHECK(strstr(adak_last_error(), "top_p") != NULL); /* the message lists the known names */
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "routing", ""), "adak_session_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "routing", NULL), "adak_session_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, NULL, "topk"), "adak_session_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "policy", "topk"), "policy");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "routing", "\xff\xfe"), "adak_session_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing", 5), "routing");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing", -1), "routing");
+    /* "adak" needs an allocator first. */
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(s, "routing", "adak"), "allocator");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing", ADAK_ROUTING_ADAK), "allocator");
+    CHECK(adak_session_get_int(s, "routing", &v) == ADAK_OK && v == ADAK_ROUTING_TOPK);
+
+    /* Knobs: NaN, infinities, out of range; the value stays. */
+    CHECK(adak_session_get_float(s, "routing.p", &d) == ADAK_OK && fabs(d - 0.5) < 1e-6);
+    double bad_p[] = {NAN, INFINITY, -INFINITY, 0.0, -0.1, 1.5};
+    for (size_t i = 0; i < sizeof bad_p / sizeof bad_p[0]; i++)
+        EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "routing.p", bad_p[i]), "routing.p");
+    CHECK(adak_session_get_float(s, "routing.p", &d) == ADAK_OK && fabs(d - 0.5) < 1e-6);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "routing.beta", 1.01), "routing.beta");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "routing.beta", NAN), "routing.beta");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "routing.tau", 0), "routing.tau");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "routing.tau", 65), "routing.tau");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "flops_budget", 0.5), "adak_session_set_flops_budget");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing.k", n_expert + 1), "routing.k");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing.k", -1), "routing.k");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing.k_min", 0), "routing.k_min");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing.k_min", n_expert + 1), "routing.k_min");
+    CHECK(adak_session_set_int(s, "routing.k_min", 2) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing.k_max", 1), "routing.k_max"); /* < k_min */
+    CHECK(adak_session_set_int(s, "routing.k_min", 1) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_int(s, "routing.k_max", (int64_t)1 << 40), "routing.k_max");
+    CHECK(adak_session_get_int(s, "routing.k_max", &v) == ADAK_OK && v == 0);
+    CHECK(adak_session_set_float(s, "routing.p", 0.7) == ADAK_OK);
+    CHECK(adak_session_get_float(s, "routing.p", &d) == ADAK_OK && fabs(d - 0.7) < 1e-6);
+    CHECK(adak_session_set_string(s, "routing", "top_p") == ADAK_OK);
+    CHECK(adak_session_get_int(s, "routing", &v) == ADAK_OK && v == ADAK_ROUTING_TOP_P);
+    CHECK(adak_session_set_int(s, "routing", ADAK_ROUTING_SKIP) == ADAK_OK);
+    CHECK(adak_session_get_string(s, "routing", name, sizeof name, &len) == ADAK_OK && strcmp(name, "skip") == 0);
+    CHECK(adak_session_set_string(s, "routing", "topk") == ADAK_OK);
+
+    /* Budget: NaN, infinities, zero, negative, too large; the session keeps no budget. */
+    double bad_budget[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0, -0.0, -0.5, 16.5, 1e300};
+    for (size_t i = 0; i < sizeof bad_budget / sizeof bad_budget[0]; i++)
+        EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_flops_budget(s, bad_budget[i]), "adak_session_set_flops_budget");
+    CHECK(adak_session_get_float(s, "flops_budget", &d) == ADAK_OK && d == 0);
+    CHECK(adak_session_set_flops_budget(s, 0.75) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_flops_budget(s, NAN), "adak_session_set_flops_budget");
+    CHECK(adak_session_get_float(s, "flops_budget", &d) == ADAK_OK && fabs(d - 0.75) < 1e-6);
+    CHECK(adak_session_clear_flops_budget(s) == ADAK_OK);
+    CHECK(adak_session_clear_flops_budget(s) == ADAK_OK); /* twice: fine */
+    CHECK(adak_session_get_float(s, "flops_budget", &d) == ADAK_OK && d == 0);
+
+    /* Allocators. */
+    adak_allocator *a = (adak_allocator *)0x1;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_load(m, NULL, &a), "adak_allocator_load");
+    CHECK(a == NULL);
+    EXPECT(ADAK_ERR_IO, adak_allocator_load(m, "/nonexistent/alloc.gguf", &a), "adak_allocator_load");
+    CHECK(a == NULL);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_identity(m, NULL), "adak_allocator_identity");
+    CHECK(adak_allocator_identity(m, &a) == ADAK_OK && a != NULL);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_save(a, NULL), "adak_allocator_save");
+    EXPECT(ADAK_ERR_IO, adak_allocator_save(a, "/nonexistent/dir/alloc.gguf"), "adak_allocator_save");
+    char path[] = "/tmp/adak-alloc-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    CHECK(adak_allocator_save(a, path) == ADAK_OK);
+    adak_allocator *b = NULL;
+    CHECK(adak_allocator_load(m, path, &b) == ADAK_OK && b != NULL);
+    adak_allocator_free(b);
+    /* A model file is not an allocator file. */
+    EXPECT(ADAK_ERR_FORMAT, adak_allocator_load(m, other_model_path ? other_model_path : path, &b), "allocator");
+
+    /* Removing the allocator while "adak" is active is refused; freeing the handle is safe. */
+    CHECK(adak_session_set_allocator(s, a) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_allocator(s, (adak_allocator *)&v), "adak_session_set_allocator");
+    CHECK(adak_session_set_string(s, "routing", "adak") == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_allocator(s, NULL), "adak_session_set_allocator");
+    adak_allocator_free(a);
+    adak_allocator_free(a); /* double free: ignored */
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_save(a, path), "adak_allocator_save");
+    adak_token tok = 0;
+    CHECK(adak_session_evaluate(s, &tok, 1, 0) == ADAK_OK); /* the session still has its allocator */
+
+    /* Stats and their sized outputs. */
+    adak_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = 8;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_stats(s, &st), "size");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_stats(s, NULL), "adak_session_get_stats");
+    st.size = sizeof st;
+    CHECK(adak_session_get_stats(s, &st) == ADAK_OK && st.tokens >= 1 && st.n_expert == n_expert &&
+          st.k_native == k_native && st.n_moe_layers >= 1);
+    size_t n = 0;
+    double mk[64];
+    int64_t hist[64];
+    EXPECT(ADAK_ERR_BUFFER_TOO_SMALL, adak_session_get_mean_k_per_layer(s, NULL, 0, &n), "adak_session_get_mean_k_per_layer");
+    CHECK(n == (size_t)st.n_moe_layers);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_mean_k_per_layer(s, mk, 64, NULL), "adak_session_get_mean_k_per_layer");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_mean_k_per_layer(s, NULL, 3, &n), "adak_session_get_mean_k_per_layer");
+    EXPECT(ADAK_ERR_BUFFER_TOO_SMALL, adak_session_get_k_histogram(s, hist, (size_t)n_expert - 1, &n), "adak_session_get_k_histogram");
+    CHECK(n == (size_t)n_expert);
+    CHECK(adak_session_get_k_histogram(s, hist, 64, &n) == ADAK_OK);
+    int64_t total = 0;
+    for (size_t i = 0; i < n; i++) total += hist[i];
+    CHECK(total == st.tokens * st.n_moe_layers);
+    int32_t layers[64];
+    CHECK(adak_model_get_moe_layers(m, layers, 64, &n) == ADAK_OK && n == (size_t)st.n_moe_layers);
+    CHECK(adak_session_reset_stats(s) == ADAK_OK);
+    CHECK(adak_session_get_stats(s, &st) == ADAK_OK && st.tokens == 0 && st.expert_fraction == 1.0);
+    CHECK(adak_session_set_string(s, "routing", "topk") == ADAK_OK);
+    CHECK(adak_session_set_allocator(s, NULL) == ADAK_OK);
+    adak_session_reset(s);
+    unlink(path);
+}
+
+/* An allocator made for one model is refused by another. */
+static void allocator_for_another_model(const char *path_a, const char *path_b) {
+    adak_model *ma = NULL, *mb = NULL;
+    if (adak_model_load(path_a, NULL, &ma) != ADAK_OK || adak_model_load(path_b, NULL, &mb) != ADAK_OK) {
+        CHECK(!"cannot load the two models");
+        adak_model_free(ma);
+        adak_model_free(mb);
+        return;
+    }
+    adak_allocator *a = NULL, *b = (adak_allocator *)0x1;
+    char path[] = "/tmp/adak-alloc-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    CHECK(adak_allocator_identity(ma, &a) == ADAK_OK && adak_allocator_save(a, path) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_allocator_load(mb, path, &b), "different model");
+    CHECK(b == NULL);
+    adak_session *sb = NULL;
+    CHECK(adak_session_create(mb, NULL, &sb) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_allocator(sb, a), "adak_session_set_allocator");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(sb, "routing", "adak"), "allocator");
+    adak_session_free(sb);
+    adak_allocator_free(a);
+    adak_model_free(ma);
+    adak_model_free(mb);
+    unlink(path);
+}
+
+/* Log and progress callbacks. */
+static int log_calls;
+static void on_log(void *user_data, int level, const char *message) {
+    int *count = user_data;
+    if (level >= ADAK_LOG_ERROR && level <= ADAK_LOG_DEBUG && message != NULL) ++*count;
+    (void)adak_session_reset(NULL); /* fails inside the callback: dropped, no recursion */
+}
+
+struct progress {
+    int calls;
+    float last;
+    int monotonic;
+    int cancel_at;
+};
+
+static int on_progress(void *user_data, float progress) {
+    struct progress *p = user_data;
+    if (progress < p->last) p->monotonic = 0;
+    p->last = progress;
+    return ++p->calls == p->cancel_at;
+}
+
+static void callbacks(const char *path) {
+    adak_set_log_callback(on_log, &log_calls);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_reset(NULL), "adak_session_reset");
+    CHECK(log_calls == 1); /* the failure is logged at debug level */
+
+    adak_model_params p;
+    CHECK(adak_model_params_init(&p, sizeof p) == ADAK_OK && p.progress_callback == NULL &&
+          p.progress_user_data == NULL);
+    struct progress pr = {0, 0, 1, 0};
+    p.progress_callback = on_progress;
+    p.progress_user_data = &pr;
+    adak_model *m = NULL;
+    int before = log_calls;
+    CHECK(adak_model_load(path, &p, &m) == ADAK_OK && m != NULL);
+    CHECK(pr.calls >= 2 && pr.last == 1.0f && pr.monotonic);
+    CHECK(log_calls > before); /* the load logs what it found */
+    adak_model_free(m);
+
+    struct progress cancel = {0, 0, 1, 2};
+    p.progress_user_data = &cancel;
+    m = (adak_model *)0x1;
+    EXPECT(ADAK_ERR_CANCELLED, adak_model_load(path, &p, &m), "cancelled");
+    CHECK(m == NULL && cancel.calls == 2);
+
+    /* An 8-byte (0.1) params struct has no callback: the fields beyond it are not read. */
+    adak_model_params old;
+    memset(&old, 0xff, sizeof old);
+    CHECK(adak_model_params_init(&old, 8) == ADAK_OK);
+    CHECK(adak_model_load(path, &old, &m) == ADAK_OK);
+    adak_model_free(m);
+    adak_set_log_callback(NULL, NULL);
+    before = log_calls;
+    adak_session_reset(NULL);
+    CHECK(log_calls == before);
 }
 
 static void with_model(const char *path) {
@@ -336,6 +606,8 @@ static void with_model(const char *path) {
     CHECK(adak_session_reset(s) == ADAK_OK && adak_session_position(s) == 0);
     CHECK(adak_session_logits(s, &rows, NULL) == NULL && rows == 0);
 
+    routing_misuse(m, s, path);
+
     /* Freed handles are reported, not dereferenced; a session outlives its model handle. */
     adak_model_free(m);
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_get_int(m, "n_vocab", &v), "adak_model_get_int");
@@ -355,7 +627,11 @@ int main(int argc, char **argv) {
     library_functions();
     bad_loads();
     null_and_bogus_handles();
-    if (argc > 1) with_model(argv[1]);
+    if (argc > 1) {
+        with_model(argv[1]);
+        callbacks(argv[1]);
+    }
+    if (argc > 2) allocator_for_another_model(argv[1], argv[2]);
     printf("misuse: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

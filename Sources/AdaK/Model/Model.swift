@@ -7,6 +7,9 @@ import CAdaKKernels
 public struct ModelParams: Sendable {
     /// Target format for tensors whose type the kernels do not run natively.
     public var weightType: WeightType = .q8_0
+    /// Called while the weights are prepared with the fraction done, from 0 to 1 (once per
+    /// layer, then 1 at the end); returning false cancels the load (`AdaKError.cancelled`).
+    public var progress: (@Sendable (Double) -> Bool)? = nil
     public init() {}
 }
 
@@ -52,6 +55,15 @@ public final class Model: @unchecked Sendable {
 
         let d = config.nEmbd, hd = config.headDim
         let qDim = config.nHead * hd, kvDim = config.nHeadKV * hd
+        // Progress in steps: one per layer, one for the output head.
+        let steps = Double(config.nLayer + 1)
+        func report(_ done: Int) throws {
+            if let progress = params.progress, !progress(Double(done) / steps) {
+                throw AdaKError.cancelled("model load cancelled by the progress callback")
+            }
+        }
+        Log.info("loading \(config.arch) model '\(config.name)': \(config.nLayer) layers, n_embd \(config.nEmbd), \(config.nExpert) experts (\(config.nExpertUsed) used), weights as \(params.weightType.rawValue)")
+        try report(0)
         var layers: [LayerWeights] = []
         for i in 0..<config.nLayer {
             let p = "blk.\(i)."
@@ -99,13 +111,16 @@ public final class Model: @unchecked Sendable {
                 l.ffnDown = try loader.matrix(p + "ffn_down.weight", rows: d, cols: config.nFF)
             }
             layers.append(l)
+            try report(i + 1)
         }
         outputNorm = try loader.vector("output_norm.weight", d)
         let outName = loader.has("output.weight") ? "output.weight" : "token_embd.weight"
         output = try loader.matrix(outName, rows: config.nVocab, cols: d)
         self.layers = layers
         self.config = config
+        try report(config.nLayer + 1)
         owned = loader.releaseOwnership()
+        Log.debug("model loaded: \(config.nVocab) tokens, \(layers.filter(\.isMoE).count) MoE layers")
     }
 
     deinit { for p in owned { free(p) } }

@@ -1,0 +1,330 @@
+// Routing through the C ABI: policy and knobs (keyed settings), the FLOPs budget, Ada-K
+// allocator objects, and routing statistics. Validation and error mapping only: the policies,
+// the budget controller and the FLOPs meter live in the core (Sources/AdaK/Routing).
+import AdaK
+import Glibc
+
+// MARK: - Policy names and numbers (enum adak_routing_policy in include/adak.h)
+
+let routingPolicies: [(code: Int64, policy: RoutingPolicy)] = [
+    (0, .topK), (1, .adak), (2, .topP), (3, .skip), (4, .entropy),
+]
+
+func policyNames() -> String { routingPolicies.map { "\"\($0.policy.rawValue)\"" }.joined(separator: ", ") }
+
+/// Validates `r` against the session's model and installs it; on error the session keeps its
+/// settings and the message names the function and key.
+func applyRouting(_ r: RoutingConfig, to box: SessionBox, function: String, key: String) -> Int32 {
+    do {
+        try box.session.setRouting(r)
+    } catch {
+        return fail(error, in: "\(function) \"\(key)\"")
+    }
+    return Status.ok
+}
+
+/// The routing keys of adak_session_set_float; nil when `name` is not one of them.
+func setRoutingFloat(_ box: SessionBox, _ name: String, _ value: Double, _ f: String) -> Int32? {
+    var r = box.session.routing
+    switch name {
+    case "routing.p": r.p = Float(value)
+    case "routing.beta": r.beta = Float(value)
+    case "routing.tau": r.tau = Float(value)
+    case "flops_budget":
+        return invalid(f, "\"flops_budget\" is read-only here; use adak_session_set_flops_budget")
+    default: return nil
+    }
+    return applyRouting(r, to: box, function: f, key: name)
+}
+
+/// The routing keys of adak_session_get_float; nil when `name` is not one of them.
+func getRoutingFloat(_ box: SessionBox, _ name: String) -> Double? {
+    let r = box.session.routing
+    switch name {
+    case "routing.p": return Double(r.p)
+    case "routing.beta": return Double(r.beta)
+    case "routing.tau": return Double(r.tau)
+    case "flops_budget": return r.budget.map(Double.init) ?? 0
+    default: return nil
+    }
+}
+
+/// The routing keys of adak_session_set_int; nil when `name` is not one of them.
+func setRoutingInt(_ box: SessionBox, _ name: String, _ value: Int64, _ f: String) -> Int32? {
+    var r = box.session.routing
+    let nExpert = box.session.model.config.nExpert
+    // 0 selects the default where a default exists; the core checks the upper bounds.
+    func count(_ what: String, allowZero: Bool) -> Int? {
+        guard value >= (allowZero ? 0 : 1), value <= Int64(Int32.max) else {
+            invalid(f, "\(what) \(value) is out of range (\(allowZero ? 0 : 1)...\(max(nExpert, 1)))")
+            return nil
+        }
+        return Int(value)
+    }
+    switch name {
+    case "routing":
+        guard let entry = routingPolicies.first(where: { $0.code == value }) else {
+            return invalid(f, "routing \(value) is not an adak_routing_policy (0...\(routingPolicies.count - 1))")
+        }
+        r.policy = entry.policy
+    case "routing.k":
+        guard let k = count("routing.k", allowZero: true) else { return Status.invalidArgument }
+        r.k = k == 0 ? nil : k
+    case "routing.k_min":
+        guard let k = count("routing.k_min", allowZero: false) else { return Status.invalidArgument }
+        r.kMin = k
+    case "routing.k_max":
+        guard let k = count("routing.k_max", allowZero: true) else { return Status.invalidArgument }
+        r.kMax = k == 0 ? nil : k
+    default: return nil
+    }
+    return applyRouting(r, to: box, function: f, key: name)
+}
+
+/// The routing keys of adak_session_get_int; nil when `name` is not one of them.
+func getRoutingInt(_ box: SessionBox, _ name: String) -> Int64? {
+    let r = box.session.routing
+    switch name {
+    case "routing": return routingPolicies.first { $0.policy == r.policy }?.code ?? 0
+    case "routing.k": return Int64(r.k ?? 0)
+    case "routing.k_min": return Int64(r.kMin)
+    case "routing.k_max": return Int64(r.kMax ?? 0)
+    default: return nil
+    }
+}
+
+@_cdecl("adak_session_set_string")
+public func adak_session_set_string(_ session: OpaquePointer?, _ key: UnsafePointer<CChar>?,
+                                    _ value: UnsafePointer<CChar>?) -> Int32 {
+    let f = "adak_session_set_string"
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
+    guard let value, let text = hostString(value) else { return invalid(f, "\(name): value is NULL or not UTF-8") }
+    switch name {
+    case "routing":
+        guard let policy = RoutingPolicy(rawValue: text) else {
+            return invalid(f, "unknown routing policy \"\(text)\" (known: \(policyNames()))")
+        }
+        var r = box.session.routing
+        r.policy = policy
+        return applyRouting(r, to: box, function: f, key: name)
+    default:
+        return invalid(f, "unknown string key \"\(name)\"")
+    }
+}
+
+@_cdecl("adak_session_get_string")
+public func adak_session_get_string(_ session: OpaquePointer?, _ key: UnsafePointer<CChar>?,
+                                    _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                                    _ length: UnsafeMutablePointer<Int>?) -> Int32 {
+    let f = "adak_session_get_string"
+    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
+    guard let length else { return invalid(f, "len is NULL") }
+    guard isValidCount(capacity) else { return invalid(f, "capacity is out of range") }
+    guard buffer != nil || capacity == 0 else { return invalid(f, "buf is NULL but capacity is \(capacity)") }
+    switch name {
+    case "routing":
+        return writeText(Array(box.session.routing.policy.rawValue.utf8), to: buffer, capacity: capacity,
+                         length: length, function: f)
+    default:
+        return invalid(f, "unknown string key \"\(name)\"")
+    }
+}
+
+// MARK: - FLOPs budget
+
+@_cdecl("adak_session_set_flops_budget")
+public func adak_session_set_flops_budget(_ session: OpaquePointer?, _ fraction: Double) -> Int32 {
+    let f = "adak_session_set_flops_budget"
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    guard fraction.isFinite, fraction > 0, fraction <= maxBudget else {
+        return invalid(f, "fraction \(fraction) is not in (0, \(maxBudget)] (use adak_session_clear_flops_budget to remove the budget)")
+    }
+    guard !box.session.model.moeLayerIndices.isEmpty else {
+        return invalid(f, "the model has no MoE layers: there are no expert FLOPs to budget")
+    }
+    do {
+        try box.session.setBudget(Float(fraction))
+    } catch {
+        return fail(error, in: f)
+    }
+    return Status.ok
+}
+
+/// The largest budget accepted (the core's bound): 16 × static Top-K's expert FLOPs.
+let maxBudget = 16.0
+
+@_cdecl("adak_session_clear_flops_budget")
+public func adak_session_clear_flops_budget(_ session: OpaquePointer?) -> Int32 {
+    let f = "adak_session_clear_flops_budget"
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    do {
+        try box.session.setBudget(nil)
+    } catch {
+        return fail(error, in: f)
+    }
+    return Status.ok
+}
+
+// MARK: - Allocators
+
+/// The object behind an `adak_allocator *`. The allocator is never changed through the C API,
+/// so sessions that use it share it with the handle (and keep it alive after the handle is
+/// freed).
+final class AllocatorBox {
+    let allocator: Allocator
+    init(allocator: Allocator) { self.allocator = allocator }
+}
+
+func allocatorBox(_ pointer: OpaquePointer?) -> AllocatorBox? {
+    lookup(UnsafeRawPointer(pointer), .allocator, as: AllocatorBox.self)
+}
+
+@_cdecl("adak_allocator_load")
+public func adak_allocator_load(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?,
+                                _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    let f = "adak_allocator_load"
+    guard let out else { return invalid(f, "out is NULL") }
+    out.pointee = nil
+    guard let box = modelBox(model) else { return invalid(f, "model is NULL or not a live adak_model") }
+    guard let path else { return invalid(f, "path is NULL") }
+    guard let pathString = hostString(path) else { return invalid(f, "path is not valid UTF-8") }
+    guard !box.model.moeLayerIndices.isEmpty else {
+        return invalid(f, "the model has no MoE layers: allocators only exist for MoE models")
+    }
+    do {
+        let a = try Allocator(path: pathString, model: box.model)
+        out.pointee = OpaquePointer(register(AllocatorBox(allocator: a), as: .allocator))
+        Log.info("allocator loaded from \(pathString): \(a.layers.count) MoE layers, \(a.nExpert) actions")
+        return Status.ok
+    } catch {
+        return fail(error, in: "\(f) \"\(pathString)\"")
+    }
+}
+
+@_cdecl("adak_allocator_identity")
+public func adak_allocator_identity(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    let f = "adak_allocator_identity"
+    guard let out else { return invalid(f, "out is NULL") }
+    out.pointee = nil
+    guard let box = modelBox(model) else { return invalid(f, "model is NULL or not a live adak_model") }
+    guard !box.model.moeLayerIndices.isEmpty else {
+        return invalid(f, "the model has no MoE layers: allocators only exist for MoE models")
+    }
+    let a = Allocator.identity(for: box.model)
+    out.pointee = OpaquePointer(register(AllocatorBox(allocator: a), as: .allocator))
+    return Status.ok
+}
+
+@_cdecl("adak_allocator_save")
+public func adak_allocator_save(_ allocator: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    let f = "adak_allocator_save"
+    guard let box = allocatorBox(allocator) else { return invalid(f, "allocator is NULL or not a live adak_allocator") }
+    guard let path else { return invalid(f, "path is NULL") }
+    guard let pathString = hostString(path) else { return invalid(f, "path is not valid UTF-8") }
+    do {
+        try box.allocator.write(to: pathString)
+        return Status.ok
+    } catch {
+        return fail(error, in: "\(f) \"\(pathString)\"")
+    }
+}
+
+@_cdecl("adak_allocator_free")
+public func adak_allocator_free(_ allocator: OpaquePointer?) {
+    unregister(UnsafeRawPointer(allocator), .allocator, as: AllocatorBox.self)
+}
+
+@_cdecl("adak_session_set_allocator")
+public func adak_session_set_allocator(_ session: OpaquePointer?, _ allocator: OpaquePointer?) -> Int32 {
+    let f = "adak_session_set_allocator"
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    var a: Allocator? = nil
+    if let allocator {
+        guard let ab = allocatorBox(allocator) else { return invalid(f, "allocator is not a live adak_allocator") }
+        a = ab.allocator
+    }
+    do {
+        try box.session.setAllocator(a)
+    } catch {
+        return fail(error, in: f)
+    }
+    return Status.ok
+}
+
+// MARK: - Statistics
+
+// Layout of adak_stats (append-only): uint32 size @0, int32 n_moe_layers @4, int32 n_expert @8,
+// int32 k_native @12, int64 tokens @16, then doubles: mean_k @24, expert_flops @32,
+// expert_flops_topk @40, expert_fraction @48, total_flops @56, total_flops_topk @64,
+// total_fraction @72.
+let statsMinSize = 80
+let statsMaxSize = 4096
+
+@_cdecl("adak_session_get_stats")
+public func adak_session_get_stats(_ session: OpaquePointer?, _ out: UnsafeMutableRawPointer?) -> Int32 {
+    let f = "adak_session_get_stats"
+    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let out else { return invalid(f, "out is NULL") }
+    let size = Int(out.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+    guard size >= statsMinSize, size <= statsMaxSize else {
+        return invalid(f, "out->size \(size) is not a valid sizeof(adak_stats); set it before the call")
+    }
+    let s = box.session.stats
+    let c = box.session.model.config
+    out.storeBytes(of: Int32(clamping: s.kSum.count), toByteOffset: 4, as: Int32.self)
+    out.storeBytes(of: Int32(clamping: c.nExpert), toByteOffset: 8, as: Int32.self)
+    out.storeBytes(of: Int32(clamping: c.nExpertUsed), toByteOffset: 12, as: Int32.self)
+    out.storeBytes(of: Int64(s.tokens), toByteOffset: 16, as: Int64.self)
+    let doubles = [s.meanK, s.expertFlops, s.expertFlopsTopK, s.expertFraction,
+                   s.totalFlops, s.totalFlopsTopK, s.totalFraction]
+    for (i, v) in doubles.enumerated() { out.storeBytes(of: v, toByteOffset: 24 + 8 * i, as: Double.self) }
+    return Status.ok
+}
+
+/// Copies `values` to a host array following the sized-output rules of adak.h.
+func writeArray<T>(_ values: [T], to out: UnsafeMutablePointer<T>?, capacity: Int,
+                   count: UnsafeMutablePointer<Int>?, function f: String) -> Int32 {
+    guard let count else { return invalid(f, "n is NULL") }
+    guard isValidCount(capacity) else { return invalid(f, "capacity is out of range") }
+    guard out != nil || capacity == 0 else { return invalid(f, "out is NULL but capacity is \(capacity)") }
+    count.pointee = values.count
+    guard capacity >= values.count else {
+        return fail(Status.bufferTooSmall, "\(f): \(values.count) values needed, the buffer holds \(capacity)")
+    }
+    if let out { for (i, v) in values.enumerated() { out[i] = v } }
+    return Status.ok
+}
+
+@_cdecl("adak_session_get_mean_k_per_layer")
+public func adak_session_get_mean_k_per_layer(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?,
+                                              _ capacity: Int, _ n: UnsafeMutablePointer<Int>?) -> Int32 {
+    let f = "adak_session_get_mean_k_per_layer"
+    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    return writeArray(box.session.stats.meanKPerLayer, to: out, capacity: capacity, count: n, function: f)
+}
+
+@_cdecl("adak_session_get_k_histogram")
+public func adak_session_get_k_histogram(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?,
+                                         _ capacity: Int, _ n: UnsafeMutablePointer<Int>?) -> Int32 {
+    let f = "adak_session_get_k_histogram"
+    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    let hist = box.session.model.config.nExpert > 0 ? box.session.stats.kHistogram.map(Int64.init) : []
+    return writeArray(hist, to: out, capacity: capacity, count: n, function: f)
+}
+
+@_cdecl("adak_session_reset_stats")
+public func adak_session_reset_stats(_ session: OpaquePointer?) -> Int32 {
+    guard let box = mutableSessionBox(session, "adak_session_reset_stats") else { return Status.invalidArgument }
+    box.session.resetStats()
+    return Status.ok
+}
+
+@_cdecl("adak_model_get_moe_layers")
+public func adak_model_get_moe_layers(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?,
+                                      _ capacity: Int, _ n: UnsafeMutablePointer<Int>?) -> Int32 {
+    let f = "adak_model_get_moe_layers"
+    guard let box = modelBox(model) else { return invalid(f, "model is NULL or not a live adak_model") }
+    return writeArray(box.model.moeLayerIndices.map { Int32($0) }, to: out, capacity: capacity, count: n, function: f)
+}

@@ -59,12 +59,12 @@
 #include <stdint.h>
 
 #define ADAK_VERSION_MAJOR 0
-#define ADAK_VERSION_MINOR 2
+#define ADAK_VERSION_MINOR 3
 #define ADAK_VERSION_PATCH 0
-/* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 200 for 0.2.0. */
+/* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 300 for 0.3.0. */
 #define ADAK_VERSION_NUMBER \
     (ADAK_VERSION_MAJOR * 10000 + ADAK_VERSION_MINOR * 100 + ADAK_VERSION_PATCH)
-#define ADAK_VERSION_STRING "0.2.0"
+#define ADAK_VERSION_STRING "0.3.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -708,6 +708,279 @@ typedef void (*adak_log_callback)(void *user_data, int level, const char *messag
  * keep its user_data valid until such calls have returned.
  */
 void adak_set_log_callback(adak_log_callback callback, void *user_data);
+
+/* ===========================================================================
+ * Carving and training (since 0.3): making a mixture of experts from a dense
+ * model, and training an Ada-K allocator for an MoE model with PPO.
+ *
+ * Both are long, CPU-heavy operations that run on the calling thread (with
+ * the library's compute threads) and report progress through a callback that
+ * may cancel them. Their settings are keyed parameter objects: create one,
+ * change the settings you need, pass it (or NULL for all defaults), free it.
+ * A parameter object is used by one thread at a time and must not be changed
+ * while a call that received it runs; the call copies what it needs, so the
+ * object may be changed or freed as soon as the call has returned. A setter
+ * that fails (ADAK_ERR_INVALID_ARGUMENT: NULL/invalid params, NULL/unknown
+ * key, NaN, out-of-range value; adak_last_error() names the key) leaves the
+ * object unchanged. Checks that depend on the model (e.g. that "experts"
+ * divides the FFN width, "k_max" <= n_expert) are made by the operation.
+ * ------------------------------------------------------------------------- */
+
+/** Settings of adak_carve. Opaque; create with adak_carve_params_create. */
+typedef struct adak_carve_params adak_carve_params;
+
+/**
+ * Creates a parameter object holding the defaults (listed at
+ * adak_carve_params_set_int and friends). On success *out receives it, owned
+ * by the caller (free it with adak_carve_params_free). Returns ADAK_OK or
+ * ADAK_ERR_INVALID_ARGUMENT (NULL out). Thread-safe.
+ */
+int adak_carve_params_create(adak_carve_params **out);
+
+/** Frees a parameter object. NULL and non-live handles are ignored. */
+void adak_carve_params_free(adak_carve_params *params);
+
+/**
+ * Integer settings of a carve:
+ *   "experts"            routed experts per layer, 2..1024, must divide the
+ *                        dense FFN width (default 16)
+ *   "top_k"              native K written into the model, 1..experts (default 8)
+ *   "seed"               seed of the k-means initialisation, >= 0 (default 0)
+ *   "calib_tokens"       calibration tokens captured at most, 16..1048576
+ *                        (default 4096)
+ *   "window"             tokens per calibration window, 16..1048576 and at most
+ *                        the model's context length (default 512)
+ *   "kmeans_iterations"  1..1000 (default 30)
+ *   "threads"            compute threads, 0..1024; 0: all cores (default 0)
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (see the section's top).
+ */
+int adak_carve_params_set_int(adak_carve_params *params, const char *key, int64_t value);
+
+/**
+ * Float settings of a carve:
+ *   "shared_fraction"  fraction of each FFN's neurons in the always-on shared
+ *                      expert, [0, 1) (default 0.25)
+ *   "ridge"            relative ridge of the router fit, [0, 1e6] (default 1e-3)
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NaN and infinities included).
+ */
+int adak_carve_params_set_float(adak_carve_params *params, const char *key, double value);
+
+/**
+ * Text settings of a carve (UTF-8; the string is copied). A NULL value
+ * restores the key's default.
+ *   "calib_text"   the calibration text itself (replaces "calib_path")
+ *   "calib_path"   a UTF-8 file read by adak_carve (replaces "calib_text")
+ *   "plan_in"      a carving plan (GGUF, from "plan_out" or `adak carve
+ *                  --plan-out`) to apply instead of calibrating; the dense
+ *                  file must be the one it was made from. The calibration
+ *                  settings, "experts", "top_k" and "shared_fraction" are then
+ *                  ignored. Default: none (calibrate).
+ *   "plan_out"     write the plan of the carve here too (default: none)
+ *   "expert_type"  weight format of experts and shared expert: "q8_0"
+ *                  (default), "q4_0" or "f32"
+ *   "layers"       layers to carve, e.g. "0,3,5"; "" or "all" (default): every
+ *                  layer. Layers not listed stay dense.
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NULL/invalid params,
+ * NULL/unknown key, non-UTF-8 value, an unknown expert type, a malformed
+ * layer list).
+ */
+int adak_carve_params_set_string(adak_carve_params *params, const char *key, const char *value);
+
+/** Stages reported by adak_carve_progress_callback, in the order they run. */
+enum adak_carve_stage {
+    ADAK_CARVE_CALIBRATING = 0, /* running the dense model on the calibration text; unit: windows */
+    ADAK_CARVE_CLUSTERING = 1,  /* grouping each layer's neurons into experts; unit: layers */
+    ADAK_CARVE_WRITING = 2      /* building the MoE file; unit: layers */
+};
+
+/**
+ * Progress of adak_carve: `stage` is an enum adak_carve_stage, `done` of
+ * `total` units of that stage are finished (1 <= done <= total). Return 0 to
+ * continue, nonzero to cancel: adak_carve then returns ADAK_ERR_CANCELLED and
+ * writes nothing. Called on the thread running adak_carve; it must not call
+ * libadak functions other than adak_last_error, adak_version* and
+ * adak_status_string.
+ */
+typedef int (*adak_carve_progress_callback)(void *user_data, int stage, int64_t done,
+                                            int64_t total);
+
+/**
+ * Carves the dense GGUF model at `dense_path` (architecture llama, qwen2 or
+ * qwen3) into a mixture of experts written to `out_path` as GGUF (architecture
+ * "adak-moe", loadable with adak_model_load): each carved layer's FFN becomes
+ * an always-on shared expert plus "experts" routed experts and a router
+ * fitted on the calibration text; attention, embeddings and tokenizer are
+ * copied. `params` may be NULL for the defaults, but a calibration text
+ * ("calib_text" / "calib_path") or a plan ("plan_in") is required.
+ * `progress` (may be NULL) receives `user_data`. Deterministic for the same
+ * inputs, settings and thread count. The output is written to a temporary
+ * file beside `out_path` and renamed into place, so on any failure `out_path`
+ * is unchanged. Returns ADAK_OK, or:
+ *   ADAK_ERR_INVALID_ARGUMENT  NULL/non-UTF-8/empty paths, an invalid params
+ *                              handle, no calibration text, settings that do
+ *                              not fit the model (e.g. "experts" does not
+ *                              divide the FFN width, a layer out of range),
+ *                              calibration text too short, a plan made from
+ *                              other weights
+ *   ADAK_ERR_IO                a file cannot be read or written (also
+ *                              "plan_out": the model has then been written)
+ *   ADAK_ERR_FORMAT            a malformed model or plan file
+ *   ADAK_ERR_UNSUPPORTED       not a dense model of a carvable architecture
+ *                              (e.g. already a mixture of experts)
+ *   ADAK_ERR_OUT_OF_MEMORY
+ *   ADAK_ERR_CANCELLED         the progress callback returned nonzero.
+ * Thread-safe with respect to other libadak calls (the process-wide BLAS
+ * thread count is set to "threads").
+ */
+int adak_carve(const char *dense_path, const char *out_path, const adak_carve_params *params,
+               adak_carve_progress_callback progress, void *user_data);
+
+/** Settings of adak_train_allocator. Opaque; create with adak_train_params_create. */
+typedef struct adak_train_params adak_train_params;
+
+/**
+ * Creates a parameter object holding the defaults (listed at the setters).
+ * On success *out receives it, owned by the caller (free it with
+ * adak_train_params_free). Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NULL
+ * out). Thread-safe.
+ */
+int adak_train_params_create(adak_train_params **out);
+
+/** Frees a parameter object. NULL and non-live handles are ignored. */
+void adak_train_params_free(adak_train_params *params);
+
+/**
+ * Float settings of allocator training:
+ *   "lambda"          price of compute in the reward
+ *                     r_t = log p(x_{t+1}) - lambda * (sum_l k_l) / (L * K),
+ *                     [0, 1e6] (default 0.3)
+ *   "clip"            PPO clip range epsilon, (0, 1) (default 0.2)
+ *   "lr"              Adam learning rate, (0, 1) (default 3e-3)
+ *   "entropy_coef"    entropy bonus coefficient, [0, 1e6] (default 0)
+ *   "max_grad_norm"   gradient-norm clip, [0, 1e12]; 0: none (default 1)
+ *   "init_sharpness"  sharpness s of the identity allocator training starts
+ *                     from (bias -s * (k - K)^2), (0, 1e6] (default 1)
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NaN and infinities included).
+ */
+int adak_train_params_set_float(adak_train_params *params, const char *key, double value);
+
+/**
+ * Integer settings of allocator training:
+ *   "rollout_tokens"    sampled tokens per PPO update, >= 1 and >= window - 1
+ *                       (default 2048)
+ *   "window"            tokens per teacher-forced window, 2..8192 (default 256)
+ *   "epochs"            PPO epochs per batch, 1..100 (default 4)
+ *   "minibatch"         tokens per minibatch, >= 1 (default 256)
+ *   "seed"              seed of sampling and shuffling, >= 0 (default 0)
+ *   "k_min"             smallest k the allocator may choose, 1..n_expert
+ *                       (default 1)
+ *   "k_max"             largest k, k_min..n_expert; 0: n_expert (default 0)
+ *   "updates"           PPO updates in total, >= 1 (default 50)
+ *   "total_tokens"      stop after this many sampled tokens; 0: no limit
+ *                       (default 0)
+ *   "threads"           compute threads, 0..1024; 0: all cores (default 0)
+ *   "checkpoint_every"  write out_path every N updates; 0: only at the end
+ *                       (default 5)
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT.
+ */
+int adak_train_params_set_int(adak_train_params *params, const char *key, int64_t value);
+
+/**
+ * Text settings of allocator training:
+ *   "baseline"  the advantage baseline: "greedy" (self-critical: the reward of
+ *               the allocator's argmax on the same window, one more forward
+ *               pass per window; default) or "mean" (the batch mean).
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (also for a NULL value).
+ */
+int adak_train_params_set_string(adak_train_params *params, const char *key, const char *value);
+
+/**
+ * What adak_train_allocator reports after each PPO update. Opaque; valid only
+ * during the callback that receives it (afterwards, and from other threads'
+ * points of view once the callback returned, it is not a live handle and the
+ * getters return ADAK_ERR_INVALID_ARGUMENT).
+ */
+typedef struct adak_train_progress adak_train_progress;
+
+/**
+ * Reads an integer of a progress report: "update" (updates done, counted over
+ * the whole run including a resumed part), "updates" (updates planned),
+ * "tokens" (sampled tokens so far), "n_moe_layers" (length of the mean-k
+ * array). Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (progress not live,
+ * NULL/unknown key, NULL value; *value unchanged).
+ */
+int adak_train_progress_get_int(const adak_train_progress *progress, const char *key,
+                                int64_t *value);
+
+/**
+ * Reads a number of a progress report: "mean_reward", "mean_log_prob",
+ * "cost_fraction" (mean of sum_l k_l / (L * K) of the sampled actions),
+ * "greedy_log_prob", "greedy_cost_fraction" (the same for the argmax policy;
+ * NaN with the "mean" baseline), "approx_kl", "clip_fraction", "entropy",
+ * "grad_norm" (of the update's last epoch), "tokens_per_second",
+ * "elapsed_seconds", "eta_seconds". Errors as adak_train_progress_get_int.
+ */
+int adak_train_progress_get_float(const adak_train_progress *progress, const char *key,
+                                  double *value);
+
+/**
+ * Mean sampled k per MoE layer in this update (in the order of
+ * adak_model_get_moe_layers). Sized-output rules: *n always receives the
+ * count; ADAK_ERR_BUFFER_TOO_SMALL when capacity < *n (nothing written).
+ * Other errors: ADAK_ERR_INVALID_ARGUMENT (progress not live, NULL n, NULL out
+ * with capacity > 0).
+ */
+int adak_train_progress_get_mean_k_per_layer(const adak_train_progress *progress, double *out,
+                                             size_t capacity, size_t *n);
+
+/**
+ * Called by adak_train_allocator after every PPO update (and after the
+ * checkpoint due at that update was written). Return 0 to continue, nonzero
+ * to stop: the call then saves a checkpoint of the last completed update and
+ * returns ADAK_ERR_CANCELLED. Runs on the thread that called
+ * adak_train_allocator; besides the adak_train_progress_* getters it may call
+ * only adak_last_error, adak_version* and adak_status_string.
+ */
+typedef int (*adak_train_progress_callback)(void *user_data, const adak_train_progress *progress);
+
+/**
+ * Trains an Ada-K allocator for `model` (an MoE model, left unchanged) with
+ * PPO on a text: starting from the identity allocator (static Top-K), k is
+ * sampled per token and MoE layer on teacher-forced windows of the data, and
+ * the allocator learns to trade log-likelihood against expert compute at the
+ * price "lambda". Training data: either `text` (NUL-terminated UTF-8; only the
+ * prefix the run can use is tokenized, without special tokens) with n_tokens
+ * = 0, or `tokens` (n_tokens token ids of the model) with text = NULL; at
+ * least one window's worth is needed. `params` may be NULL for the defaults.
+ *
+ * Writes the allocator to `out_path` (GGUF, loadable with adak_allocator_load)
+ * and its optimiser state to out_path + ".optim", every "checkpoint_every"
+ * updates and at the end. With `resume` = 1 training continues from those two
+ * files (same data and settings expected) up to "updates"; `resume` = 0
+ * starts afresh and replaces them. `progress` (may be NULL) receives
+ * `user_data` and a report after every update.
+ *
+ * Returns ADAK_OK when all updates are done, or:
+ *   ADAK_ERR_INVALID_ARGUMENT  NULL/invalid model, a dense model, NULL/empty
+ *                              out_path, both or neither of text and tokens,
+ *                              n_tokens != 0 with text, a token outside
+ *                              [0, n_vocab), non-UTF-8 text, resume not 0 or 1,
+ *                              an invalid params handle, settings that do not
+ *                              fit the model or each other (e.g. k_max >
+ *                              n_expert, rollout_tokens < window - 1), less
+ *                              data than one window; nothing is written
+ *   ADAK_ERR_IO, ADAK_ERR_FORMAT  a checkpoint cannot be read (resume) or
+ *                              written; a failed write may leave a partly
+ *                              written file
+ *   ADAK_ERR_CANCELLED         the callback returned nonzero; out_path and
+ *                              out_path.optim hold the last completed update,
+ *                              and resume = 1 continues from there
+ *   ADAK_ERR_OUT_OF_MEMORY
+ * Thread-safe: the model may be used by other threads meanwhile.
+ */
+int adak_train_allocator(const adak_model *model, const char *text, const adak_token *tokens,
+                         size_t n_tokens, const adak_train_params *params, const char *out_path,
+                         int resume, adak_train_progress_callback progress, void *user_data);
 
 #ifdef __cplusplus
 }

@@ -85,7 +85,7 @@ func invalid(_ function: String, _ message: String) -> Int32 {
 /// What a handle points at. A handle is an `Unmanaged` retained pointer to one of these boxes;
 /// the registry lists the live ones, so a NULL, freed or made-up handle is reported instead of
 /// dereferenced.
-enum HandleKind: Sendable { case model, session, allocator }
+enum HandleKind: Sendable { case model, session, allocator, carveParams, trainParams, trainProgress }
 
 /// The set of live handles behind a pthread mutex (the lookups of different threads on a shared
 /// model take it only for a dictionary probe).

@@ -16,6 +16,7 @@ flags=$(pkg-config --cflags --libs adak)
 
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c" -o "$out/generate" $flags
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/misuse.c" -o "$out/misuse" $flags -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/carve_train.c" -o "$out/carve_train" $flags -lm
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
 
 tiny=$fixtures/models/tiny-mixtral.f32.gguf
@@ -35,6 +36,8 @@ run() {
 
 other=$fixtures/models/tiny-olmoe.f32.gguf
 run "misuse (env -i)" env -i "$out/misuse" "$tiny" "$other"
+calib=$fixtures/text/train.txt
+run "carve/train API, training on tiny-mixtral (env -i)" env -i "$out/carve_train" "$tiny" "$calib"
 run "generate tiny-mixtral, budget 0.5 (env -i)" sh -c \
     'out=$(env -i "$0" "$1" "Hello" 48 0.5) || exit 1; echo "$out"; echo "$out" | grep -q "routing stats: "' \
     "$out/generate" "$tiny"
@@ -50,6 +53,7 @@ fi
 
 if [ -n "$demo" ] && [ -f "$demo" ]; then
     run "misuse on a dense model (env -i)" env -i "$out/misuse" "$demo"
+    run "carve/train API, carving SmolLM2 layer 0 (env -i)" env -i "$out/carve_train" "$tiny" "$calib" "$demo"
     # The output is shown and must mention Paris (captured, not tee'd: stderr may be a file).
     run "generate SmolLM2 (env -i)" sh -c \
         'out=$(env -i "$0" "$1" "The capital of France is" 16) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \

@@ -35,6 +35,7 @@ import numpy as np
 from . import _lib
 
 __all__ = ["AdakError", "Model", "Session", "Allocator", "RoutingStats", "load_allocator",
+           "carve", "train_allocator", "TrainProgress",
            "set_log_callback", "log_to_logging", "ROUTING_POLICIES", "LOG_ERROR", "LOG_WARN",
            "LOG_INFO", "LOG_DEBUG", "version", "version_number", "library_path"]
 
@@ -673,6 +674,197 @@ class Allocator:
 def load_allocator(model: Model, path: str) -> Allocator:
     """Loads an allocator file made for ``model`` (same as :meth:`Allocator.load`)."""
     return Allocator.load(model, path)
+
+
+# -- carving and allocator training (since 0.3) ---------------------------------------------
+_CARVE_INT_KEYS = ("experts", "top_k", "seed", "calib_tokens", "window", "kmeans_iterations", "threads")
+_CARVE_FLOAT_KEYS = ("shared_fraction", "ridge")
+_CARVE_STRING_KEYS = ("calib_text", "calib_path", "plan_in", "plan_out", "expert_type", "layers")
+_TRAIN_INT_KEYS = ("rollout_tokens", "window", "epochs", "minibatch", "seed", "k_min", "k_max", "updates",
+                   "total_tokens", "threads", "checkpoint_every")
+_TRAIN_FLOAT_KEYS = ("lambda", "clip", "lr", "entropy_coef", "max_grad_norm", "init_sharpness")
+_TRAIN_STRING_KEYS = ("baseline",)
+
+
+def _apply_settings(handle: int, settings: Dict[str, object], ints, floats, strings, prefix: str) -> None:
+    """Sends keyword settings to a keyed parameter object of the C API (None: the default)."""
+    set_int = getattr(_C, f"adak_{prefix}_params_set_int")
+    set_float = getattr(_C, f"adak_{prefix}_params_set_float")
+    set_string = getattr(_C, f"adak_{prefix}_params_set_string")
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key in ints:
+            if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} must be an integer, not {value!r}")
+            _check(set_int(handle, key.encode(), value))
+        elif key in floats:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} must be a number, not {value!r}")
+            _check(set_float(handle, key.encode(), float(value)))
+        elif key in strings:
+            if key == "layers" and not isinstance(value, str):
+                value = ",".join(str(int(v)) for v in value)  # a sequence of layer indices
+            if not isinstance(value, str):
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} must be a string, not {value!r}")
+            if "\0" in value:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} contains a NUL character")
+            _check(set_string(handle, key.encode(), value.encode()))
+        else:
+            known = ", ".join(ints + floats + strings)
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown setting {key!r} (known: {known})")
+
+
+def carve(dense: str, out: str, *, experts: Optional[int] = None, top_k: Optional[int] = None,
+          shared_fraction: Optional[float] = None, seed: Optional[int] = None,
+          calib_text: Optional[str] = None, calib_path: Optional[str] = None,
+          calib_tokens: Optional[int] = None, plan_in: Optional[str] = None,
+          plan_out: Optional[str] = None, expert_type: Optional[str] = None,
+          layers: Optional[Union[str, Sequence[int]]] = None, threads: Optional[int] = None,
+          progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
+          **settings) -> str:
+    """Carves the dense GGUF model ``dense`` (llama, qwen2, qwen3) into a mixture of experts
+    written to ``out`` and returns ``out``. Settings left at None take the library's defaults
+    (16 experts, top-k 8, shared fraction 0.25, 4096 calibration tokens, q8_0 experts, every
+    layer); further keys of adak_carve_params (``window``, ``kmeans_iterations``, ``ridge``)
+    go in ``settings``. A calibration text (``calib_text`` or the file ``calib_path``) or a plan
+    (``plan_in``) is required; ``plan_out`` also writes the plan. ``layers`` is a list of layer
+    indices or a string such as "0,3,5".
+
+    :param progress: called as ``progress(stage, done, total)`` with stage "calibrating",
+        "clustering" or "writing"; return False to cancel (then :class:`AdakError` with
+        status ``ERR_CANCELLED``, and ``out`` is not written). An exception raised by it also
+        cancels and is re-raised.
+    """
+    settings = dict(settings, experts=experts, top_k=top_k, shared_fraction=shared_fraction, seed=seed,
+                    calib_text=calib_text, calib_path=calib_path, calib_tokens=calib_tokens,
+                    plan_in=plan_in, plan_out=plan_out, expert_type=expert_type, layers=layers,
+                    threads=threads)
+    handle = ctypes.c_void_p()
+    _check(_C.adak_carve_params_create(ctypes.byref(handle)))
+    try:
+        _apply_settings(handle.value, settings, _CARVE_INT_KEYS, _CARVE_FLOAT_KEYS, _CARVE_STRING_KEYS, "carve")
+        raised: List[BaseException] = []
+        callback = None
+        if progress is not None:
+            def on_progress(_user, stage, done, total):
+                try:
+                    name = _lib.CARVE_STAGES[stage] if 0 <= stage < len(_lib.CARVE_STAGES) else str(stage)
+                    return 1 if progress(name, int(done), int(total)) is False else 0
+                except BaseException as e:  # cancel, re-raise after the call returns
+                    raised.append(e)
+                    return 1
+            callback = _lib.CARVE_PROGRESS_CALLBACK(on_progress)  # alive for the whole call
+        status = _C.adak_carve(str(dense).encode(), str(out).encode(), handle.value,
+                               callback or _lib.CARVE_PROGRESS_CALLBACK(), None)
+        if raised:
+            raise raised[0]
+        _check(status)
+    finally:
+        _C.adak_carve_params_free(handle.value)
+    return str(out)
+
+
+@dataclass
+class TrainProgress:
+    """The report :func:`train_allocator` passes to its progress callback after each update."""
+
+    update: int
+    updates: int
+    tokens: int
+    mean_reward: float
+    mean_log_prob: float
+    cost_fraction: float
+    greedy_log_prob: float
+    greedy_cost_fraction: float
+    approx_kl: float
+    clip_fraction: float
+    entropy: float
+    grad_norm: float
+    tokens_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+    mean_k_per_layer: List[float]
+
+    _INTS = ("update", "updates", "tokens")
+    _FLOATS = ("mean_reward", "mean_log_prob", "cost_fraction", "greedy_log_prob", "greedy_cost_fraction",
+               "approx_kl", "clip_fraction", "entropy", "grad_norm", "tokens_per_second",
+               "elapsed_seconds", "eta_seconds")
+
+    @classmethod
+    def _read(cls, handle: int) -> "TrainProgress":
+        values: Dict[str, object] = {}
+        for key in cls._INTS:
+            i = ctypes.c_int64()
+            _check(_C.adak_train_progress_get_int(handle, key.encode(), ctypes.byref(i)))
+            values[key] = int(i.value)
+        for key in cls._FLOATS:
+            d = ctypes.c_double()
+            _check(_C.adak_train_progress_get_float(handle, key.encode(), ctypes.byref(d)))
+            values[key] = float(d.value)
+        values["mean_k_per_layer"] = [float(v) for v in _sized(_C.adak_train_progress_get_mean_k_per_layer,
+                                                                handle, ctypes.c_double)]
+        return cls(**values)
+
+
+def train_allocator(model: Model, out: str, *, text: Optional[str] = None,
+                    tokens: Optional[Sequence[int]] = None, lambda_: Optional[float] = None,
+                    resume: bool = False,
+                    progress: Optional[Callable[[TrainProgress], Optional[bool]]] = None,
+                    load: bool = True, **settings) -> Union[Allocator, str]:
+    """Trains an Ada-K allocator for the MoE ``model`` with PPO on ``text`` (or ``tokens``),
+    writing it to ``out`` (and its optimiser state to ``out + ".optim"``). Returns the trained
+    :class:`Allocator` (or the path ``out`` when ``load`` is False).
+
+    ``lambda_`` is the price of compute in the reward (default 0.3). Other settings are the
+    keys of adak_train_params: ``rollout_tokens``, ``window``, ``epochs``, ``minibatch``,
+    ``seed``, ``k_min``, ``k_max``, ``updates``, ``total_tokens``, ``threads``,
+    ``checkpoint_every``, ``clip``, ``lr``, ``entropy_coef``, ``max_grad_norm``,
+    ``init_sharpness``, ``baseline`` ("greedy" or "mean"). ``resume=True`` continues from the
+    checkpoint at ``out``.
+
+    :param progress: called with a :class:`TrainProgress` after every update; return False to
+        stop (then :class:`AdakError` with status ``ERR_CANCELLED``; ``out`` holds the last
+        completed update and ``resume=True`` continues). An exception raised by it also stops
+        training and is re-raised.
+    """
+    if (text is None) == (tokens is None):
+        raise AdakError(_lib.ERR_INVALID_ARGUMENT, "give exactly one of text and tokens")
+    if lambda_ is not None:
+        if "lambda" in settings:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "give lambda_ or lambda, not both")
+        settings["lambda"] = lambda_
+    handle = ctypes.c_void_p()
+    _check(_C.adak_train_params_create(ctypes.byref(handle)))
+    try:
+        _apply_settings(handle.value, settings, _TRAIN_INT_KEYS, _TRAIN_FLOAT_KEYS, _TRAIN_STRING_KEYS, "train")
+        text_arg = None
+        arr = None
+        if text is not None:
+            if "\0" in text:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, "text contains a NUL character")
+            text_arg = text.encode("utf-8")
+        else:
+            arr = _tokens_array(list(tokens))
+        raised: List[BaseException] = []
+        callback = None
+        if progress is not None:
+            def on_progress(_user, report):
+                try:
+                    return 1 if progress(TrainProgress._read(report)) is False else 0
+                except BaseException as e:  # stop, re-raise after the call returns
+                    raised.append(e)
+                    return 1
+            callback = _lib.TRAIN_PROGRESS_CALLBACK(on_progress)  # alive for the whole call
+        status = _C.adak_train_allocator(model.handle, text_arg, arr, 0 if arr is None else len(arr),
+                                         handle.value, str(out).encode(), 1 if resume else 0,
+                                         callback or _lib.TRAIN_PROGRESS_CALLBACK(), None)
+        if raised:
+            raise raised[0]
+        _check(status)
+    finally:
+        _C.adak_train_params_free(handle.value)
+    return Allocator.load(model, out) if load else str(out)
 
 
 # -- logging --------------------------------------------------------------------------------

@@ -89,6 +89,13 @@ TOKEN_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t
 )
 
+#: adak_carve_progress_callback(user_data, stage, done, total) and
+#: adak_train_progress_callback(user_data, progress) (since 0.3).
+CARVE_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+TRAIN_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+CARVE_STAGES = ("calibrating", "clustering", "writing")
+
 _P = ctypes.c_void_p
 _I32 = ctypes.c_int32
 _SIZE = ctypes.c_size_t
@@ -155,6 +162,25 @@ _PROTOTYPES = {
     "adak_session_reset_stats": (ctypes.c_int, [_P]),
     "adak_model_get_moe_layers": (ctypes.c_int, [_P, ctypes.POINTER(_I32), _SIZE, ctypes.POINTER(_SIZE)]),
     "adak_set_log_callback": (None, [LOG_CALLBACK, _P]),
+    # 0.3: carving and allocator training
+    "adak_carve_params_create": (ctypes.c_int, [ctypes.POINTER(_P)]),
+    "adak_carve_params_free": (None, [_P]),
+    "adak_carve_params_set_int": (ctypes.c_int, [_P, _STR, ctypes.c_int64]),
+    "adak_carve_params_set_float": (ctypes.c_int, [_P, _STR, ctypes.c_double]),
+    "adak_carve_params_set_string": (ctypes.c_int, [_P, _STR, _STR]),
+    "adak_carve": (ctypes.c_int, [_STR, _STR, _P, CARVE_PROGRESS_CALLBACK, _P]),
+    "adak_train_params_create": (ctypes.c_int, [ctypes.POINTER(_P)]),
+    "adak_train_params_free": (None, [_P]),
+    "adak_train_params_set_float": (ctypes.c_int, [_P, _STR, ctypes.c_double]),
+    "adak_train_params_set_int": (ctypes.c_int, [_P, _STR, ctypes.c_int64]),
+    "adak_train_params_set_string": (ctypes.c_int, [_P, _STR, _STR]),
+    "adak_train_progress_get_int": (ctypes.c_int, [_P, _STR, ctypes.POINTER(ctypes.c_int64)]),
+    "adak_train_progress_get_float": (ctypes.c_int, [_P, _STR, ctypes.POINTER(ctypes.c_double)]),
+    "adak_train_progress_get_mean_k_per_layer": (
+        ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_double), _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_train_allocator": (
+        ctypes.c_int,
+        [_P, _STR, ctypes.POINTER(_I32), _SIZE, _P, _STR, ctypes.c_int, TRAIN_PROGRESS_CALLBACK, _P]),
 }
 
 

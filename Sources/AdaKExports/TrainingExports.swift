@@ -243,7 +243,16 @@ func trainingTokens(_ model: Model, text: UnsafePointer<CChar>, settings s: Allo
     let (limit, o2) = scaled.addingReportingOverflow(4096)
     let take = (o1 || o2) ? length : min(length, limit)
     var bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self), count: take))
-    if take < length { while let last = bytes.last, last != 10 { bytes.removeLast() } }
+    if take < length {
+        let cut = bytes
+        while let last = bytes.last, last != 10 { bytes.removeLast() }
+        if bytes.isEmpty {   // one long line: cut at a UTF-8 character boundary instead
+            bytes = cut
+            var drop = 0
+            while drop < 4, drop < bytes.count, String(validating: bytes.dropLast(drop), as: UTF8.self) == nil { drop += 1 }
+            bytes.removeLast(drop)
+        }
+    }
     guard String(validating: bytes, as: UTF8.self) != nil else { return nil }
     return model.tokenizer.tokenize(bytes, addSpecial: false, parseSpecial: false)
 }

@@ -9,7 +9,9 @@
 #
 # usage: scripts/fuzz.sh SECONDS [gguf|tokenizer|both]    (default: both)
 #        ADAK_FUZZ_RUNS=N scripts/fuzz.sh 0 gguf           (N executions instead of a time limit)
-# Environment: FIXTURES (default ../shared/fixtures), FUZZ_ARGS (extra libFuzzer flags).
+# Environment: FIXTURES (default ../shared/fixtures), FUZZ_ARGS (extra libFuzzer flags),
+# FUZZ_JOBS=N: N fuzzer processes sharing the corpus (each does ADAK_FUZZ_RUNS / N runs; logs in
+# build/fuzz/job-*.log).
 set -euo pipefail
 
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [gguf|tokenizer|both]}
@@ -43,19 +45,33 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_ma
 
 run() {
     local name=$1 secs=$2 maxlen=$3
+    local jobs=${FUZZ_JOBS:-1}
     local limit=(-max_total_time="$secs")
-    if [ -n "${ADAK_FUZZ_RUNS:-}" ]; then limit=(-runs="$ADAK_FUZZ_RUNS"); fi
+    if [ -n "${ADAK_FUZZ_RUNS:-}" ]; then limit=(-runs="$(( (ADAK_FUZZ_RUNS + jobs - 1) / jobs ))"); fi
+    if [ "$jobs" -gt 1 ]; then limit+=(-jobs="$jobs" -workers="$jobs"); fi
     echo "fuzz: $name for ${ADAK_FUZZ_RUNS:+$ADAK_FUZZ_RUNS runs}${ADAK_FUZZ_RUNS:-$secs s}"
     # shellcheck disable=SC2086
     "$out/fuzz-$name" "${limit[@]}" -timeout=10 -rss_limit_mb=4096 -max_len="$maxlen" \
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$name-" ${FUZZ_ARGS:-} \
         "$out/corpus-$name" "$out/seeds/$name" "$repo/fuzz/regress/$name"
+    if [ "$jobs" -gt 1 ]; then
+        # -jobs mode: each process logs to fuzz-N.log and reports its own totals.
+        local total=0 failed=0
+        for log in fuzz-*.log; do
+            tail -3 "$log" | sed "s/^/$log: /"
+            total=$((total + $(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)))
+            grep -q "^Done [0-9]* runs" "$log" || failed=1
+            mv "$log" "$out/job-$name-$log"
+        done
+        echo "fuzz: $name: $total executions in total"
+        [ "$failed" -eq 0 ]
+    fi
 }
 
 case $which in
-    gguf) run gguf "$seconds" 600000 ;;
+    gguf) run gguf "$seconds" 140000 ;;
     tokenizer) run tokenizer "$seconds" 4096 ;;
-    both) run gguf $((seconds * 2 / 3 > 0 ? seconds * 2 / 3 : 1)) 600000
+    both) run gguf $((seconds * 2 / 3 > 0 ? seconds * 2 / 3 : 1)) 140000
           run tokenizer $((seconds / 3 > 0 ? seconds / 3 : 1)) 4096 ;;
     *) echo "fuzz.sh: unknown harness '$which' (gguf, tokenizer, both)" >&2; exit 2 ;;
 esac

@@ -17,6 +17,11 @@ flags=$(pkg-config --cflags --libs adak)
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c" -o "$out/generate" $flags
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/misuse.c" -o "$out/misuse" $flags -lm
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
+# Reliability tests (issue 8): second misuse suite, shared model across threads, fuzz-corpus
+# replay, soak.
+for t in misuse_more threads fuzz_replay soak; do
+    cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/$t.c" -o "$out/$t" $flags -lpthread
+done
 
 tiny=$fixtures/models/tiny-mixtral.f32.gguf
 if [ ! -f "$tiny" ]; then
@@ -35,6 +40,10 @@ run() {
 
 run "misuse (env -i)" env -i "$out/misuse" "$tiny"
 run "generate tiny-mixtral (env -i)" env -i "$out/generate" "$tiny" "Hello" 8
+run "misuse_more (env -i)" env -i "$out/misuse_more" "$tiny"
+run "threads: 4 sessions on one model (env -i)" env -i "$out/threads" "$tiny" 4 3 2
+run "fuzz regression corpus replay (env -i)" env -i "$out/fuzz_replay" "$repo/fuzz/regress/gguf" "$fixtures"/models/tiny-*.gguf
+run "soak: 20000 tokens, reset every 500, RSS within 1% (env -i)" env -i "$out/soak" "$tiny" 20000 500
 run "C++ chat tiny-mixtral (env -i)" sh -c 'printf "hi\nagain\n" | env -i "$0" "$1" 4' "$out/chat" "$tiny"
 
 # Hide the toolchain's libraries: the installed library must not need them.

@@ -40,6 +40,9 @@ fi
 python3 "$repo/fuzz/make_seeds.py" "$fixtures" "$out/seeds"
 mkdir -p "$out/corpus-gguf" "$out/corpus-tokenizer"
 export OMP_NUM_THREADS=1
+# Swift's backtracer trips ASan when a harness check fails (fatalError); libFuzzer's own report
+# and the saved input are what matter.
+export SWIFT_BACKTRACE=enable=no
 export ADAK_FUZZ_VOCABS=$fixtures/tokenizer/smollm2.vocab.gguf:$fixtures/tokenizer/gemma3.vocab.gguf
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
 

@@ -49,7 +49,7 @@ import Testing
         let headerEnd = try GGUFFile(path: Fixtures.path("models/tiny-olmoe.q4_0.gguf")).dataOffset
         #expect(Self.loadAndRun(original))
         var loaded = 0, variants = 0
-        for offset in stride(from: 0, to: headerEnd, by: 5) {
+        for offset in stride(from: 0, to: headerEnd, by: 9) {
             for value: UInt8 in [0xFF, 0x00] where original[offset] != value {
                 var bytes = original
                 bytes[offset] = value
@@ -57,7 +57,7 @@ import Testing
                 variants += 1
             }
         }
-        #expect(variants > 1000)
+        #expect(variants > 500)
         #expect(loaded < variants)
     }
 
@@ -72,6 +72,16 @@ import Testing
     @Test func tokenizerRegressionCorpus() throws {
         let vocabs = ["tokenizer/smollm2.vocab.gguf", "tokenizer/gemma3.vocab.gguf"]
         let tokenizers = try vocabs.map { try Tokenizer(gguf: GGUFFile(path: Fixtures.path($0))) }
+        // SmolLM2's vocabulary has no byte token for these ASCII bytes: they are dropped, as in
+        // llama.cpp (found by the tokenizer fuzzer; fuzz/regress/tokenizer/bpe-unrepresentable-byte).
+        let smol = tokenizers[0]
+        for b: UInt8 in [0x04, 0x06, 0x13, 0x14, 0x16, 0x1D] {
+            #expect(smol.tokenize([b], addSpecial: false, parseSpecial: false).isEmpty)
+        }
+        #expect(smol.detokenize(smol.tokenize(Array("a\u{13}b".utf8), addSpecial: false, parseSpecial: false),
+                                removeSpecial: false, unparseSpecial: false) == Array("ab".utf8))
+        let representable = Set((0...127).map(UInt8.init)).subtracting([0x04, 0x06, 0x13, 0x14, 0x16, 0x1D])
+            .union((0x80...0xF4).map(UInt8.init)).subtracting([0xC0, 0xC1, 0xF1, 0xF2])
         let inputs = try Self.files(in: Self.regress + "/tokenizer").map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
         // Plus the corner cases that tokenizers get wrong most often.
         let extra: [[UInt8]] = [[], [0xFF], [0xC3], [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0x00, 0x00],
@@ -83,7 +93,14 @@ import Testing
                     let ids = t.tokenize(text, addSpecial: add, parseSpecial: parse)
                     #expect(ids.allSatisfy { t.isValid($0) })
                     let back = t.detokenize(ids, removeSpecial: false, unparseSpecial: true)
-                    if i == 0 && !add && !parse { #expect(back == text, "byte-level BPE round-trips any bytes") }
+                    if i == 0 && !add && !parse {
+                        if String(validating: text, as: UTF8.self) != nil, text.allSatisfy({ representable.contains($0) }) {
+                            #expect(back == text, "byte-level BPE round-trips valid UTF-8 of representable bytes")
+                        } else {
+                            // Invalid sequences come back as U+FFFD, as in llama.cpp.
+                            #expect(String(validating: back, as: UTF8.self) != nil)
+                        }
+                    }
                 }
             }
         }

@@ -39,6 +39,7 @@ fi
 
 python3 "$repo/fuzz/make_seeds.py" "$fixtures" "$out/seeds"
 mkdir -p "$out/corpus-gguf" "$out/corpus-tokenizer"
+cd "$out"  # -jobs mode writes fuzz-N.log into the working directory
 export OMP_NUM_THREADS=1
 # Swift's backtracer trips ASan when a harness check fails (fatalError); libFuzzer's own report
 # and the saved input are what matter.
@@ -52,14 +53,14 @@ run() {
     local limit=(-max_total_time="$secs")
     if [ -n "${ADAK_FUZZ_RUNS:-}" ]; then limit=(-runs="$(( (ADAK_FUZZ_RUNS + jobs - 1) / jobs ))"); fi
     if [ "$jobs" -gt 1 ]; then limit+=(-jobs="$jobs" -workers="$jobs"); fi
-    echo "fuzz: $name for ${ADAK_FUZZ_RUNS:+$ADAK_FUZZ_RUNS runs}${ADAK_FUZZ_RUNS:-$secs s}"
+    echo "fuzz: $name for ${ADAK_FUZZ_RUNS:-$secs s}${ADAK_FUZZ_RUNS:+ runs} ($jobs process(es))"
     # shellcheck disable=SC2086
     "$out/fuzz-$name" "${limit[@]}" -timeout=10 -rss_limit_mb=4096 -max_len="$maxlen" \
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$name-" ${FUZZ_ARGS:-} \
         "$out/corpus-$name" "$out/seeds/$name" "$repo/fuzz/regress/$name"
     if [ "$jobs" -gt 1 ]; then
         # -jobs mode: each process logs to fuzz-N.log and reports its own totals.
-        local total=0 failed=0
+        local total=0 failed=0 log
         for log in fuzz-*.log; do
             tail -3 "$log" | sed "s/^/$log: /"
             total=$((total + $(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)))

@@ -64,7 +64,7 @@ if [ "$mode" = asan ]; then
     if [ "${SANITIZE_SWIFT_TESTS:-1}" != 0 ]; then
         # The Swift loader and tokenizer tests under ASan (debug build of its own).
         run "swift test (ASan): GGUF, tokenizer, reliability" \
-            swift test --package-path "$repo" --scratch-path "$repo/.build-asan" --sanitize=address \
+            env LSAN_OPTIONS="suppressions=$repo/scripts/lsan.supp:print_suppressions=0" swift test --package-path "$repo" --scratch-path "$repo/.build-asan" --sanitize=address \
                 --filter 'GGUFTests|TokenizerTests|Reliability'
     fi
 else

@@ -143,3 +143,32 @@ test-python: $(TEST_PREFIX)/.installed
 
 clean:
 	rm -rf $(BUILD) $(RELEASE_SCRATCH)
+
+# ---------------------------------------------------------------------------------------------
+# Reliability (issue 8): sanitizers, fuzzing, soak. The library's code is compiled straight into
+# each test program with the sanitizer (scripts/build-instrumented.sh), so no sanitizer runtime
+# has to be preloaded into a host.
+#
+#   make sanitize        C kernels with ASan+UBSan, Swift core with ASan: misuse suites, threads,
+#                        fuzz-corpus replays, Swift loader/tokenizer tests (swift test --sanitize)
+#   make tsan            4 threads, each with its own session on one shared model, under TSan
+#   make fuzz [FUZZ_SECONDS=600]   libFuzzer on the GGUF loader and the tokenizers (scripts/fuzz.sh)
+#   make soak            20,000 decoded tokens, reset every 500, RSS within 1% of the warm-up's
+.PHONY: sanitize tsan fuzz soak
+FUZZ_SECONDS ?= 600
+
+sanitize:
+	FIXTURES="$(FIXTURES)" scripts/sanitize.sh asan
+
+tsan:
+	FIXTURES="$(FIXTURES)" scripts/sanitize.sh tsan
+
+fuzz:
+	FIXTURES="$(FIXTURES)" scripts/fuzz.sh $(FUZZ_SECONDS) both
+
+soak: $(TEST_PREFIX)/.installed
+	mkdir -p $(BUILD)/c
+	PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE tests/c/soak.c -o $(BUILD)/c/soak \
+	    $$(pkg-config --cflags --libs adak)
+	env -i $(BUILD)/c/soak $(FIXTURES)/models/tiny-mixtral.f32.gguf 20000 500

@@ -982,6 +982,22 @@ int adak_train_allocator(const adak_model *model, const char *text, const adak_t
                          size_t n_tokens, const adak_train_params *params, const char *out_path,
                          int resume, adak_train_progress_callback progress, void *user_data);
 
+/* ---------------------------------------------------------------------------
+ * Loading from memory (since 0.3)
+ * ------------------------------------------------------------------------- */
+
+/**
+ * Loads a GGUF model from `size` bytes at `data` (a whole GGUF file; the
+ * library copies it, so the buffer may be released as soon as the call
+ * returns). `params` may be NULL for the defaults. Results and errors as for
+ * adak_model_load, plus ADAK_ERR_INVALID_ARGUMENT for NULL data or size 0 and
+ * ADAK_ERR_OUT_OF_MEMORY when size exceeds 2^40 bytes or the copy cannot be
+ * allocated. Thread-safe.
+ */
+int adak_model_load_from_buffer(const void *data, size_t size, const adak_model_params *params,
+                                adak_model **out);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,11 @@ cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/misuse.c" -o "$out/misuse" $flags -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/carve_train.c" -o "$out/carve_train" $flags -lm
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
+# Reliability tests (issue 8): second misuse suite, shared model across threads, fuzz-corpus
+# replay, soak.
+for t in misuse_more threads fuzz_replay soak; do
+    cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/$t.c" -o "$out/$t" $flags -lpthread
+done
 
 tiny=$fixtures/models/tiny-mixtral.f32.gguf
 if [ ! -f "$tiny" ]; then
@@ -41,6 +46,10 @@ run "carve/train API, training on tiny-mixtral (env -i)" env -i "$out/carve_trai
 run "generate tiny-mixtral, budget 0.5 (env -i)" sh -c \
     'out=$(env -i "$0" "$1" "Hello" 48 0.5) || exit 1; echo "$out"; echo "$out" | grep -q "routing stats: "' \
     "$out/generate" "$tiny"
+run "misuse_more (env -i)" env -i "$out/misuse_more" "$tiny"
+run "threads: 4 sessions on one model (env -i)" env -i "$out/threads" "$tiny" 4 3 2
+run "fuzz regression corpus replay (env -i)" env -i "$out/fuzz_replay" "$repo/fuzz/regress/gguf" "$fixtures"/models/tiny-*.gguf
+run "soak: 20000 tokens, reset every 500, RSS within 1% (env -i)" env -i "$out/soak" "$tiny" 20000 500
 run "C++ chat tiny-mixtral (env -i)" sh -c 'printf "hi\nagain\n" | env -i "$0" "$1" 4' "$out/chat" "$tiny"
 
 # Hide the toolchain's libraries: the installed library must not need them.

@@ -46,6 +46,26 @@ public func adak_model_params_init(_ params: UnsafeMutableRawPointer?, _ size: I
     return Status.ok
 }
 
+struct ParamsError: Error { let text: String }
+
+/// Reads a host's adak_model_params (NULL: defaults), checking its size tag and values.
+func decodeModelParams(_ params: UnsafeRawPointer?) -> Result<ModelParams, ParamsError> {
+    var modelParams = ModelParams()
+    guard let params else { return .success(modelParams) }
+    let size = Int(params.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+    guard size >= modelParamsMinSize, size <= modelParamsMaxSize else {
+        return .failure(ParamsError(text: "params->size \(size) is not a valid sizeof(adak_model_params); use adak_model_params_init"))
+    }
+    switch params.loadUnaligned(fromByteOffset: 4, as: Int32.self) {
+    case 0, 2: modelParams.weightType = .q8_0
+    case 1: modelParams.weightType = .f32
+    case 3: modelParams.weightType = .q4_0
+    case let other: return .failure(ParamsError(text: "params->weight_type \(other) is not an adak_weight_type"))
+    }
+    modelParams.progress = progressCallback(from: params, size: size)
+    return .success(modelParams)
+}
+
 @_cdecl("adak_model_load")
 public func adak_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafeRawPointer?,
                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
@@ -54,19 +74,10 @@ public func adak_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafeRawPo
     out.pointee = nil
     guard let path else { return invalid(f, "path is NULL") }
     guard let pathString = hostString(path) else { return invalid(f, "path is not valid UTF-8") }
-    var modelParams = ModelParams()
-    if let params {
-        let size = Int(params.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-        guard size >= modelParamsMinSize, size <= modelParamsMaxSize else {
-            return invalid(f, "params->size \(size) is not a valid sizeof(adak_model_params); use adak_model_params_init")
-        }
-        switch params.loadUnaligned(fromByteOffset: 4, as: Int32.self) {
-        case 0, 2: modelParams.weightType = .q8_0
-        case 1: modelParams.weightType = .f32
-        case 3: modelParams.weightType = .q4_0
-        case let other: return invalid(f, "params->weight_type \(other) is not an adak_weight_type")
-        }
-        modelParams.progress = progressCallback(from: params, size: size)
+    let modelParams: ModelParams
+    switch decodeModelParams(params) {
+    case .success(let p): modelParams = p
+    case .failure(let message): return invalid(f, message.text)
     }
     do {
         let model = try Model(path: pathString, params: modelParams)

@@ -25,13 +25,13 @@ final class ExpertRun {
 
         init(capacity c: Int, nEmbd d: Int, nFF f: Int) throws {
             capacity = c
-            g = try FloatBuffer(c * f)
-            u = try FloatBuffer(c * f)
-            h = try FloatBuffer(c * f)
-            out = try FloatBuffer(c * d)
-            weight = try FloatBuffer(c)
-            xg = try FloatBuffer(c * d)
-            xu = try FloatBuffer(c * d)
+            g = try FloatBuffer(c * f, zeroed: false)
+            u = try FloatBuffer(c * f, zeroed: false)
+            h = try FloatBuffer(c * f, zeroed: false)
+            out = try FloatBuffer(c * d, zeroed: false)
+            weight = try FloatBuffer(c, zeroed: false)
+            xg = try FloatBuffer(c * d, zeroed: false)
+            xu = try FloatBuffer(c * d, zeroed: false)
             rowOfSlot = .allocate(capacity: c)
             tokenOfRow = .allocate(capacity: c)
         }

@@ -20,6 +20,8 @@ final class ForwardState {
     let x, xn, q, k, v, attn, tmp: FloatBuffer
     let ffA, ffB: FloatBuffer            // FFN hidden (maxBatch × widest FFN)
     let attnScratch: FloatBuffer
+    let ffQ: FloatBuffer                 // FFN hidden in the down weights' vec-dot format
+    let ones: FloatBuffer                // maxBatch weights of 1
     let inA: ActivationRows               // shared input of Q/K/V, FFN gate/up
     let inB: ActivationRows               // input of attn_output, FFN down
     let moe: MoEScratch?
@@ -51,6 +53,9 @@ final class ForwardState {
         ffA = try FloatBuffer(batchSize * widest)
         ffB = try FloatBuffer(batchSize * widest)
         attnScratch = try FloatBuffer(threads * contextSize)
+        ffQ = try FloatBuffer(batchSize * widest, zeroed: false)
+        ones = try FloatBuffer(batchSize)
+        ones.p.update(repeating: 1, count: batchSize)
         let widestIn = max(c.nEmbd, qDim, widest)
         inA = try ActivationRows(capacity: batchSize * widestIn)
         inB = try ActivationRows(capacity: batchSize * widestIn)
@@ -177,9 +182,21 @@ final class ForwardState {
     }
 
     /// down · (silu(gate · x) ⊙ (up · x)) for `rows` rows of `input` (already set).
+    /// Runs as one parallel region (akk_moe_ffn with a single "expert" of weight 1, which is exact):
+    /// gate and up, SwiGLU and the quantisation of its output per 32-row chunk, a barrier, down.
     func swiGLU(gate: Matrix, up: Matrix, down: Matrix, input: ActivationRows, rows n: Int,
                 out: UnsafeMutablePointer<Float>) {
         let f = gate.rows
+        let (xg, sg) = input.input(for: gate.type)
+        let (xu, su) = input.input(for: up.type)
+        var job = akk_moe_expert(gate: gate.data, up: up.data, down: down.data, row0: 0, n_rows: Int64(n))
+        let hStride = akk_row_bytes(akk_vec_dot_type(down.type), Int64(f))
+        if n <= maxBatch, f * n <= ffA.count,
+           akk_moe_ffn(gate.type, up.type, down.type, Int64(gate.cols), Int64(f), &job, 1, xg, Int64(sg), xu, Int64(su),
+                       ffA.p, ffB.p, UnsafeMutableRawPointer(ffQ.p), hStride, ones.p, out, Int64(down.rows),
+                       Int32(threads)) == 0 {
+            return
+        }
         linear(gate, input, out: ffA.p, outStride: f)
         linear(up, input, out: ffB.p, outStride: f)
         // one call per row: ggml_vec_swiglu_f32 runs per row, so the SIMD/tail split is per row

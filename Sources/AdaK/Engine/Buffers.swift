@@ -3,16 +3,19 @@ import Glibc
 #endif
 import CAdaKKernels
 
-/// A 64-byte aligned, zero-initialised block of floats owned by its object.
+/// A 64-byte aligned block of floats owned by its object, zero-initialised unless asked not to be.
 final class FloatBuffer {
     let p: UnsafeMutablePointer<Float>
     let count: Int
 
-    init(_ count: Int) throws {
+    /// `zeroed: false` is for scratch that is always written before it is read: its pages are then
+    /// only made resident when first used (a decode step touches a few rows of prefill-sized
+    /// scratch; peak RSS stays near the model size).
+    init(_ count: Int, zeroed: Bool = true) throws {
         guard count >= 0, count <= Int.max / 8, let raw = UnsafeMutableRawPointer.allocateAligned(byteCount: count * 4) else {
             throw AdaKError.outOfMemory("cannot allocate \(count) floats")
         }
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count * 4, 64))
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count * 4, 64)) }
         p = raw.assumingMemoryBound(to: Float.self)
         self.count = count
     }

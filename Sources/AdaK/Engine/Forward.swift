@@ -20,9 +20,12 @@ final class ForwardState {
     let x, xn, q, k, v, attn, tmp: FloatBuffer
     let ffA, ffB: FloatBuffer            // FFN hidden (maxBatch × widest FFN)
     let attnScratch: FloatBuffer
+    let ffQ: FloatBuffer                 // FFN hidden in the down weights' vec-dot format
+    let ones: FloatBuffer                // maxBatch weights of 1
     let inA: ActivationRows               // shared input of Q/K/V, FFN gate/up
     let inB: ActivationRows               // input of attn_output, FFN down
     let moe: MoEScratch?
+    private let mmJobs = UnsafeMutablePointer<akk_mm_job>.allocate(capacity: 4)
     private(set) var logits: FloatBuffer
     /// Carving's activation capture (Sources/AdaK/Carving), nil otherwise: after each dense FFN,
     /// (layer, rows, FFN input rows n × d, hidden silu(gate·x) ⊙ (up·x) rows n × n_ff).
@@ -53,12 +56,17 @@ final class ForwardState {
         ffA = try FloatBuffer(batchSize * widest)
         ffB = try FloatBuffer(batchSize * widest)
         attnScratch = try FloatBuffer(threads * contextSize)
+        ffQ = try FloatBuffer(batchSize * widest, zeroed: false)
+        ones = try FloatBuffer(batchSize)
+        ones.p.update(repeating: 1, count: batchSize)
         let widestIn = max(c.nEmbd, qDim, widest)
         inA = try ActivationRows(capacity: batchSize * widestIn)
         inB = try ActivationRows(capacity: batchSize * widestIn)
         moe = c.isMoE ? try MoEScratch(config: c, batchSize: batchSize) : nil
         logits = try FloatBuffer(c.nVocab)
     }
+
+    deinit { mmJobs.deallocate() }
 
     func reserveLogits(rows: Int) throws {
         if logits.count < rows * config.nVocab { logits = try FloatBuffer(rows * config.nVocab) }
@@ -80,6 +88,23 @@ final class ForwardState {
                    out, Int64(outStride), Int32(threads))
     }
 
+    /// Three products of one input (Q, K and V) in one parallel region: one fork/join instead
+    /// of three, and no thread idles at the end of a small product.
+    func linear3(_ w0: Matrix, _ y0: UnsafeMutablePointer<Float>, _ s0: Int,
+                 _ w1: Matrix, _ y1: UnsafeMutablePointer<Float>, _ s1: Int,
+                 _ w2: Matrix, _ y2: UnsafeMutablePointer<Float>, _ s2: Int, input: ActivationRows) {
+        let n = Int64(input.rows)
+        func job(_ w: Matrix, _ y: UnsafeMutablePointer<Float>, _ s: Int) -> akk_mm_job {
+            let (xq, stride) = input.input(for: w.type)
+            return akk_mm_job(wtype: w.type, W: w.data, n_out: Int64(w.rows), n_in: Int64(w.cols), X: xq,
+                              xstride: Int64(stride), n_tok: n, Y: y, ystride: Int64(s))
+        }
+        mmJobs[0] = job(w0, y0, s0)
+        mmJobs[1] = job(w1, y1, s1)
+        mmJobs[2] = job(w2, y2, s2)
+        akk_matmul_multi(mmJobs, 3, Int32(threads))
+    }
+
     func forward(tokens: UnsafeBufferPointer<Int32>, pos0: Int, router: RouterState, logits want: LogitRows) {
         let c = config
         let n = tokens.count
@@ -97,9 +122,7 @@ final class ForwardState {
             // attention
             for t in 0..<n { akk_rmsnorm(x + t * d, L.attnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
-            linear(L.wq, inA, out: q, outStride: qDim)
-            linear(L.wk, inA, out: k, outStride: kvDim)
-            linear(L.wv, inA, out: v, outStride: kvDim)
+            linear3(L.wq, q, qDim, L.wk, k, kvDim, L.wv, v, kvDim, input: inA)
             if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
             if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }
             if let b = L.bv { addBias(v, b, rows: n, cols: kvDim) }
@@ -163,9 +186,21 @@ final class ForwardState {
     }
 
     /// down · (silu(gate · x) ⊙ (up · x)) for `rows` rows of `input` (already set).
+    /// Runs as one parallel region (akk_moe_ffn with a single "expert" of weight 1, which is exact):
+    /// gate and up, SwiGLU and the quantisation of its output per 32-row chunk, a barrier, down.
     func swiGLU(gate: Matrix, up: Matrix, down: Matrix, input: ActivationRows, rows n: Int,
                 out: UnsafeMutablePointer<Float>, onHidden: ((UnsafePointer<Float>) -> Void)? = nil) {
         let f = gate.rows
+        let (xg, sg) = input.input(for: gate.type)
+        let (xu, su) = input.input(for: up.type)
+        var job = akk_moe_expert(gate: gate.data, up: up.data, down: down.data, row0: 0, n_rows: Int64(n))
+        let hStride = akk_row_bytes(akk_vec_dot_type(down.type), Int64(f))
+        if n <= maxBatch, f * n <= ffA.count,
+           akk_moe_ffn(gate.type, up.type, down.type, Int64(gate.cols), Int64(f), &job, 1, xg, Int64(sg), xu, Int64(su),
+                       ffA.p, ffB.p, UnsafeMutableRawPointer(ffQ.p), hStride, ones.p, out, Int64(down.rows),
+                       Int32(threads)) == 0 {
+            return
+        }
         linear(gate, input, out: ffA.p, outStride: f)
         linear(up, input, out: ffB.p, outStride: f)
         // one call per row: ggml_vec_swiglu_f32 runs per row, so the SIMD/tail split is per row

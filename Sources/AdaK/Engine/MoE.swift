@@ -7,13 +7,8 @@ final class MoEScratch {
     let config: ModelConfig
     let probs: FloatBuffer        // tokens × n_expert
     let sorted: FloatBuffer       // the same, each row in descending order
-    let gathered: FloatBuffer     // rows routed to one expert (f32 hidden states)
-    let gatheredIn: ActivationRows
-    let gateOut, upOut: FloatBuffer
-    let hiddenIn: ActivationRows
-    let downOut: FloatBuffer
     let shared: FloatBuffer
-    private var slots: FloatBuffer
+    private let experts: ExpertRun
     /// The routing of the last batch (for statistics and tests).
     private(set) var table = ExpertTable(tokens: 0, kMax: 1)
 
@@ -22,14 +17,8 @@ final class MoEScratch {
         let f = max(c.nFFExpert, 1)
         probs = try FloatBuffer(b * c.nExpert)
         sorted = try FloatBuffer(b * c.nExpert)
-        gathered = try FloatBuffer(b * c.nEmbd)
-        gatheredIn = try ActivationRows(capacity: b * c.nEmbd)
-        gateOut = try FloatBuffer(b * f)
-        upOut = try FloatBuffer(b * f)
-        hiddenIn = try ActivationRows(capacity: b * f)
-        downOut = try FloatBuffer(b * c.nEmbd)
         shared = try FloatBuffer(b * c.nEmbd)
-        slots = try FloatBuffer(b * c.nEmbd * max(c.nExpertUsed, 1))
+        experts = try ExpertRun(nExpert: c.nExpert, nEmbd: c.nEmbd, nFF: f, rows: b * max(c.nExpertUsed, 1))
     }
 
     func run(layer L: LayerWeights, index il: Int, state s: ForwardState, rows n: Int, pos0: Int,
@@ -77,44 +66,9 @@ final class MoEScratch {
                 table.weights[t * kMax + j] = c.traits.unitExpertWeights ? 1 : c.traits.normalizeTopK ? w / sum : w
             }
         }
-        if slots.count < n * kMax * d, let bigger = try? FloatBuffer(n * kMax * d) { slots = bigger }
-
-        // group rows by expert and run each expert once
-        var rowsOf = [[Int]](repeating: [], count: nE)   // slot indices t*kMax+j
-        for i in 0..<(n * kMax) where table.ids[i] >= 0 { rowsOf[Int(table.ids[i])].append(i) }
-        for e in 0..<nE where !rowsOf[e].isEmpty {
-            let rows = rowsOf[e]
-            for (r, slot) in rows.enumerated() {
-                (gathered.p + r * d).update(from: x + (slot / kMax) * d, count: d)
-            }
-            gatheredIn.set(gathered.p, rows: rows.count, cols: d)
-            let gate = gateExps.expert(e), up = upExps.expert(e), down = downExps.expert(e)
-            let f = gate.rows
-            s.linear(gate, gatheredIn, out: gateOut.p, outStride: f)
-            s.linear(up, gatheredIn, out: upOut.p, outStride: f)
-            for r in 0..<rows.count {   // per row, as llama.cpp applies it
-                akk_swiglu(gateOut.p + r * f, upOut.p + r * f, gateOut.p + r * f, Int64(f))
-            }
-            hiddenIn.set(gateOut.p, rows: rows.count, cols: f)
-            s.linear(down, hiddenIn, out: downOut.p, outStride: d)
-            for (r, slot) in rows.enumerated() {
-                let w = table.weights[slot]
-                let src = downOut.p + r * d, dst = slots.p + slot * d
-                for i in 0..<d { dst[i] = src[i] * w }
-            }
-        }
-
-        // sum the slots of each token in slot order
-        for t in 0..<n {
-            let o = out + t * d
-            let k = ks[t]
-            let first = slots.p + (t * kMax) * d
-            o.update(from: first, count: d)
-            for j in 1..<max(k, 1) {
-                let sj = slots.p + (t * kMax + j) * d
-                for i in 0..<d { o[i] += sj[i] }
-            }
-        }
+        // group rows by expert and run all active experts in one parallel region
+        experts.run(table: table, ks: ks, tokens: n, input: s.inA, gate: gateExps, up: upExps,
+                    down: downExps, threads: s.threads, out: out)
 
         // shared expert (qwen2moe): gated by sigmoid(x · w_gate_inp_shexp)
         if let sg = L.sharedGate, let su = L.sharedUp, let sd = L.sharedDown {

@@ -171,6 +171,8 @@ final class WeightLoader {
             }
             guard ok else { throw AdaKError.unsupported("tensor '\(t.name)': type \(t.typeName) is not supported") }
         }
+        // the converted copy replaces the source pages in memory (peak RSS ~ file size, not more)
+        gguf.storage.release(src, byteCount: srcRow * rowCount)
         return (dstType, UnsafeRawPointer(out))
     }
 }

@@ -49,6 +49,20 @@ public final class MappedFile: @unchecked Sendable {
         isMapped = false
     }
 
+    /// Drops this process's mapping of the whole pages inside `[p, p + byteCount)` (a mapped file
+    /// only; no-op for copies). The bytes stay readable — a later access maps them again from the
+    /// page cache — but they no longer count in the resident set: for source tensors that were
+    /// converted at load and are not read again.
+    public func release(_ p: UnsafeRawPointer, byteCount: Int) {
+        guard isMapped, byteCount > 0, p >= base, p + byteCount <= base + count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (Int(bitPattern: p) + page - 1) / page * page
+        let end = (Int(bitPattern: p) + byteCount) / page * page
+        guard end > start, let q = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(q, end - start, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if isMapped {
             munmap(UnsafeMutableRawPointer(mutating: base), count)

@@ -2,3 +2,4 @@
 #include "adak_kernels.h"
 #include "adak_ops.h"
 #include "adak_blas.h"
+#include "adak_grouped.h"

@@ -195,7 +195,8 @@ final class ForwardState {
         let (xu, su) = input.input(for: up.type)
         var job = akk_moe_expert(gate: gate.data, up: up.data, down: down.data, row0: 0, n_rows: Int64(n))
         let hStride = akk_row_bytes(akk_vec_dot_type(down.type), Int64(f))
-        if n <= maxBatch, f * n <= ffA.count,
+        // the fused kernel keeps the hidden activations to itself: capture runs take the plain path
+        if onHidden == nil, n <= maxBatch, f * n <= ffA.count,
            akk_moe_ffn(gate.type, up.type, down.type, Int64(gate.cols), Int64(f), &job, 1, xg, Int64(sg), xu, Int64(su),
                        ffA.p, ffB.p, UnsafeMutableRawPointer(ffQ.p), hStride, ones.p, out, Int64(down.rows),
                        Int32(threads)) == 0 {

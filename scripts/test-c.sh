@@ -52,6 +52,24 @@ run "fuzz regression corpus replay (env -i)" env -i "$out/fuzz_replay" "$repo/fu
 run "soak: 20000 tokens, reset every 500, RSS within 1% (env -i)" env -i "$out/soak" "$tiny" 20000 500
 run "C++ chat tiny-mixtral (env -i)" sh -c 'printf "hi\nagain\n" | env -i "$0" "$1" 4' "$out/chat" "$tiny"
 
+# A host compiled against a header of another major version must notice at run time: the C
+# example and the C++ wrapper are built against a copy of adak.h whose major is one higher.
+skew=$out/version-skew
+mkdir -p "$skew/include"
+major=$(sed -n 's/^#define ADAK_VERSION_MAJOR \([0-9]*\)$/\1/p' "$prefix/include/adak.h")
+sed -e "s/^#define ADAK_VERSION_MAJOR $major\$/#define ADAK_VERSION_MAJOR $((major + 1))/" \
+    -e "s/^#define ADAK_VERSION_STRING \"$major\./#define ADAK_VERSION_STRING \"$((major + 1))./" \
+    "$prefix/include/adak.h" > "$skew/include/adak.h"
+libs=$(pkg-config --libs adak)
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE -I"$skew/include" "$repo/examples/c/generate.c" -o "$skew/generate" $libs
+c++ -std=c++17 -Wall -Wextra -Werror -O2 -I"$skew/include" "$repo/examples/cpp/chat.cpp" -o "$skew/chat" $libs
+run "C example refuses a library of another major version (env -i)" sh -c \
+    'if msg=$(env -i "$0" "$1" 2>&1); then exit 1; fi; echo "$msg"; echo "$msg" | grep -q "does not match"' \
+    "$skew/generate" "$tiny"
+run "C++ example refuses a library of another major version (env -i)" sh -c \
+    'if msg=$(echo hi | env -i "$0" "$1" 2>&1); then exit 1; fi; echo "$msg"; echo "$msg" | grep -q "does not match"' \
+    "$skew/chat" "$tiny"
+
 # Hide the toolchain's libraries: the installed library must not need them.
 if unshare --mount true 2>/dev/null; then
     run "misuse, Swift toolchain hidden" unshare --mount sh -c \

@@ -15,6 +15,10 @@ public struct PPOBatch {
     public var k: [[Int32]]
     public var logProbOld: [[Float]]
     public var advantage: [[Float]]
+    /// Per slot and sample: whether the sample takes part (empty row: all do). Slots a rollout did
+    /// not perturb carry no information about their action and are left out of the loss and of
+    /// the advantage normalisation.
+    public var active: [[Bool]]
 
     public init(nEmbd: Int, nExpert: Int, slots: Int, lo: Int, hi: Int) {
         self.nEmbd = nEmbd
@@ -25,20 +29,33 @@ public struct PPOBatch {
         k = [[Int32]](repeating: [], count: slots)
         logProbOld = [[Float]](repeating: [], count: slots)
         advantage = [[Float]](repeating: [], count: slots)
+        active = [[Bool]](repeating: [], count: slots)
+    }
+
+    @inline(__always) func isActive(_ slot: Int, _ i: Int) -> Bool { active[slot].isEmpty || active[slot][i] }
+
+    /// Active samples over all slots.
+    public var activeCount: Int {
+        (0..<slots).reduce(0) { n, s in n + (active[s].isEmpty ? k[s].count : active[s].reduce(0) { $0 + ($1 ? 1 : 0) }) }
     }
 
     public var slots: Int { k.count }
     /// Samples per slot.
     public var count: Int { k.first?.count ?? 0 }
 
-    /// Advantages of all slots shifted and scaled to mean 0 and standard deviation 1.
+    /// Advantages of the active samples of all slots shifted and scaled to mean 0 and standard
+    /// deviation 1 (inactive ones are set to 0).
     public mutating func normalizeAdvantages() {
         var n = 0.0, s = 0.0, s2 = 0.0
-        for a in advantage { for v in a { n += 1; s += Double(v); s2 += Double(v) * Double(v) } }
+        for (i, a) in advantage.enumerated() {
+            for (j, v) in a.enumerated() where isActive(i, j) { n += 1; s += Double(v); s2 += Double(v) * Double(v) }
+        }
         guard n > 1 else { return }
         let mean = s / n
         let sd = max((s2 / n - mean * mean).squareRoot(), 1e-8)
-        for i in advantage.indices { for j in advantage[i].indices { advantage[i][j] = Float((Double(advantage[i][j]) - mean) / sd) } }
+        for i in advantage.indices {
+            for j in advantage[i].indices { advantage[i][j] = isActive(i, j) ? Float((Double(advantage[i][j]) - mean) / sd) : 0 }
+        }
     }
 }
 
@@ -127,7 +144,11 @@ enum PPOMath {
                      gradient: UnsafeMutablePointer<AllocatorGradient>?, stats: UnsafeMutablePointer<PPOUpdateStats>?) -> Double {
         let d = batch.nEmbd, E = batch.nExpert, lo = batch.lo, hi = batch.hi
         let nk = hi - lo + 1
-        let count = Double(tokens.count * batch.slots)
+        var active = 0
+        for slot in 0..<batch.slots {
+            if batch.active[slot].isEmpty { active += tokens.count } else { for i in tokens where batch.active[slot][i] { active += 1 } }
+        }
+        let count = Double(active)
         guard count > 0 else { return 0 }
         let eps = s.clip, c = s.entropyCoef
         var total = 0.0, kl = 0.0, clipped = 0.0, ent = 0.0
@@ -137,7 +158,7 @@ enum PPOMath {
         for slot in 0..<batch.slots {
             batch.hidden[slot].withUnsafeBufferPointer { hAll in
                 a.weights[slot].withUnsafeBufferPointer { w in
-                    for i in tokens {
+                    for i in tokens where batch.isActive(slot, i) {
                         let h = hAll.baseAddress! + i * d
                         for j in lo...hi {
                             z[j - 1] = a.biases[slot][j - 1] + akk_vec_dot(Int32(AKK_F32.rawValue), Int64(d), w.baseAddress! + (j - 1) * d, h)

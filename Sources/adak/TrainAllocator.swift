@@ -23,6 +23,7 @@ struct TrainAllocator: ParsableCommand {
     @Option(help: "Tokens per minibatch (all MoE layers of each)") var minibatch = 256
     @Option(help: "Clip range ε") var clip = 0.2
     @Option(help: "Adam learning rate") var lr = 3e-3
+    @Option(help: "Learning rate of the allocator weights as a multiple of --lr (biases: --lr)") var weightLrScale = 1.0
     @Option(help: "Entropy bonus coefficient") var entropyCoef = 0.0
     @Option(help: "Gradient-norm clip (0: none)") var maxGradNorm = 1.0
     @Option(help: "Advantage baseline: greedy (self-critical, 2 passes per window) or mean") var baseline = "greedy"
@@ -47,6 +48,7 @@ struct TrainAllocator: ParsableCommand {
         s.ppo.minibatch = minibatch
         s.ppo.clip = clip
         s.ppo.learningRate = lr
+        s.ppo.weightLRScale = weightLrScale
         s.ppo.entropyCoef = entropyCoef
         s.ppo.maxGradNorm = maxGradNorm
         s.baseline = base

@@ -144,6 +144,7 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.minibatch"] = .uint32(UInt32(settings.ppo.minibatch))
         a.trainingInfo["adak.train.clip"] = .float64(settings.ppo.clip)
         a.trainingInfo["adak.train.lr"] = .float64(settings.ppo.learningRate)
+        a.trainingInfo["adak.train.weight_lr_scale"] = .float64(settings.ppo.weightLRScale)
         a.trainingInfo["adak.train.entropy_coef"] = .float64(settings.ppo.entropyCoef)
         a.trainingInfo["adak.train.max_grad_norm"] = .float64(settings.ppo.maxGradNorm)
         a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)

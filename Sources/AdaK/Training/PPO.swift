@@ -68,6 +68,12 @@ public struct PPOSettings: Sendable, Equatable {
     /// Samples (tokens) per minibatch; every slot's samples of those tokens go into it.
     public var minibatch = 256
     public var learningRate: Double = 3e-3
+    /// Learning rate of the allocator weights as a multiple of `learningRate` (the biases use
+    /// `learningRate` itself). The bias of a layer gets the summed evidence of every token, the
+    /// n_embd weights of each action only what correlates with h; with few rollouts their Adam
+    /// steps are mostly noise and add random per-token logit offsets, so a scale < 1 lets the
+    /// per-layer allocation (biases) move fast while the per-token part (weights) moves slowly.
+    public var weightLRScale: Double = 1
     /// Weight of the entropy bonus (0: none).
     public var entropyCoef: Double = 0
     /// Global L2 norm the gradient is clipped to (0: no clipping).
@@ -83,6 +89,7 @@ public struct PPOSettings: Sendable, Equatable {
         guard epochs >= 1, epochs <= 100 else { throw bad("epochs must be in 1...100") }
         guard minibatch >= 1 else { throw bad("minibatch must be >= 1") }
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw bad("learning rate must be in (0, 1)") }
+        guard weightLRScale.isFinite, weightLRScale >= 0, weightLRScale <= 100 else { throw bad("weight lr scale must be in [0, 100]") }
         guard entropyCoef.isFinite, entropyCoef >= 0 else { throw bad("entropy coefficient must be >= 0") }
         guard maxGradNorm.isFinite, maxGradNorm >= 0 else { throw bad("max grad norm must be >= 0") }
         guard beta1 >= 0, beta1 < 1, beta2 >= 0, beta2 < 1, adamEps > 0 else { throw bad("bad Adam settings") }
@@ -263,8 +270,9 @@ public final class PPOOptimizer {
         let b1 = Float(settings.beta1), b2 = Float(settings.beta2), e = Float(settings.adamEps)
         let c1 = 1 - pow(settings.beta1, Double(step)), c2 = 1 - pow(settings.beta2, Double(step))
         let lr = Float(settings.learningRate * c2.squareRoot() / c1)
+        let lrW = lr * Float(settings.weightLRScale)
         func apply(_ p: UnsafeMutablePointer<Float>, _ gr: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                   _ v: UnsafeMutablePointer<Float>, _ count: Int) {
+                   _ v: UnsafeMutablePointer<Float>, _ count: Int, _ lr: Float) {
             for i in 0..<count {
                 m[i] = b1 * m[i] + (1 - b1) * gr[i]
                 v[i] = b2 * v[i] + (1 - b2) * gr[i] * gr[i]
@@ -275,10 +283,10 @@ public final class PPOOptimizer {
             let cw = a.weights[s].count, cb = a.biases[s].count
             a.weights[s].withUnsafeMutableBufferPointer { p in g.w[s].withUnsafeBufferPointer { gr in
                 mW[s].withUnsafeMutableBufferPointer { m in vW[s].withUnsafeMutableBufferPointer { v in
-                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cw) } } } }
+                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cw, lrW) } } } }
             a.biases[s].withUnsafeMutableBufferPointer { p in g.b[s].withUnsafeBufferPointer { gr in
                 mB[s].withUnsafeMutableBufferPointer { m in vB[s].withUnsafeMutableBufferPointer { v in
-                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cb) } } } }
+                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cb, lr) } } } }
         }
     }
 }

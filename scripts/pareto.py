@@ -152,7 +152,7 @@ def main():
             # a global price per expert (same in every layer): moves along the allocator's own
             # trade-off, spending where its logits say an expert is worth most
             curves[f"Ada-K λ={args.main} + price μ"] = [cache.get(f"adak lambda={args.main}")] + [
-                run_eval(args, ["--routing", "adak", "--allocator", p, "--price", str(mu)], cache,
+                run_eval(args, ["--routing", "adak", "--allocator", p, f"--price={mu}"], cache,
                          f"adak lambda={args.main} price={mu}") for mu in args.prices if mu != 0]
             # the budget knob: every layer held at budget·K on average, tokens traded within a layer
             curves[f"Ada-K λ={args.main} + budget"] = [
@@ -176,18 +176,36 @@ def main():
         ax.axvline(0.75, color="gray", ls=":", lw=1)
     ax.set_xlabel("expert FLOPs / static Top-K (K=%d)" % K)
     ax.set_ylabel("perplexity (held-out, %d windows × 512, second halves)" % args.windows)
-    ax.set_xlim(0.3, 1.3)
+    ax.set_xlim(0.45, 1.3)
     if top:
-        ax.set_ylim(top["ppl"] * 0.97, top["ppl"] * 1.6)
+        ax.set_ylim(top["ppl"] * 0.8, top["ppl"] * 2.2)
+        ax.set_yscale("log")
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     fig.tight_layout(); fig.savefig(os.path.join(args.out, "pareto.png"), dpi=120)
 
     # tables
-    lines = ["| setting | expert FLOPs | ppl | ± | mean k |", "|---|---|---|---|---|"]
+    # static Top-K interpolated (log ppl linear in expert FLOPs between integer K): the ppl it has
+    # at a setting's FLOPs, and the FLOPs it needs for the setting's ppl
+    tk = sorted((cache[f"topk k={k}"]["expert_fraction"], np.log(cache[f"topk k={k}"]["ppl"]))
+                for k in range(1, E + 1) if f"topk k={k}" in cache)
+    def topk_ppl_at(x):
+        if len(tk) < 2 or not tk[0][0] <= x <= tk[-1][0]:
+            return float("nan")
+        return float(np.exp(np.interp(x, [a for a, _ in tk], [b for _, b in tk])))
+    def topk_flops_for(ppl):
+        ys = [b for _, b in tk][::-1]; xs = [a for a, _ in tk][::-1]
+        if len(tk) < 2 or not ys[0] <= np.log(ppl) <= ys[-1]:
+            return float("nan")
+        return float(np.interp(np.log(ppl), ys, xs))
+    lines = ["| setting | expert FLOPs | ppl | ± | mean k | Top-K ppl at these FLOPs | Top-K FLOPs for this ppl |",
+             "|---|---|---|---|---|---|---|"]
+    seen = set()
     for name, pts in curves.items():
-        for key, r in cache.items():
-            if isinstance(r, dict) and any(r is p for p in pts):
-                lines.append(f"| {key} | {r['expert_fraction']:.3f} | {r['ppl']:.3f} | {r['stderr']:.3f} | {r['mean_k']:.2f} |")
+        for key, r in sorted(cache.items()):
+            if isinstance(r, dict) and any(r is p for p in pts) and key not in seen:
+                seen.add(key)
+                lines.append(f"| {key} | {r['expert_fraction']:.3f} | {r['ppl']:.3f} | {r['stderr']:.3f} | {r['mean_k']:.2f} "
+                             f"| {topk_ppl_at(r['expert_fraction']):.3f} | {topk_flops_for(r['ppl']):.3f} |")
     with open(os.path.join(args.out, "tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -79,6 +79,17 @@ def main():
     ap.add_argument("--experts", type=int, default=16)
     ap.add_argument("--layers", type=int, default=30)
     ap.add_argument("--out", default="results")
+    flist = lambda v: [float(x) for x in v.split(",") if x]
+    ap.add_argument("--topk", type=lambda v: [int(x) for x in v.split(",")], default=[4, 5, 6, 7, 8, 9, 10])
+    ap.add_argument("--top-p", type=flist, default=[0.5, 0.7, 0.9])
+    ap.add_argument("--skip", type=flist, default=[0.6, 0.4, 0.2])
+    ap.add_argument("--tau", type=flist, default=[0.3, 0.4, 0.5])
+    ap.add_argument("--top-p-e", type=flist, default=[0.7, 0.9, 0.95])
+    ap.add_argument("--skip-e", type=flist, default=[0.4, 0.2, 0.1])
+    ap.add_argument("--tau-e", type=flist, default=[0.4, 0.6, 0.8])
+    ap.add_argument("--prices", type=flist, default=[-0.5, 0.5, 1.0])
+    ap.add_argument("--budgets", type=flist, default=[0.5, 0.75, 1.0])
+    ap.add_argument("--schedule-budgets", type=flist, default=[0.5, 0.75, 0.875])
     ap.add_argument("--only", default="", help="comma-separated groups to run (default: all)")
     ap.add_argument("--cached-only", action="store_true", help="plot what results.json holds; run nothing new (but the token trace)")
     args = ap.parse_args()
@@ -92,16 +103,20 @@ def main():
     curves = {}
     if want("topk"):
         curves["static Top-K"] = [run_eval(args, ["--routing", "topk", "--k", str(k)], cache, f"topk k={k}")
-                                  for k in [4, 5, 6, 7, 8, 10]]
-    if want("top_p"):
-        curves["Top-P"] = [run_eval(args, ["--routing", "top_p", "--top-p-routing", str(p)], cache, f"top_p p={p}")
-                           for p in [0.5, 0.7, 0.8, 0.9, 0.95]]
-    if want("skip"):
-        curves["β-skip"] = [run_eval(args, ["--routing", "skip", "--beta", str(b)], cache, f"skip beta={b}")
-                            for b in [0.6, 0.4, 0.3, 0.2, 0.1]]
-    if want("entropy"):
-        curves["entropy"] = [run_eval(args, ["--routing", "entropy", "--tau", str(t)], cache, f"entropy tau={t}")
-                             for t in [0.3, 0.4, 0.5, 0.6, 0.8]]
+                                  for k in args.topk]
+    # the threshold policies with their default cap k_max = K (they can only cut) and, for a fair
+    # comparison with Ada-K (which may spend up to E), with k_max = E
+    for cap, suffix in [(None, ""), (E, f" kmax={E}")]:
+        kx = ["--k-max", str(cap)] if cap else []
+        if want("top_p"):
+            curves["Top-P" + suffix] = [run_eval(args, ["--routing", "top_p", "--top-p-routing", str(p)] + kx, cache,
+                                                 f"top_p p={p}{suffix}") for p in (args.top_p_e if cap else args.top_p)]
+        if want("skip"):
+            curves["β-skip" + suffix] = [run_eval(args, ["--routing", "skip", "--beta", str(b)] + kx, cache,
+                                                  f"skip beta={b}{suffix}") for b in (args.skip_e if cap else args.skip)]
+        if want("entropy"):
+            curves["entropy" + suffix] = [run_eval(args, ["--routing", "entropy", "--tau", str(t)] + kx, cache,
+                                                   f"entropy tau={t}{suffix}") for t in (args.tau_e if cap else args.tau)]
     if want("schedule"):
         # calibration on training text: Δnll when one layer drops from K to K−4
         base = run_eval(args, ["--routing", "topk"], cache, "calib topk", windows=args.calib_windows, text=args.train)
@@ -115,7 +130,7 @@ def main():
                 break
             sens.append(np.log(r["ppl"]) - np.log(base["ppl"]))
         pts = []
-        for b in ([0.5, 0.625, 0.75, 0.875] if len(sens) == L else []):
+        for b in (args.schedule_budgets if len(sens) == L else []):
             cache["calib sensitivity"] = sens
             ks = schedule(sens, K, b)
             r = run_eval(args, ["--k-schedule", ",".join(map(str, ks))], cache, f"schedule budget={b}")
@@ -125,15 +140,24 @@ def main():
         curves["per-layer static K"] = pts
     allocs = dict(a.split("=", 1) for a in args.allocator)
     if want("adak"):
-        pts = [run_eval(args, ["--routing", "adak", "--allocator", p], cache, f"adak lambda={lam}")
+        # the main allocator's point also writes the per-token trace for the analysis plots
+        tok_path = os.path.join(args.out, "tokens.json")
+        pts = [run_eval(args, ["--routing", "adak", "--allocator", p], cache, f"adak lambda={lam}",
+                        tokens_out=tok_path if lam == args.main else None)
                for lam, p in sorted(allocs.items(), key=lambda kv: float(kv[0]))]
         if any(p is not None for p in pts):
             curves["Ada-K (λ sweep)"] = pts
         if args.main and args.main in allocs:
             p = allocs[args.main]
+            # a global price per expert (same in every layer): moves along the allocator's own
+            # trade-off, spending where its logits say an expert is worth most
+            curves[f"Ada-K λ={args.main} + price μ"] = [cache.get(f"adak lambda={args.main}")] + [
+                run_eval(args, ["--routing", "adak", "--allocator", p, f"--price={mu}"], cache,
+                         f"adak lambda={args.main} price={mu}") for mu in args.prices if mu != 0]
+            # the budget knob: every layer held at budget·K on average, tokens traded within a layer
             curves[f"Ada-K λ={args.main} + budget"] = [
                 run_eval(args, ["--routing", "adak", "--allocator", p, "--budget", str(b)], cache,
-                         f"adak lambda={args.main} budget={b}") for b in [0.6, 0.75, 0.9]]
+                         f"adak lambda={args.main} budget={b}") for b in args.budgets]
 
     curves = {n: [p for p in pts if p is not None] for n, pts in curves.items()}
     curves = {n: pts for n, pts in curves.items() if pts}
@@ -144,32 +168,51 @@ def main():
     for i, (name, pts) in enumerate(curves.items()):
         xs = np.array([p["expert_fraction"] for p in pts]); ys = np.array([p["ppl"] for p in pts])
         o = np.argsort(xs)
-        ax.plot(xs[o], ys[o], marker=marks[i % len(marks)], label=name, lw=2 if "Ada-K" in name else 1)
+        ax.plot(xs[o], ys[o], marker=marks[i % len(marks)], label=name, lw=2 if "Ada-K" in name else 1,
+                ls="--" if "kmax" in name else "-", color=plt.cm.tab20(i % 20))
     top = cache.get(f"topk k={K}")
     if top:
         ax.axhline(top["ppl"], color="gray", ls=":", lw=1)
         ax.axvline(0.75, color="gray", ls=":", lw=1)
     ax.set_xlabel("expert FLOPs / static Top-K (K=%d)" % K)
     ax.set_ylabel("perplexity (held-out, %d windows × 512, second halves)" % args.windows)
-    ax.set_xlim(0.3, 1.3)
+    ax.set_xlim(0.45, 1.3)
     if top:
-        ax.set_ylim(top["ppl"] * 0.97, top["ppl"] * 1.6)
+        ax.set_ylim(top["ppl"] * 0.8, top["ppl"] * 2.2)
+        ax.set_yscale("log")
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     fig.tight_layout(); fig.savefig(os.path.join(args.out, "pareto.png"), dpi=120)
 
     # tables
-    lines = ["| setting | expert FLOPs | ppl | ± | mean k |", "|---|---|---|---|---|"]
+    # static Top-K interpolated (log ppl linear in expert FLOPs between integer K): the ppl it has
+    # at a setting's FLOPs, and the FLOPs it needs for the setting's ppl
+    tk = sorted((cache[f"topk k={k}"]["expert_fraction"], np.log(cache[f"topk k={k}"]["ppl"]))
+                for k in range(1, E + 1) if f"topk k={k}" in cache)
+    def topk_ppl_at(x):
+        if len(tk) < 2 or not tk[0][0] <= x <= tk[-1][0]:
+            return float("nan")
+        return float(np.exp(np.interp(x, [a for a, _ in tk], [b for _, b in tk])))
+    def topk_flops_for(ppl):
+        ys = [b for _, b in tk][::-1]; xs = [a for a, _ in tk][::-1]
+        if len(tk) < 2 or not ys[0] <= np.log(ppl) <= ys[-1]:
+            return float("nan")
+        return float(np.interp(np.log(ppl), ys, xs))
+    lines = ["| setting | expert FLOPs | ppl | ± | mean k | Top-K ppl at these FLOPs | Top-K FLOPs for this ppl |",
+             "|---|---|---|---|---|---|---|"]
+    seen = set()
     for name, pts in curves.items():
-        for key, r in cache.items():
-            if isinstance(r, dict) and any(r is p for p in pts):
-                lines.append(f"| {key} | {r['expert_fraction']:.3f} | {r['ppl']:.3f} | {r['stderr']:.3f} | {r['mean_k']:.2f} |")
+        for key, r in sorted(cache.items()):
+            if isinstance(r, dict) and any(r is p for p in pts) and key not in seen:
+                seen.add(key)
+                lines.append(f"| {key} | {r['expert_fraction']:.3f} | {r['ppl']:.3f} | {r['stderr']:.3f} | {r['mean_k']:.2f} "
+                             f"| {topk_ppl_at(r['expert_fraction']):.3f} | {topk_flops_for(r['ppl']):.3f} |")
     with open(os.path.join(args.out, "tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
     # analysis of the main allocator: mean k per layer, content vs function words
     if args.main and args.main in allocs:
         tok_path = os.path.join(args.out, "tokens.json")
-        r = run_eval(args, ["--routing", "adak", "--allocator", allocs[args.main]], cache, f"adak lambda={args.main} trace",
+        r = run_eval(args, ["--routing", "adak", "--allocator", allocs[args.main]], cache, f"adak lambda={args.main}",
                      tokens_out=tok_path)
         fig, ax = plt.subplots(figsize=(8, 3.5))
         ax.bar(range(len(r["mean_k_per_layer"])), r["mean_k_per_layer"], color="tab:blue")

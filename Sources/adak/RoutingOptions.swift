@@ -13,6 +13,7 @@ struct RoutingOptions: ParsableArguments {
     @Option(help: "Largest k any policy may choose") var kMax: Int?
     @Option(help: "Ada-K allocator file (GGUF); 'identity' for the untrained one") var allocator: String?
     @Option(help: "Expert-FLOPs budget as a fraction of static Top-K (e.g. 0.75)") var budget: Float?
+    @Option(help: "Fixed price per expert for --routing adak without a budget, the same in every layer: k = argmax(logit_k − price·k)") var price: Float = 0
 
     func config() throws -> RoutingConfig {
         guard let policy = RoutingPolicy(rawValue: routing) else {
@@ -26,6 +27,7 @@ struct RoutingOptions: ParsableArguments {
         r.kMin = kMin
         r.kMax = kMax
         r.budget = budget
+        r.price = price
         return r
     }
 

@@ -23,9 +23,11 @@ struct TrainAllocator: ParsableCommand {
     @Option(help: "Tokens per minibatch (all MoE layers of each)") var minibatch = 256
     @Option(help: "Clip range ε") var clip = 0.2
     @Option(help: "Adam learning rate") var lr = 3e-3
+    @Option(help: "Learning rate of the allocator weights as a multiple of --lr (biases: --lr)") var weightLrScale = 1.0
     @Option(help: "Entropy bonus coefficient") var entropyCoef = 0.0
     @Option(help: "Gradient-norm clip (0: none)") var maxGradNorm = 1.0
     @Option(help: "Advantage baseline: greedy (self-critical, 2 passes per window) or mean") var baseline = "greedy"
+    @Option(help: "MoE layers sampled per rollout window, the others at their argmax (0: all)") var perturbLayers = 0
     @Option(help: "Seed of sampling and shuffling") var seed: UInt64 = 0
     @Option(help: "Smallest k the allocator may choose") var kMin = 1
     @Option(help: "Largest k the allocator may choose (default: all experts)") var kMax: Int?
@@ -46,9 +48,11 @@ struct TrainAllocator: ParsableCommand {
         s.ppo.minibatch = minibatch
         s.ppo.clip = clip
         s.ppo.learningRate = lr
+        s.ppo.weightLRScale = weightLrScale
         s.ppo.entropyCoef = entropyCoef
         s.ppo.maxGradNorm = maxGradNorm
         s.baseline = base
+        s.perturbLayers = perturbLayers
         s.seed = seed
         s.kMin = kMin
         s.kMax = kMax
@@ -68,7 +72,7 @@ struct TrainAllocator: ParsableCommand {
         let trainer = resume ? try AllocatorTrainer(resuming: out, model: m, tokens: tokens, settings: s)
                              : try AllocatorTrainer(model: m, tokens: tokens, settings: s)
         let L = m.moeLayerIndices.count
-        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; λ \(lambda); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); threads \(threads == 0 ? "all" : String(threads))\n")
+        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; λ \(lambda); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); threads \(threads == 0 ? "all" : String(threads))\n")
         try trainer.run(checkpointPath: out) { p in
             let ks = p.meanKPerLayer.map { fmt($0, 1) }.joined(separator: " ")
             var line = "upd \(p.update)/\(p.updates) tok \(p.tokens) R \(fmt(p.meanReward, 3)) logp \(fmt(p.meanLogProb, 3))"

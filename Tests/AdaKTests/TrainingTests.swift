@@ -193,4 +193,94 @@ import Glibc
         #expect(throws: AdaKError.self) { try f.run { _ in false } }
         #expect(f.updatesDone == 1)
     }
+
+    /// Single-layer perturbation (`perturbLayers` = 1): per window exactly one MoE layer is
+    /// sampled, the others take the argmax and are left out of the loss; paired with the greedy
+    /// pass, a token whose sampled layer chose the argmax at it and at every earlier position ran
+    /// exactly the greedy computation, so its raw advantage is 0 — the credit of a token belongs to
+    /// that one layer's actions alone. (With every layer sampled this does not hold.)
+    @Test func singleLayerPerturbationIsolatesTheCredit() throws {
+        let m = try Model(path: Fixtures.path("models/tiny-olmoe.f32.gguf"))
+        var rng = TrainingRNG(seed: 5)
+        let tokens = (0..<400).map { _ in Int32(3 + rng.below(m.config.nVocab - 3)) }
+        var s = AllocatorTrainingSettings()
+        s.window = 32
+        s.rolloutTokens = 31 * 6
+        s.updates = 1
+        s.seed = 3
+        s.threads = 1
+        s.perturbLayers = 1
+        s.ppo.minibatch = 16
+        s.ppo.epochs = 1
+        let tr = try AllocatorTrainer(model: m, tokens: tokens, settings: s)
+        let L = m.moeLayerIndices.count
+        #expect(L >= 2)
+        // raw advantages: run the rollouts by hand with the trainer's own session and trace
+        let greedy = RoutingTrace(model: m, sampling: false, recordHidden: false)
+        var zeroWhereUnperturbed = 0, checked = 0
+        for w in 0..<6 {
+            let win = tr.nextWindow()
+            greedy.clear()
+            tr.session.trace = greedy
+            tr.session.reset()
+            try tr.session.evaluate(win, allLogits: true)
+            let base = tr.logProbs(of: win)
+            tr.trace.clear()
+            let slot = w % L
+            tr.trace.sampledSlots = [slot]
+            tr.session.trace = tr.trace
+            tr.session.reset()
+            try tr.session.evaluate(win, allLogits: true)
+            tr.session.trace = nil
+            let lp = tr.logProbs(of: win)
+            for other in 0..<L where other != slot {
+                #expect(tr.trace.k[other] == greedy.k[other], "unperturbed layer \(other) took its argmax")
+            }
+            var samePrefix = true
+            for t in 0..<(win.count - 1) {
+                samePrefix = samePrefix && tr.trace.k[slot][t] == greedy.k[slot][t]
+                if samePrefix {
+                    #expect(lp[t] == base[t], "window \(w) token \(t): identical decisions, identical reward")
+                    zeroWhereUnperturbed += 1
+                }
+                checked += 1
+            }
+        }
+        tr.trace.sampledSlots = nil
+        #expect(zeroWhereUnperturbed > 0 && zeroWhereUnperturbed < checked)
+
+        // the trainer's batch: one active layer per window, normalised over the active samples only
+        let t2 = try AllocatorTrainer(model: m, tokens: tokens, settings: s)
+        try t2.run()
+        let b = try #require(t2.lastBatch)
+        #expect(b.activeCount == b.count, "one layer per token (window) is active")
+        for i in 0..<b.count {
+            #expect((0..<L).filter { b.isActive($0, i) }.count == 1)
+            for sl in 0..<L where !b.isActive(sl, i) { #expect(b.advantage[sl][i] == 0) }
+        }
+        var mean = 0.0, sq = 0.0
+        for sl in 0..<L { for i in 0..<b.count where b.isActive(sl, i) { mean += Double(b.advantage[sl][i]); sq += Double(b.advantage[sl][i] * b.advantage[sl][i]) } }
+        mean /= Double(b.activeCount)
+        #expect(abs(mean) < 1e-5 && abs(sq / Double(b.activeCount) - 1) < 1e-3)
+    }
+
+    /// The loss ignores inactive samples: marking samples inactive equals removing them.
+    @Test func inactiveSamplesDoNotEnterTheLoss() {
+        let a = Self.randomAllocator(slots: 2, E: 5, d: 6, seed: 3)
+        var b = Self.batch(a, n: 12, lo: 1, hi: 4, seed: 4)
+        var half = PPOBatch(nEmbd: 6, nExpert: 5, slots: 2, lo: 1, hi: 4)
+        for sl in 0..<2 {
+            b.active[sl] = (0..<12).map { $0 % 2 == sl }
+            for i in 0..<12 where i % 2 == sl {
+                half.hidden[sl].append(contentsOf: b.hidden[sl][(i * 6)..<(i * 6 + 6)])
+                half.k[sl].append(b.k[sl][i]); half.logProbOld[sl].append(b.logProbOld[sl][i]); half.advantage[sl].append(b.advantage[sl][i])
+            }
+        }
+        let s = PPOSettings()
+        var g1 = AllocatorGradient(slots: 2, nExpert: 5, nEmbd: 6), g2 = g1
+        let l1 = PPOMath.loss(allocator: a, batch: b, tokens: Array(0..<12)[...], settings: s, gradient: &g1, stats: nil)
+        let l2 = PPOMath.loss(allocator: a, batch: half, tokens: Array(0..<6)[...], settings: s, gradient: &g2, stats: nil)
+        #expect(abs(l1 - l2) < 1e-9)
+        for sl in 0..<2 { for j in g1.w[sl].indices { #expect(abs(g1.w[sl][j] - g2.w[sl][j]) < 1e-6) } }
+    }
 }

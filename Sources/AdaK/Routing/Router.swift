@@ -94,7 +94,11 @@ final class RouterState {
 
         if let tr = trace, tr.sampling, config.forcedK == nil, !allocLogits.isEmpty {
             // PPO rollout: k ~ π(·|h) within [lo, hi], recorded with log π_old (Training/RoutingTrace.swift)
-            let ks = allocLogits.withUnsafeBufferPointer { tr.sample(slot: slot, logits: $0.baseAddress!, nExpert: E, n: n, lo: lo, hi: hi) }
+            // (slots outside `sampledSlots` take the argmax: single-layer perturbation)
+            let ks = allocLogits.withUnsafeBufferPointer { l in
+                tr.samples(slot: slot) ? tr.sample(slot: slot, logits: l.baseAddress!, nExpert: E, n: n, lo: lo, hi: hi)
+                                       : tr.argmax(slot: slot, logits: l.baseAddress!, nExpert: E, n: n, lo: lo, hi: hi)
+            }
             tr.record(slot: slot, ks: ks, hidden: hidden, n: n)
             batchK[slot] = ks
             return ks
@@ -121,7 +125,7 @@ final class RouterState {
             }
         } else {
             for t in 0..<n {
-                ks[t] = config.forcedK?(layer, pos0 + t).map { min(max($0, 1), E) } ?? rule(t, 0)
+                ks[t] = config.forcedK?(layer, pos0 + t).map { min(max($0, 1), E) } ?? rule(t, config.policy == .adak ? config.price : 0)
             }
         }
         trace?.record(slot: slot, ks: ks, hidden: hidden, n: n)

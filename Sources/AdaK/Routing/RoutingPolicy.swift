@@ -36,6 +36,11 @@ public struct RoutingConfig: Sendable, Equatable {
     public var kMax: Int? = nil
     /// Expert-FLOPs budget as a fraction of static Top-K (nil: no budget).
     public var budget: Float? = nil
+    /// Fixed price μ per expert for `adak` without a budget: k = argmax(logit_k − μ·k), the same μ
+    /// in every layer. Unlike the budget (which holds every layer at the same mean k), a global
+    /// price lets the allocator spend more where its logits say an expert is worth more, so it
+    /// moves along the allocator's own trade-off curve (≈ retraining at λ + μ·L·K).
+    public var price: Float = 0
 
     public init(policy: RoutingPolicy = .topK) { self.policy = policy }
 
@@ -45,7 +50,7 @@ public struct RoutingConfig: Sendable, Equatable {
 
     public static func == (a: RoutingConfig, b: RoutingConfig) -> Bool {
         a.policy == b.policy && a.k == b.k && a.p == b.p && a.beta == b.beta && a.tau == b.tau
-            && a.kMin == b.kMin && a.kMax == b.kMax && a.budget == b.budget
+            && a.kMin == b.kMin && a.kMax == b.kMax && a.budget == b.budget && a.price == b.price
             && (a.forcedK == nil) == (b.forcedK == nil)
     }
 
@@ -70,6 +75,7 @@ public struct RoutingConfig: Sendable, Equatable {
         guard kMin >= 1, kMin <= e else { throw bad("k_min = \(kMin) out of range 1...\(e)") }
         if let kMax { guard kMax >= kMin, kMax <= e else { throw bad("k_max = \(kMax) out of range \(kMin)...\(e)") } }
         if let budget { guard budget.isFinite, budget > 0, budget <= 16 else { throw bad("budget must be in (0, 16]") } }
+        guard price.isFinite, abs(price) <= 64 else { throw bad("price must be in [-64, 64]") }
     }
 }
 

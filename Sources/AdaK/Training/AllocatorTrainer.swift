@@ -26,6 +26,11 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     public var window = 256
     public var ppo = PPOSettings()
     public var baseline: AdvantageBaseline = .greedy
+    /// MoE layers whose k is sampled in each rollout window (0: all). With n > 0, n layers drawn
+    /// at random per window are sampled and the others take the argmax; paired with the greedy
+    /// baseline the advantage of token t is then caused by those n layers' actions alone (not by
+    /// the other L − n layers' exploration), at the price of n/L as many samples per layer.
+    public var perturbLayers = 0
     public var seed: UInt64 = 0
     /// Range of k the policy samples and acts in (kMax nil: all experts).
     public var kMin = 1
@@ -56,6 +61,10 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         if let totalTokens { guard totalTokens >= 1 else { throw bad("total tokens must be >= 1") } }
         guard initSharpness.isFinite, initSharpness > 0 else { throw bad("init sharpness must be > 0") }
         guard threads >= 0, threads <= 1024, checkpointEvery >= 0 else { throw bad("bad threads or checkpoint interval") }
+        guard perturbLayers >= 0, perturbLayers <= model.moeLayerIndices.count else {
+            throw bad("perturb layers must be in 0...\(model.moeLayerIndices.count)")
+        }
+        guard perturbLayers == 0 || baseline == .greedy else { throw bad("perturbing a few layers needs the greedy baseline") }
     }
 }
 
@@ -93,6 +102,8 @@ public final class AllocatorTrainer {
     public private(set) var tokensDone = 0
     /// Next window starts at this token.
     public private(set) var cursor = 0
+    /// The PPO batch of the last update (advantages normalised), for inspection and tests.
+    public private(set) var lastBatch: PPOBatch?
     let data: [Int32]
     let session: Session
     let trace: RoutingTrace
@@ -133,9 +144,11 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.minibatch"] = .uint32(UInt32(settings.ppo.minibatch))
         a.trainingInfo["adak.train.clip"] = .float64(settings.ppo.clip)
         a.trainingInfo["adak.train.lr"] = .float64(settings.ppo.learningRate)
+        a.trainingInfo["adak.train.weight_lr_scale"] = .float64(settings.ppo.weightLRScale)
         a.trainingInfo["adak.train.entropy_coef"] = .float64(settings.ppo.entropyCoef)
         a.trainingInfo["adak.train.max_grad_norm"] = .float64(settings.ppo.maxGradNorm)
         a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)
+        a.trainingInfo["adak.train.perturb_layers"] = .uint32(UInt32(settings.perturbLayers))
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
         a.trainingInfo["adak.train.k_max"] = .uint32(UInt32(hi))
@@ -203,6 +216,13 @@ public final class AllocatorTrainer {
                 }
             }
             trace.clear()
+            var perturbed: Set<Int>? = nil
+            if settings.perturbLayers > 0 {
+                var slots = Array(0..<L)
+                for i in 0..<settings.perturbLayers { slots.swapAt(i, i + trace.rng.below(L - i)) }
+                perturbed = Set(slots[0..<settings.perturbLayers])
+            }
+            trace.sampledSlots = perturbed
             session.trace = trace
             session.reset()
             try session.evaluate(win, allLogits: true)
@@ -222,13 +242,16 @@ public final class AllocatorTrainer {
                     batch.k[s].append(trace.k[s][t])
                     batch.logProbOld[s].append(trace.logProb[s][t])
                     batch.advantage[s].append(adv)
+                    batch.active[s].append(perturbed?.contains(s) ?? true)
                     kSum[s] += Double(trace.k[s][t])
                 }
             }
             for s in 0..<L { batch.hidden[s].append(contentsOf: trace.hidden[s][0..<(m * d)]) }
             n += m
         }
+        trace.sampledSlots = nil
         batch.normalizeAdvantages()
+        lastBatch = batch
         let st = optimizer.update(allocator: allocator, batch: batch, rng: &trace.rng)
         updatesDone += 1
         tokensDone += n

@@ -15,6 +15,10 @@ public struct PPOBatch {
     public var k: [[Int32]]
     public var logProbOld: [[Float]]
     public var advantage: [[Float]]
+    /// Per slot and sample: whether the sample takes part (empty row: all do). Slots a rollout did
+    /// not perturb carry no information about their action and are left out of the loss and of
+    /// the advantage normalisation.
+    public var active: [[Bool]]
 
     public init(nEmbd: Int, nExpert: Int, slots: Int, lo: Int, hi: Int) {
         self.nEmbd = nEmbd
@@ -25,20 +29,33 @@ public struct PPOBatch {
         k = [[Int32]](repeating: [], count: slots)
         logProbOld = [[Float]](repeating: [], count: slots)
         advantage = [[Float]](repeating: [], count: slots)
+        active = [[Bool]](repeating: [], count: slots)
+    }
+
+    @inline(__always) func isActive(_ slot: Int, _ i: Int) -> Bool { active[slot].isEmpty || active[slot][i] }
+
+    /// Active samples over all slots.
+    public var activeCount: Int {
+        (0..<slots).reduce(0) { n, s in n + (active[s].isEmpty ? k[s].count : active[s].reduce(0) { $0 + ($1 ? 1 : 0) }) }
     }
 
     public var slots: Int { k.count }
     /// Samples per slot.
     public var count: Int { k.first?.count ?? 0 }
 
-    /// Advantages of all slots shifted and scaled to mean 0 and standard deviation 1.
+    /// Advantages of the active samples of all slots shifted and scaled to mean 0 and standard
+    /// deviation 1 (inactive ones are set to 0).
     public mutating func normalizeAdvantages() {
         var n = 0.0, s = 0.0, s2 = 0.0
-        for a in advantage { for v in a { n += 1; s += Double(v); s2 += Double(v) * Double(v) } }
+        for (i, a) in advantage.enumerated() {
+            for (j, v) in a.enumerated() where isActive(i, j) { n += 1; s += Double(v); s2 += Double(v) * Double(v) }
+        }
         guard n > 1 else { return }
         let mean = s / n
         let sd = max((s2 / n - mean * mean).squareRoot(), 1e-8)
-        for i in advantage.indices { for j in advantage[i].indices { advantage[i][j] = Float((Double(advantage[i][j]) - mean) / sd) } }
+        for i in advantage.indices {
+            for j in advantage[i].indices { advantage[i][j] = isActive(i, j) ? Float((Double(advantage[i][j]) - mean) / sd) : 0 }
+        }
     }
 }
 
@@ -51,6 +68,12 @@ public struct PPOSettings: Sendable, Equatable {
     /// Samples (tokens) per minibatch; every slot's samples of those tokens go into it.
     public var minibatch = 256
     public var learningRate: Double = 3e-3
+    /// Learning rate of the allocator weights as a multiple of `learningRate` (the biases use
+    /// `learningRate` itself). The bias of a layer gets the summed evidence of every token, the
+    /// n_embd weights of each action only what correlates with h; with few rollouts their Adam
+    /// steps are mostly noise and add random per-token logit offsets, so a scale < 1 lets the
+    /// per-layer allocation (biases) move fast while the per-token part (weights) moves slowly.
+    public var weightLRScale: Double = 1
     /// Weight of the entropy bonus (0: none).
     public var entropyCoef: Double = 0
     /// Global L2 norm the gradient is clipped to (0: no clipping).
@@ -66,6 +89,7 @@ public struct PPOSettings: Sendable, Equatable {
         guard epochs >= 1, epochs <= 100 else { throw bad("epochs must be in 1...100") }
         guard minibatch >= 1 else { throw bad("minibatch must be >= 1") }
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw bad("learning rate must be in (0, 1)") }
+        guard weightLRScale.isFinite, weightLRScale >= 0, weightLRScale <= 100 else { throw bad("weight lr scale must be in [0, 100]") }
         guard entropyCoef.isFinite, entropyCoef >= 0 else { throw bad("entropy coefficient must be >= 0") }
         guard maxGradNorm.isFinite, maxGradNorm >= 0 else { throw bad("max grad norm must be >= 0") }
         guard beta1 >= 0, beta1 < 1, beta2 >= 0, beta2 < 1, adamEps > 0 else { throw bad("bad Adam settings") }
@@ -127,7 +151,11 @@ enum PPOMath {
                      gradient: UnsafeMutablePointer<AllocatorGradient>?, stats: UnsafeMutablePointer<PPOUpdateStats>?) -> Double {
         let d = batch.nEmbd, E = batch.nExpert, lo = batch.lo, hi = batch.hi
         let nk = hi - lo + 1
-        let count = Double(tokens.count * batch.slots)
+        var active = 0
+        for slot in 0..<batch.slots {
+            if batch.active[slot].isEmpty { active += tokens.count } else { for i in tokens where batch.active[slot][i] { active += 1 } }
+        }
+        let count = Double(active)
         guard count > 0 else { return 0 }
         let eps = s.clip, c = s.entropyCoef
         var total = 0.0, kl = 0.0, clipped = 0.0, ent = 0.0
@@ -137,7 +165,7 @@ enum PPOMath {
         for slot in 0..<batch.slots {
             batch.hidden[slot].withUnsafeBufferPointer { hAll in
                 a.weights[slot].withUnsafeBufferPointer { w in
-                    for i in tokens {
+                    for i in tokens where batch.isActive(slot, i) {
                         let h = hAll.baseAddress! + i * d
                         for j in lo...hi {
                             z[j - 1] = a.biases[slot][j - 1] + akk_vec_dot(Int32(AKK_F32.rawValue), Int64(d), w.baseAddress! + (j - 1) * d, h)
@@ -242,8 +270,9 @@ public final class PPOOptimizer {
         let b1 = Float(settings.beta1), b2 = Float(settings.beta2), e = Float(settings.adamEps)
         let c1 = 1 - pow(settings.beta1, Double(step)), c2 = 1 - pow(settings.beta2, Double(step))
         let lr = Float(settings.learningRate * c2.squareRoot() / c1)
+        let lrW = lr * Float(settings.weightLRScale)
         func apply(_ p: UnsafeMutablePointer<Float>, _ gr: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                   _ v: UnsafeMutablePointer<Float>, _ count: Int) {
+                   _ v: UnsafeMutablePointer<Float>, _ count: Int, _ lr: Float) {
             for i in 0..<count {
                 m[i] = b1 * m[i] + (1 - b1) * gr[i]
                 v[i] = b2 * v[i] + (1 - b2) * gr[i] * gr[i]
@@ -254,10 +283,10 @@ public final class PPOOptimizer {
             let cw = a.weights[s].count, cb = a.biases[s].count
             a.weights[s].withUnsafeMutableBufferPointer { p in g.w[s].withUnsafeBufferPointer { gr in
                 mW[s].withUnsafeMutableBufferPointer { m in vW[s].withUnsafeMutableBufferPointer { v in
-                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cw) } } } }
+                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cw, lrW) } } } }
             a.biases[s].withUnsafeMutableBufferPointer { p in g.b[s].withUnsafeBufferPointer { gr in
                 mB[s].withUnsafeMutableBufferPointer { m in vB[s].withUnsafeMutableBufferPointer { v in
-                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cb) } } } }
+                    apply(p.baseAddress!, gr.baseAddress!, m.baseAddress!, v.baseAddress!, cb, lr) } } } }
         }
     }
 }

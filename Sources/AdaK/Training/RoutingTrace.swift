@@ -82,6 +82,10 @@ public final class RoutingTrace {
     public internal(set) var logProb: [[Float]]
     /// Allocator inputs, per slot: token-major rows of n_embd floats (recordHidden only).
     public internal(set) var hidden: [[Float]]
+    /// With `sampling`: the slots whose k is sampled (nil: all). The other slots take the
+    /// allocator's argmax (its log π is still recorded), so a rollout can perturb a few layers
+    /// and be compared token by token with the all-argmax pass (`perturbLayers` in training).
+    public var sampledSlots: Set<Int>? = nil
 
     public convenience init(model: Model, sampling: Bool, recordHidden: Bool, seed: UInt64 = 0) {
         self.init(slots: model.moeLayerIndices.count, nEmbd: model.config.nEmbd, sampling: sampling,
@@ -127,6 +131,23 @@ public final class RoutingTrace {
         }
         return ks
     }
+
+    /// The argmax k (ties: the smaller) of `n` tokens of one layer within [lo, hi], recording its
+    /// log π like `sample` does (for the slots a rollout does not perturb).
+    func argmax(slot: Int, logits: UnsafePointer<Float>, nExpert E: Int, n: Int, lo: Int, hi: Int) -> [Int] {
+        var ks = [Int](repeating: lo, count: n)
+        var lp = [Double](repeating: 0, count: hi - lo + 1)
+        for t in 0..<n {
+            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, out: $0.baseAddress!) }
+            let k = KRule.adak(logits: logits + t * E, lo: lo, hi: hi, mu: 0)
+            ks[t] = k
+            logProb[slot].append(Float(lp[k - lo]))
+        }
+        return ks
+    }
+
+    /// Whether `slot` is sampled in the current rollout.
+    func samples(slot: Int) -> Bool { sampling && (sampledSlots?.contains(slot) ?? true) }
 
     /// Records the decisions of one layer for `n` tokens.
     func record(slot: Int, ks: [Int], hidden h: UnsafePointer<Float>, n: Int) {

@@ -94,7 +94,7 @@ model:
 # FLOPs budget, printing the routing statistics.
 CARVED_MODEL := $(ADAK_CACHE)/models/SmolLM2-135M-carved-e16s25.gguf
 CARVE_PLAN := plans/smollm2-135m-e16-s25.plan.gguf
-DEMO_ALLOCATOR := allocators/smollm2-e16s25-lambda0.5.gguf
+DEMO_ALLOCATOR := allocators/smollm2-e16s25-lambda1.0.gguf
 DEMO_PROMPT := The three most important things to know about the ocean are
 
 $(CARVED_MODEL): $(BUILD)/bin/adak $(CARVE_PLAN) | model
@@ -105,9 +105,9 @@ carved: $(CARVED_MODEL)
 demo: all model $(CARVED_MODEL)
 	@echo "== dense SmolLM2-135M (Q4_1), greedy"
 	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 48 --echo --verbose -p "$(DEMO_PROMPT)"
-	@echo "== carved MoE, Ada-K allocator, expert-FLOPs budget 0.75 of static top-8"
+	@echo "== carved MoE (16 experts, native top-8), trained Ada-K allocator, expert-FLOPs budget 0.9 of static top-8"
 	$(BUILD)/bin/adak generate -m $(CARVED_MODEL) --temp 0 -n 48 --echo --verbose --stats \
-	    --routing adak --allocator $(DEMO_ALLOCATOR) --budget 0.75 -p "$(DEMO_PROMPT)"
+	    --repeat-penalty 1.15 --routing adak --allocator $(DEMO_ALLOCATOR) --budget 0.9 -p "$(DEMO_PROMPT)"
 
 # Every group runs even when an earlier one fails; the exit status says whether all passed.
 TEST_GROUPS := test-swift test-install test-c test-python

@@ -6,6 +6,9 @@
 #   olmoe-shaped:   d 1024, 16 layers, 16 heads, 64 experts of FFN 512, top-8
 #                   (experts ~75% of the bytes a token reads, as in OLMoE-1B-7B)
 # each at Q8_0 and Q4_0. Needs python3 with a venv (bench/.venv, made on first use).
+# The tokenizer is the tiny fixtures' 256-token byte vocabulary: with SmolLM2's 49152 tokens the
+# LM head alone would be ~20% of the bytes a token reads at d = 1024, far from the real models'
+# proportions (Mixtral-8x7B: 32000 × 4096 against 45B expert weights).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -19,7 +22,7 @@ make_one() {  # name arch extra-args...
     if [ ! -f "$out/$name.q8_0.gguf" ] || [ ! -f "$out/$name.q4_0.gguf" ]; then
         echo "== $name: generating f16 weights"
         "$PY" "$shared/fixtures/tools/make_moe_gguf.py" --arch "$arch" --out "$out/$name.f16.gguf" \
-            --tok-src "$shared/fixtures/tokenizer/smollm2.vocab.gguf" --dtype f16 --embd-dtype f16 --seed 1 --name "$name" "$@"
+            --tok-src "$shared/fixtures/models/tiny-mixtral.f32.gguf" --dtype f16 --embd-dtype f16 --seed 1 --name "$name" "$@"
         for q in q8_0 q4_0; do
             echo "== $name: quantising to $q"
             "$PY" "$here/quantize.py" "$out/$name.f16.gguf" "$out/$name.$q.gguf" "$q"

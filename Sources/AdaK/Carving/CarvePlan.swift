@@ -62,7 +62,7 @@ public struct CarvePlan: Sendable, Equatable {
 
     public func write(to path: String) throws {
         let bytes = try serialize()
-        try CarveIO.write(bytes, to: path)
+        try writeFileAtomically(bytes, to: path)
     }
 
     public init(experts: Int, expertUsed: Int, sharedCount: Int, expertWidth: Int, nEmbd: Int, nFF: Int, nLayer: Int,

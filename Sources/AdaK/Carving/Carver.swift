@@ -67,7 +67,7 @@ public enum Carver {
             plan = try makePlan(model: Model(gguf: g), options: options, progress: progress)
         }
         let bytes = try apply(plan: plan, dense: g, expertType: options.expertType, progress: progress)
-        try CarveIO.write(bytes, to: output)
+        try writeFileAtomically(bytes, to: output)
         return plan
     }
 
@@ -544,40 +544,5 @@ public enum Carver {
             }
         }
         try w.addTensor(name: name, dims: dims, type: UInt32(t), bytes: bytes)
-    }
-}
-
-/// SplitMix64 (Steele et al. 2014): a small seeded generator for deterministic carving.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
-}
-
-/// Atomic file writing without Foundation.
-enum CarveIO {
-    static func write(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp"
-        guard let f = fopen(tmp, "wb") else {
-            throw AdaKError.io("cannot create '\(tmp)': \(String(cString: strerror(errno)))")
-        }
-        let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let closed = fclose(f)
-        guard n == bytes.count, closed == 0 else {
-            unlink(tmp)
-            throw AdaKError.io("cannot write '\(tmp)'")
-        }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw AdaKError.io("cannot rename '\(tmp)' to '\(path)': \(String(cString: strerror(errno)))")
-        }
     }
 }

@@ -113,20 +113,25 @@ public struct GGUFWriter {
 
     /// Writes the file atomically (temp file + rename).
     public func write(to path: String) throws {
-        let bytes = serialize()
-        let tmp = path + ".tmp"
-        guard let f = fopen(tmp, "wb") else {
-            throw AdaKError.io("cannot create '\(tmp)': \(String(cString: strerror(errno)))")
-        }
-        let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let closed = fclose(f)
-        guard n == bytes.count, closed == 0 else {
-            unlink(tmp)
-            throw AdaKError.io("cannot write '\(tmp)'")
-        }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw AdaKError.io("cannot rename '\(tmp)' to '\(path)': \(String(cString: strerror(errno)))")
-        }
+        try writeFileAtomically(serialize(), to: path)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see a
+/// partly written file and a failure leaves any earlier file in place.
+func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    let tmp = path + ".tmp"
+    guard let f = fopen(tmp, "wb") else {
+        throw AdaKError.io("cannot create '\(tmp)': \(String(cString: strerror(errno)))")
+    }
+    let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+    let closed = fclose(f)
+    guard n == bytes.count, closed == 0 else {
+        unlink(tmp)
+        throw AdaKError.io("cannot write '\(tmp)'")
+    }
+    guard rename(tmp, path) == 0 else {
+        unlink(tmp)
+        throw AdaKError.io("cannot rename '\(tmp)' to '\(path)': \(String(cString: strerror(errno)))")
     }
 }

@@ -33,40 +33,6 @@ public struct SamplingParams: Sendable, Equatable {
     }
 }
 
-/// xoshiro256** seeded through splitmix64: a small, fast, reproducible generator.
-public struct RandomGenerator: Sendable {
-    private var s: (UInt64, UInt64, UInt64, UInt64)
-
-    public init(seed: UInt64) {
-        var z = seed
-        func splitmix() -> UInt64 {
-            z &+= 0x9E37_79B9_7F4A_7C15
-            var x = z
-            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            return x ^ (x >> 31)
-        }
-        s = (splitmix(), splitmix(), splitmix(), splitmix())
-    }
-
-    public mutating func next() -> UInt64 {
-        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-        let t = s.1 << 17
-        s.2 ^= s.0
-        s.3 ^= s.1
-        s.1 ^= s.2
-        s.0 ^= s.3
-        s.2 ^= t
-        s.3 = s.3 << 45 | s.3 >> 19
-        return result
-    }
-
-    /// Uniform in [0, 1).
-    public mutating func nextDouble() -> Double {
-        Double(next() >> 11) * (1.0 / 9007199254740992.0)
-    }
-}
-
 /// Turns logits into a token: penalties → top-k → top-p → min-p → temperature → draw
 /// (the order of llama.cpp's default sampler chain).
 public struct Sampler: Sendable {

@@ -2,54 +2,6 @@
 import Glibc
 #endif
 
-/// xoshiro256** seeded through SplitMix64: small, fast, and the same sequence on every platform,
-/// so rollouts are reproducible for a fixed seed (and thread count, which fixes the numerics).
-public struct TrainingRNG: Sendable, Equatable {
-    public private(set) var s: (UInt64, UInt64, UInt64, UInt64)
-
-    public init(seed: UInt64) {
-        var z = seed
-        func splitmix() -> UInt64 {
-            z &+= 0x9E37_79B9_7F4A_7C15
-            var x = z
-            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            return x ^ (x >> 31)
-        }
-        s = (splitmix(), splitmix(), splitmix(), splitmix())
-    }
-
-    /// Restores a state saved with `state`.
-    public init(state: [UInt64]) {
-        precondition(state.count == 4)
-        s = (state[0], state[1], state[2], state[3])
-    }
-
-    public var state: [UInt64] { [s.0, s.1, s.2, s.3] }
-
-    public mutating func next() -> UInt64 {
-        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-        let t = s.1 << 17
-        s.2 ^= s.0
-        s.3 ^= s.1
-        s.1 ^= s.2
-        s.0 ^= s.3
-        s.2 ^= t
-        s.3 = s.3 << 45 | s.3 >> 19
-        return result
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-
-    /// Uniform integer in 0..<n (n ≥ 1), by Lemire's multiply-shift (bias < 2⁻⁶⁴·n: negligible).
-    public mutating func below(_ n: Int) -> Int {
-        Int(next().multipliedFullWidth(by: UInt64(n)).high)
-    }
-
-    public static func == (a: TrainingRNG, b: TrainingRNG) -> Bool { a.state == b.state }
-}
-
 /// The policy of one allocator layer restricted to k ∈ [lo, hi]: log π(k | h) for every k in range
 /// from the logits (index k−1), in double for a stable softmax. Out-of-range actions get −∞.
 enum MaskedPolicy {

@@ -14,32 +14,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (cond) {                                                                  \
-            passed++;                                                                \
-        } else {                                                                     \
-            failed++;                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, adak_last_error());                                       \
-        }                                                                            \
-    } while (0)
-
-/* The call returns `code` and leaves a non-empty message naming the function. */
-#define EXPECT(code, call, fname)                                                        \
-    do {                                                                                 \
-        int st_ = (call);                                                                \
-        if (st_ == (code) && strstr(adak_last_error(), fname) != NULL) {                 \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s returned %d (%s), expected %d; message: %s\n", \
-                    __FILE__, __LINE__, #call, st_, adak_status_string(st_), (code),     \
-                    adak_last_error());                                                  \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 static int stop_after_first(void *user_data, adak_token token, const char *piece, size_t len) {
     (void)token;

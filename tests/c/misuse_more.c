@@ -15,31 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (cond) {                                                                  \
-            passed++;                                                                \
-        } else {                                                                     \
-            failed++;                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, adak_last_error());                                       \
-        }                                                                            \
-    } while (0)
-
-#define EXPECT(code, call, fname)                                                        \
-    do {                                                                                 \
-        int st_ = (call);                                                                \
-        if (st_ == (code) && strstr(adak_last_error(), fname) != NULL) {                 \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s returned %d (%s), expected %d; message: %s\n", \
-                    __FILE__, __LINE__, #call, st_, adak_status_string(st_), (code),     \
-                    adak_last_error());                                                  \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 static unsigned char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");

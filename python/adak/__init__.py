@@ -28,7 +28,7 @@ import ctypes
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -106,7 +106,41 @@ def _sized(fn, handle: int, ctype) -> list:
 TextOrTokens = Union[str, bytes, Sequence[int]]
 
 
-class Model:
+_OwnedT = TypeVar("_OwnedT", bound="_Owned")
+
+
+class _Owned:
+    """Owns one libadak handle: freed by :meth:`close`, on leaving a ``with`` block, or when
+    the object is garbage-collected. Subclasses name the C function that frees it and what it
+    is (for the error raised when it is used after close)."""
+
+    _free_name = ""
+    _what = ""
+    _handle: Optional[int] = None
+
+    def close(self) -> None:
+        """Releases the handle. Idempotent."""
+        if self._handle is not None:
+            getattr(_C, self._free_name)(self._handle)
+            self._handle = None
+
+    def __enter__(self: _OwnedT) -> _OwnedT:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    @property
+    def handle(self) -> int:
+        if self._handle is None:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"the {self._what} is closed")
+        return self._handle
+
+
+class Model(_Owned):
     """A GGUF model loaded by libadak. Use as a context manager or call :meth:`close`.
 
     :param path: the GGUF file.
@@ -117,6 +151,8 @@ class Model:
         exception raised by it also cancels the load and is re-raised.
     """
 
+    _free_name = "adak_model_free"
+    _what = "model"
     _INT_KEYS = ("n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_ff", "n_expert",
                  "n_expert_used", "n_vocab", "n_ctx_train")
 
@@ -145,28 +181,6 @@ class Model:
         _check(status)
         self._handle = handle.value
         self.path = str(path)
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Releases the model. Sessions created from it stay usable. Idempotent."""
-        if self._handle is not None:
-            _C.adak_model_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-    @property
-    def handle(self) -> int:
-        if self._handle is None:
-            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "the model is closed")
-        return self._handle
 
     # -- properties -------------------------------------------------------------------------
     def get_int(self, key: str) -> int:
@@ -286,7 +300,7 @@ class Model:
         return f"<adak.Model {self.arch} {self.name!r} n_vocab={self.n_vocab}>"
 
 
-class Session:
+class Session(_Owned):
     """A decoding session (context, logits, sampler) on a :class:`Model`.
 
     :param n_ctx: context window in tokens (0: min(model's, 4096)).
@@ -297,6 +311,8 @@ class Session:
         repeat_penalty, repeat_last_n (see :meth:`set`).
     """
 
+    _free_name = "adak_session_free"
+    _what = "session"
     _FLOAT_KEYS = ("temperature", "top_p", "min_p", "repeat_penalty")
     _INT_KEYS = ("top_k", "repeat_last_n", "seed", "position", "n_ctx", "n_threads", "n_batch",
                  "logit_rows")
@@ -324,28 +340,6 @@ class Session:
         except Exception:
             self.close()
             raise
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Frees the session. Idempotent."""
-        if self._handle is not None:
-            _C.adak_session_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-    @property
-    def handle(self) -> int:
-        if self._handle is None:
-            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "the session is closed")
-        return self._handle
 
     # -- settings ---------------------------------------------------------------------------
     def set(self, key: str, value: Union[int, float]) -> None:
@@ -617,15 +611,18 @@ class RoutingStats:
     moe_layers: List[int]
 
 
-class Allocator:
+class Allocator(_Owned):
     """An Ada-K allocator: per MoE layer, a linear map from the router's input to one logit
     per k; the "adak" routing policy uses k = argmax(logit_k - price * k). Made for one model
     and refused by any other. Immutable; may be shared by sessions. Create it with
     :meth:`load` / :func:`load_allocator` or :meth:`identity`; use as a context manager or call
     :meth:`close` (sessions using it keep their own reference)."""
 
+    _free_name = "adak_allocator_free"
+    _what = "allocator"
+
     def __init__(self, handle: int):
-        self._handle: Optional[int] = handle
+        self._handle = handle
 
     @classmethod
     def load(cls, model: Model, path: str) -> "Allocator":
@@ -645,27 +642,6 @@ class Allocator:
     def save(self, path: str) -> None:
         """Writes the allocator to ``path`` (GGUF)."""
         _check(_C.adak_allocator_save(self.handle, str(path).encode()))
-
-    @property
-    def handle(self) -> int:
-        if self._handle is None:
-            raise AdakError(_lib.ERR_INVALID_ARGUMENT, "the allocator is closed")
-        return self._handle
-
-    def close(self) -> None:
-        """Releases this reference. Idempotent."""
-        if self._handle is not None:
-            _C.adak_allocator_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> "Allocator":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return "<adak.Allocator closed>" if self._handle is None else "<adak.Allocator>"

@@ -59,12 +59,12 @@
 #include <stdint.h>
 
 #define ADAK_VERSION_MAJOR 0
-#define ADAK_VERSION_MINOR 3
+#define ADAK_VERSION_MINOR 4
 #define ADAK_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 300 for 0.3.0. */
 #define ADAK_VERSION_NUMBER \
     (ADAK_VERSION_MAJOR * 10000 + ADAK_VERSION_MINOR * 100 + ADAK_VERSION_PATCH)
-#define ADAK_VERSION_STRING "0.3.0"
+#define ADAK_VERSION_STRING "0.4.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -157,6 +157,12 @@ typedef struct adak_model_params {
        (NULL: no reports). */
     adak_progress_callback progress_callback;
     void *progress_user_data;  /* passed to progress_callback */
+    /* Since 0.4 (size >= 28): 1 (the default) repacks Q4_0 weight matrices
+       into groups of 8 rows for the SIMD kernels (decode and prefill much
+       faster; the sums run in the order of llama.cpp's repacked Q4_0 path);
+       0 keeps the GGUF row layout, whose results equal llama.cpp's plain
+       (non-repacked) x86 path. Other values are ADAK_ERR_INVALID_ARGUMENT. */
+    int32_t repack_q4_0;
 } adak_model_params;
 
 /**

@@ -2,12 +2,12 @@
 import Glibc
 
 let versionMajor: Int32 = 0
-let versionMinor: Int32 = 3
+let versionMinor: Int32 = 4
 let versionPatch: Int32 = 0
 
 @_cdecl("adak_version")
 public func adak_version() -> UnsafePointer<CChar> {
-    let s: StaticString = "0.3.0"
+    let s: StaticString = "0.4.0"
     return UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 

@@ -30,6 +30,8 @@ func modelBox(_ pointer: OpaquePointer?) -> ModelBox? {
 
 // Layout of adak_model_params (append-only): uint32 size @0, int32 weight_type @4.
 let modelParamsMinSize = 8
+// Since 0.4: int32 repack_q4_0 @24.
+let modelParamsRepackEnd = 28
 let modelParamsMaxSize = 4096
 
 @_cdecl("adak_model_params_init")
@@ -43,6 +45,7 @@ public func adak_model_params_init(_ params: UnsafeMutableRawPointer?, _ size: I
     params.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
     params.storeBytes(of: Int32(0), toByteOffset: 4, as: Int32.self)
     // progress_callback and progress_user_data (from size 24 on) are NULL: zeroed above.
+    if size >= modelParamsRepackEnd { params.storeBytes(of: Int32(1), toByteOffset: 24, as: Int32.self) }
     return Status.ok
 }
 
@@ -63,6 +66,13 @@ func decodeModelParams(_ params: UnsafeRawPointer?) -> Result<ModelParams, Param
     case let other: return .failure(ParamsError(text: "params->weight_type \(other) is not an adak_weight_type"))
     }
     modelParams.progress = progressCallback(from: params, size: size)
+    if size >= modelParamsRepackEnd {
+        switch params.loadUnaligned(fromByteOffset: 24, as: Int32.self) {
+        case 0: modelParams.repack = false
+        case 1: modelParams.repack = true
+        case let other: return .failure(ParamsError(text: "params->repack_q4_0 \(other) is not 0 or 1"))
+        }
+    }
     return .success(modelParams)
 }
 

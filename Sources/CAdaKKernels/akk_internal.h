@@ -32,12 +32,16 @@ struct akk_impl {
     akk_quant_fn quantize_q8_0;
     akk_quant_fn quantize_q8_1;
     akk_dot_fn dot;
-    akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1;
+    akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1, rows_q4_0_r8;
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
 };
+
+/* Scalar reference of the AKK_Q4_0_R8 matmul (repack.c); r0 and r1 multiples of 8. */
+void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
 extern const struct akk_impl akk_impl_avx2;
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */

@@ -59,6 +59,7 @@ static const struct akk_impl impl_scalar = {
     .rows_q8_0 = rows_q8_0_scalar,
     .rows_q4_0 = rows_q4_0_scalar,
     .rows_q4_1 = rows_q4_1_scalar,
+    .rows_q4_0_r8 = akk_rows_q4_0_r8_scalar,
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
     .read_bytes = read_bytes_scalar,
@@ -124,12 +125,14 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_Q8_0: return p->rows_q8_0;
     case AKK_Q4_0: return p->rows_q4_0;
     case AKK_Q4_1: return p->rows_q4_1;
+    case AKK_Q4_0_R8: return p->rows_q4_0_r8;
     default: return NULL;
     }
 }
 
-/* Rows handed to one thread are a multiple of this (the register tile height). */
-#define ROW_ALIGN 4
+/* Rows handed to one thread are a multiple of this (the register tile heights, and the row
+ * groups of AKK_Q4_0_R8). */
+#define ROW_ALIGN 8
 
 void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
                      const void *X, int64_t xstride, int64_t n_tok,
@@ -169,15 +172,17 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
         }
         return;
     }
-    /* About 8 contiguous row chunks per thread, handed out dynamically: on a machine shared with
-     * other work a preempted thread no longer holds up the whole product, and chunks of >= 16 rows
-     * still give each tile long sequential weight streams. */
+    /* About 8 contiguous row chunks per thread, taken from a shared counter: on a machine shared
+     * with other work a preempted thread no longer holds up the whole product, and chunks of >= 16
+     * rows still give each tile long sequential weight streams. (A counter rather than
+     * schedule(dynamic): some libomp builds format debug strings on every dispatch.) */
     int64_t chunk = n_out / ((int64_t)nthreads * 8);
     chunk = (chunk + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
-    if (chunk < 4 * ROW_ALIGN) chunk = 4 * ROW_ALIGN;
+    if (chunk < 2 * ROW_ALIGN) chunk = 2 * ROW_ALIGN;
     const int64_t n_chunks = (n_out + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-    for (int64_t c = 0; c < n_chunks; c++) {
+    int64_t next = 0;
+#pragma omp parallel num_threads(nthreads)
+    for (int64_t c; (c = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < n_chunks;) {
         const int64_t r0 = c * chunk, r1 = r0 + chunk < n_out ? r0 + chunk : n_out;
         rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }

@@ -71,7 +71,7 @@ float akk_bf16_to_fp32(uint16_t h) {
 int64_t akk_block_elems(int type) {
     switch (type) {
     case AKK_F32: case AKK_F16: case AKK_BF16: return 1;
-    case AKK_Q4_0: case AKK_Q4_1: case AKK_Q5_0: case AKK_Q5_1: case AKK_Q8_0: case AKK_Q8_1: return AKK_QK;
+    case AKK_Q4_0: case AKK_Q4_0_R8: case AKK_Q4_1: case AKK_Q5_0: case AKK_Q5_1: case AKK_Q8_0: case AKK_Q8_1: return AKK_QK;
     case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_Q8_K: return AKK_QK_K;
     default: return 0;
     }
@@ -81,7 +81,7 @@ int64_t akk_block_bytes(int type) {
     switch (type) {
     case AKK_F32: return 4;
     case AKK_F16: case AKK_BF16: return 2;
-    case AKK_Q4_0: return 2 + 16;
+    case AKK_Q4_0: case AKK_Q4_0_R8: return 2 + 16;
     case AKK_Q4_1: return 4 + 16;
     case AKK_Q5_0: return 2 + 4 + 16;
     case AKK_Q5_1: return 4 + 4 + 16;
@@ -109,6 +109,7 @@ const char *akk_type_name(int type) {
     case AKK_F16: return "f16";
     case AKK_BF16: return "bf16";
     case AKK_Q4_0: return "q4_0";
+    case AKK_Q4_0_R8: return "q4_0_r8";
     case AKK_Q4_1: return "q4_1";
     case AKK_Q5_0: return "q5_0";
     case AKK_Q5_1: return "q5_1";

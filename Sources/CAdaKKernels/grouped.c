@@ -51,8 +51,9 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
         }
         return;
     }
-    /* One chunk size (a multiple of the 4-row register tile, >= 16 rows) for all jobs. */
-    const int64_t chunk = clamp64(round_up(rows / ((int64_t)nthreads * CHUNKS_PER_THREAD), 4), 16, rows);
+    /* One chunk size (a multiple of 8 rows: the register tiles and the AKK_Q4_0_R8 groups; >= 16
+     * rows) for all jobs. */
+    const int64_t chunk = clamp64(round_up(rows / ((int64_t)nthreads * CHUNKS_PER_THREAD), 8), 16, rows);
     int64_t first_small[16];
     int64_t *first = n_jobs <= 15 ? first_small : malloc(sizeof(int64_t) * (size_t)(n_jobs + 1));
     if (!first) {
@@ -65,8 +66,9 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
     first[0] = 0; /* first chunk index of each job */
     for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + (jobs[j].n_out + chunk - 1) / chunk;
     const int64_t n_items = first[n_jobs];
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-    for (int64_t i = 0; i < n_items; i++) {
+    int64_t next = 0;
+#pragma omp parallel num_threads(nthreads)
+    for (int64_t i; (i = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < n_items;) {
         int j = 0;
         while (i >= first[j + 1]) j++;
         const akk_mm_job *m = &jobs[j];
@@ -134,22 +136,24 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
     for (int e = 0; e < n_experts; e++) rows += experts[e].n_rows;
     nthreads = threads_for(nthreads, 3 * n_embd * n_ff * rows);
     /* Phase 1 chunks: multiples of 32 rows of n_ff (block-local quantisation, SwiGLU's 8-lane
-     * split); phase 2: multiples of 4 rows of n_embd (the register tile), >= 16. */
+     * split); phase 2: multiples of 8 rows of n_embd (register tiles, AKK_Q4_0_R8 groups), >= 16. */
     const int64_t per = (int64_t)nthreads * CHUNKS_PER_THREAD;
     const int64_t c1 = clamp64(round_up(n_ff * n_experts / per, 32), 32, round_up(n_ff, 32));
-    const int64_t c2 = clamp64(round_up(n_embd * n_experts / per, 4), 16, round_up(n_embd, 4));
+    const int64_t c2 = clamp64(round_up(n_embd * n_experts / per, 8), 16, round_up(n_embd, 8));
     const int64_t k1 = (n_ff + c1 - 1) / c1, k2 = (n_embd + c2 - 1) / c2;
     const int64_t items1 = k1 * n_experts, items2 = k2 * n_experts;
+    /* Work items from shared counters (not schedule(dynamic): some libomp builds format debug
+     * strings on every dispatch). */
+    int64_t next1 = 0, next2 = 0;
 #pragma omp parallel num_threads(nthreads)
     {
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t i = 0; i < items1; i++) {
+        for (int64_t i; (i = __atomic_fetch_add(&next1, 1, __ATOMIC_RELAXED)) < items1;) {
             const int64_t f0 = (i % k1) * c1, f1 = f0 + c1 < n_ff ? f0 + c1 : n_ff;
             moe_gate_up(&p, &experts[i / k1], f0, f1);
         }
-        /* implicit barrier: every h row is complete before any down product reads it */
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t i = 0; i < items2; i++) {
+        /* every h row is complete before any down product reads it */
+#pragma omp barrier
+        for (int64_t i; (i = __atomic_fetch_add(&next2, 1, __ATOMIC_RELAXED)) < items2;) {
             const int64_t o0 = (i % k2) * c2, o1 = o0 + c2 < n_embd ? o0 + c2 : n_embd;
             moe_down(&p, &experts[i / k2], o0, o1);
         }

@@ -263,9 +263,12 @@ void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_s
     if (jobs * (int64_t)n_kv * head_dim < 65536) nthreads = 1;
 #pragma omp parallel num_threads(nthreads)
     {
-        float *sc = scratch + (int64_t)omp_get_thread_num() * n_ctx;
-#pragma omp for schedule(static)
-        for (int64_t job = 0; job < jobs; job++) {
+        /* contiguous equal shares by thread number (as schedule(static), without the runtime's
+         * worksharing calls, which some libomp builds slow down with debug formatting) */
+        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+        float *sc = scratch + me * n_ctx;
+        const int64_t j0 = jobs * me / nt, j1 = jobs * (me + 1) / nt;
+        for (int64_t job = j0; job < j1; job++) {
             const int t = (int)(job / n_head);
             const int h = (int)(job % n_head);
             const int g = h / group;

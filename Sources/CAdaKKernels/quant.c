@@ -186,7 +186,7 @@ float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x) {
 int akk_vec_dot_type(int wtype) {
     switch (wtype) {
     case AKK_F32: return AKK_F32;
-    case AKK_Q8_0: case AKK_Q4_0: return AKK_Q8_0;
+    case AKK_Q8_0: case AKK_Q4_0: case AKK_Q4_0_R8: return AKK_Q8_0;
     case AKK_Q4_1: return AKK_Q8_1;
     default: return -1;
     }

@@ -339,6 +339,107 @@ static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int
             Y[t * ys + o] = dot_f32(n_in, (const float *)(W + o * wrow), (const float *)(X + t * xs));
 }
 
+
+/* ---- Q4_0 repacked in groups of 8 rows (layout and numerics: repack.c) ---- */
+
+AVX2_INLINE __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* The 8 rows of one group x T tokens over all nb blocks. xd[t*scs + b]: the activation scale of
+ * token t, block b, as float; xs8[t*scs + b]: 8 * (sum of its 32 quants) (the -8 offset of the
+ * nibbles, taken out once per block). Output: y[t*ystride + i], rows i = 0..7 of the group. */
+AVX2_INLINE void r8_tile(const int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
+                         const float *xd, const int32_t *xs8, int64_t scs, float *y, int64_t ystride) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = grp + b * 144;
+        const __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        __m256i w[8];
+        for (int m = 0; m < 4; m++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * m));
+            w[2 * m] = _mm256_and_si256(v, m4);
+            w[2 * m + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = (const int8_t *)(x + t * xstride + b * 34 + 2);
+            /* int16 pair sums: |15*127*2| * 8 chunks = 30480 < 32768, exact */
+            __m256i p = _mm256_maddubs_epi16(w[0], bcast4(q));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[1], bcast4(q + 16)));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[2], bcast4(q + 4)));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[3], bcast4(q + 20)));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[4], bcast4(q + 8)));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[5], bcast4(q + 24)));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[6], bcast4(q + 12)));
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[7], bcast4(q + 28)));
+            const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(xs8[t * scs + b]));
+            const __m256 d = _mm256_mul_ps(ws, _mm256_set1_ps(xd[t * scs + b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) _mm256_storeu_ps(y + t * ystride, acc[t]);
+}
+
+AVX2_FN void r8_tile_any(int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
+                         const float *xd, const int32_t *xs8, int64_t scs, float *y, int64_t ystride) {
+    switch (T) {
+    case 1: r8_tile(1, grp, nb, x, xstride, xd, xs8, scs, y, ystride); break;
+    case 2: r8_tile(2, grp, nb, x, xstride, xd, xs8, scs, y, ystride); break;
+    case 3: r8_tile(3, grp, nb, x, xstride, xd, xs8, scs, y, ystride); break;
+    default: r8_tile(4, grp, nb, x, xstride, xd, xs8, scs, y, ystride); break;
+    }
+}
+
+/* Block scale (float) and 8 * block sum of one token's Q8_0 activations. */
+AVX2_FN void r8_prepare(const uint8_t *x, int64_t nb, float *xd, int32_t *xs8) {
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *xb = x + b * 34;
+        xd[b] = lut(xb);
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)(xb + 2))), ones16);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+        xs8[b] = 8 * _mm_cvtsi128_si32(s4);
+    }
+}
+
+/* Rows [r0, r1) (multiples of 8) x all tokens. Tokens go in chunks of TOK_CHUNK whose scales and
+ * sums are prepared once; per group of 8 rows, token tiles of 4 pass over the group's weights
+ * (8 rows x n_in/2 bytes, in L1/L2). Decode reads each group once, one sequential stream. */
+static void rows_q4_0_r8(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                         const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    const int64_t nb = n_in / 32;
+    const int64_t chunk = n_tok < TOK_CHUNK ? n_tok : TOK_CHUNK;
+    float xd_small[1024];
+    int32_t xs_small[1024];
+    float *xd = xd_small;
+    int32_t *xs = xs_small;
+    if (chunk * nb > 1024) {
+        xd = malloc((size_t)(chunk * nb) * (sizeof(float) + sizeof(int32_t)));
+        if (!xd) { /* no scratch: the scalar reference gives the same values */
+            akk_rows_q4_0_r8_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
+            return;
+        }
+        xs = (int32_t *)(xd + chunk * nb);
+    }
+    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
+        for (int64_t t = c0; t < c1; t++) r8_prepare(X + t * xstride, nb, xd + (t - c0) * nb, xs + (t - c0) * nb);
+        for (int64_t g = r0 / 8; g < r1 / 8; g++)
+            for (int64_t t = c0; t < c1; t += 4) {
+                const int T = (int)(c1 - t < 4 ? c1 - t : 4);
+                r8_tile_any(T, W + g * 8 * wrow, nb, X + t * xstride, xstride, xd + (t - c0) * nb,
+                            xs + (t - c0) * nb, nb, Y + t * ystride + g * 8, ystride);
+            }
+    }
+    if (xd != xd_small) free(xd);
+}
+
 static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     float y = 0.0f;
     switch (wtype) {
@@ -377,6 +478,7 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_q8_0 = rows_q8_0,
     .rows_q4_0 = rows_q4_0,
     .rows_q4_1 = rows_q4_1,
+    .rows_q4_0_r8 = rows_q4_0_r8,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .read_bytes = read_bytes,

@@ -16,6 +16,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the results as JSON to this file") var json: String?
     @Option(help: "Weight format for tensor types the kernels don't run natively: f32, q8_0, q4_0") var weightType = "q8_0"
     @Flag(help: "Skip the bandwidth probe") var noProbe = false
+    @Flag(help: "Keep Q4_0 matrices in the file's row layout instead of 8-row groups") var noRepack = false
     @OptionGroup var routing: RoutingOptions
 
     /// The benchmark's token ids (also used by bench/compare_llamacpp.py): deterministic,
@@ -29,6 +30,7 @@ struct Bench: ParsableCommand {
         guard promptTokens >= 1, genTokens >= 1, rounds >= 1 else { throw ValidationError("counts must be >= 1") }
         var mp = ModelParams()
         mp.weightType = wt
+        mp.repack = !noRepack
         let m = try Model(path: model, params: mp)
         var sp = SessionParams()
         sp.threads = threads

@@ -261,6 +261,46 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         }
     }
 
+    /// Q4_0 repacked in groups of 8 rows: the repacking is lossless, the SIMD kernel equals its
+    /// scalar reference bit for bit (decode and prefill shapes, token tiles with tails, several
+    /// token chunks, 1 and 2 threads), and the values equal the plain Q4_0 kernel's up to the
+    /// float summation order.
+    @Test func q4_0RepackedScalarEqualsSIMDExactly() {
+        var rng = SplitMix64(seed: 8)
+        let q4 = Int32(AKK_Q4_0.rawValue), r8 = Int32(AKK_Q4_0_R8.rawValue)
+        #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_0.rawValue))
+        #expect(rowBytes(r8, 64) == rowBytes(q4, 64))
+        let shapes = [(32, 8, 1), (64, 16, 3), (96, 24, 5), (32 * 7, 40, 1), (32 * 37, 64, 9),
+                      (32 * 24, 208, 70), (32 * 8, 1032, 1), (32 * 40, 48, 130), (32 * 112, 16, 2)]
+        for (nIn, nOut, tokens) in shapes {
+            let rb = rowBytes(q4, nIn)
+            let w = randomWeights(q4, rows: nOut, n: nIn, rng: &rng)
+            var packed = [UInt8](repeating: 0, count: w.count)
+            #expect(akk_repack_q4_0_r8(w, &packed, Int64(nOut), Int64(nIn)) == 0)
+            var row = [UInt8](repeating: 0, count: rb)
+            for r in 0..<nOut {
+                #expect(akk_q4_0_r8_row(packed, Int64(r), Int64(nIn), &row) == 0)
+                #expect(row[...] == w[(r * rb)..<((r + 1) * rb)], "row \(r) of \(nOut)x\(nIn)")
+            }
+            let x = quantize(q4, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+            let scalar = withScalar { matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
+            for threads: Int32 in [1, 2] {
+                let simd = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
+                #expect(bits(simd) == bits(scalar), "\(nIn)x\(nOut)x\(tokens) threads \(threads)")
+            }
+            let plain = matmul(q4, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+            let scale = max(1e-3, plain.map { abs($0) }.max()!)
+            let worst = zip(plain, scalar).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-5 * scale, "\(nIn)x\(nOut)x\(tokens): max |r8 - q4_0| \(worst) at scale \(scale)")
+        }
+        // Rows that do not fill groups of 8, or blocks that are not whole, are refused.
+        var out = [UInt8](repeating: 0, count: 18 * 12)
+        let src = [UInt8](repeating: 0, count: 18 * 12)
+        #expect(akk_repack_q4_0_r8(src, &out, 12, 32) == -1)
+        #expect(akk_repack_q4_0_r8(src, &out, 8, 48) == -1)
+        #expect(akk_q4_0_r8_row(src, -1, 32, &out) == -1)
+    }
+
     @Test func matmulRowsWritesOnlyItsRows() {
         var rng = SplitMix64(seed: 8)
         let type = Int32(AKK_Q4_0.rawValue), nIn = 128, nOut = 21, tokens = 3

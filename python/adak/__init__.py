@@ -149,6 +149,9 @@ class Model(_Owned):
     :param progress: called with the fraction loaded (0 to 1, once per layer); return False
         to cancel the load (then :class:`AdakError` with status ``ERR_CANCELLED``). An
         exception raised by it also cancels the load and is re-raised.
+    :param repack_q4_0: repack Q4_0 matrices into 8-row groups for the SIMD kernels (the
+        default; much faster); False keeps the file's row layout (llama.cpp's non-repacked
+        numerics).
     """
 
     _free_name = "adak_model_free"
@@ -157,13 +160,15 @@ class Model(_Owned):
                  "n_expert_used", "n_vocab", "n_ctx_train")
 
     def __init__(self, path: str, weight_type: str = "default",
-                 progress: Optional[Callable[[float], Optional[bool]]] = None):
+                 progress: Optional[Callable[[float], Optional[bool]]] = None,
+                 repack_q4_0: bool = True):
         self._handle: Optional[int] = None
         if weight_type not in _lib.WEIGHT_TYPES:
             raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown weight_type {weight_type!r}")
         params = _lib.ModelParams()
         _check(_C.adak_model_params_init(ctypes.byref(params), ctypes.sizeof(params)))
         params.weight_type = _lib.WEIGHT_TYPES[weight_type]
+        params.repack_q4_0 = 1 if repack_q4_0 else 0
         raised: List[BaseException] = []
         if progress is not None:
             def on_progress(_user, fraction):

@@ -51,6 +51,7 @@ class ModelParams(ctypes.Structure):
         ("weight_type", ctypes.c_int32),
         ("progress_callback", PROGRESS_CALLBACK),
         ("progress_user_data", ctypes.c_void_p),
+        ("repack_q4_0", ctypes.c_int32),  # since 0.4
     ]
 
 

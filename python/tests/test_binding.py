@@ -215,3 +215,21 @@ def test_missing_library_is_reported(monkeypatch, tmp_path):
     monkeypatch.setenv("ADAK_LIB", str(tmp_path / "nowhere" / "libadak.so.0"))
     with pytest.raises(ImportError, match="ADAK_LIB"):
         _lib.load_library()
+
+
+def test_q4_0_repacking_is_a_load_option():
+    """Q4_0 matrices are repacked into 8-row groups by default; repack_q4_0=False keeps the
+    file's layout. Both give llama.cpp's logits within its tolerance, not bit-identical ones."""
+    from conftest import FIXTURES
+    path = FIXTURES / "models" / "tiny-mixtral.q4_0.gguf"
+    ref = np.load(FIXTURES / "reference" / "tiny-mixtral.llamacpp.q4_0.logits.npy")
+    ref32 = np.load(FIXTURES / "reference" / "tiny-mixtral.llamacpp.f32.logits.npy")
+    ids = np.load(FIXTURES / "reference" / "tiny-mixtral.input_ids.npy").astype(np.int64).ravel().tolist()
+    runs = []
+    for repack in (True, False):
+        with adak.Model(str(path), repack_q4_0=repack) as m, m.session(n_ctx=128) as s:
+            s.evaluate(ids, all_logits=True)
+            runs.append(np.array(s.logits, copy=True).reshape(ref.shape))
+    for got in runs:
+        assert np.abs(got - ref).mean() <= np.abs(ref - ref32).mean() / 4
+    assert not np.array_equal(runs[0], runs[1])

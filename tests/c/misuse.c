@@ -93,6 +93,12 @@ static void bad_loads(void) {
     p.weight_type = 99;
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_load("/nonexistent.gguf", &p, &m), "weight_type");
     p.weight_type = ADAK_WEIGHT_DEFAULT;
+    CHECK(p.repack_q4_0 == 1); /* since 0.4: repacking is the default */
+    p.repack_q4_0 = 2;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_load("/nonexistent.gguf", &p, &m), "repack_q4_0");
+    p.repack_q4_0 = 0;
+    EXPECT(ADAK_ERR_IO, adak_model_load("/nonexistent.gguf", &p, &m), "adak_model_load");
+    p.repack_q4_0 = 1;
     p.size = 0;
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_load("/nonexistent.gguf", &p, &m), "adak_model_load");
 }

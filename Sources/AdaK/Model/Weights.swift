@@ -68,11 +68,14 @@ public struct LayerWeights: @unchecked Sendable {
 final class WeightLoader {
     let gguf: GGUFFile
     let target: WeightType
+    /// Repack Q4_0 matrices into 8-row groups (`AKK_Q4_0_R8`, see repack.c).
+    let repack: Bool
     private(set) var owned: [UnsafeMutableRawPointer] = []
 
-    init(gguf: GGUFFile, target: WeightType) {
+    init(gguf: GGUFFile, target: WeightType, repack: Bool = false) {
         self.gguf = gguf
         self.target = target
+        self.repack = repack
     }
 
     func releaseOwnership() -> [UnsafeMutableRawPointer] {
@@ -127,9 +130,12 @@ final class WeightLoader {
     }
 
     /// A matrix of `rows` × `cols` (ggml ne = [cols, rows]); `forceF32` keeps it in f32 (routers).
-    func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false) throws -> Matrix {
+    /// `mayRepack: false` keeps the GGUF row layout (a tied output head shares its bytes with the
+    /// embedding lookups, which need whole rows).
+    func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false, mayRepack: Bool = true) throws -> Matrix {
         let t = try info(name, dims: [cols, rows])
-        let p = try convert(t, rowCount: rows, cols: cols, forceF32: forceF32)
+        let p = try repacked(convert(t, rowCount: rows, cols: cols, forceF32: forceF32),
+                             rows: rows, count: 1, cols: cols, allowed: mayRepack)
         return Matrix(type: p.type, data: p.data, rows: rows, cols: cols)
     }
 
@@ -140,8 +146,27 @@ final class WeightLoader {
     /// Stacked experts: ggml ne = [cols, rows, count].
     func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> ExpertStack {
         let t = try info(name, dims: [cols, rows, count])
-        let p = try convert(t, rowCount: rows * count, cols: cols, forceF32: false)
+        let p = try repacked(convert(t, rowCount: rows * count, cols: cols, forceF32: false),
+                             rows: rows, count: count, cols: cols, allowed: true)
         return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
+    }
+
+    /// Q4_0 as 8-row groups when the loader repacks and every matrix has a multiple of 8 rows;
+    /// the source (file pages or a converted copy) is released, so memory stays ~ the file size.
+    private func repacked(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, count: Int, cols: Int,
+                          allowed: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
+        guard repack, allowed, p.type == Int32(AKK_Q4_0.rawValue), rows % 8 == 0, cols % 32 == 0 else { return p }
+        let bytes = Int(akk_row_bytes(p.type, Int64(cols))) * rows * count
+        let out = try allocate(bytes)
+        guard akk_repack_q4_0_r8(p.data, out, Int64(rows * count), Int64(cols)) == 0 else {
+            throw AdaKError.format("cannot repack a q4_0 matrix of \(rows) x \(cols)")
+        }
+        if let i = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data }) {
+            free(owned.remove(at: i))
+        } else {
+            gguf.storage.release(p.data, byteCount: bytes)
+        }
+        return (Int32(AKK_Q4_0_R8.rawValue), UnsafeRawPointer(out))
     }
 
     private func convert(_ t: GGUFTensorInfo, rowCount: Int, cols: Int, forceF32: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {

@@ -44,6 +44,10 @@ enum akk_type {
     AKK_Q6_K = 14,
     AKK_Q8_K = 15,
     AKK_BF16 = 30,
+    /* libadak's own (not a GGML type): Q4_0 rows repacked in groups of 8 for the AVX2 kernels,
+     * same bytes per row as Q4_0; see akk_repack_q4_0_r8. Rows are not contiguous: a matrix of
+     * this type has a multiple of 8 rows and is addressed by row index only. */
+    AKK_Q4_0_R8 = 1002,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
@@ -90,6 +94,12 @@ void akk_quantize_row_q8_1_scalar(const float *x, void *y, int64_t n);
 /* Quantise weights (round half away from zero, as GGML's reference quantiser). */
 void akk_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 
+/* Repack n_rows (a multiple of 8) Q4_0 rows of n_in elements from src into dst (same size,
+ * no overlap) as AKK_Q4_0_R8. Returns 0, or -1 on bad arguments. */
+int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+/* Row `row` of an AKK_Q4_0_R8 matrix W, written back as a plain Q4_0 row into dst. 0 or -1. */
+int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
+
 /* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0 -> Q8_0,
  * Q4_1 -> Q8_1; -1 if the type cannot be used as a matmul weight. */
 int akk_vec_dot_type(int wtype);
@@ -106,14 +116,16 @@ float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x);
  * X: n_tok rows in akk_vec_dot_type(wtype), row stride xstride bytes.
  * Parallel over output rows with OpenMP, nthreads threads (<=0: runtime default); each thread
  * takes a contiguous range of rows. Every Y element equals akk_vec_dot of its row and token,
- * whatever the thread count or tiling.
+ * whatever the thread count or tiling (AKK_Q4_0_R8, which has no single-row dot: the scalar
+ * reference akk_rows_q4_0_r8_scalar's value, likewise independent of threads and tiling).
  */
 void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
                 const void *X, int64_t xstride, int64_t n_tok,
                 float *Y, int64_t ystride, int nthreads);
 
 /* As akk_matmul for output rows [row_begin, row_end) only, on the calling thread (for callers that
- * run their own thread pool / OpenMP region). W still points at row 0; Y indices are absolute. */
+ * run their own thread pool / OpenMP region). W still points at row 0; Y indices are absolute.
+ * For AKK_Q4_0_R8 both ends must be multiples of 8. */
 void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
                      const void *X, int64_t xstride, int64_t n_tok,
                      float *Y, int64_t ystride);

@@ -43,6 +43,13 @@ struct akk_impl {
 void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                              const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
+/* out[j] = (f32 dot of k + j*kstride and q over n) * scale, j < count: attention scores with
+ * akk_vec_dot(AKK_F32)'s exact order (AVX2 in simd_avx2.c, scalar reference in quant.c). */
+void akk_scores_f32_avx2(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
+                         float scale, float *out);
+void akk_scores_f32_scalar(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
+                           float scale, float *out);
+
 extern const struct akk_impl akk_impl_avx2;
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */
 void akk_avx2_prepare(void);

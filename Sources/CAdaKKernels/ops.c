@@ -274,18 +274,20 @@ void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_s
             const int g = h / group;
             const int n_valid = pos0 + t + 1;
             const float *qh = q + t * q_stride + (int64_t)h * head_dim;
-            for (int j = 0; j < n_valid; j++) {
-                const float *kj = k + j * k_stride + (int64_t)g * head_dim;
-                sc[j] = akk_vec_dot(AKK_F32, head_dim, kj, qh) * scale;
-            }
-            for (int j = n_valid; j < n_kv; j++) sc[j] = -INFINITY;
-            softmax_impl(sc, n_kv, simd);
+            (simd ? akk_scores_f32_avx2 : akk_scores_f32_scalar)(head_dim, k + (int64_t)g * head_dim, k_stride,
+                                                                 n_valid, qh, scale, sc);
+            /* ggml runs the softmax and the V product over all n_kv (padded) positions. Past the
+             * first multiple of 32 after n_valid every probability is exactly 0, adding exact
+             * zeros to whole 8-lane blocks and 32-wide steps: skipping them changes no bit. */
+            const int n_use = n_valid + 31 < n_kv ? (n_valid + 31) / 32 * 32 : n_kv;
+            for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
+            softmax_impl(sc, n_use, simd);
             float *oh = out + t * out_stride + (int64_t)h * head_dim;
             const float *vg = vt + (int64_t)g * head_dim * vt_stride;
             for (int d = 0; d < head_dim; d++) {
                 const float *vrow = vg + (int64_t)d * vt_stride;
-                oh[d] = tinyblas ? (simd ? dot_f32_1acc_avx2(n_kv, vrow, sc) : akk_dot_f32_1acc_scalar(n_kv, vrow, sc))
-                                 : akk_vec_dot(AKK_F32, n_kv, vrow, sc);
+                oh[d] = tinyblas ? (simd ? dot_f32_1acc_avx2(n_use, vrow, sc) : akk_dot_f32_1acc_scalar(n_use, vrow, sc))
+                                 : akk_vec_dot(AKK_F32, n_use, vrow, sc);
             }
         }
     }

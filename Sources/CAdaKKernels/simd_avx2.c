@@ -229,6 +229,14 @@ AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
     return s;
 }
 
+/* Attention scores: out[j] = dot_f32(n, k + j*kstride, q) * scale for j < count (the per-key
+ * dots of one head, in one call instead of one dispatched call per key). */
+__attribute__((target("avx2,fma,f16c")))
+void akk_scores_f32_avx2(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
+                         float scale, float *out) {
+    for (int64_t j = 0; j < count; j++) out[j] = dot_f32(n, k + j * kstride, q) * scale;
+}
+
 /* ---- tile dispatch with compile-time tile shapes ---- */
 
 #define TILE_ROW(CALL, r)                                                                          \

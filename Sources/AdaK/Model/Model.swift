@@ -39,6 +39,7 @@ public final class Model: @unchecked Sendable {
 
     public init(gguf: GGUFFile, params: ModelParams = ModelParams()) throws {
         _ = akk_init()
+        gguf.storage.populate()
         self.gguf = gguf
         var config = try ModelConfig(gguf: gguf)
         tokenizer = try Tokenizer(gguf: gguf)

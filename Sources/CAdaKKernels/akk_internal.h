@@ -50,6 +50,15 @@ void akk_scores_f32_avx2(int64_t n, const float *k, int64_t kstride, int64_t cou
 void akk_scores_f32_scalar(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
                            float scale, float *out);
 
+/* Rows per work chunk when n_rows rows of row_bytes bytes (of weights per token batch) are
+ * shared by nthreads threads: up to 8 chunks per thread, fewer when that would make chunks
+ * shorter than AKK_MIN_STREAM bytes (always a whole number of rounds, at least one chunk per
+ * thread); a multiple of align, at least 2 * align. */
+#ifndef AKK_MIN_STREAM
+#define AKK_MIN_STREAM (256 * 1024)
+#endif
+int64_t akk_chunk_rows(int64_t n_rows, int64_t row_bytes, int nthreads, int64_t align);
+
 extern const struct akk_impl akk_impl_avx2;
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */
 void akk_avx2_prepare(void);

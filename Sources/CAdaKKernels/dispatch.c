@@ -130,6 +130,16 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     }
 }
 
+int64_t akk_chunk_rows(int64_t n_rows, int64_t row_bytes, int nthreads, int64_t align) {
+    int64_t n_chunks = (int64_t)nthreads * 8;
+    const int64_t by_bytes = n_rows * row_bytes / AKK_MIN_STREAM;
+    if (by_bytes < n_chunks) n_chunks = by_bytes / nthreads * nthreads; /* whole rounds of chunks */
+    if (n_chunks < nthreads) n_chunks = nthreads;
+    int64_t chunk = (n_rows + n_chunks - 1) / n_chunks;
+    chunk = (chunk + align - 1) / align * align;
+    return chunk < 2 * align ? 2 * align : chunk;
+}
+
 /* Rows handed to one thread are a multiple of this (the register tile heights, and the row
  * groups of AKK_Q4_0_R8). */
 #define ROW_ALIGN 8
@@ -172,13 +182,13 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
         }
         return;
     }
-    /* About 8 contiguous row chunks per thread, taken from a shared counter: on a machine shared
-     * with other work a preempted thread no longer holds up the whole product, and chunks of >= 16
-     * rows still give each tile long sequential weight streams. (A counter rather than
-     * schedule(dynamic): some libomp builds format debug strings on every dispatch.) */
-    int64_t chunk = n_out / ((int64_t)nthreads * 8);
-    chunk = (chunk + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
-    if (chunk < 2 * ROW_ALIGN) chunk = 2 * ROW_ALIGN;
+    /* Up to 8 contiguous row chunks per thread, taken from a shared counter: on a machine shared
+     * with other work a preempted thread no longer holds up the whole product. For decode-sized
+     * batches, where the product is a pure weight stream, chunks keep >= AKK_MIN_STREAM bytes of
+     * weights each (the hardware prefetcher ramps up anew at every chunk: a 590 KB projection cut
+     * into 16 pieces streamed at half the speed of 2). (A counter rather than schedule(dynamic):
+     * some libomp builds format debug strings on every dispatch.) */
+    const int64_t chunk = akk_chunk_rows(n_out, wrow * n_tok, nthreads, ROW_ALIGN);
     const int64_t n_chunks = (n_out + chunk - 1) / chunk;
     int64_t next = 0;
 #pragma omp parallel num_threads(nthreads)

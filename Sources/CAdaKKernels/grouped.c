@@ -16,6 +16,7 @@
 #include "adak_grouped.h"
 #include "adak_kernels.h"
 #include "adak_ops.h"
+#include "akk_internal.h"
 #include <omp.h>
 #include <stdlib.h>
 
@@ -52,8 +53,10 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
         return;
     }
     /* One chunk size (a multiple of 8 rows: the register tiles and the AKK_Q4_0_R8 groups; >= 16
-     * rows) for all jobs. */
-    const int64_t chunk = clamp64(round_up(rows / ((int64_t)nthreads * CHUNKS_PER_THREAD), 8), 16, rows);
+     * rows; long enough weight streams for decode, see akk_chunk_rows) for all jobs. */
+    int64_t bytes = 0;
+    for (int j = 0; j < n_jobs; j++) bytes += jobs[j].n_out * akk_row_bytes(jobs[j].wtype, jobs[j].n_in) * jobs[j].n_tok;
+    const int64_t chunk = clamp64(akk_chunk_rows(rows, bytes / rows, nthreads, 8), 16, rows);
     int64_t first_small[16];
     int64_t *first = n_jobs <= 15 ? first_small : malloc(sizeof(int64_t) * (size_t)(n_jobs + 1));
     if (!first) {

@@ -392,6 +392,36 @@ AVX2_INLINE void r8_tile(const int T, const uint8_t *grp, int64_t nb, const uint
     for (int t = 0; t < T; t++) _mm256_storeu_ps(y + t * ystride, acc[t]);
 }
 
+/* Decode: two groups from two distant places at once (ya, yb: their 8 outputs). Two sequential
+ * weight streams per core keep more reads in flight than one; the values are r8_tile's. */
+AVX2_FN void r8_decode2(const uint8_t *ga, const uint8_t *gb, int64_t nb, const uint8_t *x,
+                        const float *xd, const int32_t *xs8, float *ya, float *yb) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 acca = _mm256_setzero_ps(), accb = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *ba = ga + b * 144, *bb = gb + b * 144;
+        const int8_t *q = (const int8_t *)(x + b * 34 + 2);
+        __m256i pa = _mm256_setzero_si256(), pb = _mm256_setzero_si256();
+        for (int m = 0; m < 4; m++) {
+            const __m256i xl = bcast4(q + 4 * m), xh = bcast4(q + 16 + 4 * m);
+            const __m256i va = _mm256_loadu_si256((const __m256i *)(ba + 16 + 32 * m));
+            const __m256i vb = _mm256_loadu_si256((const __m256i *)(bb + 16 + 32 * m));
+            pa = _mm256_add_epi16(pa, _mm256_maddubs_epi16(_mm256_and_si256(va, m4), xl));
+            pb = _mm256_add_epi16(pb, _mm256_maddubs_epi16(_mm256_and_si256(vb, m4), xl));
+            pa = _mm256_add_epi16(pa, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(va, 4), m4), xh));
+            pb = _mm256_add_epi16(pb, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(vb, 4), m4), xh));
+        }
+        const __m256i s8 = _mm256_set1_epi32(xs8[b]);
+        const __m256 dx = _mm256_set1_ps(xd[b]);
+        const __m256i ia = _mm256_sub_epi32(_mm256_madd_epi16(pa, ones), s8);
+        const __m256i ib = _mm256_sub_epi32(_mm256_madd_epi16(pb, ones), s8);
+        acca = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ba)), dx), acca);
+        accb = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ib), _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bb)), dx), accb);
+    }
+    _mm256_storeu_ps(ya, acca);
+    _mm256_storeu_ps(yb, accb);
+}
+
 AVX2_FN void r8_tile_any(int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
                          const float *xd, const int32_t *xs8, int64_t scs, float *y, int64_t ystride) {
     switch (T) {
@@ -438,6 +468,15 @@ static void rows_q4_0_r8(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
         for (int64_t t = c0; t < c1; t++) r8_prepare(X + t * xstride, nb, xd + (t - c0) * nb, xs + (t - c0) * nb);
+        if (n_tok == 1) { /* decode: group i of each half of the range together, then an odd one */
+            const int64_t g0 = r0 / 8, half = (r1 / 8 - g0) / 2;
+            for (int64_t i = 0; i < half; i++)
+                r8_decode2(W + (g0 + i) * 8 * wrow, W + (g0 + half + i) * 8 * wrow, nb, X, xd, xs,
+                           Y + (g0 + i) * 8, Y + (g0 + half + i) * 8);
+            if ((r1 / 8 - g0) % 2)
+                r8_tile_any(1, W + (r1 / 8 - 1) * 8 * wrow, nb, X, xstride, xd, xs, nb, Y + (r1 / 8 - 1) * 8, ystride);
+            continue;
+        }
         for (int64_t g = r0 / 8; g < r1 / 8; g++)
             for (int64_t t = c0; t < c1; t += 4) {
                 const int T = (int)(c1 - t < 4 ? c1 - t : 4);

@@ -110,10 +110,12 @@ public final class Allocator: @unchecked Sendable {
     }
 
     /// logits[k-1] for k = 1…N_e of MoE layer slot `slot` (index into `layers`) for input h.
+    /// (akk_vec_dot takes the SIMD path where there is one; its f32 dot equals the scalar
+    /// reference to the bit, so an allocator decides alike on every machine.)
     func logits(slot: Int, hidden h: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         weights[slot].withUnsafeBufferPointer { w in
             for e in 0..<nExpert {
-                out[e] = biases[slot][e] + akk_vec_dot_scalar(Int32(AKK_F32.rawValue), Int64(nEmbd), w.baseAddress! + e * nEmbd, h)
+                out[e] = biases[slot][e] + akk_vec_dot(Int32(AKK_F32.rawValue), Int64(nEmbd), w.baseAddress! + e * nEmbd, h)
             }
         }
     }

@@ -26,6 +26,7 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in) {
@@ -33,14 +34,20 @@ int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in)
     const int64_t nb = n_in / 32, wrow = nb * 18;
     const uint8_t *s = (const uint8_t *)src;
     uint8_t *d = (uint8_t *)dst;
-    for (int64_t g = 0; g < n_rows / 8; g++) {
-        const uint8_t *rows = s + g * 8 * wrow;
-        uint8_t *out = d + g * 8 * wrow;
-        for (int64_t b = 0; b < nb; b++, out += 144) {
-            for (int i = 0; i < 8; i++) {
-                const uint8_t *blk = rows + i * wrow + b * 18;
-                memcpy(out + 2 * i, blk, 2);
-                for (int m = 0; m < 4; m++) memcpy(out + 16 + 32 * m + 4 * i, blk + 2 + 4 * m, 4);
+    const int64_t n_groups = n_rows / 8;
+    /* a model's worth of weights goes through here at load: all cores, contiguous shares */
+#pragma omp parallel if (n_groups * wrow > (1 << 20))
+    {
+        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+        for (int64_t g = n_groups * me / nt; g < n_groups * (me + 1) / nt; g++) {
+            const uint8_t *rows = s + g * 8 * wrow;
+            uint8_t *out = d + g * 8 * wrow;
+            for (int64_t b = 0; b < nb; b++, out += 144) {
+                for (int i = 0; i < 8; i++) {
+                    const uint8_t *blk = rows + i * wrow + b * 18;
+                    memcpy(out + 2 * i, blk, 2);
+                    for (int m = 0; m < 4; m++) memcpy(out + 16 + 32 * m + 4 * i, blk + 2 + 4 * m, 4);
+                }
             }
         }
     }

@@ -271,7 +271,8 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_0.rawValue))
         #expect(rowBytes(r8, 64) == rowBytes(q4, 64))
         let shapes = [(32, 8, 1), (64, 16, 3), (96, 24, 5), (32 * 7, 40, 1), (32 * 37, 64, 9),
-                      (32 * 24, 208, 70), (32 * 8, 1032, 1), (32 * 40, 48, 130), (32 * 112, 16, 2)]
+                      (32 * 24, 208, 70), (32 * 8, 1032, 1), (32 * 40, 48, 130), (32 * 112, 16, 2),
+                      (32 * 64, 1024, 1)] // the last one > 1 MB: repacked on all threads
         for (nIn, nOut, tokens) in shapes {
             let rb = rowBytes(q4, nIn)
             let w = randomWeights(q4, rows: nOut, n: nIn, rng: &rng)

@@ -130,6 +130,24 @@ import CAdaKKernels
             akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &one, Int64(qDim),
                           1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
         }
+        // decode takes its own path (scores position by position): the same bits on 1 and 2
+        // threads and on the scalar reference
+        for threads: Int32 in [1, 3] {
+            var again = [Float](repeating: 0, count: qDim)
+            q.withUnsafeBufferPointer { qp in
+                akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &again, Int64(qDim),
+                              1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), threads)
+            }
+            #expect(again.map(\.bitPattern) == one.map(\.bitPattern), "decode on \(threads) threads")
+        }
+        akk_force_scalar(1)
+        var scalarOne = [Float](repeating: 0, count: qDim)
+        q.withUnsafeBufferPointer { qp in
+            akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &scalarOne, Int64(qDim),
+                          1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
+        }
+        akk_force_scalar(0)
+        #expect(scalarOne.map(\.bitPattern) == one.map(\.bitPattern), "decode, scalar reference")
         var worst = 0.0
         for tt in [0, 1, 17, 255, 256, t] {
             for h in 0..<nHead {

@@ -55,7 +55,7 @@ final class ForwardState {
         let widest = max(c.nFF, c.nFFShared, c.nFFExpert, 1)
         ffA = try FloatBuffer(batchSize * widest)
         ffB = try FloatBuffer(batchSize * widest)
-        attnScratch = try FloatBuffer(threads * contextSize)
+        attnScratch = try FloatBuffer(max(threads, config.nHead) * contextSize)  // adak_ops.h: akk_attention
         ffQ = try FloatBuffer(batchSize * widest, zeroed: false)
         ones = try FloatBuffer(batchSize)
         ones.p.update(repeating: 1, count: batchSize)

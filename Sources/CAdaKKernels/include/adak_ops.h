@@ -59,7 +59,7 @@ int akk_attn_n_kv(int n_used, int n_ctx);
  * vt:  the V cache TRANSPOSED: n_head_kv*head_dim rows of vt_stride (>= n_ctx) floats, row r holds
  *      dimension r of every position; cells past the filled ones must be finite (zero-initialised).
  * out: n_tok rows of n_head*head_dim (stride out_stride).
- * scratch: n_threads * n_ctx floats.
+ * scratch: max(n_threads, n_head) * n_ctx floats.
  * Head h uses kv head h / (n_head / n_head_kv). Scores are scaled by `scale` before softmax.
  */
 void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_stride,

@@ -38,14 +38,17 @@ def gguf_info(path):
     return arch, vocab, (int(used.parts[-1][0]) if used else 0)
 
 
-def run_llamacpp(path, arch, vocab, threads, k, n_prompt, n_gen, llm_cache):
+KV_GGML = {"f32": 0, "f16": 1}  # ggml type ids of the cache
+
+
+def run_llamacpp(path, arch, vocab, threads, k, n_prompt, n_gen, llm_cache, kv_type="f32"):
     key = (path, k)
     if key not in llm_cache:
         llm_cache.clear()
         kv = {f"{arch}.expert_used_count": k} if k else None
         llm_cache[key] = llama_cpp.Llama(
             model_path=path, n_ctx=n_prompt + n_gen + 16, n_batch=512, n_ubatch=512,
-            n_threads=threads, n_threads_batch=threads, type_k=0, type_v=0, flash_attn=False,
+            n_threads=threads, n_threads_batch=threads, type_k=KV_GGML[kv_type], type_v=KV_GGML[kv_type], flash_attn=False,
             kv_overrides=kv, verbose=False, logits_all=False)
     llm = llm_cache[key]
     prompt = token_ids(n_prompt, 0, vocab)
@@ -81,6 +84,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--kv-type", default="f32", choices=["f32", "f16"],
+                    help="KV cache type on both sides (llama.cpp's default is f16)")
     ap.add_argument("--rows", default="all", help="comma list of row-name prefixes, or all")
     ap.add_argument("--cli", default=os.path.join(ROOT, ".build", "release", "adak-cli"))
     ap.add_argument("--json", default=os.path.join(CACHE, "bench", "compare.json"))
@@ -105,17 +110,17 @@ def main():
 
     results = []
     cache = {}
-    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}\n")
+    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}, KV cache {a.kv_type}\n")
     print("| row | prefill adak | prefill llama.cpp | ratio | decode adak | decode llama.cpp | ratio |")
     print("|---|---|---|---|---|---|---|")
     for label, path, k in rows:
         arch, vocab, _ = gguf_info(path)
         ours_p, ours_d, ref_p, ref_d = [], [], [], []
         for _ in range(a.rounds):
-            p, d = run_adak(a.cli, path, a.threads, k, a.prompt, a.gen, [])
+            p, d = run_adak(a.cli, path, a.threads, k, a.prompt, a.gen, ["--kv-type", a.kv_type])
             ours_p.append(p)
             ours_d.append(d)
-            p, d = run_llamacpp(path, arch, vocab, a.threads, k, a.prompt, a.gen, cache)
+            p, d = run_llamacpp(path, arch, vocab, a.threads, k, a.prompt, a.gen, cache, a.kv_type)
             ref_p.append(p)
             ref_d.append(d)
         r = {"row": label, "path": path, "k": k,
@@ -131,7 +136,7 @@ def main():
     cache.clear()
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
-        json.dump({"threads": a.threads, "rounds": a.rounds, "prompt": a.prompt, "gen": a.gen,
+        json.dump({"threads": a.threads, "rounds": a.rounds, "prompt": a.prompt, "gen": a.gen, "kv_type": a.kv_type,
                    "rows": results}, f, indent=1)
     print(f"\nwrote {a.json}")
 

@@ -291,6 +291,17 @@ int adak_model_detokenize(const adak_model *model, const adak_token *tokens, siz
  * ------------------------------------------------------------------------- */
 
 /**
+ * KV cache element types (adak_session_params.kv_type, since 0.4).
+ * ADAK_KV_F32 (the default) reproduces llama.cpp with an f32 cache bit for bit;
+ * ADAK_KV_F16 is llama.cpp's own default (type_k = type_v = f16): half the
+ * memory, and half the bytes attention reads per decoded token.
+ */
+enum adak_kv_type {
+    ADAK_KV_F32 = 0,
+    ADAK_KV_F16 = 1,
+};
+
+/**
  * Session creation parameters. Fields are only ever appended; `size` tells
  * the library which fields the caller knows. Always initialise with
  * adak_session_params_init(&p, sizeof p), then change fields. Sampling
@@ -303,6 +314,8 @@ typedef struct adak_session_params {
     int32_t n_threads;  /* compute threads; 0: all cores */
     int32_t n_batch;    /* prompt tokens evaluated per forward pass; 0: 512 */
     uint64_t seed;      /* sampler seed; default 0xADA */
+    /* Since 0.4 (size >= 28): element type of the KV cache, enum adak_kv_type. */
+    int32_t kv_type;
 } adak_session_params;
 
 /**
@@ -319,7 +332,7 @@ int adak_session_params_init(adak_session_params *params, size_t size);
  * adak_session_free); the session keeps the model alive. On failure *out is
  * set to NULL (when `out` is not NULL). Errors: ADAK_ERR_INVALID_ARGUMENT
  * (NULL/invalid model or out; n_ctx, n_threads or n_batch negative or too
- * large), ADAK_ERR_OUT_OF_MEMORY (the KV cache cannot be allocated).
+ * large; kv_type not an adak_kv_type), ADAK_ERR_OUT_OF_MEMORY (the KV cache cannot be allocated).
  * Thread-safe with respect to the model.
  */
 int adak_session_create(const adak_model *model, const adak_session_params *params,

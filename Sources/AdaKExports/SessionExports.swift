@@ -45,8 +45,9 @@ func mutableSessionBox(_ pointer: OpaquePointer?, _ function: String) -> Session
 }
 
 // Layout of adak_session_params (append-only): uint32 size @0, int32 n_ctx @4,
-// int32 n_threads @8, int32 n_batch @12, uint64 seed @16.
+// int32 n_threads @8, int32 n_batch @12, uint64 seed @16; since 0.4 int32 kv_type @24.
 let sessionParamsMinSize = 24
+let sessionParamsKVTypeEnd = 28
 let sessionParamsMaxSize = 4096
 let defaultBatch = 512
 
@@ -91,6 +92,13 @@ public func adak_session_create(_ model: OpaquePointer?, _ params: UnsafeRawPoin
         p.threads = nThreads
         p.batchSize = nBatch == 0 ? defaultBatch : nBatch
         p.sampling.seed = params.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+        if size >= sessionParamsKVTypeEnd {
+            switch params.loadUnaligned(fromByteOffset: 24, as: Int32.self) {
+            case 0: p.kvType = .f32
+            case 1: p.kvType = .f16
+            case let other: return invalid(f, "kv_type \(other) is not an adak_kv_type")
+            }
+        }
     }
     do {
         let session = try Session(model: box.model, params: p)

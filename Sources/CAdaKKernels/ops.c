@@ -29,6 +29,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
@@ -241,6 +242,66 @@ float akk_dot_f32_1acc(int64_t n, const float *a, const float *b) {
     return akk_have_avx2() ? dot_f32_1acc_avx2(n, a, b) : akk_dot_f32_1acc_scalar(n, a, b);
 }
 
+/* ---- f16 dots of the F16 KV cache (ggml_vec_dot_f16 and tinyBLAS on fp16, see below) ---- */
+
+static inline float h2f(uint16_t h) { return akk_fp16_to_fp32(h); }
+
+/* ggml_vec_dot_f16: 4 x 8 lanes of fma over steps of 32 (as the f32 dot), the f32x8 reduction,
+ * then the n % 32 tail added in double, each product rounded to float first. */
+static float dot4_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
+    float acc[4][8] = {{0}};
+    const int64_t np = n & ~(int64_t)31;
+    for (int64_t i = 0; i < np; i += 32)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 8; l++)
+                acc[k][l] = fmaf(h2f(a[i + 8 * k + l]), h2f(b[i + 8 * k + l]), acc[k][l]);
+    float v[8], t[4];
+    for (int l = 0; l < 8; l++) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    for (int l = 0; l < 4; l++) t[l] = v[l] + v[l + 4];
+    double sum = (double)((t[0] + t[1]) + (t[2] + t[3]));
+    for (int64_t i = np; i < n; i++) sum += (double)(h2f(a[i]) * h2f(b[i]));
+    return (float)sum;
+}
+
+AVX2_FN float dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const int64_t np = n & ~(int64_t)31;
+#define LD(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    for (int64_t i = 0; i < np; i += 32) {
+        a0 = _mm256_fmadd_ps(LD(a + i), LD(b + i), a0);
+        a1 = _mm256_fmadd_ps(LD(a + i + 8), LD(b + i + 8), a1);
+        a2 = _mm256_fmadd_ps(LD(a + i + 16), LD(b + i + 16), a2);
+        a3 = _mm256_fmadd_ps(LD(a + i + 24), LD(b + i + 24), a3);
+    }
+    const __m256 v = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 h = _mm_hadd_ps(t, t);
+    double sum = (double)_mm_cvtss_f32(_mm_hadd_ps(h, h));
+    for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(a[i]) * _cvtsh_ss(b[i]));
+    return (float)sum;
+}
+
+/* tinyBLAS on fp16 x fp16 (AVX + F16C): one 8-lane fma accumulator over steps of 8, then hsum. */
+static float dot1_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
+    float acc[8] = {0};
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(h2f(a[i + l]), h2f(b[i + l]), acc[l]);
+    return akk_hsum8_ref(acc);
+}
+
+AVX2_FN float dot1_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(LD(a + i), LD(b + i), acc);
+    return hsum8(acc);
+#undef LD
+}
+
+float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
+    const int simd = akk_have_avx2();
+    return one_acc ? (simd ? dot1_f16_avx2(n, a, b) : dot1_f16_scalar(n, a, b))
+                   : (simd ? dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
+}
+
 /* ---- attention ---- */
 
 int akk_attn_n_kv(int n_used, int n_ctx) {
@@ -249,15 +310,48 @@ int akk_attn_n_kv(int n_used, int n_ctx) {
     return padded < n_ctx ? padded : n_ctx;
 }
 
-void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_stride,
-                   const float *vt, int64_t vt_stride, float *out, int64_t out_stride,
+/* The dots of one cache type. F32 (llama.cpp's f32 cache): q and the probabilities stay f32;
+ * 4-accumulator dots are ggml_vec_dot_f32, 1-accumulator ones tinyBLAS. F16: llama.cpp converts
+ * q and the probabilities to fp16 (vec_dot_type of F16) and uses ggml_vec_dot_f16, or tinyBLAS on
+ * fp16 once the converted rows are contiguous (a multi-token batch, for KQ as well as KQV). */
+struct attn_dots {
+    int f16, simd;
+};
+
+static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const void *c, const void *x) {
+    if (t->f16) {
+        const uint16_t *a = (const uint16_t *)c, *b = (const uint16_t *)x;
+        return one_acc ? (t->simd ? dot1_f16_avx2(n, a, b) : dot1_f16_scalar(n, a, b))
+                       : (t->simd ? dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
+    }
+    const float *a = (const float *)c, *b = (const float *)x;
+    if (one_acc) return t->simd ? dot_f32_1acc_avx2(n, a, b) : akk_dot_f32_1acc_scalar(n, a, b);
+    float r;
+    (t->simd ? akk_scores_f32_avx2 : akk_scores_f32_scalar)(n, a, 0, 1, b, 1.0f, &r);
+    return r;
+}
+
+/* Probabilities in the cache type, in place: fp16 values packed at the start of the float row
+ * (each store lands at or before the bytes already read). */
+static const void *as_cache_type(const struct attn_dots *t, float *row, int64_t n) {
+    if (!t->f16) return row;
+    akk_fp32_to_fp16_row(row, (uint16_t *)(void *)row, n);
+    return row;
+}
+
+void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,
+                   const void *vt, int64_t vt_stride, float *out, int64_t out_stride,
                    int n_tok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
-                   float *scratch, int n_ctx, int nthreads) {
+                   float *scratch, int n_ctx, int kv_type, int nthreads) {
     const int group = n_head / n_head_kv;
     const int n_kv = akk_attn_n_kv(pos0 + n_tok, n_ctx);
-    /* llama.cpp's KQV: tinyBLAS for a multi-token batch when it accepts the shape, else vec_dot. */
-    const int tinyblas = n_tok >= 2 && n_kv % 8 == 0 && head_dim % 4 == 0;
-    const int simd = akk_have_avx2();
+    const struct attn_dots dots = {kv_type == AKK_F16, akk_have_avx2()};
+    const int64_t es = dots.f16 ? 2 : 4; /* bytes per cache element */
+    const uint8_t *kb = (const uint8_t *)k, *vb = (const uint8_t *)vt;
+    /* llama.cpp's KQV: tinyBLAS for a multi-token batch when it accepts the shape, else vec_dot;
+     * its KQ only with an fp16 cache (an f32 q is a permuted, non-contiguous view). */
+    const int kqv_1acc = n_tok >= 2 && n_kv % 8 == 0 && head_dim % 4 == 0;
+    const int kq_1acc = dots.f16 && n_tok >= 2 && head_dim % 8 == 0;
     const int64_t jobs = (int64_t)n_tok * n_head;
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     if (jobs * (int64_t)n_kv * head_dim < 65536) nthreads = 1;
@@ -265,6 +359,13 @@ void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_s
      * multiple of 32 after n_valid every probability is exactly 0, adding exact zeros to whole
      * 8-lane blocks and 32-wide steps: skipping them changes no bit. */
 #define N_USE(n_valid) ((n_valid) + 31 < n_kv ? ((n_valid) + 31) / 32 * 32 : n_kv)
+    /* q of one head in the cache type (fp16 copies on the stack; head_dim <= 512) */
+#define Q_HEAD(dst, t, h)                                                                          \
+    const float *dst##_f = q + (int64_t)(t) * q_stride + (int64_t)(h) * head_dim;                  \
+    uint16_t dst##_h[512];                                                                         \
+    if (dots.f16) akk_fp32_to_fp16_row(dst##_f, dst##_h, head_dim);                              \
+    const void *dst = dots.f16 ? (const void *)dst##_h : (const void *)dst##_f;
+    if (head_dim > 512) return;
     if (n_tok == 1) {
         /* Decode: the scores of all heads, position by position (each thread a contiguous range
          * of positions), so the K cache streams row after row instead of one head's 256 bytes
@@ -272,25 +373,32 @@ void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_s
          * llama.cpp's); then per head (threads split the heads) softmax and the V product. The
          * scores land in scratch rows of n_ctx per head; each is the same dot as before. */
         const int n_valid = pos0 + 1, n_use = N_USE(n_valid);
+        const int64_t qdim = (int64_t)n_head * head_dim;
+        uint16_t *q16 = dots.f16 ? malloc((size_t)qdim * sizeof(uint16_t)) : NULL;
+        if (dots.f16 && !q16) return;
+        if (q16) akk_fp32_to_fp16_row(q, q16, qdim);
+        const uint8_t *qb = q16 ? (const uint8_t *)q16 : (const uint8_t *)q;
 #pragma omp parallel num_threads(nthreads)
         {
             const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
             const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
             for (int64_t j = p0; j < p1; j++)
                 for (int h = 0; h < n_head; h++)
-                    (simd ? akk_scores_f32_avx2 : akk_scores_f32_scalar)(head_dim, k + j * k_stride + (int64_t)(h / group) * head_dim,
-                                                                         0, 1, q + (int64_t)h * head_dim, scale,
-                                                                         scratch + (int64_t)h * n_ctx + j);
+                    scratch[(int64_t)h * n_ctx + j] =
+                        dot_cache(&dots, 0, head_dim, kb + (j * k_stride + (int64_t)(h / group) * head_dim) * es,
+                                  qb + (int64_t)h * head_dim * es) * scale;
 #pragma omp barrier
             for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++) {
                 float *sc = scratch + h * n_ctx;
                 for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-                softmax_impl(sc, n_use, simd);
+                softmax_impl(sc, n_use, dots.simd);
+                const void *p = as_cache_type(&dots, sc, n_use);
                 float *oh = out + h * head_dim;
-                const float *vg = vt + (int64_t)(h / group) * head_dim * vt_stride;
-                for (int d = 0; d < head_dim; d++) oh[d] = akk_vec_dot(AKK_F32, n_use, vg + (int64_t)d * vt_stride, sc);
+                const uint8_t *vg = vb + (int64_t)(h / group) * head_dim * vt_stride * es;
+                for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, 0, n_use, vg + (int64_t)d * vt_stride * es, p);
             }
         }
+        free(q16);
         return;
     }
 #pragma omp parallel num_threads(nthreads)
@@ -305,20 +413,18 @@ void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_s
             const int h = (int)(job % n_head);
             const int g = h / group;
             const int n_valid = pos0 + t + 1;
-            const float *qh = q + t * q_stride + (int64_t)h * head_dim;
-            (simd ? akk_scores_f32_avx2 : akk_scores_f32_scalar)(head_dim, k + (int64_t)g * head_dim, k_stride,
-                                                                 n_valid, qh, scale, sc);
+            Q_HEAD(qh, t, h)
+            const uint8_t *kh = kb + (int64_t)g * head_dim * es;
+            for (int j = 0; j < n_valid; j++) sc[j] = dot_cache(&dots, kq_1acc, head_dim, kh + (int64_t)j * k_stride * es, qh) * scale;
             const int n_use = N_USE(n_valid);
             for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-            softmax_impl(sc, n_use, simd);
+            softmax_impl(sc, n_use, dots.simd);
+            const void *p = as_cache_type(&dots, sc, n_use);
             float *oh = out + t * out_stride + (int64_t)h * head_dim;
-            const float *vg = vt + (int64_t)g * head_dim * vt_stride;
-            for (int d = 0; d < head_dim; d++) {
-                const float *vrow = vg + (int64_t)d * vt_stride;
-                oh[d] = tinyblas ? (simd ? dot_f32_1acc_avx2(n_use, vrow, sc) : akk_dot_f32_1acc_scalar(n_use, vrow, sc))
-                                 : akk_vec_dot(AKK_F32, n_use, vrow, sc);
-            }
+            const uint8_t *vg = vb + (int64_t)g * head_dim * vt_stride * es;
+            for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, kqv_1acc, n_use, vg + (int64_t)d * vt_stride * es, p);
         }
     }
+#undef Q_HEAD
 #undef N_USE
 }

@@ -17,6 +17,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Weight format for tensor types the kernels don't run natively: f32, q8_0, q4_0") var weightType = "q8_0"
     @Flag(help: "Skip the bandwidth probe") var noProbe = false
     @Flag(help: "Keep Q4_0 matrices in the file's row layout instead of 8-row groups") var noRepack = false
+    @Option(help: "KV cache type: f32 or f16") var kvType = "f32"
     @OptionGroup var routing: RoutingOptions
 
     /// The benchmark's token ids (also used by bench/compare_llamacpp.py): deterministic,
@@ -28,6 +29,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         guard let wt = WeightType(rawValue: weightType) else { throw ValidationError("unknown --weight-type") }
         guard promptTokens >= 1, genTokens >= 1, rounds >= 1 else { throw ValidationError("counts must be >= 1") }
+        guard let kv = KVCacheType(rawValue: kvType) else { throw ValidationError("--kv-type must be f32 or f16") }
         var mp = ModelParams()
         mp.weightType = wt
         mp.repack = !noRepack
@@ -35,6 +37,7 @@ struct Bench: ParsableCommand {
         var sp = SessionParams()
         sp.threads = threads
         sp.contextSize = promptTokens + genTokens + 1
+        sp.kvType = kv
         sp.sampling = .greedy
         let s = try Session(model: m, params: sp)
         try routing.apply(to: s)
@@ -62,7 +65,7 @@ struct Bench: ParsableCommand {
         let pre = median(prefill), dec = median(decode)
         let k = m.config.isMoE ? kSeen : 0
         let bytes = m.weightBytesPerToken(k: m.config.isMoE ? k : nil)
-            + m.kvBytesPerToken(position: promptTokens + genTokens / 2)
+            + m.kvBytesPerToken(position: promptTokens + genTokens / 2, kvType: kv)
         let bw = noProbe ? 0 : akk_measure_read_bandwidth(1 << 30, Int32(s.threads))
         let roof = bw > 0 ? bw * 1e9 / bytes : 0
         let st = s.stats

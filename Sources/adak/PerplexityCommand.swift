@@ -21,6 +21,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Number of windows (0: as many as the text holds)") var chunks = 0
     @Option(name: [.short, .long], help: "Threads (0: all cores)") var threads = 0
     @Option(help: "Write the result as JSON to this file") var json: String?
+    @Option(help: "KV cache type: f32 or f16") var kvType = "f32"
     @OptionGroup var routing: RoutingOptions
 
     func run() throws {
@@ -33,6 +34,8 @@ struct PerplexityCommand: ParsableCommand {
         p.contextSize = window
         p.threads = threads
         p.batchSize = window
+        guard let kv = KVCacheType(rawValue: kvType) else { throw ValidationError("--kv-type must be f32 or f16") }
+        p.kvType = kv
         let s = try Session(model: m, params: p)
         try routing.apply(to: s)
         let r = try Perplexity.evaluate(session: s, tokens: tokens, window: window,

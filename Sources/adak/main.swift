@@ -48,6 +48,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Sampler seed") var seed: UInt64 = 0xADA
     @Option(name: [.short, .long], help: "Compute threads (0: all cores)") var threads = 0
     @Option(name: [.short, .customLong("ctx")], help: "Context size in tokens (0: min(model's, 4096))") var contextSize = 0
+    @Option(help: "KV cache type: f32 (llama.cpp-exact with an f32 cache) or f16") var kvType = "f32"
     @Flag(help: "Parse special-token text such as <|im_start|> in the prompt") var special = false
     @Flag(help: "Print the prompt before the generated text") var echo = false
     @Flag(help: "Print timing to standard error") var verbose = false
@@ -57,6 +58,7 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("-n must be >= 0") }
         guard threads >= 0, contextSize >= 0 else { throw ValidationError("--threads and --ctx must be >= 0") }
+        guard KVCacheType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32 or f16") }
     }
 
     func run() throws {
@@ -65,6 +67,7 @@ struct Generate: ParsableCommand {
         var params = SessionParams()
         params.contextSize = contextSize
         params.threads = threads
+        params.kvType = KVCacheType(rawValue: kvType) ?? .f32
         params.sampling.temperature = temp
         params.sampling.topK = topK
         params.sampling.topP = topP

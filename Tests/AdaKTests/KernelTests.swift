@@ -302,6 +302,48 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         #expect(akk_q4_0_r8_row(src, -1, 32, &out) == -1)
     }
 
+    /// The fp16 dots of an f16 KV cache (ggml_vec_dot_f16's 4 x 8 lanes with a double tail, and
+    /// tinyBLAS's single accumulator) and whole attention calls, f32 and f16 caches, batch and
+    /// decode: the SIMD paths equal the scalar references bit for bit.
+    @Test func attentionScalarEqualsSIMD() {
+        var rng = SplitMix64(seed: 21)
+        for n in [8, 16, 32, 40, 64, 72, 96, 100, 256, 263] {
+            let a = (0..<n).map { _ in akk_fp32_to_fp16(Float.random(in: -2...2, using: &rng)) }
+            let b = (0..<n).map { _ in akk_fp32_to_fp16(Float.random(in: -2...2, using: &rng)) }
+            for oneAcc: Int32 in [0, 1] where oneAcc == 0 || n % 8 == 0 {
+                let simd = akk_dot_f16(oneAcc, Int64(n), a, b)
+                let scalar = withScalar { akk_dot_f16(oneAcc, Int64(n), a, b) }
+                #expect(simd.bitPattern == scalar.bitPattern, "n \(n) one_acc \(oneAcc)")
+            }
+        }
+        let nHead = 4, nHeadKV = 2, hd = 64, nCtx = 300, kvDim = nHeadKV * hd, qDim = nHead * hd, nPos = 40
+        let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let q = (0..<(nPos * qDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
+        var scratch = [Float](repeating: 0, count: 4 * nCtx)
+        for type in [Int32(AKK_F32.rawValue), Int32(AKK_F16.rawValue)] {
+            for (tokens, pos0) in [(nPos, 0), (1, 200)] {
+                func run() -> [Float] {
+                    var out = [Float](repeating: 0, count: tokens * qDim)
+                    let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
+                        akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
+                                      Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, 2)
+                    }
+                    if type == Int32(AKK_F16.rawValue) {
+                        kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } }
+                    } else {
+                        kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } }
+                    }
+                    return out
+                }
+                let simd = run()
+                let scalar = withScalar { run() }
+                #expect(bits(simd) == bits(scalar), "type \(type) tokens \(tokens)")
+            }
+        }
+    }
+
     @Test func matmulRowsWritesOnlyItsRows() {
         var rng = SplitMix64(seed: 8)
         let type = Int32(AKK_Q4_0.rawValue), nIn = 128, nOut = 21, tokens = 3

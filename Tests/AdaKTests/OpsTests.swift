@@ -122,32 +122,24 @@ import CAdaKKernels
         // batch: all positions at once
         var out = [Float](repeating: 0, count: nPos * qDim)
         akk_attention(q, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &out, Int64(qDim), Int32(nPos), 0,
-                      Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
+                      Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), Int32(AKK_F32.rawValue), 2)
         // decode: the last position alone
         var one = [Float](repeating: 0, count: qDim)
         let t = nPos - 1
         q.withUnsafeBufferPointer { qp in
             akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &one, Int64(qDim),
-                          1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
+                          1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), Int32(AKK_F32.rawValue), 2)
         }
-        // decode takes its own path (scores position by position): the same bits on 1 and 2
-        // threads and on the scalar reference
+        // decode takes its own path (scores position by position): the same bits on 1, 2 and 3
+        // threads (scalar reference: KernelTests.attentionScalarEqualsSIMD)
         for threads: Int32 in [1, 3] {
             var again = [Float](repeating: 0, count: qDim)
             q.withUnsafeBufferPointer { qp in
                 akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &again, Int64(qDim),
-                              1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), threads)
+                              1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), Int32(AKK_F32.rawValue), threads)
             }
             #expect(again.map(\.bitPattern) == one.map(\.bitPattern), "decode on \(threads) threads")
         }
-        akk_force_scalar(1)
-        var scalarOne = [Float](repeating: 0, count: qDim)
-        q.withUnsafeBufferPointer { qp in
-            akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), k, Int64(kvDim), vt, Int64(nCtx), &scalarOne, Int64(qDim),
-                          1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), 2)
-        }
-        akk_force_scalar(0)
-        #expect(scalarOne.map(\.bitPattern) == one.map(\.bitPattern), "decode, scalar reference")
         var worst = 0.0
         for tt in [0, 1, 17, 255, 256, t] {
             for h in 0..<nHead {
@@ -157,5 +149,56 @@ import CAdaKKernels
             }
         }
         #expect(worst < 2e-6, "max abs error \(worst)")
+    }
+
+    /// An f16 KV cache: the result is attention over the fp16-rounded q, K, V and probabilities
+    /// (llama.cpp converts q and the softmax output to fp16 for its f16 dots), within 2e-3 of a
+    /// float64 reference on the rounded q, K and V; decode gives the same bits on 1 and 3 threads.
+    @Test func attentionWithF16CacheMatchesReference() {
+        let nHead = 4, nHeadKV = 2, hd = 64, nCtx = 300, kvDim = nHeadKV * hd, qDim = nHead * hd
+        let nPos = 270
+        let r16: (Float) -> Float = { akk_fp16_to_fp32(akk_fp32_to_fp16($0)) }
+        let k = Self.randoms(nCtx * kvDim, -1...1, seed: 17), v = Self.randoms(nPos * kvDim, -1...1, seed: 18)
+        let q = Self.randoms(nPos * qDim, -1...1, seed: 19)
+        let kh = k.map { akk_fp32_to_fp16($0) }
+        var vt = [UInt16](repeating: 0, count: kvDim * nCtx)
+        for p in 0..<nPos { for i in 0..<kvDim { vt[i * nCtx + p] = akk_fp32_to_fp16(v[p * kvDim + i]) } }
+        let scale = 1 / Float(hd).squareRoot()
+        var scratch = [Float](repeating: 0, count: 4 * nCtx)
+        func reference(_ t: Int, _ h: Int) -> [Double] {
+            let g = h / (nHead / nHeadKV)
+            var s = (0...t).map { j in
+                (0..<hd).reduce(0.0) { $0 + Double(r16(q[t * qDim + h * hd + $1])) * Double(r16(k[j * kvDim + g * hd + $1])) } * Double(scale)
+            }
+            let m = s.max()!
+            s = s.map { Foundation.exp($0 - m) }
+            let z = s.reduce(0, +)
+            return (0..<hd).map { d in (0...t).reduce(0.0) { $0 + s[$1] / z * Double(r16(v[$1 * kvDim + g * hd + d])) } }
+        }
+        let f16 = Int32(AKK_F16.rawValue)
+        var out = [Float](repeating: 0, count: nPos * qDim)
+        akk_attention(q, Int64(qDim), kh, Int64(kvDim), vt, Int64(nCtx), &out, Int64(qDim), Int32(nPos), 0,
+                      Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), f16, 2)
+        let t = nPos - 1
+        var ones: [[Float]] = []
+        for threads: Int32 in [1, 3] {
+            var one = [Float](repeating: 0, count: qDim)
+            q.withUnsafeBufferPointer { qp in
+                akk_attention(qp.baseAddress! + t * qDim, Int64(qDim), kh, Int64(kvDim), vt, Int64(nCtx), &one, Int64(qDim),
+                              1, Int32(t), Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), f16, threads)
+            }
+            ones.append(one)
+        }
+        #expect(Self.bits(ones[0]) == Self.bits(ones[1]))
+        var worst = 0.0
+        for tt in [0, 1, 17, 255, 256, t] {
+            for h in 0..<nHead {
+                let r = reference(tt, h)
+                for d in 0..<hd { worst = max(worst, abs(Double(out[tt * qDim + h * hd + d]) - r[d])) }
+                if tt == t { for d in 0..<hd { worst = max(worst, abs(Double(ones[0][h * hd + d]) - r[d])) } }
+            }
+        }
+        #expect(worst < 2e-3, "max abs error \(worst)")
+        #expect(worst > 0)
     }
 }

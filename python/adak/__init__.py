@@ -312,6 +312,8 @@ class Session(_Owned):
     :param n_threads: compute threads (0: all cores).
     :param n_batch: prompt tokens per forward pass (0: 512).
     :param seed: sampler seed.
+    :param kv_type: "f32" (the default, llama.cpp-exact with an f32 cache) or "f16" (half the
+        memory and attention traffic; llama.cpp's default cache type).
     :param sampling: initial sampling settings: temperature, top_k, top_p, min_p,
         repeat_penalty, repeat_last_n (see :meth:`set`).
     """
@@ -323,9 +325,11 @@ class Session(_Owned):
                  "logit_rows")
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 0, n_batch: int = 0,
-                 seed: Optional[int] = None, **sampling: Union[int, float]):
+                 seed: Optional[int] = None, kv_type: str = "f32", **sampling: Union[int, float]):
         self._handle: Optional[int] = None
         self.model = model
+        if kv_type not in _lib.KV_TYPES:
+            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown kv_type {kv_type!r}")
         params = _lib.SessionParams()
         _check(_C.adak_session_params_init(ctypes.byref(params), ctypes.sizeof(params)))
         for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
@@ -336,6 +340,7 @@ class Session(_Owned):
             if not 0 <= int(seed) < 2**63:
                 raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"seed {seed} is out of range")
             params.seed = int(seed)
+        params.kv_type = _lib.KV_TYPES[kv_type]
         handle = ctypes.c_void_p()
         _check(_C.adak_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle.value

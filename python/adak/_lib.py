@@ -39,6 +39,9 @@ LOG_WARN = 2
 LOG_INFO = 3
 LOG_DEBUG = 4
 
+#: enum adak_kv_type (since 0.4).
+KV_TYPES = {"f32": 0, "f16": 1}
+
 PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_float)
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 
@@ -83,6 +86,7 @@ class SessionParams(ctypes.Structure):
         ("n_threads", ctypes.c_int32),
         ("n_batch", ctypes.c_int32),
         ("seed", ctypes.c_uint64),
+        ("kv_type", ctypes.c_int32),  # since 0.4
     ]
 
 

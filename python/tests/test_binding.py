@@ -233,3 +233,17 @@ def test_q4_0_repacking_is_a_load_option():
     for got in runs:
         assert np.abs(got - ref).mean() <= np.abs(ref - ref32).mean() / 4
     assert not np.array_equal(runs[0], runs[1])
+
+
+def test_f16_kv_cache(tiny_model):
+    """kv_type="f16" halves the cache and stays close to the f32 cache's logits."""
+    ids = tiny_model.tokenize("The quick brown fox jumps over the lazy dog", add_special=True)
+    out = {}
+    for kv in ("f32", "f16"):
+        with tiny_model.session(n_ctx=64, kv_type=kv) as s:
+            s.evaluate(ids, all_logits=True)
+            out[kv] = np.array(s.logits, copy=True)
+    d = np.abs(out["f32"] - out["f16"])
+    assert 0 < d.max() < 5e-3
+    with pytest.raises(adak.AdakError):
+        tiny_model.session(kv_type="q8_0")

@@ -495,6 +495,15 @@ static void with_model(const char *path) {
     sp.n_batch = -1;
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_create(m, &sp, &s), "n_batch");
     sp.n_batch = 0;
+    CHECK(sp.kv_type == ADAK_KV_F32); /* since 0.4 */
+    sp.kv_type = 7;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_create(m, &sp, &s), "kv_type");
+    CHECK(s == NULL);
+    sp.kv_type = ADAK_KV_F16;
+    CHECK(adak_session_create(m, &sp, &s) == ADAK_OK && s != NULL);
+    adak_session_free(s);
+    s = (adak_session *)0x1;
+    sp.kv_type = ADAK_KV_F32;
     sp.size = 2;
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_create(m, &sp, &s), "adak_session_create");
     sp.size = sizeof sp;

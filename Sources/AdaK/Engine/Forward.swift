@@ -10,9 +10,11 @@ final class ForwardState {
     let nCtx: Int
     let maxBatch: Int
 
-    // KV cache, f32, as llama.cpp keeps it without flash attention: K per layer nCtx rows of
-    // nHeadKV*headDim; V per layer TRANSPOSED, nHeadKV*headDim rows of nCtx (row = one dimension
-    // over all positions), so KQV is a dot over positions like ggml's mul_mat(v_trans, kq).
+    // KV cache as llama.cpp keeps it without flash attention, f32 or f16 (`kvType`): K per layer
+    // nCtx rows of nHeadKV*headDim; V per layer TRANSPOSED, nHeadKV*headDim rows of nCtx (row =
+    // one dimension over all positions), so KQV is a dot over positions like ggml's
+    // mul_mat(v_trans, kq). The buffers hold elements of kvType (an f16 cache uses half of each).
+    let kvType: KVCacheType
     let kCache: [FloatBuffer]
     let vCache: [FloatBuffer]
 
@@ -31,8 +33,9 @@ final class ForwardState {
     /// (layer, rows, FFN input rows n × d, hidden silu(gate·x) ⊙ (up·x) rows n × n_ff).
     var ffnCapture: ((Int, Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void)? = nil
 
-    init(model: Model, contextSize: Int, batchSize: Int, threads: Int) throws {
+    init(model: Model, contextSize: Int, batchSize: Int, threads: Int, kvType: KVCacheType = .f32) throws {
         self.model = model
+        self.kvType = kvType
         config = model.config
         self.threads = threads
         nCtx = contextSize
@@ -43,8 +46,9 @@ final class ForwardState {
         guard !o1, kvElems * c.nLayer <= 1 << 36 else {
             throw AdaKError.outOfMemory("KV cache for \(contextSize) tokens is too large")
         }
-        kCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvElems) }
-        vCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvElems) }
+        let kvFloats = kvType == .f16 ? (kvElems + 1) / 2 : kvElems
+        kCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvFloats) }
+        vCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvFloats) }
         x = try FloatBuffer(batchSize * c.nEmbd)
         xn = try FloatBuffer(batchSize * c.nEmbd)
         q = try FloatBuffer(batchSize * qDim)
@@ -145,14 +149,25 @@ final class ForwardState {
                 akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
             }
             let kc = kCache[il].p, vc = vCache[il].p
-            (kc + pos0 * kvDim).update(from: k, count: n * kvDim)
-            for t in 0..<n {
-                let vt = v + t * kvDim, col = vc + pos0 + t
-                for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+            switch kvType {
+            case .f32:
+                (kc + pos0 * kvDim).update(from: k, count: n * kvDim)
+                for t in 0..<n {
+                    let vt = v + t * kvDim, col = vc + pos0 + t
+                    for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+                }
+            case .f16: // ggml_cpy f32 -> f16: round to nearest even (F16C or its scalar twin)
+                let kh = UnsafeMutableRawPointer(kc).assumingMemoryBound(to: UInt16.self)
+                let vh = UnsafeMutableRawPointer(vc).assumingMemoryBound(to: UInt16.self)
+                akk_fp32_to_fp16_row(k, kh + pos0 * kvDim, Int64(n * kvDim))
+                for t in 0..<n {
+                    let vt = v + t * kvDim, col = vh + pos0 + t
+                    for i in 0..<kvDim { col[i * nCtx] = akk_fp32_to_fp16(vt[i]) }
+                }
             }
             akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
                           Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), 1 / Float(hd).squareRoot(),
-                          attnScratch.p, Int32(nCtx), Int32(threads))
+                          attnScratch.p, Int32(nCtx), kvType.ggmlType, Int32(threads))
             inB.set(attn, rows: n, cols: qDim)
             linear(L.wo, inB, out: tmp, outStride: d)
             for i in 0..<(n * d) { x[i] += tmp[i] }

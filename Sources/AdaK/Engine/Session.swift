@@ -8,9 +8,20 @@ public struct SessionParams: Sendable {
     public var threads: Int = 0
     /// Tokens per forward pass while prefilling.
     public var batchSize: Int = 512
+    /// Element type of the KV cache: f32 (llama.cpp-exact with an f32 cache, the default) or f16
+    /// (llama.cpp's own default: half the memory and the bytes attention reads per token).
+    public var kvType: KVCacheType = .f32
     public var sampling = SamplingParams()
     public var routing = RoutingConfig()
     public init() {}
+}
+
+/// Element type of a session's KV cache.
+public enum KVCacheType: String, Sendable, CaseIterable {
+    case f32, f16
+
+    var ggmlType: Int32 { self == .f16 ? Int32(AKK_F16.rawValue) : Int32(AKK_F32.rawValue) }
+    public var bytes: Int { self == .f16 ? 2 : 4 }
 }
 
 /// One sequence being decoded: KV cache, routing state, sampler. Use from one thread at a time;
@@ -20,6 +31,8 @@ public final class Session {
     public let contextSize: Int
     public let threads: Int
     public let batchSize: Int
+    /// Element type of the KV cache.
+    public var kvType: KVCacheType { state.kvType }
     /// Tokens in the context.
     public private(set) var position = 0
     public var sampling: SamplingParams {
@@ -59,7 +72,8 @@ public final class Session {
         batchSize = params.batchSize
         router = RouterState(model: model, config: params.routing)
         sampler = Sampler(params: params.sampling)
-        state = try ForwardState(model: model, contextSize: contextSize, batchSize: batchSize, threads: threads)
+        state = try ForwardState(model: model, contextSize: contextSize, batchSize: batchSize, threads: threads,
+                                 kvType: params.kvType)
     }
 
     /// Replaces the routing settings after validating them against the model.

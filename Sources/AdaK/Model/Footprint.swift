@@ -25,8 +25,8 @@ extension Model {
         return b
     }
 
-    /// Bytes of the KV cache a token at `position` reads (f32 K and V over the context).
-    public func kvBytesPerToken(position: Int) -> Double {
-        Double(2 * config.nLayer * config.nHeadKV * config.headDim * 4 * (position + 1))
+    /// Bytes of the KV cache a token at `position` reads (K and V over the context).
+    public func kvBytesPerToken(position: Int, kvType: KVCacheType = .f32) -> Double {
+        Double(2 * config.nLayer * config.nHeadKV * config.headDim * kvType.bytes * (position + 1))
     }
 }

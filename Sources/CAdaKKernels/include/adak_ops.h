@@ -53,19 +53,25 @@ int akk_attn_n_kv(int n_used, int n_ctx);
 
 /*
  * Causal attention for n_tok query tokens at positions pos0 .. pos0+n_tok-1 of one sequence,
- * with llama.cpp's non-flash-attention numerics (see ops.c).
- * q:   n_tok rows of n_head*head_dim (row stride q_stride floats)
- * k:   the K cache, rows of n_head_kv*head_dim floats (stride k_stride), rows 0 .. pos0+n_tok-1 filled.
- * vt:  the V cache TRANSPOSED: n_head_kv*head_dim rows of vt_stride (>= n_ctx) floats, row r holds
+ * with llama.cpp's non-flash-attention numerics (see ops.c), for a KV cache of kv_type AKK_F32
+ * or AKK_F16 (elements of that type; strides count elements).
+ * q:   n_tok rows of n_head*head_dim floats (row stride q_stride floats); head_dim <= 512
+ * k:   the K cache, rows of n_head_kv*head_dim elements (stride k_stride), rows 0 .. pos0+n_tok-1 filled.
+ * vt:  the V cache TRANSPOSED: n_head_kv*head_dim rows of vt_stride (>= n_ctx) elements, row r holds
  *      dimension r of every position; cells past the filled ones must be finite (zero-initialised).
  * out: n_tok rows of n_head*head_dim (stride out_stride).
  * scratch: max(n_threads, n_head) * n_ctx floats.
  * Head h uses kv head h / (n_head / n_head_kv). Scores are scaled by `scale` before softmax.
  */
-void akk_attention(const float *q, int64_t q_stride, const float *k, int64_t k_stride,
-                   const float *vt, int64_t vt_stride, float *out, int64_t out_stride,
+void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,
+                   const void *vt, int64_t vt_stride, float *out, int64_t out_stride,
                    int n_tok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
-                   float *scratch, int n_ctx, int nthreads);
+                   float *scratch, int n_ctx, int kv_type, int nthreads);
+
+/* The fp16 dots of the F16 cache: one_acc = 0: ggml_vec_dot_f16 (4 x 8 lanes, the n % 32 tail in
+ * double), 1: tinyBLAS on fp16 (one 8-lane accumulator, n % 8 == 0). SIMD or scalar reference,
+ * bit-identical. */
+float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b);
 
 #ifdef __cplusplus
 }

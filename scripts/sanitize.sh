@@ -77,6 +77,9 @@ else
     # barriers and tasks (libomp itself is not instrumented).
     run "threads 4x2, 2 kernel threads (Archer)" env OMP_TOOL_LIBRARIES="${LLVM_DIR:-/usr/lib/llvm-19}/lib/libarcher.so" \
         ARCHER_OPTIONS=verbose=0 "$out/threads" "$tiny" 4 2 2
+    # Q4_0: the 8-row repacked kernels, their shared work counters, and the repack at load
+    run "threads 4x2 on q4_0, 2 kernel threads (Archer)" env OMP_TOOL_LIBRARIES="${LLVM_DIR:-/usr/lib/llvm-19}/lib/libarcher.so" \
+        ARCHER_OPTIONS=verbose=0 "$out/threads" "$fixtures/models/tiny-mixtral.q4_0.gguf" 4 2 2
 fi
 echo "sanitize $mode: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -359,13 +359,6 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
      * multiple of 32 after n_valid every probability is exactly 0, adding exact zeros to whole
      * 8-lane blocks and 32-wide steps: skipping them changes no bit. */
 #define N_USE(n_valid) ((n_valid) + 31 < n_kv ? ((n_valid) + 31) / 32 * 32 : n_kv)
-    /* q of one head in the cache type (fp16 copies on the stack; head_dim <= 512) */
-#define Q_HEAD(dst, t, h)                                                                          \
-    const float *dst##_f = q + (int64_t)(t) * q_stride + (int64_t)(h) * head_dim;                  \
-    uint16_t dst##_h[512];                                                                         \
-    if (dots.f16) akk_fp32_to_fp16_row(dst##_f, dst##_h, head_dim);                              \
-    const void *dst = dots.f16 ? (const void *)dst##_h : (const void *)dst##_f;
-    if (head_dim > 512) return;
     if (n_tok == 1) {
         /* Decode: the scores of all heads, position by position (each thread a contiguous range
          * of positions), so the K cache streams row after row instead of one head's 256 bytes
@@ -408,12 +401,16 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
         const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
         float *sc = scratch + me * n_ctx;
         const int64_t j0 = jobs * me / nt, j1 = jobs * (me + 1) / nt;
-        for (int64_t job = j0; job < j1; job++) {
+        /* q of one head in the cache type: an fp16 copy per thread for an f16 cache */
+        uint16_t *q16 = dots.f16 && j1 > j0 ? malloc((size_t)head_dim * sizeof(uint16_t)) : NULL;
+        for (int64_t job = j0; job < j1 && (q16 || !dots.f16); job++) {
             const int t = (int)(job / n_head);
             const int h = (int)(job % n_head);
             const int g = h / group;
             const int n_valid = pos0 + t + 1;
-            Q_HEAD(qh, t, h)
+            const float *qf = q + t * q_stride + (int64_t)h * head_dim;
+            if (q16) akk_fp32_to_fp16_row(qf, q16, head_dim);
+            const void *qh = q16 ? (const void *)q16 : (const void *)qf;
             const uint8_t *kh = kb + (int64_t)g * head_dim * es;
             for (int j = 0; j < n_valid; j++) sc[j] = dot_cache(&dots, kq_1acc, head_dim, kh + (int64_t)j * k_stride * es, qh) * scale;
             const int n_use = N_USE(n_valid);
@@ -424,7 +421,7 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
             const uint8_t *vg = vb + (int64_t)g * head_dim * vt_stride * es;
             for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, kqv_1acc, n_use, vg + (int64_t)d * vt_stride * es, p);
         }
+        free(q16);
     }
-#undef Q_HEAD
 #undef N_USE
 }

@@ -55,12 +55,13 @@ int akk_attn_n_kv(int n_used, int n_ctx);
  * Causal attention for n_tok query tokens at positions pos0 .. pos0+n_tok-1 of one sequence,
  * with llama.cpp's non-flash-attention numerics (see ops.c), for a KV cache of kv_type AKK_F32
  * or AKK_F16 (elements of that type; strides count elements).
- * q:   n_tok rows of n_head*head_dim floats (row stride q_stride floats); head_dim <= 512
+ * q:   n_tok rows of n_head*head_dim floats (row stride q_stride floats)
  * k:   the K cache, rows of n_head_kv*head_dim elements (stride k_stride), rows 0 .. pos0+n_tok-1 filled.
  * vt:  the V cache TRANSPOSED: n_head_kv*head_dim rows of vt_stride (>= n_ctx) elements, row r holds
  *      dimension r of every position; cells past the filled ones must be finite (zero-initialised).
  * out: n_tok rows of n_head*head_dim (stride out_stride).
- * scratch: max(n_threads, n_head) * n_ctx floats.
+ * scratch: max(n_threads, n_head) * n_ctx floats. (An f16 cache also allocates fp16 copies of q;
+ * if that fails, out is left unwritten.)
  * Head h uses kv head h / (n_head / n_head_kv). Scores are scaled by `scale` before softmax.
  */
 void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,

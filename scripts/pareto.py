@@ -178,7 +178,7 @@ def main():
     allocs = dict(a.split("=", 1) for a in args.allocator)
     if want("adak"):
         # the main allocator's point also writes the per-token trace for the analysis plots
-        tok_path = os.path.join(args.out, "tokens.json")
+        tok_path = os.path.join(args.out, f"tokens-{args.main}.json")
         pts = [run_eval(args, ["--routing", "adak", "--allocator", p], cache, f"adak lambda={lam}",
                         tokens_out=tok_path if lam == args.main else None)
                for lam, p in sorted(allocs.items(), key=lambda kv: label_order(kv[0]))]
@@ -286,7 +286,7 @@ def main():
 
     # analysis of the main allocator: mean k per layer, content vs function words
     if args.main and args.main in allocs:
-        tok_path = os.path.join(args.out, "tokens.json")
+        tok_path = os.path.join(args.out, f"tokens-{args.main}.json")
         r = run_eval(args, ["--routing", "adak", "--allocator", allocs[args.main]], cache, f"adak lambda={args.main}",
                      tokens_out=tok_path)
         fig, ax = plt.subplots(figsize=(8, 3.5))

@@ -12,7 +12,7 @@ Run in a venv with numpy and matplotlib:
   scripts/.venv/bin/python scripts/pareto.py -m MODEL --eval eval.txt --train train.txt \
       --allocator 0.2=allocators/a.gguf --allocator 0.5=allocators/b.gguf --main 0.2 --out results
 """
-import argparse, json, os, subprocess, sys
+import argparse, json, os, re, subprocess, sys
 
 import numpy as np
 import matplotlib
@@ -48,6 +48,37 @@ def run_eval(args, extra, cache, key, windows=None, text=None, tokens_out=None):
     return r
 
 
+def label_order(label):
+    """Allocator labels are a lambda, optionally with a suffix ("8.0u40": lambda 8 after 40 updates)."""
+    m = re.match(r"[0-9.]+", label)
+    return (float(m.group()) if m else float("inf"), label)
+
+
+def frontier(pts):
+    """The Pareto-optimal points of a curve (no other point has both fewer FLOPs and lower ppl),
+    sorted by FLOPs, as (FLOPs, log ppl)."""
+    xy = sorted((p["expert_fraction"], np.log(p["ppl"])) for p in pts)
+    out = []
+    for x, y in xy:
+        if out and y >= out[-1][1]:
+            continue
+        while out and x == out[-1][0] and y < out[-1][1]:
+            out.pop()
+        out.append((x, y))
+    return out
+
+
+def interp_ppl(pts, x, tol=1e-6):
+    """ppl of a curve at FLOPs x: log ppl interpolated linearly between its Pareto points (what
+    mixing the two settings over tokens achieves); nan outside the measured range."""
+    f = frontier(pts)
+    if not f or not f[0][0] - tol <= x <= f[-1][0] + tol:
+        return float("nan")
+    if len(f) == 1:
+        return float(np.exp(f[0][1]))
+    return float(np.exp(np.interp(x, [a for a, _ in f], [b for _, b in f])))
+
+
 def schedule(sens, K, budget, kmin=1):
     """One static K per layer: the total of k is round(budget·L·K); the layers whose perplexity
     suffers least lose experts first, with a quadratic loss model s_l·((K−k)/4)² per layer."""
@@ -70,7 +101,9 @@ def main():
     ap.add_argument("--eval", required=True, help="held-out text")
     ap.add_argument("--train", required=True, help="calibration text for the per-layer schedule")
     ap.add_argument("--allocator", action="append", default=[], help="LAMBDA=PATH (repeatable)")
-    ap.add_argument("--main", help="lambda of the allocator swept over budgets and analysed")
+    ap.add_argument("--main", help="label of the allocator swept over budgets and analysed")
+    ap.add_argument("--allocator-prices", action="append", default=[],
+                    help="LABEL=MU,MU,... global prices swept for that allocator (repeatable; --main uses --prices)")
     ap.add_argument("--adak", default=".build/release/adak-cli")
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--calib-windows", type=int, default=1)
@@ -79,6 +112,8 @@ def main():
     ap.add_argument("--experts", type=int, default=16)
     ap.add_argument("--layers", type=int, default=30)
     ap.add_argument("--out", default="results")
+    ap.add_argument("--levels", type=lambda v: [float(x) for x in v.split(",")], default=[0.5, 0.625, 0.75, 0.875, 1.0],
+                    help="expert-FLOPs levels of the summary table")
     flist = lambda v: [float(x) for x in v.split(",") if x]
     ap.add_argument("--topk", type=lambda v: [int(x) for x in v.split(",")], default=[4, 5, 6, 7, 8, 9, 10])
     ap.add_argument("--top-p", type=flist, default=[0.5, 0.7, 0.9])
@@ -137,16 +172,26 @@ def main():
             if r is not None:
                 r["schedule"] = ks
                 pts.append(r)
+        if pts and cache.get(f"topk k={K}"):
+            pts.append(cache[f"topk k={K}"])   # budget 1.0: every layer at K
         curves["per-layer static K"] = pts
     allocs = dict(a.split("=", 1) for a in args.allocator)
     if want("adak"):
         # the main allocator's point also writes the per-token trace for the analysis plots
-        tok_path = os.path.join(args.out, "tokens.json")
+        tok_path = os.path.join(args.out, f"tokens-{args.main}.json")
         pts = [run_eval(args, ["--routing", "adak", "--allocator", p], cache, f"adak lambda={lam}",
                         tokens_out=tok_path if lam == args.main else None)
-               for lam, p in sorted(allocs.items(), key=lambda kv: float(kv[0]))]
+               for lam, p in sorted(allocs.items(), key=lambda kv: label_order(kv[0]))]
         if any(p is not None for p in pts):
-            curves["Ada-K (λ sweep)"] = pts
+            curves["Ada-K (λ sweep, training snapshots)"] = pts
+        # the price sweep of every other allocator that has one
+        for spec in args.allocator_prices:
+            lam, mus = spec.split("=", 1)
+            if lam == args.main or lam not in allocs:
+                continue
+            curves[f"Ada-K λ={lam} + price μ"] = [cache.get(f"adak lambda={lam}")] + [
+                run_eval(args, ["--routing", "adak", "--allocator", allocs[lam], f"--price={mu}"], cache,
+                         f"adak lambda={lam} price={mu}") for mu in (float(x) for x in mus.split(",") if x) if mu != 0]
         if args.main and args.main in allocs:
             p = allocs[args.main]
             # a global price per expert (same in every layer): moves along the allocator's own
@@ -206,12 +251,42 @@ def main():
                 seen.add(key)
                 lines.append(f"| {key} | {r['expert_fraction']:.3f} | {r['ppl']:.3f} | {r['stderr']:.3f} | {r['mean_k']:.2f} "
                              f"| {topk_ppl_at(r['expert_fraction']):.3f} | {topk_flops_for(r['ppl']):.3f} |")
+    # summary per FLOPs level: each family's best ppl there (interpolated along its Pareto points;
+    # a family with two curves, e.g. the threshold policies with k_max = K and = E, takes the
+    # better); Ada-K = the best over every allocator's price curve and the λ sweep
+    fams = {"Ada-K": [n for n in curves if n.startswith("Ada-K") and "budget" not in n],
+            "static Top-K": ["static Top-K"], "Top-P": [n for n in curves if n.startswith("Top-P")],
+            "β-skip": [n for n in curves if n.startswith("β-skip")],
+            "entropy": [n for n in curves if n.startswith("entropy")],
+            "per-layer schedule": ["per-layer static K"]}
+    def best(names, x):
+        vals = [(interp_ppl(curves[n], x), n) for n in names if n in curves]
+        vals = [v for v in vals if np.isfinite(v[0])]
+        return min(vals) if vals else (float("nan"), "")
+    sl = ["| expert FLOPs | " + " | ".join(fams) + " | Ada-K from | Ada-K lowest? |",
+          "|---" * (len(fams) + 3) + "|"]
+    summary = {}
+    for x in args.levels:
+        row = {f: best(n, x) for f, n in fams.items()}
+        summary[str(x)] = {f: v[0] for f, v in row.items()}
+        others = [v[0] for f, v in row.items() if f not in ("Ada-K", "per-layer schedule")]
+        a = row["Ada-K"][0]
+        verdict = ("yes" if np.isfinite(a) and all(np.isfinite(o) and a < o for o in others) else
+                   "no" if np.isfinite(a) and any(np.isfinite(o) and a >= o for o in others) else "n/a")
+        sl.append(f"| {x:.3f} | " + " | ".join(f"{v[0]:.2f}" for v in row.values()) +
+                  f" | {row['Ada-K'][1]} | {verdict} |")
+    cache["summary"] = summary
     with open(os.path.join(args.out, "tables.md"), "w") as f:
+        f.write("Best ppl per family at each expert-FLOPs level (log ppl interpolated linearly between "
+                "a curve's Pareto points; nan: no measured points on both sides). 'Ada-K lowest?' "
+                "compares with static Top-K, Top-P, β-skip and entropy (not the schedule).\n\n")
+        f.write("\n".join(sl) + "\n\n")
         f.write("\n".join(lines) + "\n")
+    json.dump(cache, open(cache_path, "w"), indent=1, sort_keys=True)
 
     # analysis of the main allocator: mean k per layer, content vs function words
     if args.main and args.main in allocs:
-        tok_path = os.path.join(args.out, "tokens.json")
+        tok_path = os.path.join(args.out, f"tokens-{args.main}.json")
         r = run_eval(args, ["--routing", "adak", "--allocator", allocs[args.main]], cache, f"adak lambda={args.main}",
                      tokens_out=tok_path)
         fig, ax = plt.subplots(figsize=(8, 3.5))

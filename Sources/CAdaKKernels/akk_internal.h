@@ -16,6 +16,10 @@ int akk_dequantize_row_k(int type, const void *src, float *dst, int64_t n);
 
 /* Horizontal sum of 8 floats in the order of the AVX2 kernels (quant.c). */
 float akk_hsum8_ref(const float a[8]);
+/* GGML_F32x8_REDUCE of 4 accumulators of 8 lanes, in the AVX2 kernels' order (quant.c). */
+float akk_reduce_4x8_ref(const float acc[4][8]);
+/* ggml_vec_dot_f16's order (simd_avx2.c; scalar reference dot4_f16_scalar in ops.c). */
+float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b);
 
 /*
  * Computes Y[t*ystride + o] for rows o in [r0, r1) and all n_tok tokens (see akk_matmul).

@@ -255,29 +255,8 @@ static float dot4_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 8; l++)
                 acc[k][l] = fmaf(h2f(a[i + 8 * k + l]), h2f(b[i + 8 * k + l]), acc[k][l]);
-    float v[8], t[4];
-    for (int l = 0; l < 8; l++) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    for (int l = 0; l < 4; l++) t[l] = v[l] + v[l + 4];
-    double sum = (double)((t[0] + t[1]) + (t[2] + t[3]));
+    double sum = (double)akk_reduce_4x8_ref(acc);
     for (int64_t i = np; i < n; i++) sum += (double)(h2f(a[i]) * h2f(b[i]));
-    return (float)sum;
-}
-
-AVX2_FN float dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    const int64_t np = n & ~(int64_t)31;
-#define LD(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-    for (int64_t i = 0; i < np; i += 32) {
-        a0 = _mm256_fmadd_ps(LD(a + i), LD(b + i), a0);
-        a1 = _mm256_fmadd_ps(LD(a + i + 8), LD(b + i + 8), a1);
-        a2 = _mm256_fmadd_ps(LD(a + i + 16), LD(b + i + 16), a2);
-        a3 = _mm256_fmadd_ps(LD(a + i + 24), LD(b + i + 24), a3);
-    }
-    const __m256 v = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
-    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 h = _mm_hadd_ps(t, t);
-    double sum = (double)_mm_cvtss_f32(_mm_hadd_ps(h, h));
-    for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(a[i]) * _cvtsh_ss(b[i]));
     return (float)sum;
 }
 
@@ -291,15 +270,16 @@ static float dot1_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
 
 AVX2_FN float dot1_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(LD(a + i), LD(b + i), acc);
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))),
+                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), acc);
     return hsum8(acc);
-#undef LD
 }
 
 float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
     const int simd = akk_have_avx2();
     return one_acc ? (simd ? dot1_f16_avx2(n, a, b) : dot1_f16_scalar(n, a, b))
-                   : (simd ? dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
+                   : (simd ? akk_dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
 }
 
 /* ---- attention ---- */
@@ -322,7 +302,7 @@ static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const 
     if (t->f16) {
         const uint16_t *a = (const uint16_t *)c, *b = (const uint16_t *)x;
         return one_acc ? (t->simd ? dot1_f16_avx2(n, a, b) : dot1_f16_scalar(n, a, b))
-                       : (t->simd ? dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
+                       : (t->simd ? akk_dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
     }
     const float *a = (const float *)c, *b = (const float *)x;
     if (one_acc) return t->simd ? dot_f32_1acc_avx2(n, a, b) : akk_dot_f32_1acc_scalar(n, a, b);

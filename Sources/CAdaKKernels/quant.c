@@ -106,6 +106,14 @@ float akk_hsum8_ref(const float a[8]) {
     return (s0 + s2) + (s1 + s3);
 }
 
+/* ggml's GGML_F32x8_REDUCE of 4 accumulators of 8 lanes, in the AVX2 kernels' order. */
+float akk_reduce_4x8_ref(const float acc[4][8]) {
+    float a[8], t[4];
+    for (int l = 0; l < 8; l++) a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    for (int l = 0; l < 4; l++) t[l] = a[l] + a[l + 4];
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
 static float dot_f32_scalar(int64_t n, const float *w, const float *x) {
     float acc[4][8] = {{0}};
     const int64_t np = n & ~(int64_t)31;
@@ -113,10 +121,7 @@ static float dot_f32_scalar(int64_t n, const float *w, const float *x) {
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 8; l++)
                 acc[k][l] = fmaf(w[i + 8 * k + l], x[i + 8 * k + l], acc[k][l]);
-    float a[8], t[4];
-    for (int l = 0; l < 8; l++) a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    for (int l = 0; l < 4; l++) t[l] = a[l] + a[l + 4];
-    float s = (t[0] + t[1]) + (t[2] + t[3]);
+    float s = akk_reduce_4x8_ref(acc);
     for (int64_t i = np; i < n; i++) s = fmaf(w[i], x[i], s);
     return s;
 }

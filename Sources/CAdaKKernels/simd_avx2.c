@@ -211,22 +211,44 @@ AVX2_INLINE void tile(const int type, const int PRE, const int R, const int T, c
 
 /* ---- f32: ggml_vec_dot_f32's order (4 x 8 lanes, steps of 32, fma tail); see quant.c ---- */
 
+/* 4 x 8 lanes of fma over steps of 32 and GGML_F32x8_REDUCE (akk_reduce_4x8_ref's order);
+ * LOAD(p) gives 8 floats. The n % 32 tail is the caller's. */
+#define DOT_4X8(LOAD, w, x, np, out)                                                               \
+    do {                                                                                           \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+        for (int64_t i = 0; i < (np); i += 32) {                                                   \
+            a0 = _mm256_fmadd_ps(LOAD((w) + i), LOAD((x) + i), a0);                                \
+            a1 = _mm256_fmadd_ps(LOAD((w) + i + 8), LOAD((x) + i + 8), a1);                        \
+            a2 = _mm256_fmadd_ps(LOAD((w) + i + 16), LOAD((x) + i + 16), a2);                      \
+            a3 = _mm256_fmadd_ps(LOAD((w) + i + 24), LOAD((x) + i + 24), a3);                      \
+        }                                                                                          \
+        const __m256 a_ = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));             \
+        const __m128 t_ = _mm_add_ps(_mm256_castps256_ps128(a_), _mm256_extractf128_ps(a_, 1));    \
+        const __m128 h_ = _mm_hadd_ps(t_, t_);                                                     \
+        (out) = _mm_cvtss_f32(_mm_hadd_ps(h_, h_));                                                \
+    } while (0)
+#define LOAD_F32(p) _mm256_loadu_ps(p)
+#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+
 AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const int64_t np = n & ~(int64_t)31;
-    for (int64_t i = 0; i < np; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
-    }
-    const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
-    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    const __m128 h = _mm_hadd_ps(t, t);
-    float s = _mm_cvtss_f32(_mm_hadd_ps(h, h));
+    float s;
+    DOT_4X8(LOAD_F32, w, x, np, s);
     for (int64_t i = np; i < n; i++)
         s = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[i]), _mm_set_ss(x[i]), _mm_set_ss(s)));
     return s;
+}
+
+/* ggml_vec_dot_f16 (AVX2 + F16C): dot_f32's lanes on converted halves, the tail in double.
+ * Scalar reference: dot4_f16_scalar (ops.c). */
+__attribute__((target("avx2,fma,f16c")))
+float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
+    const int64_t np = n & ~(int64_t)31;
+    float s;
+    DOT_4X8(LOAD_F16, a, b, np, s);
+    double sum = (double)s;
+    for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(a[i]) * _cvtsh_ss(b[i]));
+    return (float)sum;
 }
 
 /* Attention scores: out[j] = dot_f32(n, k + j*kstride, q) * scale for j < count (the per-key

@@ -276,12 +276,6 @@ AVX2_FN float dot1_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
     return hsum8(acc);
 }
 
-float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
-    const int simd = akk_have_avx2();
-    return one_acc ? (simd ? dot1_f16_avx2(n, a, b) : dot1_f16_scalar(n, a, b))
-                   : (simd ? akk_dot4_f16_avx2(n, a, b) : dot4_f16_scalar(n, a, b));
-}
-
 /* ---- attention ---- */
 
 int akk_attn_n_kv(int n_used, int n_ctx) {
@@ -309,6 +303,11 @@ static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const 
     float r;
     (t->simd ? akk_scores_f32_avx2 : akk_scores_f32_scalar)(n, a, 0, 1, b, 1.0f, &r);
     return r;
+}
+
+float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
+    const struct attn_dots d = {1, akk_have_avx2()};
+    return dot_cache(&d, one_acc, n, a, b);
 }
 
 /* Probabilities in the cache type, in place: fp16 values packed at the start of the float row

@@ -2,25 +2,6 @@ import Testing
 @testable import AdaK
 import CAdaKKernels
 
-/// Random weight rows of `type`: random quant bytes with sane fp16 scales (negative mins for Q4_1).
-private func weights(_ type: Int32, rows: Int, n: Int, rng: inout SplitMix64) -> [UInt8] {
-    if type == Int32(AKK_F32.rawValue) {
-        let f = (0..<(rows * n)).map { _ in Float.random(in: -1...1, using: &rng) }
-        return f.withUnsafeBytes { Array($0) }
-    }
-    let bs = Int(akk_block_bytes(type))
-    var out = (0..<(Int(akk_row_bytes(type, Int64(n))) * rows)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-    for b in 0..<(out.count / bs) {
-        let d = akk_fp32_to_fp16(Float.random(in: 0.001...0.05, using: &rng) * (Bool.random(using: &rng) ? 1 : -1))
-        out[b * bs] = UInt8(d & 0xff); out[b * bs + 1] = UInt8(d >> 8)
-        if type == Int32(AKK_Q4_1.rawValue) {
-            let m = akk_fp32_to_fp16(-Float.random(in: 0...0.2, using: &rng))
-            out[b * bs + 2] = UInt8(m & 0xff); out[b * bs + 3] = UInt8(m >> 8)
-        }
-    }
-    return out
-}
-
 /// Rows of floats quantised to the vec-dot type of `wtype`, each row `stride` bytes.
 private func activations(_ wtype: Int32, _ x: [Float], n: Int, rows: Int) -> (bytes: [UInt8], stride: Int) {
     let stride = Int(akk_row_bytes(akk_vec_dot_type(wtype), Int64(n)))
@@ -51,7 +32,7 @@ private func matmul(_ t: Int32, _ w: UnsafeRawPointer, nOut: Int, nIn: Int, _ x:
         let t = Int32(AKK_Q4_0.rawValue), nIn = 256
         for tokens in [1, 3, 17] {
             let shapes = [96, 32, 40]   // Q, K, V-like
-            let ws = shapes.map { weights(t, rows: $0, n: nIn, rng: &rng) }
+            let ws = shapes.map { randomWeights(t, rows: $0, n: nIn, rng: &rng) }
             let x = (0..<(tokens * nIn)).map { _ in Float.random(in: -2...2, using: &rng) }
             let (xq, stride) = activations(t, x, n: nIn, rows: tokens)
             let want = (0..<3).map { j in ws[j].withUnsafeBytes { matmul(t, $0.baseAddress!, nOut: shapes[j], nIn: nIn, xq, stride: stride, rows: tokens) } }
@@ -86,9 +67,9 @@ private func matmul(_ t: Int32, _ w: UnsafeRawPointer, nOut: Int, nIn: Int, _ x:
                                                  (q40, q80, 64, 352), (q80, f32, 64, 100)]
         for (gt, dt, d, f) in cases {
             let nE = 5
-            let gate = (0..<nE).map { _ in weights(gt, rows: f, n: d, rng: &rng) }
-            let up = (0..<nE).map { _ in weights(gt, rows: f, n: d, rng: &rng) }
-            let down = (0..<nE).map { _ in weights(dt, rows: d, n: f, rng: &rng) }
+            let gate = (0..<nE).map { _ in randomWeights(gt, rows: f, n: d, rng: &rng) }
+            let up = (0..<nE).map { _ in randomWeights(gt, rows: f, n: d, rng: &rng) }
+            let down = (0..<nE).map { _ in randomWeights(dt, rows: d, n: f, rng: &rng) }
             // gathered rows: expert e gets counts[e] rows (expert 2 none)
             let counts = [3, 1, 0, 6, 2]
             let total = counts.reduce(0, +)

@@ -3,19 +3,6 @@ import Testing
 @testable import AdaK
 import CAdaKKernels
 
-/// Deterministic generator (SplitMix64) so every run sees the same data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private let qTypes: [Int32] = [Int32(AKK_Q8_0.rawValue), Int32(AKK_Q4_0.rawValue), Int32(AKK_Q4_1.rawValue)]
 private let matmulTypes: [Int32] = [Int32(AKK_F32.rawValue)] + qTypes
 
@@ -24,7 +11,7 @@ private func rowBytes(_ t: Int32, _ n: Int) -> Int { Int(akk_row_bytes(t, Int64(
 
 /// Random rows of `type` (n elements each): random quant bytes, fp16 scales of sane size (and
 /// negative mins for Q4_1). F32 rows are uniform in [-1, 1].
-private func randomWeights(_ type: Int32, rows: Int, n: Int, rng: inout SplitMix64) -> [UInt8] {
+func randomWeights(_ type: Int32, rows: Int, n: Int, rng: inout SplitMix64) -> [UInt8] {
     if type == Int32(AKK_F32.rawValue) {
         let f = (0..<(rows * n)).map { _ in Float.random(in: -1...1, using: &rng) }
         return f.withUnsafeBytes { Array($0) }

@@ -1,6 +1,6 @@
 /// SplitMix64: a one-word generator; carving seeds its k-means with it, and it expands seeds
 /// for `RandomGenerator`.
-struct SplitMix64 {
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
 

@@ -49,19 +49,15 @@ void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
 
 /* out[j] = (f32 dot of k + j*kstride and q over n) * scale, j < count: attention scores with
  * akk_vec_dot(AKK_F32)'s exact order (AVX2 in simd_avx2.c, scalar reference in quant.c). */
+/* Decode attention: out[i] = dot(a[i], b[i]) * scale for i < m, each dot in ggml_vec_dot_f32's
+ * (f32) or ggml_vec_dot_f16's (f16) order; four at a time (simd_avx2.c). */
+void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
+void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
 void akk_scores_f32_avx2(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
                          float scale, float *out);
 void akk_scores_f32_scalar(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
                            float scale, float *out);
 
-/* Rows per work chunk when n_rows rows of row_bytes bytes (of weights per token batch) are
- * shared by nthreads threads: up to 8 chunks per thread, fewer when that would make chunks
- * shorter than AKK_MIN_STREAM bytes (always a whole number of rounds, at least one chunk per
- * thread); a multiple of align, at least 2 * align. */
-#ifndef AKK_MIN_STREAM
-#define AKK_MIN_STREAM (256 * 1024)
-#endif
-int64_t akk_chunk_rows(int64_t n_rows, int64_t row_bytes, int nthreads, int64_t align);
 
 extern const struct akk_impl akk_impl_avx2;
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */

@@ -130,14 +130,53 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     }
 }
 
-int64_t akk_chunk_rows(int64_t n_rows, int64_t row_bytes, int nthreads, int64_t align) {
-    int64_t n_chunks = (int64_t)nthreads * 8;
-    const int64_t by_bytes = n_rows * row_bytes / AKK_MIN_STREAM;
-    if (by_bytes < n_chunks) n_chunks = by_bytes / nthreads * nthreads; /* whole rounds of chunks */
-    if (n_chunks < nthreads) n_chunks = nthreads;
-    int64_t chunk = (n_rows + n_chunks - 1) / n_chunks;
-    chunk = (chunk + align - 1) / align * align;
-    return chunk < 2 * align ? 2 * align : chunk;
+int64_t akk_work_min_units(int64_t n_units, int64_t unit_bytes, int64_t n_tok, int nthreads) {
+    int64_t m;
+    if (n_tok <= 4) {
+        const int64_t b = unit_bytes * n_tok;
+        m = b > 0 ? (AKK_MIN_ITEM + b - 1) / b : 1;
+    } else {
+        m = n_units / ((int64_t)nthreads * 8);
+    }
+    return m < 1 ? 1 : m;
+}
+
+/* Units before the end of a range covered by its last j items: 0, m, 2m, 4m, ... */
+static int64_t tail_units(int64_t m, int j) { return j == 0 ? 0 : j >= 40 ? INT64_MAX / 2 : m << (j - 1); }
+
+void akk_work_init(akk_work_range *ranges, int nthreads, int64_t n_units, int64_t min_units) {
+    if (min_units < 1) min_units = 1;
+    for (int t = 0; t < nthreads; t++) {
+        akk_work_range *r = &ranges[t];
+        r->begin = n_units * t / nthreads;
+        r->end = n_units * (t + 1) / nthreads;
+        r->min_units = min_units;
+        r->n_items = 0;
+        while (tail_units(min_units, (int)r->n_items) < r->end - r->begin) r->n_items++;
+        r->front_back = (uint64_t)r->n_items << 32;
+    }
+}
+
+int akk_work_next(akk_work_range *ranges, int nthreads, int me, int64_t *u0, int64_t *u1) {
+    for (int k = 0; k < nthreads; k++) {
+        akk_work_range *r = &ranges[(me + k) % nthreads];
+        uint64_t v = __atomic_load_n(&r->front_back, __ATOMIC_RELAXED);
+        for (;;) {
+            const uint64_t f = v & 0xffffffffu, b = v >> 32;
+            if (f >= b) break;
+            /* own range: from the front; another's: from the back */
+            const uint64_t nv = k == 0 ? (f + 1) | b << 32 : f | (b - 1) << 32;
+            if (__atomic_compare_exchange_n(&r->front_back, &v, nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+                /* item i counted from the front is item n_items-1-i counted from the back */
+                const int j = (int)(r->n_items - 1 - (int64_t)(k == 0 ? f : b - 1));
+                const int64_t lo = r->end - tail_units(r->min_units, j + 1);
+                *u0 = lo > r->begin ? lo : r->begin;
+                *u1 = r->end - tail_units(r->min_units, j);
+                return 1;
+            }
+        }
+    }
+    return 0;
 }
 
 /* Rows handed to one thread are a multiple of this (the register tile heights, and the row
@@ -182,31 +221,44 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
         }
         return;
     }
-    /* Up to 8 contiguous row chunks per thread, taken from a shared counter: on a machine shared
-     * with other work a preempted thread no longer holds up the whole product. For decode-sized
-     * batches, where the product is a pure weight stream, chunks keep >= AKK_MIN_STREAM bytes of
-     * weights each (the hardware prefetcher ramps up anew at every chunk: a 590 KB projection cut
-     * into 16 pieces streamed at half the speed of 2). (A counter rather than schedule(dynamic):
-     * some libomp builds format debug strings on every dispatch.) */
-    const int64_t chunk = akk_chunk_rows(n_out, wrow * n_tok, nthreads, ROW_ALIGN);
-    const int64_t n_chunks = (n_out + chunk - 1) / chunk;
-    int64_t next = 0;
+    /* Row chunks shared as akk_work_next does: each thread streams a contiguous part of W, and a
+     * thread held up (preempted on a shared machine, or late to start) has the end of its part
+     * taken by the others. (Not schedule(dynamic): some libomp builds format debug strings on
+     * every dispatch. Not chunks handed out in turn: a thread's chunks would then not follow
+     * each other in memory, and the hardware prefetcher ramps up anew at every jump; a 590 KB
+     * projection cut into 16 pieces that way streamed at half the speed of 2.) */
+    const int64_t n_units = (n_out + ROW_ALIGN - 1) / ROW_ALIGN;
+    akk_work_range ranges[nthreads];
+    akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, ROW_ALIGN * wrow, n_tok, nthreads));
 #pragma omp parallel num_threads(nthreads)
-    for (int64_t c; (c = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < n_chunks;) {
-        const int64_t r0 = c * chunk, r1 = r0 + chunk < n_out ? r0 + chunk : n_out;
+    {
+    const int me = omp_get_thread_num();
+    for (int64_t u0, u1; akk_work_next(ranges, nthreads, me, &u0, &u1);) {
+        const int64_t r0 = u0 * ROW_ALIGN, r1 = u1 * ROW_ALIGN < n_out ? u1 * ROW_ALIGN : n_out;
         rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
+    }
     }
 }
 
 /* ---- STREAM-style read bandwidth ---- */
 
-double akk_measure_read_bandwidth(size_t bytes, int nthreads) {
-    const struct akk_impl *p = impl();
+struct akk_bw_probe {
+    uint8_t *buf;
+    size_t bytes, per;
+    int nthreads;
+};
+
+akk_bw_probe *akk_bw_probe_create(size_t bytes, int nthreads) {
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     bytes = (bytes / ((size_t)nthreads * 256)) * ((size_t)nthreads * 256);
-    if (bytes == 0) return 0.0;
+    if (bytes == 0) return NULL;
+    akk_bw_probe *p = malloc(sizeof *p);
     uint8_t *buf = aligned_alloc(64, bytes);
-    if (!buf) return 0.0;
+    if (!p || !buf) {
+        free(p);
+        free(buf);
+        return NULL;
+    }
     const size_t per = bytes / (size_t)nthreads;
     /* First touch by the thread that later reads the part (page placement), with distinct
      * pseudo-random content: pages of identical bytes may be merged by the host (KSM), and the
@@ -220,19 +272,38 @@ double akk_measure_read_bandwidth(size_t bytes, int nthreads) {
             q[i] = z;
         }
     }
+    *p = (akk_bw_probe){buf, bytes, per, nthreads};
+    return p;
+}
+
+double akk_bw_probe_run(akk_bw_probe *probe, int passes) {
+    if (!probe) return 0.0;
+    const struct akk_impl *p = impl();
     double best = 0.0;
     volatile uint64_t sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
+    for (int rep = 0; rep < passes; rep++) {
         uint64_t total = 0;
         const double t0 = omp_get_wtime();
-#pragma omp parallel num_threads(nthreads) reduction(+ : total)
-        total += p->read_bytes(buf + (size_t)omp_get_thread_num() * per, per);
+#pragma omp parallel num_threads(probe->nthreads) reduction(+ : total)
+        total += p->read_bytes(probe->buf + (size_t)omp_get_thread_num() * probe->per, probe->per);
         const double dt = omp_get_wtime() - t0;
         sink += total;
-        const double gbs = (double)bytes / dt / 1e9;
+        const double gbs = (double)probe->bytes / dt / 1e9;
         if (gbs > best) best = gbs;
     }
     (void)sink;
-    free(buf);
     return best;
+}
+
+void akk_bw_probe_free(akk_bw_probe *probe) {
+    if (!probe) return;
+    free(probe->buf);
+    free(probe);
+}
+
+double akk_measure_read_bandwidth(size_t bytes, int nthreads) {
+    akk_bw_probe *probe = akk_bw_probe_create(bytes, nthreads);
+    const double bw = akk_bw_probe_run(probe, 5);
+    akk_bw_probe_free(probe);
+    return bw;
 }

@@ -4,8 +4,9 @@
  *
  * Why: decode of an expert-dominated model issues many small products per token (OLMoE-shaped:
  * 8 experts x 3 matrices x 16 layers). As separate akk_matmul calls each pays a fork/join and a
- * load imbalance tail; here the rows of all products form one pool of chunks that the threads take
- * dynamically, with a single barrier between the products that depend on each other.
+ * load imbalance tail; here the rows of all products form one pool of work that the threads share
+ * (akk_work_next: contiguous streams, small items at the end), with a single barrier between the
+ * products that depend on each other.
  *
  * Bit-exactness: every output element comes from the same row kernel (akk_matmul_rows) with the
  * same inputs as in akk_matmul, and row kernels give each element the single-dot result whatever
@@ -22,13 +23,6 @@
 
 /* Below ~64K multiply-adds a fork/join costs more than it saves (as akk_matmul). */
 #define MIN_PARALLEL_MACS 65536
-/* Chunks per thread handed out dynamically: enough for a preempted thread on a shared machine not
- * to hold up the rest, few enough that every chunk keeps long sequential weight streams. */
-#define CHUNKS_PER_THREAD 8
-
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
-static int64_t clamp64(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ? hi : x; }
 
 static int threads_for(int nthreads, int64_t macs) {
     if (nthreads <= 0) nthreads = omp_get_max_threads();
@@ -39,11 +33,8 @@ static int threads_for(int nthreads, int64_t macs) {
 
 void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
     if (n_jobs <= 0) return;
-    int64_t rows = 0, macs = 0;
-    for (int j = 0; j < n_jobs; j++) {
-        rows += jobs[j].n_out;
-        macs += jobs[j].n_out * jobs[j].n_in * jobs[j].n_tok;
-    }
+    int64_t macs = 0;
+    for (int j = 0; j < n_jobs; j++) macs += jobs[j].n_out * jobs[j].n_in * jobs[j].n_tok;
     nthreads = threads_for(nthreads, macs);
     if (nthreads == 1) {
         for (int j = 0; j < n_jobs; j++) {
@@ -52,11 +43,13 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
         }
         return;
     }
-    /* One chunk size (a multiple of 8 rows: the register tiles and the AKK_Q4_0_R8 groups; >= 16
-     * rows; long enough weight streams for decode, see akk_chunk_rows) for all jobs. */
-    int64_t bytes = 0;
-    for (int j = 0; j < n_jobs; j++) bytes += jobs[j].n_out * akk_row_bytes(jobs[j].wtype, jobs[j].n_in) * jobs[j].n_tok;
-    const int64_t chunk = clamp64(akk_chunk_rows(rows, bytes / rows, nthreads, 8), 16, rows);
+    /* Units of 8 rows (the register tiles and the AKK_Q4_0_R8 groups) over all jobs in turn,
+     * shared as akk_work_next does; an item may span the end of one job and the start of the next. */
+    int64_t bytes = 0, n_tok = 1;
+    for (int j = 0; j < n_jobs; j++) {
+        bytes += jobs[j].n_out * akk_row_bytes(jobs[j].wtype, jobs[j].n_in);
+        if (jobs[j].n_tok > n_tok) n_tok = jobs[j].n_tok;
+    }
     int64_t first_small[16];
     int64_t *first = n_jobs <= 15 ? first_small : malloc(sizeof(int64_t) * (size_t)(n_jobs + 1));
     if (!first) {
@@ -66,17 +59,22 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
         }
         return;
     }
-    first[0] = 0; /* first chunk index of each job */
-    for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + (jobs[j].n_out + chunk - 1) / chunk;
-    const int64_t n_items = first[n_jobs];
-    int64_t next = 0;
+    first[0] = 0; /* first unit of each job */
+    for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + (jobs[j].n_out + 7) / 8;
+    const int64_t n_units = first[n_jobs];
+    akk_work_range ranges[nthreads];
+    akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, bytes / n_units, n_tok, nthreads));
 #pragma omp parallel num_threads(nthreads)
-    for (int64_t i; (i = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < n_items;) {
-        int j = 0;
-        while (i >= first[j + 1]) j++;
-        const akk_mm_job *m = &jobs[j];
-        const int64_t r0 = (i - first[j]) * chunk, r1 = r0 + chunk < m->n_out ? r0 + chunk : m->n_out;
-        akk_matmul_rows(m->wtype, m->W, r0, r1, m->n_in, m->X, m->xstride, m->n_tok, m->Y, m->ystride);
+    {
+        const int me = omp_get_thread_num();
+        for (int64_t u0, u1; akk_work_next(ranges, nthreads, me, &u0, &u1);)
+            for (int j = 0; j < n_jobs; j++) {
+                const int64_t a = u0 > first[j] ? u0 : first[j], b = u1 < first[j + 1] ? u1 : first[j + 1];
+                if (a >= b) continue;
+                const akk_mm_job *m = &jobs[j];
+                const int64_t r0 = (a - first[j]) * 8, r1 = (b - first[j]) * 8 < m->n_out ? (b - first[j]) * 8 : m->n_out;
+                akk_matmul_rows(m->wtype, m->W, r0, r1, m->n_in, m->X, m->xstride, m->n_tok, m->Y, m->ystride);
+            }
     }
     if (first != first_small) free(first);
 }
@@ -138,28 +136,31 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
     int64_t rows = 0;
     for (int e = 0; e < n_experts; e++) rows += experts[e].n_rows;
     nthreads = threads_for(nthreads, 3 * n_embd * n_ff * rows);
-    /* Phase 1 chunks: multiples of 32 rows of n_ff (block-local quantisation, SwiGLU's 8-lane
-     * split); phase 2: multiples of 8 rows of n_embd (register tiles, AKK_Q4_0_R8 groups), >= 16. */
-    const int64_t per = (int64_t)nthreads * CHUNKS_PER_THREAD;
-    const int64_t c1 = clamp64(round_up(n_ff * n_experts / per, 32), 32, round_up(n_ff, 32));
-    const int64_t c2 = clamp64(round_up(n_embd * n_experts / per, 8), 16, round_up(n_embd, 8));
-    const int64_t k1 = (n_ff + c1 - 1) / c1, k2 = (n_embd + c2 - 1) / c2;
-    const int64_t items1 = k1 * n_experts, items2 = k2 * n_experts;
-    /* Work items from shared counters (not schedule(dynamic): some libomp builds format debug
-     * strings on every dispatch). */
-    int64_t next1 = 0, next2 = 0;
+    /* Units: phase 1, 32 rows of n_ff of one expert (block-local quantisation, SwiGLU's 8-lane
+     * split); phase 2, 8 rows of n_embd of one expert (register tiles, AKK_Q4_0_R8 groups); the
+     * experts' units in turn, shared as akk_work_next does (an item may span two experts). */
+    const int64_t n_tok = (rows + n_experts - 1) / n_experts; /* rows per expert, on average */
+    const int64_t k1 = (n_ff + 31) / 32, k2 = (n_embd + 7) / 8;
+    const int64_t units1 = k1 * n_experts, units2 = k2 * n_experts;
+    const int64_t gu_bytes = 32 * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
+    akk_work_range ranges1[nthreads], ranges2[nthreads];
+    akk_work_init(ranges1, nthreads, units1, akk_work_min_units(units1, gu_bytes, n_tok, nthreads));
+    akk_work_init(ranges2, nthreads, units2, akk_work_min_units(units2, 8 * akk_row_bytes(down_type, n_ff), n_tok, nthreads));
 #pragma omp parallel num_threads(nthreads)
     {
-        for (int64_t i; (i = __atomic_fetch_add(&next1, 1, __ATOMIC_RELAXED)) < items1;) {
-            const int64_t f0 = (i % k1) * c1, f1 = f0 + c1 < n_ff ? f0 + c1 : n_ff;
-            moe_gate_up(&p, &experts[i / k1], f0, f1);
-        }
+        const int me = omp_get_thread_num();
+        for (int64_t u0, u1; akk_work_next(ranges1, nthreads, me, &u0, &u1);)
+            for (int64_t e = u0 / k1; e * k1 < u1; e++) {
+                const int64_t a = u0 > e * k1 ? u0 - e * k1 : 0, b = u1 < (e + 1) * k1 ? u1 - e * k1 : k1;
+                moe_gate_up(&p, &experts[e], a * 32, b * 32 < n_ff ? b * 32 : n_ff);
+            }
         /* every h row is complete before any down product reads it */
 #pragma omp barrier
-        for (int64_t i; (i = __atomic_fetch_add(&next2, 1, __ATOMIC_RELAXED)) < items2;) {
-            const int64_t o0 = (i % k2) * c2, o1 = o0 + c2 < n_embd ? o0 + c2 : n_embd;
-            moe_down(&p, &experts[i / k2], o0, o1);
-        }
+        for (int64_t u0, u1; akk_work_next(ranges2, nthreads, me, &u0, &u1);)
+            for (int64_t e = u0 / k2; e * k2 < u1; e++) {
+                const int64_t a = u0 > e * k2 ? u0 - e * k2 : 0, b = u1 < (e + 1) * k2 ? u1 - e * k2 : k2;
+                moe_down(&p, &experts[e], a * 8, b * 8 < n_embd ? b * 8 : n_embd);
+            }
     }
     return 0;
 }

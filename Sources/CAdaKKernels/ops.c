@@ -305,6 +305,18 @@ static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const 
     return r;
 }
 
+/* out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale for i < m: with SIMD four dots at a time
+ * (akk_attn_dots_*_avx2, bit-identical to these single dots, which are its scalar reference). */
+static void dots_cache(const struct attn_dots *t, int64_t n, int m, const void *const *a, const void *const *b,
+                       float scale, float *out) {
+    if (t->simd && t->f16)
+        akk_attn_dots_f16_avx2(n, m, (const uint16_t *const *)a, (const uint16_t *const *)b, scale, out);
+    else if (t->simd)
+        akk_attn_dots_f32_avx2(n, m, (const float *const *)a, (const float *const *)b, scale, out);
+    else
+        for (int i = 0; i < m; i++) out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale;
+}
+
 float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
     const struct attn_dots d = {1, akk_have_avx2()};
     return dot_cache(&d, one_acc, n, a, b);
@@ -343,7 +355,8 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
          * of positions), so the K cache streams row after row instead of one head's 256 bytes
          * every row (at 2K context, 16 heads x 64 dims, that strided read made decode 0.87x
          * llama.cpp's); then per head (threads split the heads) softmax and the V product. The
-         * scores land in scratch rows of n_ctx per head; each is the same dot as before. */
+         * scores land in scratch rows of n_ctx per head; each value is the single dot's
+         * (dots_cache). */
         const int n_valid = pos0 + 1, n_use = N_USE(n_valid);
         const int64_t qdim = (int64_t)n_head * head_dim;
         uint16_t *q16 = dots.f16 ? malloc((size_t)qdim * sizeof(uint16_t)) : NULL;
@@ -354,11 +367,18 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
         {
             const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
             const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
+            const void *ka[8], *qa[8];
+            float r[8];
             for (int64_t j = p0; j < p1; j++)
-                for (int h = 0; h < n_head; h++)
-                    scratch[(int64_t)h * n_ctx + j] =
-                        dot_cache(&dots, 0, head_dim, kb + (j * k_stride + (int64_t)(h / group) * head_dim) * es,
-                                  qb + (int64_t)h * head_dim * es) * scale;
+                for (int h0 = 0; h0 < n_head; h0 += 8) {
+                    const int m = n_head - h0 < 8 ? n_head - h0 : 8;
+                    for (int i = 0; i < m; i++) {
+                        ka[i] = kb + (j * k_stride + (int64_t)((h0 + i) / group) * head_dim) * es;
+                        qa[i] = qb + (int64_t)(h0 + i) * head_dim * es;
+                    }
+                    dots_cache(&dots, head_dim, m, ka, qa, scale, r);
+                    for (int i = 0; i < m; i++) scratch[(int64_t)(h0 + i) * n_ctx + j] = r[i];
+                }
 #pragma omp barrier
             for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++) {
                 float *sc = scratch + h * n_ctx;
@@ -367,7 +387,14 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
                 const void *p = as_cache_type(&dots, sc, n_use);
                 float *oh = out + h * head_dim;
                 const uint8_t *vg = vb + (int64_t)(h / group) * head_dim * vt_stride * es;
-                for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, 0, n_use, vg + (int64_t)d * vt_stride * es, p);
+                for (int d0 = 0; d0 < head_dim; d0 += 8) {
+                    const int m = head_dim - d0 < 8 ? head_dim - d0 : 8;
+                    for (int i = 0; i < m; i++) {
+                        ka[i] = vg + (int64_t)(d0 + i) * vt_stride * es;
+                        qa[i] = p;
+                    }
+                    dots_cache(&dots, n_use, m, ka, qa, 1.0f, oh + d0);
+                }
             }
         }
         free(q16);

@@ -251,6 +251,80 @@ float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
     return (float)sum;
 }
 
+/* ---- decode attention: four dots at a time ----
+ * Each dot keeps DOT_4X8's lanes (4 x 8 fma accumulators over steps of 32, then (a0+a2)+(a1+a3));
+ * the four 8-lane results are reduced together: [lo+hi] of two dots per register, then two
+ * hadds, which pair the lanes exactly as DOT_4X8's hadd(hadd(lo+hi)) does for one. A decode dot
+ * of one head is 64-128 elements, so one at a time the call and the reduction's latency cost more
+ * than its 8-16 fmas. Scalar reference: the single dots in ops.c (akk_attn_dots). */
+
+#define ACC_4X8(LOAD, w, x, np, out)                                                               \
+    do {                                                                                           \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+        for (int64_t k_ = 0; k_ < (np); k_ += 32) {                                                \
+            a0 = _mm256_fmadd_ps(LOAD((w) + k_), LOAD((x) + k_), a0);                              \
+            a1 = _mm256_fmadd_ps(LOAD((w) + k_ + 8), LOAD((x) + k_ + 8), a1);                      \
+            a2 = _mm256_fmadd_ps(LOAD((w) + k_ + 16), LOAD((x) + k_ + 16), a2);                    \
+            a3 = _mm256_fmadd_ps(LOAD((w) + k_ + 24), LOAD((x) + k_ + 24), a3);                    \
+        }                                                                                          \
+        (out) = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));                       \
+    } while (0)
+
+/* [hsum(A), hsum(B), hsum(C), hsum(D)] in DOT_4X8's pairing. */
+AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
+    const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
+    const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(C, D, 0x20), _mm256_permute2f128_ps(C, D, 0x31));
+    const __m256 h = _mm256_hadd_ps(ab, cd);
+    const __m256 h2 = _mm256_hadd_ps(h, h); /* lane 0: A C A C, lane 1: B D B D */
+    return _mm_unpacklo_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
+    const int64_t np = n & ~(int64_t)31;
+    for (int i = 0; i < m; i += 4) {
+        __m256 v[4];
+        for (int r = 0; r < 4; r++) {
+            v[r] = _mm256_setzero_ps();
+            if (i + r < m) {
+                const float *w = a[i + r], *x = b[i + r];
+                ACC_4X8(LOAD_F32, w, x, np, v[r]);
+            }
+        }
+        float s[4];
+        _mm_storeu_ps(s, reduce_4x4x8(v[0], v[1], v[2], v[3]));
+        for (int r = 0; r < 4 && i + r < m; r++) {
+            const float *w = a[i + r], *x = b[i + r];
+            float d = s[r];
+            for (int64_t j = np; j < n; j++) d = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[j]), _mm_set_ss(x[j]), _mm_set_ss(d)));
+            out[i + r] = d * scale;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
+    const int64_t np = n & ~(int64_t)31;
+    for (int i = 0; i < m; i += 4) {
+        __m256 v[4];
+        for (int r = 0; r < 4; r++) {
+            v[r] = _mm256_setzero_ps();
+            if (i + r < m) {
+                const uint16_t *w = a[i + r], *x = b[i + r];
+                ACC_4X8(LOAD_F16, w, x, np, v[r]);
+            }
+        }
+        float s[4];
+        _mm_storeu_ps(s, reduce_4x4x8(v[0], v[1], v[2], v[3]));
+        for (int r = 0; r < 4 && i + r < m; r++) {
+            const uint16_t *w = a[i + r], *x = b[i + r];
+            double sum = (double)s[r];
+            for (int64_t j = np; j < n; j++) sum += (double)(_cvtsh_ss(w[j]) * _cvtsh_ss(x[j]));
+            out[i + r] = (float)sum * scale;
+        }
+    }
+}
+
 /* Attention scores: out[j] = dot_f32(n, k + j*kstride, q) * scale for j < count (the per-key
  * dots of one head, in one call instead of one dispatched call per key). */
 __attribute__((target("avx2,fma,f16c")))

@@ -48,32 +48,42 @@ struct Bench: ParsableCommand {
         // warm-up: touch every weight once
         s.reset()
         try s.evaluate(Array(prompt.prefix(8)))
-        var prefill: [Double] = [], decode: [Double] = []
+        // The host's memory bandwidth drifts by tens of per cent within minutes, so the probe runs
+        // right before and right after each round's decode; the round's bandwidth is the better
+        // of the two, and the % of roofline is the median of the rounds' own ratios.
+        let probe = noProbe ? nil : akk_bw_probe_create(1 << 30, Int32(s.threads))
+        defer { akk_bw_probe_free(probe) }
+        if !noProbe && probe == nil { throw ValidationError("no memory for the 1 GiB bandwidth probe (use --no-probe)") }
+        var prefill: [Double] = [], decode: [Double] = [], bandwidth: [Double] = []
         var kSeen = 0.0
         for _ in 0..<rounds {
             s.reset()
             let t0 = now()
             try s.evaluate(prompt)
             let t1 = now()
+            let before = akk_bw_probe_run(probe, 3)
             s.resetStats()
-            for t in gen { try s.evaluate([t]) }
             let t2 = now()
+            for t in gen { try s.evaluate([t]) }
+            let t3 = now()
+            bandwidth.append(max(before, akk_bw_probe_run(probe, 3)))
             prefill.append(Double(promptTokens) / (t1 - t0))
-            decode.append(Double(genTokens) / (t2 - t1))
+            decode.append(Double(genTokens) / (t3 - t2))
             kSeen = s.stats.meanK
         }
         let pre = median(prefill), dec = median(decode)
         let k = m.config.isMoE ? kSeen : 0
         let bytes = m.weightBytesPerToken(k: m.config.isMoE ? k : nil)
             + m.kvBytesPerToken(position: promptTokens + genTokens / 2, kvType: kv)
-        let bw = noProbe ? 0 : akk_measure_read_bandwidth(1 << 30, Int32(s.threads))
+        let bw = noProbe ? 0 : median(bandwidth)
         let roof = bw > 0 ? bw * 1e9 / bytes : 0
+        let roofPercent = noProbe ? 0 : median(zip(decode, bandwidth).map { 100 * $0 * bytes / ($1 * 1e9) })
         let st = s.stats
         print("model: \(model)")
         print("  \(m.config.arch), \(m.config.nLayer) layers, d \(m.config.nEmbd), experts \(m.config.nExpert) (native K \(m.config.nExpertUsed)), threads \(s.threads), routing \(s.routing.policy.rawValue)\(s.routing.budget.map { ", budget \($0)" } ?? "")")
         print("| prefill tok/s | decode tok/s | mean k | expert FLOPs | MB/token | read GB/s | roofline tok/s | % of roofline |")
         print("|---|---|---|---|---|---|---|---|")
-        print("| \(fmt(pre, 1)) | \(fmt(dec, 2)) | \(fmt(k, 2)) | \(fmt(100 * st.expertFraction, 1))% | \(fmt(bytes / 1e6, 1)) | \(fmt(bw, 1)) | \(fmt(roof, 2)) | \(roof > 0 ? fmt(100 * dec / roof, 1) : "-") |")
+        print("| \(fmt(pre, 1)) | \(fmt(dec, 2)) | \(fmt(k, 2)) | \(fmt(100 * st.expertFraction, 1))% | \(fmt(bytes / 1e6, 1)) | \(fmt(bw, 1)) | \(fmt(roof, 2)) | \(roof > 0 ? fmt(roofPercent, 1) : "-") |")
         if let json {
             let obj: [String: Any] = [
                 "model": model, "threads": s.threads, "routing": s.routing.policy.rawValue,
@@ -81,7 +91,8 @@ struct Bench: ParsableCommand {
                 "prompt_tokens": promptTokens, "gen_tokens": genTokens, "rounds": rounds,
                 "prefill_tps": pre, "decode_tps": dec, "prefill_runs": prefill, "decode_runs": decode,
                 "expert_fraction": st.expertFraction, "bytes_per_token": bytes,
-                "bandwidth_gbs": bw, "roofline_tps": roof,
+                "bandwidth_gbs": bw, "roofline_tps": roof, "bandwidth_runs": bandwidth,
+                "roofline_percent": roofPercent,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))

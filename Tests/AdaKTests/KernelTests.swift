@@ -303,31 +303,68 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
                 #expect(simd.bitPattern == scalar.bitPattern, "n \(n) one_acc \(oneAcc)")
             }
         }
-        let nHead = 4, nHeadKV = 2, hd = 64, nCtx = 300, kvDim = nHeadKV * hd, qDim = nHead * hd, nPos = 40
-        let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let q = (0..<(nPos * qDim)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
-        var scratch = [Float](repeating: 0, count: 4 * nCtx)
-        for type in [Int32(AKK_F32.rawValue), Int32(AKK_F16.rawValue)] {
-            for (tokens, pos0) in [(nPos, 0), (1, 200)] {
-                func run() -> [Float] {
-                    var out = [Float](repeating: 0, count: tokens * qDim)
-                    let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
-                        akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
-                                      Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, 2)
+        // heads in batches of 8 dots (4 at a time: 4, 6, 12 and 9 heads leave partial batches),
+        // head dims with a tail past the steps of 32 (40, 72), decode near the start and later
+        for (nHead, nHeadKV, hd) in [(4, 2, 64), (6, 3, 40), (12, 4, 72), (9, 9, 32)] {
+            let nCtx = 300, kvDim = nHeadKV * hd, qDim = nHead * hd, nPos = 40
+            let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let q = (0..<(nPos * qDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
+            var scratch = [Float](repeating: 0, count: max(4, nHead) * nCtx)
+            for type in [Int32(AKK_F32.rawValue), Int32(AKK_F16.rawValue)] {
+                for (tokens, pos0) in [(nPos, 0), (1, 200), (1, 6)] {
+                    func run() -> [Float] {
+                        var out = [Float](repeating: 0, count: tokens * qDim)
+                        let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
+                            akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
+                                          Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, 2)
+                        }
+                        if type == Int32(AKK_F16.rawValue) {
+                            kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } }
+                        } else {
+                            kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } }
+                        }
+                        return out
                     }
-                    if type == Int32(AKK_F16.rawValue) {
-                        kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } }
-                    } else {
-                        kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } }
-                    }
-                    return out
+                    let simd = run()
+                    let scalar = withScalar { run() }
+                    #expect(bits(simd) == bits(scalar), "heads \(nHead)/\(nHeadKV) dim \(hd) type \(type) tokens \(tokens) pos \(pos0)")
                 }
-                let simd = run()
-                let scalar = withScalar { run() }
-                #expect(bits(simd) == bits(scalar), "type \(type) tokens \(tokens)")
             }
+        }
+    }
+
+    /// Work sharing (akk_work_next): whatever order the threads come in, every unit is handed
+    /// out exactly once; a thread's own items come front to back, contiguous, halving towards
+    /// the end of its range down to the smallest item; the others' are taken from the back.
+    @Test func workSharingHandsOutEveryUnitOnce() {
+        var rng = SplitMix64(seed: 5)
+        for (units, threads, minUnits) in [(0, 2, 1), (1, 2, 1), (7, 3, 1), (100, 2, 3), (1000, 2, 7), (513, 4, 1), (64, 8, 2)] {
+            var ranges = [akk_work_range](repeating: akk_work_range(), count: threads)
+            akk_work_init(&ranges, Int32(threads), Int64(units), Int64(minUnits))
+            var seen = [Int](repeating: 0, count: units)
+            var lastOwn = [Int64](repeating: -1, count: threads)
+            var active = Array(0..<threads)
+            while !active.isEmpty {
+                let i = Int(rng.next() % UInt64(active.count)), me = active[i]
+                var u0: Int64 = 0, u1: Int64 = 0
+                guard akk_work_next(&ranges, Int32(threads), Int32(me), &u0, &u1) != 0 else {
+                    active.remove(at: i)
+                    continue
+                }
+                #expect(u0 < u1 && u0 >= 0 && u1 <= Int64(units))
+                for u in Int(u0)..<Int(u1) { seen[u] += 1 }
+                let begin = Int64(units * me / threads), end = Int64(units * (me + 1) / threads)
+                if u0 >= begin && u1 <= end {   // its own range: in order, front to back
+                    #expect(lastOwn[me] < 0 || u0 == lastOwn[me], "units \(units) threads \(threads)")
+                    lastOwn[me] = u1
+                    // sizes halve towards the end, down to minUnits (the first item takes the rest)
+                    if u0 > begin { #expect(u1 - u0 >= Int64(minUnits) && (u1 - u0 == Int64(minUnits) || u1 - u0 <= end - u1)) }
+                    if u1 == end { #expect(u1 - u0 <= Int64(minUnits) || u0 == begin) }
+                }
+            }
+            #expect(seen.allSatisfy { $0 == 1 }, "units \(units) threads \(threads) min \(minUnits)")
         }
     }
 

@@ -130,9 +130,43 @@ void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_en
                      const void *X, int64_t xstride, int64_t n_tok,
                      float *Y, int64_t ystride);
 
+/* Work sharing of one parallel phase over n_units units of work (row groups, in streaming
+ * order). The units are split into nthreads contiguous ranges, one per thread, and each range is
+ * cut into items that halve in size towards its end: ..., 4m, 2m, m, m units (m = min_units).
+ * A thread takes its own range's items front to back, so its weights form long streams that the
+ * hardware prefetcher follows (the big items come first), and when its range is empty it takes
+ * the other ranges' items from their back ends, which are the small ones. The threads then finish
+ * a phase within about one small item of each other, without short streams in the middle of it.
+ * Each range sits on its own cache line; a thread that never comes (fewer threads than asked)
+ * only gets its range taken. */
+typedef struct {
+    uint64_t front_back; /* next item from the front (low 32 bits), one past the last (high) */
+    int64_t begin, end;  /* the range's units */
+    int64_t min_units, n_items;
+    char pad_[24];
+} akk_work_range;
+void akk_work_init(akk_work_range *ranges, int nthreads, int64_t n_units, int64_t min_units);
+/* The next item for thread me as units [*u0, *u1); 0 when every range is empty. */
+int akk_work_next(akk_work_range *ranges, int nthreads, int me, int64_t *u0, int64_t *u1);
+/* The smallest item, in units of unit_bytes bytes of weights times n_tok activation rows: about
+ * AKK_MIN_ITEM bytes for decode-sized batches; for larger ones (each item re-reads its
+ * activations) an eighth of a thread's share. */
+#ifndef AKK_MIN_ITEM
+#define AKK_MIN_ITEM (32 * 1024)
+#endif
+int64_t akk_work_min_units(int64_t n_units, int64_t unit_bytes, int64_t n_tok, int nthreads);
+
 /* STREAM-style read bandwidth in GB/s (1e9 bytes/s): best of 5 passes over a buffer of `bytes`
  * bytes split over nthreads threads (<=0: runtime default). For the benchmark roofline. */
 double akk_measure_read_bandwidth(size_t bytes, int nthreads);
+
+/* The same probe with its buffer kept, to measure the bandwidth again right next to each timed
+ * run (on a shared host it drifts by tens of per cent within minutes). create: NULL if out of
+ * memory; run: best of `passes` passes, GB/s. */
+typedef struct akk_bw_probe akk_bw_probe;
+akk_bw_probe *akk_bw_probe_create(size_t bytes, int nthreads);
+double akk_bw_probe_run(akk_bw_probe *probe, int passes);
+void akk_bw_probe_free(akk_bw_probe *probe);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- scalar implementation set ---- */
 
@@ -253,7 +254,11 @@ akk_bw_probe *akk_bw_probe_create(size_t bytes, int nthreads) {
     bytes = (bytes / ((size_t)nthreads * 256)) * ((size_t)nthreads * 256);
     if (bytes == 0) return NULL;
     akk_bw_probe *p = malloc(sizeof *p);
-    uint8_t *buf = aligned_alloc(64, bytes);
+    /* 2 MB aligned, on transparent huge pages where the host offers them (as the weights:
+     * MappedFile.allocateAligned), so the probe is not slowed by page walks the decode avoids */
+    const size_t huge = (size_t)2 << 20;
+    uint8_t *buf = aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
+    if (buf) madvise(buf, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
     if (!p || !buf) {
         free(p);
         free(buf);

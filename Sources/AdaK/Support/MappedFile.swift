@@ -85,8 +85,19 @@ public final class MappedFile: @unchecked Sendable {
 
 extension UnsafeMutableRawPointer {
     /// `posix_memalign` with a 64-byte alignment; nil on failure. Free with `free`.
+    /// Blocks of 2 MB and more start on a 2 MB boundary and ask for transparent huge pages
+    /// (MADV_HUGEPAGE; this host's THP mode is "madvise"): a decode streams ~200 MB of repacked
+    /// weights per token, and with 4 KB pages every 4 KB of the stream costs a page walk
+    /// (mixtral-shaped Q4_0 decode measured 4-5% faster with huge pages). Without THP support
+    /// the advice is ignored.
     static func allocateAligned(byteCount: Int) -> UnsafeMutableRawPointer? {
         var p: UnsafeMutableRawPointer? = nil
+        let huge = 2 << 20
+        if byteCount >= huge {
+            guard posix_memalign(&p, huge, byteCount) == 0, let p else { return nil }
+            _ = madvise(p, byteCount / huge * huge, 14 /* MADV_HUGEPAGE */)
+            return p
+        }
         guard posix_memalign(&p, 64, max(byteCount, 64)) == 0 else { return nil }
         return p
     }

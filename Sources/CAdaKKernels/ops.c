@@ -47,30 +47,58 @@ void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps)
     }
 }
 
-void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox) {
+/* cos/sin of the rotation angles of one position, as ggml's rope cache computes them; kept per
+ * thread for the last (pos, n_rot, freq_base): every layer's q and k at one position use the
+ * same angles (2 x n_layer calls per decoded token). */
+struct rope_angles {
+    int pos, n_rot;
+    float freq_base;
+    float cs[2 * 512];
+};
+
+static const float *rope_angles(int n_rot, int pos, float freq_base) {
+    static _Thread_local struct rope_angles a = {-1, 0, 0.0f, {0}};
+    if (a.pos == pos && a.n_rot == n_rot && a.freq_base == freq_base) return a.cs;
     const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
-    float cache[2 * 512];
     float theta = (float)pos;
     const int half = n_rot / 2;
     for (int i = 0; i < half && i < 512; i++) {
-        cache[2 * i] = cosf(theta);
-        cache[2 * i + 1] = sinf(theta);
+        a.cs[2 * i] = cosf(theta);
+        a.cs[2 * i + 1] = sinf(theta);
         theta *= theta_scale;
     }
-    for (int h = 0; h < n_head; h++) {
-        float *xh = x + (int64_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            const float c = cache[2 * i], s = cache[2 * i + 1];
-            const int a = neox ? i : 2 * i;
-            const int b = neox ? i + half : 2 * i + 1;
-            const float x0 = xh[a], x1 = xh[b];
-            /* ggml: x0*cos - x1*sin and x0*sin + x1*cos, contracted by the compiler (FMA build)
-             * into one fma on the left product each. Verified on SmolLM2: the unfused form
-             * (x0*c - x1*s rounded twice) breaks the llama.cpp match from the first prompt. */
-            xh[a] = fmaf(x0, c, -(x1 * s));
-            xh[b] = fmaf(x0, s, x1 * c);
-        }
+    a.pos = pos;
+    a.n_rot = n_rot;
+    a.freq_base = freq_base;
+    return a.cs;
+}
+
+/* ggml: x0*cos - x1*sin and x0*sin + x1*cos, contracted by the compiler (FMA build) into one fma
+ * on the left product each. Verified on SmolLM2: the unfused form (x0*c - x1*s rounded twice)
+ * breaks the llama.cpp match from the first prompt. fmaf is exact either way; the FMA-target
+ * twin only inlines it instead of calling libm's. */
+#define ROPE_BODY                                                                                  \
+    for (int h = 0; h < n_head; h++) {                                                             \
+        float *xh = x + (int64_t)h * head_dim;                                                     \
+        for (int i = 0; i < half; i++) {                                                           \
+            const float c = cs[2 * i], s = cs[2 * i + 1];                                          \
+            const int a = neox ? i : 2 * i;                                                        \
+            const int b = neox ? i + half : 2 * i + 1;                                             \
+            const float x0 = xh[a], x1 = xh[b];                                                    \
+            xh[a] = fmaf(x0, c, -(x1 * s));                                                        \
+            xh[b] = fmaf(x0, s, x1 * c);                                                           \
+        }                                                                                          \
     }
+
+static void rope_rotate(float *x, int n_head, int head_dim, int half, const float *cs, int neox) { ROPE_BODY }
+
+__attribute__((target("fma"))) static void rope_rotate_fma(float *x, int n_head, int head_dim, int half,
+                                                          const float *cs, int neox) { ROPE_BODY }
+
+void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox) {
+    if (n_rot / 2 > 512) return; /* the loader refuses such models (n_rot <= head_dim <= 1024) */
+    const float *cs = rope_angles(n_rot, pos, freq_base);
+    (akk_have_avx2() ? rope_rotate_fma : rope_rotate)(x, n_head, head_dim, n_rot / 2, cs, neox);
 }
 
 /* ---- exp: one lane of ggml_v_expf (AVX2 + FMA) ---- */

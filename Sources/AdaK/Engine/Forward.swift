@@ -15,8 +15,13 @@ final class ForwardState {
     // one dimension over all positions), so KQV is a dot over positions like ggml's
     // mul_mat(v_trans, kq). The buffers hold elements of kvType (an f16 cache uses half of each).
     let kvType: KVCacheType
-    let kCache: [FloatBuffer]
-    let vCache: [FloatBuffer]
+    /// One block for every layer's K and V (layer l: K at 2l, V at 2l+1, each `kvLayerFloats`
+    /// floats): large enough for transparent huge pages (FloatBuffer), so the attention's reads
+    /// of the cache do not walk a page table every 4 KB.
+    private let kvArena: FloatBuffer
+    private let kvLayerFloats: Int
+    func kCache(_ layer: Int) -> UnsafeMutablePointer<Float> { kvArena.p + (2 * layer) * kvLayerFloats }
+    func vCache(_ layer: Int) -> UnsafeMutablePointer<Float> { kvArena.p + (2 * layer + 1) * kvLayerFloats }
 
     // activations, maxBatch rows each
     let x, xn, q, k, v, attn, tmp: FloatBuffer
@@ -47,8 +52,8 @@ final class ForwardState {
             throw AdaKError.outOfMemory("KV cache for \(contextSize) tokens is too large")
         }
         let kvFloats = kvType == .f16 ? (kvElems + 1) / 2 : kvElems
-        kCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvFloats) }
-        vCache = try (0..<c.nLayer).map { _ in try FloatBuffer(kvFloats) }
+        kvLayerFloats = (kvFloats + 15) / 16 * 16   // 64-byte aligned layers
+        kvArena = try FloatBuffer(2 * c.nLayer * kvLayerFloats)
         x = try FloatBuffer(batchSize * c.nEmbd)
         xn = try FloatBuffer(batchSize * c.nEmbd)
         q = try FloatBuffer(batchSize * qDim)
@@ -148,7 +153,7 @@ final class ForwardState {
                 akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
                 akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
             }
-            let kc = kCache[il].p, vc = vCache[il].p
+            let kc = kCache(il), vc = vCache(il)
             switch kvType {
             case .f32:
                 (kc + pos0 * kvDim).update(from: k, count: n * kvDim)

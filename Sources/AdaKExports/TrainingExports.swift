@@ -144,6 +144,12 @@ public func adak_train_params_set_string(_ params: OpaquePointer?, _ key: Unsafe
             return invalid(f, "\"baseline\" = \"\(text)\" is not one of \(known)")
         }
         box.settings.baseline = b
+    case "cost_credit":
+        guard let c = CostCredit(rawValue: text) else {
+            let known = CostCredit.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            return invalid(f, "\"cost_credit\" = \"\(text)\" is not one of \(known)")
+        }
+        box.settings.costCredit = c
     default:
         return invalid(f, "unknown string key \"\(name)\"")
     }

@@ -16,6 +16,23 @@ public enum AdvantageBaseline: String, Sendable, CaseIterable {
     case mean
 }
 
+/// Which layers' actions a token's compute cost is charged to.
+public enum CostCredit: String, Sendable, CaseIterable {
+    /// Every MoE layer's action at token t receives the token's whole reward
+    /// log p(x_{t+1}) − λ·Σ_l k_l/(L·K) (minus the baseline): the reward as DESIGN.md §4 states it.
+    case token
+    /// Layer l's action receives the shared log-likelihood part but only its own cost λ·k_l/(L·K)
+    /// (against its own k in the greedy pass with the greedy baseline). The other layers' costs
+    /// act as a baseline: the earlier layers' k do not depend on layer l's action at all, the
+    /// later layers' only through the effect of l's output on their allocator input (small: their
+    /// k is set mostly by their biases), so the expected gradient stays (almost exactly) the same.
+    /// The variance drops by the other layers' cost noise where their log-likelihood gains less
+    /// than half the price per expert (far from equilibrium, as in a descent at a high λ), and
+    /// does not where the gain matches the price (their cost then cancels part of their
+    /// log-likelihood noise).
+    case layer
+}
+
 /// Rollout and PPO settings of `AllocatorTrainer`.
 public struct AllocatorTrainingSettings: Sendable, Equatable {
     /// Price of compute in the reward r_t = log p(x_{t+1}) − λ·(Σ_l k_l)/(L·K).
@@ -26,6 +43,8 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     public var window = 256
     public var ppo = PPOSettings()
     public var baseline: AdvantageBaseline = .greedy
+    /// Which layers' actions each token's compute cost is credited to.
+    public var costCredit: CostCredit = .token
     /// MoE layers whose k is sampled in each rollout window (0: all). With n > 0, n layers drawn
     /// at random per window are sampled and the others take the argmax; paired with the greedy
     /// baseline the advantage of token t is then caused by those n layers' actions alone (not by
@@ -148,6 +167,7 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.entropy_coef"] = .float64(settings.ppo.entropyCoef)
         a.trainingInfo["adak.train.max_grad_norm"] = .float64(settings.ppo.maxGradNorm)
         a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)
+        a.trainingInfo["adak.train.cost_credit"] = .string(settings.costCredit.rawValue)
         a.trainingInfo["adak.train.perturb_layers"] = .uint32(UInt32(settings.perturbLayers))
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
@@ -188,6 +208,15 @@ public final class AllocatorTrainer {
         }
     }
 
+    /// Raw advantage of one layer's action at one token with `CostCredit.layer`:
+    /// (log p − log p_baseline) − λ·(k − k_baseline)/(L·K), where the baseline is the greedy pass
+    /// (its log p and this layer's k in it) or, with the mean baseline, 0 and 0 (the per-batch
+    /// normalisation then removes the mean).
+    static func layerCreditAdvantage(logProb: Double, baselineLogProb: Double, k: Int, baselineK: Int,
+                                     lambda: Double, layers: Int, kNative: Int) -> Double {
+        (logProb - baselineLogProb) - lambda * Double(k - baselineK) / (Double(layers) * Double(kNative))
+    }
+
     /// Runs one update: rollouts, advantages, PPO. Returns what it measured.
     func step(startTime: Double) throws -> AllocatorTrainingProgress {
         let L = allocator.layers.count, K = Double(model.config.nExpertUsed)
@@ -200,6 +229,7 @@ public final class AllocatorTrainer {
             let win = nextWindow()
             let m = win.count - 1
             var base = [Double](repeating: 0, count: m)
+            var baseLogProb = [Double](repeating: 0, count: m)
             if settings.baseline == .greedy {
                 greedyTrace.clear()
                 session.trace = greedyTrace
@@ -211,6 +241,7 @@ public final class AllocatorTrainer {
                     for s in 0..<L { c += Double(greedyTrace.k[s][t]) }
                     c /= Double(L) * K
                     base[t] = lp[t] - settings.lambda * c
+                    baseLogProb[t] = lp[t]
                     sumGLP += lp[t]
                     sumGC += c
                 }
@@ -241,7 +272,14 @@ public final class AllocatorTrainer {
                 for s in 0..<L {
                     batch.k[s].append(trace.k[s][t])
                     batch.logProbOld[s].append(trace.logProb[s][t])
-                    batch.advantage[s].append(adv)
+                    switch settings.costCredit {
+                    case .token: batch.advantage[s].append(adv)
+                    case .layer:
+                        let kb = settings.baseline == .greedy ? Int(greedyTrace.k[s][t]) : 0
+                        batch.advantage[s].append(Float(Self.layerCreditAdvantage(
+                            logProb: lp[t], baselineLogProb: baseLogProb[t], k: Int(trace.k[s][t]), baselineK: kb,
+                            lambda: settings.lambda, layers: L, kNative: model.config.nExpertUsed)))
+                    }
                     batch.active[s].append(perturbed?.contains(s) ?? true)
                     kSum[s] += Double(trace.k[s][t])
                 }
@@ -316,9 +354,16 @@ public final class AllocatorTrainer {
         try w.write(to: path + ".optim")
     }
 
-    /// A trainer that continues the run checkpointed at `path` (same data and settings expected).
+    /// A trainer that continues the run checkpointed at `path` on the same data. The reward's
+    /// settings may change at the resume — λ, the entropy coefficient, the cost credit (a
+    /// curriculum: e.g. a run started at identity with one price continues at a higher one); the
+    /// allocator then records the finished stages in `adak.train.curriculum`, e.g.
+    /// "updates 1-70: lambda 8 entropy_coef 0 cost_credit token; ", and the current ones in the
+    /// usual `adak.train.*` keys. The other settings are expected unchanged.
     public convenience init(resuming path: String, model: Model, tokens: [Int32], settings: AllocatorTrainingSettings) throws {
         let a = try Allocator(path: path, model: model)
+        let before = AllocatorTrainer.rewardSettings(a.trainingInfo)
+        let stages = a.trainingInfo["adak.train.curriculum"]?.stringValue ?? ""
         try self.init(model: model, tokens: tokens, settings: settings, allocator: a)
         let g = try GGUFFile(path: path + ".optim")
         guard g.int("adak.optim.version") == 1, let upd = g.int("adak.optim.updates"), let tok = g.int("adak.optim.tokens"),
@@ -345,6 +390,28 @@ public final class AllocatorTrainer {
         let words: [UInt64] = rng.compactMap { if case .uint64(let v) = $0 { v } else { nil } }
         guard words.count == 4 else { throw AdaKError.format("\(path).optim: bad generator state") }
         trace.rng = TrainingRNG(state: words)
+        if let before, let now = AllocatorTrainer.rewardSettings(a.trainingInfo), before != now {
+            let first = AllocatorTrainer.curriculumEnd(stages) + 1
+            a.trainingInfo["adak.train.curriculum"] = .string(stages + "updates \(first)-\(upd): \(before); ")
+        }
+    }
+
+    /// "lambda L entropy_coef C cost_credit X" from an allocator's training metadata (nil when it
+    /// has no λ, i.e. was not written by this trainer).
+    static func rewardSettings(_ info: [String: GGUFValue]) -> String? {
+        guard let l = info["adak.train.lambda"]?.doubleValue else { return nil }
+        let c = info["adak.train.entropy_coef"]?.doubleValue ?? 0
+        let x = info["adak.train.cost_credit"]?.stringValue ?? CostCredit.token.rawValue
+        func f(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)"
+    }
+
+    /// The last update of the recorded curriculum stages (0: none).
+    static func curriculumEnd(_ stages: String) -> Int {
+        // stages are "updates A-B: …; " — the last one's B
+        guard let last = stages.split(separator: ";").last(where: { $0.contains(":") }),
+              let colon = last.firstIndex(of: ":"), let dash = last[..<colon].lastIndex(of: "-") else { return 0 }
+        return Int(last[last.index(after: dash)..<colon]) ?? 0
     }
 
     static func now() -> Double {

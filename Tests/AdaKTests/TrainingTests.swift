@@ -393,4 +393,28 @@ import Glibc
         #expect(s0 > 0)
         #expect(scales.allSatisfy { abs($0 - s0) < 1e-3 * s0 }, "one normalisation factor: \(scales.prefix(5))")
     }
+
+    /// The future-discount credit: F_t = γ·(g_{t+1} + F_{t+1}) backwards over the window, zero for
+    /// γ = 0 and at the window's last token; settings outside [0, 1) are rejected; a resume that
+    /// switches it on records the earlier stage.
+    @Test func futureDiscountCredit() throws {
+        #expect(AllocatorTrainer.futureCredit([1, 2, 3], discount: 0.5) == [1.75, 1.5, 0])
+        #expect(AllocatorTrainer.futureCredit([1, -2, 3, 4], discount: 0) == [0, 0, 0, 0])
+        #expect(AllocatorTrainer.futureCredit([], discount: 0.9).isEmpty)
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = 1 } }
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = -0.1 } }
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = 0.5; $0.baseline = .mean } }
+        let path = "/tmp/adak-future-test-\(getpid()).gguf"
+        defer { unlink(path); unlink(path + ".optim") }
+        let a = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = 0.5 }
+        try a.run(checkpointPath: path)
+        let b = try Self.tinyTrainer(seed: 1, updates: 2, resume: path)
+        #expect(b.allocator.trainingInfo["adak.train.curriculum"]?.stringValue
+                == "updates 1-1: lambda 0.3 entropy_coef 0 cost_credit token future_discount 0.5; ")
+        // the discount changes the advantages, and with them the update
+        let c = try Self.tinyTrainer(seed: 1, updates: 1)
+        try c.run()
+        #expect(a.allocator.biases != c.allocator.biases)
+        #expect(a.lastBatch!.advantage != c.lastBatch!.advantage)
+    }
 }

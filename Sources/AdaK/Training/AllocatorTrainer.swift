@@ -45,6 +45,14 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     public var baseline: AdvantageBaseline = .greedy
     /// Which layers' actions each token's compute cost is credited to.
     public var costCredit: CostCredit = .token
+    /// Discount γ ∈ [0, 1) of later tokens' log-likelihood in a token's credit: the actions at
+    /// token t are credited with Σ_{t' ≥ t} γ^{t'−t}·(log p_{t'} − baseline_{t'}) (the window's
+    /// reward-to-go) instead of their own token's log p alone. An expert cut at t also changes
+    /// what later positions read from t through attention (most for the early layers, whose
+    /// output passes through every later layer's keys and values); with γ = 0 (the default) that
+    /// effect is not credited to the action. The cost part stays the token's own. Needs the
+    /// greedy baseline (paired differences; raw later log p would swamp the signal).
+    public var futureDiscount = 0.0
     /// MoE layers whose k is sampled in each rollout window (0: all). With n > 0, n layers drawn
     /// at random per window are sampled and the others take the argmax; paired with the greedy
     /// baseline the advantage of token t is then caused by those n layers' actions alone (not by
@@ -80,10 +88,13 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         if let totalTokens { guard totalTokens >= 1 else { throw bad("total tokens must be >= 1") } }
         guard initSharpness.isFinite, initSharpness > 0 else { throw bad("init sharpness must be > 0") }
         guard threads >= 0, threads <= 1024, checkpointEvery >= 0 else { throw bad("bad threads or checkpoint interval") }
+        guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future discount must be in [0, 1)") }
         guard perturbLayers >= 0, perturbLayers <= model.moeLayerIndices.count else {
             throw bad("perturb layers must be in 0...\(model.moeLayerIndices.count)")
         }
         guard perturbLayers == 0 || baseline == .greedy else { throw bad("perturbing a few layers needs the greedy baseline") }
+        // later tokens' raw log p (mean baseline) would add ~γ/(1−γ) tokens' worth of unpaired noise
+        guard futureDiscount == 0 || baseline == .greedy else { throw bad("a future discount needs the greedy baseline") }
     }
 }
 
@@ -109,7 +120,8 @@ public struct AllocatorTrainingProgress: Sendable {
 
 /// PPO for Ada-K allocators on a frozen model (DESIGN.md §4). Each update: teacher-forced windows
 /// of the training tokens run with k sampled per (MoE layer, token) from the allocator; the reward
-/// of token t, log p(x_{t+1}) − λ·Σ_l k_l/(L·K), is credited to every layer's action of that token;
+/// of token t, log p(x_{t+1}) − λ·Σ_l k_l/(L·K), is credited to every layer's action of that token
+/// (see `CostCredit` and `futureDiscount` for the variants);
 /// advantages = reward − baseline, normalised per batch; then `epochs` passes of the clipped
 /// surrogate over shuffled minibatches with Adam and gradient clipping.
 public final class AllocatorTrainer {
@@ -168,6 +180,7 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.max_grad_norm"] = .float64(settings.ppo.maxGradNorm)
         a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)
         a.trainingInfo["adak.train.cost_credit"] = .string(settings.costCredit.rawValue)
+        a.trainingInfo["adak.train.future_discount"] = .float64(settings.futureDiscount)
         a.trainingInfo["adak.train.perturb_layers"] = .uint32(UInt32(settings.perturbLayers))
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
@@ -217,6 +230,15 @@ public final class AllocatorTrainer {
         (logProb - baselineLogProb) - lambda * Double(k - baselineK) / (Double(layers) * Double(kNative))
     }
 
+    /// The later tokens' part of each token's credit with discount γ: F_t = Σ_{t' > t} γ^{t'−t}·g_{t'}
+    /// over one window, where g is each token's log-likelihood advantage (exactly 0 for γ = 0).
+    static func futureCredit(_ g: [Double], discount gamma: Double) -> [Double] {
+        var f = [Double](repeating: 0, count: g.count)
+        guard gamma > 0, g.count > 1 else { return f }
+        for t in stride(from: g.count - 2, through: 0, by: -1) { f[t] = gamma * (g[t + 1] + f[t + 1]) }
+        return f
+    }
+
     /// Runs one update: rollouts, advantages, PPO. Returns what it measured.
     func step(startTime: Double) throws -> AllocatorTrainingProgress {
         let L = allocator.layers.count, K = Double(model.config.nExpertUsed)
@@ -260,6 +282,7 @@ public final class AllocatorTrainer {
             session.trace = nil
             let lp = logProbs(of: win)
             let d = allocator.nEmbd
+            let future = Self.futureCredit((0..<m).map { lp[$0] - baseLogProb[$0] }, discount: settings.futureDiscount)
             for t in 0..<m {
                 var c = 0.0
                 for s in 0..<L { c += Double(trace.k[s][t]) }
@@ -268,7 +291,7 @@ public final class AllocatorTrainer {
                 sumR += r
                 sumLP += lp[t]
                 sumC += c
-                let adv = Float(r - base[t])
+                let adv = Float(r - base[t] + future[t])
                 for s in 0..<L {
                     batch.k[s].append(trace.k[s][t])
                     batch.logProbOld[s].append(trace.logProb[s][t])
@@ -278,7 +301,7 @@ public final class AllocatorTrainer {
                         let kb = settings.baseline == .greedy ? Int(greedyTrace.k[s][t]) : 0
                         batch.advantage[s].append(Float(Self.layerCreditAdvantage(
                             logProb: lp[t], baselineLogProb: baseLogProb[t], k: Int(trace.k[s][t]), baselineK: kb,
-                            lambda: settings.lambda, layers: L, kNative: model.config.nExpertUsed)))
+                            lambda: settings.lambda, layers: L, kNative: model.config.nExpertUsed) + future[t]))
                     }
                     batch.active[s].append(perturbed?.contains(s) ?? true)
                     kSum[s] += Double(trace.k[s][t])
@@ -355,7 +378,8 @@ public final class AllocatorTrainer {
     }
 
     /// A trainer that continues the run checkpointed at `path` on the same data. The reward's
-    /// settings may change at the resume — λ, the entropy coefficient, the cost credit (a
+    /// settings may change at the resume — λ, the entropy coefficient, the cost credit, the
+    /// future discount (a
     /// curriculum: e.g. a run started at identity with one price continues at a higher one); the
     /// allocator then records the finished stages in `adak.train.curriculum`, e.g.
     /// "updates 1-70: lambda 8 entropy_coef 0 cost_credit token; ", and the current ones in the
@@ -402,8 +426,9 @@ public final class AllocatorTrainer {
         guard let l = info["adak.train.lambda"]?.doubleValue else { return nil }
         let c = info["adak.train.entropy_coef"]?.doubleValue ?? 0
         let x = info["adak.train.cost_credit"]?.stringValue ?? CostCredit.token.rawValue
+        let g = info["adak.train.future_discount"]?.doubleValue ?? 0
         func f(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
-        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)"
+        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)" + (g == 0 ? "" : " future_discount \(f(g))")
     }
 
     /// The last update of the recorded curriculum stages (0: none).

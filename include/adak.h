@@ -877,6 +877,11 @@ void adak_train_params_free(adak_train_params *params);
  *   "lr"              Adam learning rate, (0, 1) (default 3e-3)
  *   "entropy_coef"    entropy bonus coefficient, [0, 1e6] (default 0)
  *   "max_grad_norm"   gradient-norm clip, [0, 1e12]; 0: none (default 1)
+ *   "future_discount" discount gamma of later tokens' log-likelihood in a
+ *                     token's credit: the actions at token t are credited with
+ *                     sum_{t' >= t} gamma^(t'-t) * (log p_t' - baseline_t')
+ *                     within the window, [0, 1) (default 0: the token's own
+ *                     log p only; since 0.4); > 0 needs baseline "greedy"
  *   "init_sharpness"  sharpness s of the identity allocator training starts
  *                     from (bias -s * (k - K)^2), (0, 1e6] (default 1)
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NaN and infinities included).
@@ -909,6 +914,11 @@ int adak_train_params_set_int(adak_train_params *params, const char *key, int64_
  *   "baseline"  the advantage baseline: "greedy" (self-critical: the reward of
  *               the allocator's argmax on the same window, one more forward
  *               pass per window; default) or "mean" (the batch mean).
+ *   "cost_credit"  which layers' actions a token's compute cost is charged
+ *               to: "token" (every layer's action gets the whole reward,
+ *               default) or "layer" (each layer's action gets the shared
+ *               log-likelihood part and only its own cost lambda * k_l /
+ *               (L * K); less noise per layer, since 0.4).
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (also for a NULL value).
  */
 int adak_train_params_set_string(adak_train_params *params, const char *key, const char *value);
@@ -975,7 +985,9 @@ typedef int (*adak_train_progress_callback)(void *user_data, const adak_train_pr
  * Writes the allocator to `out_path` (GGUF, loadable with adak_allocator_load)
  * and its optimiser state to out_path + ".optim", every "checkpoint_every"
  * updates and at the end. With `resume` = 1 training continues from those two
- * files (same data and settings expected) up to "updates"; `resume` = 0
+ * files (same data and settings expected, except that "lambda",
+ * "entropy_coef", "cost_credit" and "future_discount" may change: a curriculum, recorded in the
+ * allocator's metadata "adak.train.curriculum") up to "updates"; `resume` = 0
  * starts afresh and replaces them. `progress` (may be NULL) receives
  * `user_data` and a report after every update.
  *

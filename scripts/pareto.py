@@ -213,6 +213,13 @@ def main():
     for i, (name, pts) in enumerate(curves.items()):
         xs = np.array([p["expert_fraction"] for p in pts]); ys = np.array([p["ppl"] for p in pts])
         o = np.argsort(xs)
+        if name.startswith("Ada-K (λ sweep"):
+            # many allocators and snapshots: every point as a marker, the line through their Pareto front
+            ax.scatter(xs, ys, marker=marks[i % len(marks)], s=14, color=plt.cm.tab20(i % 20), alpha=0.6)
+            f = frontier(pts)
+            ax.plot([a for a, _ in f], [np.exp(b) for _, b in f], marker=marks[i % len(marks)], label=name + " (Pareto front)",
+                    lw=2, color=plt.cm.tab20(i % 20))
+            continue
         ax.plot(xs[o], ys[o], marker=marks[i % len(marks)], label=name, lw=2 if "Ada-K" in name else 1,
                 ls="--" if "kmax" in name else "-", color=plt.cm.tab20(i % 20))
     top = cache.get(f"topk k={K}")

@@ -65,6 +65,9 @@ public func adak_train_params_set_float(_ params: OpaquePointer?, _ key: UnsafeP
     case "max_grad_norm":
         guard check(value >= 0 && value <= 1e12, "[0, 1e12] (0: no clipping)") else { return Status.invalidArgument }
         s.ppo.maxGradNorm = value
+    case "future_discount":
+        guard check(value >= 0 && value < 1, "[0, 1)") else { return Status.invalidArgument }
+        s.futureDiscount = value
     case "init_sharpness":
         guard check(value > 0 && value <= 1e6, "(0, 1e6]") else { return Status.invalidArgument }
         s.initSharpness = Float(value)
@@ -144,6 +147,12 @@ public func adak_train_params_set_string(_ params: OpaquePointer?, _ key: Unsafe
             return invalid(f, "\"baseline\" = \"\(text)\" is not one of \(known)")
         }
         box.settings.baseline = b
+    case "cost_credit":
+        guard let c = CostCredit(rawValue: text) else {
+            let known = CostCredit.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            return invalid(f, "\"cost_credit\" = \"\(text)\" is not one of \(known)")
+        }
+        box.settings.costCredit = c
     default:
         return invalid(f, "unknown string key \"\(name)\"")
     }

@@ -10,7 +10,9 @@ struct TrainAllocator: ParsableCommand {
         discussion: """
             Reward per token: log p(next token) − λ·(Σ_l k_l)/(L·K). Starts from the identity allocator
             (exactly static Top-K) unless --resume. Writes OUT (allocator GGUF) and OUT.optim (optimiser
-            state) every --checkpoint-every updates and at the end; --resume continues from them.
+            state) every --checkpoint-every updates and at the end; --resume continues from them, and may
+            change --lambda, --entropy-coef, --cost-credit and --future-discount (a curriculum, recorded in the allocator's
+            adak.train.curriculum).
             """)
 
     @Option(name: .shortAndLong, help: "MoE model (GGUF)") var model: String
@@ -27,6 +29,8 @@ struct TrainAllocator: ParsableCommand {
     @Option(help: "Entropy bonus coefficient") var entropyCoef = 0.0
     @Option(help: "Gradient-norm clip (0: none)") var maxGradNorm = 1.0
     @Option(help: "Advantage baseline: greedy (self-critical, 2 passes per window) or mean") var baseline = "greedy"
+    @Option(help: "Cost credit: token (every layer's action gets the token's whole cost) or layer (each layer only its own k's cost)") var costCredit = "token"
+    @Option(help: "Discount γ in [0, 1) of later tokens' log p in a token's credit (0: its own next token only)") var futureDiscount = 0.0
     @Option(help: "MoE layers sampled per rollout window, the others at their argmax (0: all)") var perturbLayers = 0
     @Option(help: "Seed of sampling and shuffling") var seed: UInt64 = 0
     @Option(help: "Smallest k the allocator may choose") var kMin = 1
@@ -40,6 +44,7 @@ struct TrainAllocator: ParsableCommand {
 
     func run() throws {
         guard let base = AdvantageBaseline(rawValue: baseline) else { throw ValidationError("--baseline must be greedy or mean") }
+        guard let credit = CostCredit(rawValue: costCredit) else { throw ValidationError("--cost-credit must be token or layer") }
         var s = AllocatorTrainingSettings()
         s.lambda = lambda
         s.rolloutTokens = rolloutTokens
@@ -52,6 +57,8 @@ struct TrainAllocator: ParsableCommand {
         s.ppo.entropyCoef = entropyCoef
         s.ppo.maxGradNorm = maxGradNorm
         s.baseline = base
+        s.costCredit = credit
+        s.futureDiscount = futureDiscount
         s.perturbLayers = perturbLayers
         s.seed = seed
         s.kMin = kMin
@@ -72,7 +79,7 @@ struct TrainAllocator: ParsableCommand {
         let trainer = resume ? try AllocatorTrainer(resuming: out, model: m, tokens: tokens, settings: s)
                              : try AllocatorTrainer(model: m, tokens: tokens, settings: s)
         let L = m.moeLayerIndices.count
-        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; λ \(lambda); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); threads \(threads == 0 ? "all" : String(threads))\n")
+        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; λ \(lambda); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); cost credit \(costCredit); entropy coef \(entropyCoef); future discount \(futureDiscount); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); threads \(threads == 0 ? "all" : String(threads))\n")
         try trainer.run(checkpointPath: out) { p in
             let ks = p.meanKPerLayer.map { fmt($0, 1) }.joined(separator: " ")
             var line = "upd \(p.update)/\(p.updates) tok \(p.tokens) R \(fmt(p.meanReward, 3)) logp \(fmt(p.meanLogProb, 3))"

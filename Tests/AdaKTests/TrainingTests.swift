@@ -148,7 +148,8 @@ import Glibc
         }
     }
 
-    static func tinyTrainer(seed: UInt64, updates: Int, resume: String? = nil) throws -> AllocatorTrainer {
+    static func tinyTrainer(seed: UInt64, updates: Int, resume: String? = nil,
+                            configure: (inout AllocatorTrainingSettings) -> Void = { _ in }) throws -> AllocatorTrainer {
         let m = try Model(path: Fixtures.path("models/tiny-olmoe.f32.gguf"))
         var rng = TrainingRNG(seed: 5)
         let tokens = (0..<400).map { _ in Int32(3 + rng.below(m.config.nVocab - 3)) }
@@ -160,6 +161,7 @@ import Glibc
         s.threads = 2
         s.ppo.minibatch = 16
         s.ppo.epochs = 2
+        configure(&s)
         if let resume { return try AllocatorTrainer(resuming: resume, model: m, tokens: tokens, settings: s) }
         return try AllocatorTrainer(model: m, tokens: tokens, settings: s)
     }
@@ -282,5 +284,137 @@ import Glibc
         let l2 = PPOMath.loss(allocator: a, batch: half, tokens: Array(0..<6)[...], settings: s, gradient: &g2, stats: nil)
         #expect(abs(l1 - l2) < 1e-9)
         for sl in 0..<2 { for j in g1.w[sl].indices { #expect(abs(g1.w[sl][j] - g2.w[sl][j]) < 1e-6) } }
+    }
+
+    /// Resuming with a new λ / entropy coefficient / cost credit (a curriculum): the resumed
+    /// updates use the new reward, and the allocator records the finished stages.
+    @Test func resumeWithANewPriceRecordsTheCurriculum() throws {
+        let path = "/tmp/adak-curriculum-test-\(getpid()).gguf"
+        defer { unlink(path); unlink(path + ".optim") }
+        let a = try Self.tinyTrainer(seed: 1, updates: 1)
+        try a.run(checkpointPath: path)
+        #expect(a.allocator.trainingInfo["adak.train.curriculum"] == nil)
+        let b = try Self.tinyTrainer(seed: 1, updates: 2, resume: path) { s in
+            s.lambda = 2
+            s.ppo.entropyCoef = 0.01
+            s.costCredit = .layer
+        }
+        var seen: [AllocatorTrainingProgress] = []
+        try b.run(checkpointPath: path) { seen.append($0); return true }
+        #expect(seen.count == 1 && seen[0].update == 2)
+        #expect(abs(seen[0].meanReward - (seen[0].meanLogProb - 2 * seen[0].costFraction)) < 1e-9, "update 2 pays λ = 2")
+        let first = "updates 1-1: lambda 0.3 entropy_coef 0 cost_credit token; "
+        #expect(b.allocator.trainingInfo["adak.train.curriculum"]?.stringValue == first)
+        #expect(b.allocator.trainingInfo["adak.train.lambda"]?.doubleValue == 2)
+        #expect(b.allocator.trainingInfo["adak.train.cost_credit"]?.stringValue == "layer")
+        // the same settings again: nothing new to record (and the file kept the record)
+        let c = try Self.tinyTrainer(seed: 1, updates: 3, resume: path) { s in
+            s.lambda = 2
+            s.ppo.entropyCoef = 0.01
+            s.costCredit = .layer
+        }
+        #expect(c.allocator.trainingInfo["adak.train.curriculum"]?.stringValue == first)
+        try c.run(checkpointPath: path)
+        // and a third stage
+        let d = try Self.tinyTrainer(seed: 1, updates: 4, resume: path) { s in s.lambda = 3 }
+        #expect(d.allocator.trainingInfo["adak.train.curriculum"]?.stringValue
+                == first + "updates 2-3: lambda 2 entropy_coef 0.01 cost_credit layer; ")
+        #expect(AllocatorTrainer.curriculumEnd(first) == 1)
+        #expect(AllocatorTrainer.curriculumEnd("") == 0)
+    }
+
+    /// `CostCredit.layer` keeps the policy gradient of the shared-reward estimator. Exact
+    /// expectation over every joint action of two independent layers (a state-independent policy
+    /// over k ∈ 1...3 each, an additive log-likelihood): the expected ∂/∂logits of
+    /// E[A · ∂log π_l(k_l)] is the same with both credits. The advantage's variance is smaller
+    /// when the other layer's log-likelihood gains less per expert than half the price (here:
+    /// far from its equilibrium, as early in a descent at a high λ); near an equilibrium, where
+    /// that gain matches the price, the other layer's cost cancels its log-likelihood variation
+    /// and removing it would not help.
+    @Test func layerCostCreditKeepsTheGradientAndCutsTheVariance() {
+        let K = 2, L = 2, lambda = 3.0
+        let pi: [[Double]] = [[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]]
+        let f: [[Double]] = [[-1.0, -0.8, -0.7], [-0.9, -0.85, -0.84]]   // log p part of each layer (< 0.375 nats per expert)
+        let greedy = [2, 1]                                             // baseline actions
+        let gLogP = f[0][greedy[0] - 1] + f[1][greedy[1] - 1]
+        for l in 0..<L {
+            var gTok = [Double](repeating: 0, count: 3), gLay = gTok
+            var m2Tok = 0.0, m2Lay = 0.0, mTok = 0.0, mLay = 0.0
+            for k0 in 1...3 {
+                for k1 in 1...3 {
+                    let ks = [k0, k1]
+                    let p = pi[0][k0 - 1] * pi[1][k1 - 1]
+                    let lp = f[0][k0 - 1] + f[1][k1 - 1]
+                    let r = lp - lambda * Double(k0 + k1) / Double(L * K)
+                    let rb = gLogP - lambda * Double(greedy[0] + greedy[1]) / Double(L * K)
+                    let aTok = r - rb
+                    let aLay = AllocatorTrainer.layerCreditAdvantage(logProb: lp, baselineLogProb: gLogP, k: ks[l], baselineK: greedy[l],
+                                                                     lambda: lambda, layers: L, kNative: K)
+                    for j in 0..<3 {
+                        let dlogp = (j + 1 == ks[l] ? 1 : 0) - pi[l][j]
+                        gTok[j] += p * aTok * dlogp
+                        gLay[j] += p * aLay * dlogp
+                    }
+                    mTok += p * aTok; m2Tok += p * aTok * aTok
+                    mLay += p * aLay; m2Lay += p * aLay * aLay
+                }
+            }
+            for j in 0..<3 { #expect(abs(gTok[j] - gLay[j]) < 1e-12, "layer \(l) action \(j + 1): \(gTok[j]) vs \(gLay[j])") }
+            #expect(m2Lay - mLay * mLay < m2Tok - mTok * mTok, "layer \(l): the other layer's cost noise is gone")
+        }
+        // the formula itself
+        #expect(AllocatorTrainer.layerCreditAdvantage(logProb: -1, baselineLogProb: -1.5, k: 5, baselineK: 8,
+                                                     lambda: 8, layers: 30, kNative: 8) == 0.5 + 8.0 * 3 / 240)
+    }
+
+    /// In the trainer's batch: with `.token` every layer's action of a token has the same
+    /// advantage; with `.layer` (mean baseline, so the raw advantage is log p − λ·k_l/(L·K))
+    /// two layers' advantages of one token differ by −λ·(k_l − k_m)/(L·K), scaled by the batch
+    /// normalisation — the same factor for every token.
+    @Test func layerCostCreditInTheTrainer() throws {
+        let lambda = 4.0
+        let t = try Self.tinyTrainer(seed: 2, updates: 1) { s in s.lambda = lambda; s.baseline = .mean }
+        try t.run()
+        let bt = try #require(t.lastBatch)
+        for i in 0..<bt.count { for sl in 1..<bt.slots { #expect(bt.advantage[sl][i] == bt.advantage[0][i]) } }
+        let u = try Self.tinyTrainer(seed: 2, updates: 1) { s in s.lambda = lambda; s.baseline = .mean; s.costCredit = .layer }
+        try u.run()
+        let b = try #require(u.lastBatch)
+        let L = Double(b.slots), K = Double(u.model.config.nExpertUsed)
+        var scales: [Double] = []
+        for i in 0..<b.count {
+            for sl in 1..<b.slots where b.k[sl][i] != b.k[0][i] {
+                let dk = Double(b.k[sl][i] - b.k[0][i])
+                scales.append(Double(b.advantage[sl][i] - b.advantage[0][i]) / (-lambda * dk / (L * K)))
+            }
+        }
+        #expect(scales.count > 10)
+        let s0 = scales[0]
+        #expect(s0 > 0)
+        #expect(scales.allSatisfy { abs($0 - s0) < 1e-3 * s0 }, "one normalisation factor: \(scales.prefix(5))")
+    }
+
+    /// The future-discount credit: F_t = γ·(g_{t+1} + F_{t+1}) backwards over the window, zero for
+    /// γ = 0 and at the window's last token; settings outside [0, 1) are rejected; a resume that
+    /// switches it on records the earlier stage.
+    @Test func futureDiscountCredit() throws {
+        #expect(AllocatorTrainer.futureCredit([1, 2, 3], discount: 0.5) == [1.75, 1.5, 0])
+        #expect(AllocatorTrainer.futureCredit([1, -2, 3, 4], discount: 0) == [0, 0, 0, 0])
+        #expect(AllocatorTrainer.futureCredit([], discount: 0.9).isEmpty)
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = 1 } }
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = -0.1 } }
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = 0.5; $0.baseline = .mean } }
+        let path = "/tmp/adak-future-test-\(getpid()).gguf"
+        defer { unlink(path); unlink(path + ".optim") }
+        let a = try Self.tinyTrainer(seed: 1, updates: 1) { $0.futureDiscount = 0.5 }
+        try a.run(checkpointPath: path)
+        let b = try Self.tinyTrainer(seed: 1, updates: 2, resume: path)
+        #expect(b.allocator.trainingInfo["adak.train.curriculum"]?.stringValue
+                == "updates 1-1: lambda 0.3 entropy_coef 0 cost_credit token future_discount 0.5; ")
+        // the discount changes the advantages, and with them the update
+        let c = try Self.tinyTrainer(seed: 1, updates: 1)
+        try c.run()
+        #expect(a.allocator.biases != c.allocator.biases)
+        #expect(a.lastBatch!.advantage != c.lastBatch!.advantage)
     }
 }

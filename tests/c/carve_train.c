@@ -97,6 +97,14 @@ static void params_misuse(void) {
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "baseline", "value"), "adak_train_params_set_string");
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "baseline", NULL), "adak_train_params_set_string");
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, NULL, "mean"), "adak_train_params_set_string");
+    /* since 0.4: the cost credit and the future discount (set back to their defaults for the runs below) */
+    CHECK(adak_train_params_set_string(tp, "cost_credit", "layer") == ADAK_OK);
+    CHECK(adak_train_params_set_string(tp, "cost_credit", "token") == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "cost_credit", "window"), "adak_train_params_set_string");
+    CHECK(adak_train_params_set_float(tp, "future_discount", 0.9) == ADAK_OK);
+    CHECK(adak_train_params_set_float(tp, "future_discount", 0) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "future_discount", 1), "adak_train_params_set_float");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "future_discount", -0.5), "adak_train_params_set_float");
 
     /* progress getters outside a callback */
     int64_t i = 7;

@@ -16,6 +16,23 @@ public enum AdvantageBaseline: String, Sendable, CaseIterable {
     case mean
 }
 
+/// Which layers' actions a token's compute cost is charged to.
+public enum CostCredit: String, Sendable, CaseIterable {
+    /// Every MoE layer's action at token t receives the token's whole reward
+    /// log p(x_{t+1}) − λ·Σ_l k_l/(L·K) (minus the baseline): the reward as DESIGN.md §4 states it.
+    case token
+    /// Layer l's action receives the shared log-likelihood part but only its own cost λ·k_l/(L·K)
+    /// (against its own k in the greedy pass with the greedy baseline). The other layers' costs
+    /// act as a baseline: the earlier layers' k do not depend on layer l's action at all, the
+    /// later layers' only through the effect of l's output on their allocator input (small: their
+    /// k is set mostly by their biases), so the expected gradient stays (almost exactly) the same.
+    /// The variance drops by the other layers' cost noise where their log-likelihood gains less
+    /// than half the price per expert (far from equilibrium, as in a descent at a high λ), and
+    /// does not where the gain matches the price (their cost then cancels part of their
+    /// log-likelihood noise).
+    case layer
+}
+
 /// Rollout and PPO settings of `AllocatorTrainer`.
 public struct AllocatorTrainingSettings: Sendable, Equatable {
     /// Price of compute in the reward r_t = log p(x_{t+1}) − λ·(Σ_l k_l)/(L·K).
@@ -26,6 +43,16 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     public var window = 256
     public var ppo = PPOSettings()
     public var baseline: AdvantageBaseline = .greedy
+    /// Which layers' actions each token's compute cost is credited to.
+    public var costCredit: CostCredit = .token
+    /// Discount γ ∈ [0, 1) of later tokens' log-likelihood in a token's credit: the actions at
+    /// token t are credited with Σ_{t' ≥ t} γ^{t'−t}·(log p_{t'} − baseline_{t'}) (the window's
+    /// reward-to-go) instead of their own token's log p alone. An expert cut at t also changes
+    /// what later positions read from t through attention (most for the early layers, whose
+    /// output passes through every later layer's keys and values); with γ = 0 (the default) that
+    /// effect is not credited to the action. The cost part stays the token's own. Needs the
+    /// greedy baseline (paired differences; raw later log p would swamp the signal).
+    public var futureDiscount = 0.0
     /// MoE layers whose k is sampled in each rollout window (0: all). With n > 0, n layers drawn
     /// at random per window are sampled and the others take the argmax; paired with the greedy
     /// baseline the advantage of token t is then caused by those n layers' actions alone (not by
@@ -61,10 +88,13 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         if let totalTokens { guard totalTokens >= 1 else { throw bad("total tokens must be >= 1") } }
         guard initSharpness.isFinite, initSharpness > 0 else { throw bad("init sharpness must be > 0") }
         guard threads >= 0, threads <= 1024, checkpointEvery >= 0 else { throw bad("bad threads or checkpoint interval") }
+        guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future discount must be in [0, 1)") }
         guard perturbLayers >= 0, perturbLayers <= model.moeLayerIndices.count else {
             throw bad("perturb layers must be in 0...\(model.moeLayerIndices.count)")
         }
         guard perturbLayers == 0 || baseline == .greedy else { throw bad("perturbing a few layers needs the greedy baseline") }
+        // later tokens' raw log p (mean baseline) would add ~γ/(1−γ) tokens' worth of unpaired noise
+        guard futureDiscount == 0 || baseline == .greedy else { throw bad("a future discount needs the greedy baseline") }
     }
 }
 
@@ -90,7 +120,8 @@ public struct AllocatorTrainingProgress: Sendable {
 
 /// PPO for Ada-K allocators on a frozen model (DESIGN.md §4). Each update: teacher-forced windows
 /// of the training tokens run with k sampled per (MoE layer, token) from the allocator; the reward
-/// of token t, log p(x_{t+1}) − λ·Σ_l k_l/(L·K), is credited to every layer's action of that token;
+/// of token t, log p(x_{t+1}) − λ·Σ_l k_l/(L·K), is credited to every layer's action of that token
+/// (see `CostCredit` and `futureDiscount` for the variants);
 /// advantages = reward − baseline, normalised per batch; then `epochs` passes of the clipped
 /// surrogate over shuffled minibatches with Adam and gradient clipping.
 public final class AllocatorTrainer {
@@ -148,6 +179,8 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.entropy_coef"] = .float64(settings.ppo.entropyCoef)
         a.trainingInfo["adak.train.max_grad_norm"] = .float64(settings.ppo.maxGradNorm)
         a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)
+        a.trainingInfo["adak.train.cost_credit"] = .string(settings.costCredit.rawValue)
+        a.trainingInfo["adak.train.future_discount"] = .float64(settings.futureDiscount)
         a.trainingInfo["adak.train.perturb_layers"] = .uint32(UInt32(settings.perturbLayers))
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
@@ -188,6 +221,24 @@ public final class AllocatorTrainer {
         }
     }
 
+    /// Raw advantage of one layer's action at one token with `CostCredit.layer`:
+    /// (log p − log p_baseline) − λ·(k − k_baseline)/(L·K), where the baseline is the greedy pass
+    /// (its log p and this layer's k in it) or, with the mean baseline, 0 and 0 (the per-batch
+    /// normalisation then removes the mean).
+    static func layerCreditAdvantage(logProb: Double, baselineLogProb: Double, k: Int, baselineK: Int,
+                                     lambda: Double, layers: Int, kNative: Int) -> Double {
+        (logProb - baselineLogProb) - lambda * Double(k - baselineK) / (Double(layers) * Double(kNative))
+    }
+
+    /// The later tokens' part of each token's credit with discount γ: F_t = Σ_{t' > t} γ^{t'−t}·g_{t'}
+    /// over one window, where g is each token's log-likelihood advantage (exactly 0 for γ = 0).
+    static func futureCredit(_ g: [Double], discount gamma: Double) -> [Double] {
+        var f = [Double](repeating: 0, count: g.count)
+        guard gamma > 0, g.count > 1 else { return f }
+        for t in stride(from: g.count - 2, through: 0, by: -1) { f[t] = gamma * (g[t + 1] + f[t + 1]) }
+        return f
+    }
+
     /// Runs one update: rollouts, advantages, PPO. Returns what it measured.
     func step(startTime: Double) throws -> AllocatorTrainingProgress {
         let L = allocator.layers.count, K = Double(model.config.nExpertUsed)
@@ -200,6 +251,7 @@ public final class AllocatorTrainer {
             let win = nextWindow()
             let m = win.count - 1
             var base = [Double](repeating: 0, count: m)
+            var baseLogProb = [Double](repeating: 0, count: m)
             if settings.baseline == .greedy {
                 greedyTrace.clear()
                 session.trace = greedyTrace
@@ -211,6 +263,7 @@ public final class AllocatorTrainer {
                     for s in 0..<L { c += Double(greedyTrace.k[s][t]) }
                     c /= Double(L) * K
                     base[t] = lp[t] - settings.lambda * c
+                    baseLogProb[t] = lp[t]
                     sumGLP += lp[t]
                     sumGC += c
                 }
@@ -229,6 +282,7 @@ public final class AllocatorTrainer {
             session.trace = nil
             let lp = logProbs(of: win)
             let d = allocator.nEmbd
+            let future = Self.futureCredit((0..<m).map { lp[$0] - baseLogProb[$0] }, discount: settings.futureDiscount)
             for t in 0..<m {
                 var c = 0.0
                 for s in 0..<L { c += Double(trace.k[s][t]) }
@@ -237,11 +291,18 @@ public final class AllocatorTrainer {
                 sumR += r
                 sumLP += lp[t]
                 sumC += c
-                let adv = Float(r - base[t])
+                let adv = Float(r - base[t] + future[t])
                 for s in 0..<L {
                     batch.k[s].append(trace.k[s][t])
                     batch.logProbOld[s].append(trace.logProb[s][t])
-                    batch.advantage[s].append(adv)
+                    switch settings.costCredit {
+                    case .token: batch.advantage[s].append(adv)
+                    case .layer:
+                        let kb = settings.baseline == .greedy ? Int(greedyTrace.k[s][t]) : 0
+                        batch.advantage[s].append(Float(Self.layerCreditAdvantage(
+                            logProb: lp[t], baselineLogProb: baseLogProb[t], k: Int(trace.k[s][t]), baselineK: kb,
+                            lambda: settings.lambda, layers: L, kNative: model.config.nExpertUsed) + future[t]))
+                    }
                     batch.active[s].append(perturbed?.contains(s) ?? true)
                     kSum[s] += Double(trace.k[s][t])
                 }
@@ -316,9 +377,17 @@ public final class AllocatorTrainer {
         try w.write(to: path + ".optim")
     }
 
-    /// A trainer that continues the run checkpointed at `path` (same data and settings expected).
+    /// A trainer that continues the run checkpointed at `path` on the same data. The reward's
+    /// settings may change at the resume — λ, the entropy coefficient, the cost credit, the
+    /// future discount (a
+    /// curriculum: e.g. a run started at identity with one price continues at a higher one); the
+    /// allocator then records the finished stages in `adak.train.curriculum`, e.g.
+    /// "updates 1-70: lambda 8 entropy_coef 0 cost_credit token; ", and the current ones in the
+    /// usual `adak.train.*` keys. The other settings are expected unchanged.
     public convenience init(resuming path: String, model: Model, tokens: [Int32], settings: AllocatorTrainingSettings) throws {
         let a = try Allocator(path: path, model: model)
+        let before = AllocatorTrainer.rewardSettings(a.trainingInfo)
+        let stages = a.trainingInfo["adak.train.curriculum"]?.stringValue ?? ""
         try self.init(model: model, tokens: tokens, settings: settings, allocator: a)
         let g = try GGUFFile(path: path + ".optim")
         guard g.int("adak.optim.version") == 1, let upd = g.int("adak.optim.updates"), let tok = g.int("adak.optim.tokens"),
@@ -345,6 +414,29 @@ public final class AllocatorTrainer {
         let words: [UInt64] = rng.compactMap { if case .uint64(let v) = $0 { v } else { nil } }
         guard words.count == 4 else { throw AdaKError.format("\(path).optim: bad generator state") }
         trace.rng = TrainingRNG(state: words)
+        if let before, let now = AllocatorTrainer.rewardSettings(a.trainingInfo), before != now {
+            let first = AllocatorTrainer.curriculumEnd(stages) + 1
+            a.trainingInfo["adak.train.curriculum"] = .string(stages + "updates \(first)-\(upd): \(before); ")
+        }
+    }
+
+    /// "lambda L entropy_coef C cost_credit X" from an allocator's training metadata (nil when it
+    /// has no λ, i.e. was not written by this trainer).
+    static func rewardSettings(_ info: [String: GGUFValue]) -> String? {
+        guard let l = info["adak.train.lambda"]?.doubleValue else { return nil }
+        let c = info["adak.train.entropy_coef"]?.doubleValue ?? 0
+        let x = info["adak.train.cost_credit"]?.stringValue ?? CostCredit.token.rawValue
+        let g = info["adak.train.future_discount"]?.doubleValue ?? 0
+        func f(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)" + (g == 0 ? "" : " future_discount \(f(g))")
+    }
+
+    /// The last update of the recorded curriculum stages (0: none).
+    static func curriculumEnd(_ stages: String) -> Int {
+        // stages are "updates A-B: …; " — the last one's B
+        guard let last = stages.split(separator: ";").last(where: { $0.contains(":") }),
+              let colon = last.firstIndex(of: ":"), let dash = last[..<colon].lastIndex(of: "-") else { return 0 }
+        return Int(last[last.index(after: dash)..<colon]) ?? 0
     }
 
     static func now() -> Double {

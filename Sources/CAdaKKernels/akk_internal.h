@@ -47,16 +47,10 @@ struct akk_impl {
 void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                              const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
-/* out[j] = (f32 dot of k + j*kstride and q over n) * scale, j < count: attention scores with
- * akk_vec_dot(AKK_F32)'s exact order (AVX2 in simd_avx2.c, scalar reference in quant.c). */
 /* Decode attention: out[i] = dot(a[i], b[i]) * scale for i < m, each dot in ggml_vec_dot_f32's
  * (f32) or ggml_vec_dot_f16's (f16) order; four at a time (simd_avx2.c). */
 void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
 void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
-void akk_scores_f32_avx2(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
-                         float scale, float *out);
-void akk_scores_f32_scalar(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
-                           float scale, float *out);
 
 
 extern const struct akk_impl akk_impl_avx2;

@@ -328,9 +328,7 @@ static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const 
     }
     const float *a = (const float *)c, *b = (const float *)x;
     if (one_acc) return t->simd ? dot_f32_1acc_avx2(n, a, b) : akk_dot_f32_1acc_scalar(n, a, b);
-    float r;
-    (t->simd ? akk_scores_f32_avx2 : akk_scores_f32_scalar)(n, a, 0, 1, b, 1.0f, &r);
-    return r;
+    return (t->simd ? akk_vec_dot : akk_vec_dot_scalar)(AKK_F32, n, a, b);
 }
 
 /* out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale for i < m: with SIMD four dots at a time

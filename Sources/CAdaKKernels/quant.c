@@ -178,11 +178,6 @@ static float dot_q4_1_q8_1_scalar(int64_t n, const uint8_t *w, const uint8_t *x)
     return akk_hsum8_ref(acc) + summs;
 }
 
-void akk_scores_f32_scalar(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
-                           float scale, float *out) {
-    for (int64_t j = 0; j < count; j++) out[j] = dot_f32_scalar(n, k + j * kstride, q) * scale;
-}
-
 float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x) {
     switch (wtype) {
     case AKK_F32: return dot_f32_scalar(n, (const float *)w, (const float *)x);

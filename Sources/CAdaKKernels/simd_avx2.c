@@ -211,53 +211,8 @@ AVX2_INLINE void tile(const int type, const int PRE, const int R, const int T, c
 
 /* ---- f32: ggml_vec_dot_f32's order (4 x 8 lanes, steps of 32, fma tail); see quant.c ---- */
 
-/* 4 x 8 lanes of fma over steps of 32 and GGML_F32x8_REDUCE (akk_reduce_4x8_ref's order);
+/* 4 x 8 lanes of fma over steps of 32, combined as (a0+a2)+(a1+a3) into one 8-lane register;
  * LOAD(p) gives 8 floats. The n % 32 tail is the caller's. */
-#define DOT_4X8(LOAD, w, x, np, out)                                                               \
-    do {                                                                                           \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
-        for (int64_t i = 0; i < (np); i += 32) {                                                   \
-            a0 = _mm256_fmadd_ps(LOAD((w) + i), LOAD((x) + i), a0);                                \
-            a1 = _mm256_fmadd_ps(LOAD((w) + i + 8), LOAD((x) + i + 8), a1);                        \
-            a2 = _mm256_fmadd_ps(LOAD((w) + i + 16), LOAD((x) + i + 16), a2);                      \
-            a3 = _mm256_fmadd_ps(LOAD((w) + i + 24), LOAD((x) + i + 24), a3);                      \
-        }                                                                                          \
-        const __m256 a_ = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));             \
-        const __m128 t_ = _mm_add_ps(_mm256_castps256_ps128(a_), _mm256_extractf128_ps(a_, 1));    \
-        const __m128 h_ = _mm_hadd_ps(t_, t_);                                                     \
-        (out) = _mm_cvtss_f32(_mm_hadd_ps(h_, h_));                                                \
-    } while (0)
-#define LOAD_F32(p) _mm256_loadu_ps(p)
-#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-
-AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
-    const int64_t np = n & ~(int64_t)31;
-    float s;
-    DOT_4X8(LOAD_F32, w, x, np, s);
-    for (int64_t i = np; i < n; i++)
-        s = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[i]), _mm_set_ss(x[i]), _mm_set_ss(s)));
-    return s;
-}
-
-/* ggml_vec_dot_f16 (AVX2 + F16C): dot_f32's lanes on converted halves, the tail in double.
- * Scalar reference: dot4_f16_scalar (ops.c). */
-__attribute__((target("avx2,fma,f16c")))
-float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
-    const int64_t np = n & ~(int64_t)31;
-    float s;
-    DOT_4X8(LOAD_F16, a, b, np, s);
-    double sum = (double)s;
-    for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(a[i]) * _cvtsh_ss(b[i]));
-    return (float)sum;
-}
-
-/* ---- decode attention: four dots at a time ----
- * Each dot keeps DOT_4X8's lanes (4 x 8 fma accumulators over steps of 32, then (a0+a2)+(a1+a3));
- * the four 8-lane results are reduced together: [lo+hi] of two dots per register, then two
- * hadds, which pair the lanes exactly as DOT_4X8's hadd(hadd(lo+hi)) does for one. A decode dot
- * of one head is 64-128 elements, so one at a time the call and the reduction's latency cost more
- * than its 8-16 fmas. Scalar reference: the single dots in ops.c (akk_attn_dots). */
-
 #define ACC_4X8(LOAD, w, x, np, out)                                                               \
     do {                                                                                           \
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
@@ -269,8 +224,53 @@ float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
         }                                                                                          \
         (out) = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));                       \
     } while (0)
+#define LOAD_F32(p) _mm256_loadu_ps(p)
+#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
-/* [hsum(A), hsum(B), hsum(C), hsum(D)] in DOT_4X8's pairing. */
+/* GGML_F32x8_REDUCE's last steps (akk_reduce_4x8_ref's order): lo + hi, then two hadds. */
+AVX2_INLINE float reduce_4x8(__m256 a) {
+    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 h = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(_mm_hadd_ps(h, h));
+}
+
+/* The tails past the steps of 32: dot_f32's fma chain; ggml_vec_dot_f16's sum in double of
+ * products rounded to float. */
+AVX2_INLINE float tail_f32(float s, const float *w, const float *x, int64_t np, int64_t n) {
+    for (int64_t i = np; i < n; i++) s = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[i]), _mm_set_ss(x[i]), _mm_set_ss(s)));
+    return s;
+}
+
+AVX2_INLINE float tail_f16(float s, const uint16_t *w, const uint16_t *x, int64_t np, int64_t n) {
+    double sum = (double)s;
+    for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(w[i]) * _cvtsh_ss(x[i]));
+    return (float)sum;
+}
+
+AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
+    const int64_t np = n & ~(int64_t)31;
+    __m256 a;
+    ACC_4X8(LOAD_F32, w, x, np, a);
+    return tail_f32(reduce_4x8(a), w, x, np, n);
+}
+
+/* ggml_vec_dot_f16 (AVX2 + F16C): dot_f32's lanes on converted halves, the tail in double.
+ * Scalar reference: dot4_f16_scalar (ops.c). */
+__attribute__((target("avx2,fma,f16c")))
+float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
+    const int64_t np = n & ~(int64_t)31;
+    __m256 acc;
+    ACC_4X8(LOAD_F16, a, b, np, acc);
+    return tail_f16(reduce_4x8(acc), a, b, np, n);
+}
+
+/* ---- decode attention: four dots at a time ----
+ * Each dot keeps ACC_4X8's lanes; the four 8-lane results are reduced together: [lo+hi] of two
+ * dots per register, then two hadds, which pair the lanes exactly as reduce_4x8 does for one.
+ * A decode dot of one head is 64-128 elements, so one at a time the call and the reduction's
+ * latency cost more than its 8-16 fmas. Scalar reference: the single dots in ops.c (dots_cache). */
+
+/* [reduce_4x8(A), reduce_4x8(B), reduce_4x8(C), reduce_4x8(D)] */
 AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
     const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
     const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(C, D, 0x20), _mm256_permute2f128_ps(C, D, 0x31));
@@ -279,58 +279,31 @@ AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
     return _mm_unpacklo_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1));
 }
 
+/* out[i] = TAIL(reduced dot of a[i], b[i]) * scale for i < m, four at a time; T the element type. */
+#define ATTN_DOTS(T, LOAD, TAIL)                                                                   \
+    const int64_t np = n & ~(int64_t)31;                                                           \
+    for (int i = 0; i < m; i += 4) {                                                               \
+        __m256 v[4];                                                                               \
+        for (int r = 0; r < 4; r++) {                                                              \
+            v[r] = _mm256_setzero_ps();                                                            \
+            if (i + r < m) {                                                                       \
+                const T *w = a[i + r], *x = b[i + r];                                              \
+                ACC_4X8(LOAD, w, x, np, v[r]);                                                     \
+            }                                                                                      \
+        }                                                                                          \
+        float s[4];                                                                                \
+        _mm_storeu_ps(s, reduce_4x4x8(v[0], v[1], v[2], v[3]));                                    \
+        for (int r = 0; r < 4 && i + r < m; r++) out[i + r] = TAIL(s[r], a[i + r], b[i + r], np, n) * scale; \
+    }
+
 __attribute__((target("avx2,fma,f16c")))
 void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
-    const int64_t np = n & ~(int64_t)31;
-    for (int i = 0; i < m; i += 4) {
-        __m256 v[4];
-        for (int r = 0; r < 4; r++) {
-            v[r] = _mm256_setzero_ps();
-            if (i + r < m) {
-                const float *w = a[i + r], *x = b[i + r];
-                ACC_4X8(LOAD_F32, w, x, np, v[r]);
-            }
-        }
-        float s[4];
-        _mm_storeu_ps(s, reduce_4x4x8(v[0], v[1], v[2], v[3]));
-        for (int r = 0; r < 4 && i + r < m; r++) {
-            const float *w = a[i + r], *x = b[i + r];
-            float d = s[r];
-            for (int64_t j = np; j < n; j++) d = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[j]), _mm_set_ss(x[j]), _mm_set_ss(d)));
-            out[i + r] = d * scale;
-        }
-    }
+    ATTN_DOTS(float, LOAD_F32, tail_f32)
 }
 
 __attribute__((target("avx2,fma,f16c")))
 void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
-    const int64_t np = n & ~(int64_t)31;
-    for (int i = 0; i < m; i += 4) {
-        __m256 v[4];
-        for (int r = 0; r < 4; r++) {
-            v[r] = _mm256_setzero_ps();
-            if (i + r < m) {
-                const uint16_t *w = a[i + r], *x = b[i + r];
-                ACC_4X8(LOAD_F16, w, x, np, v[r]);
-            }
-        }
-        float s[4];
-        _mm_storeu_ps(s, reduce_4x4x8(v[0], v[1], v[2], v[3]));
-        for (int r = 0; r < 4 && i + r < m; r++) {
-            const uint16_t *w = a[i + r], *x = b[i + r];
-            double sum = (double)s[r];
-            for (int64_t j = np; j < n; j++) sum += (double)(_cvtsh_ss(w[j]) * _cvtsh_ss(x[j]));
-            out[i + r] = (float)sum * scale;
-        }
-    }
-}
-
-/* Attention scores: out[j] = dot_f32(n, k + j*kstride, q) * scale for j < count (the per-key
- * dots of one head, in one call instead of one dispatched call per key). */
-__attribute__((target("avx2,fma,f16c")))
-void akk_scores_f32_avx2(int64_t n, const float *k, int64_t kstride, int64_t count, const float *q,
-                         float scale, float *out) {
-    for (int64_t j = 0; j < count; j++) out[j] = dot_f32(n, k + j * kstride, q) * scale;
+    ATTN_DOTS(uint16_t, LOAD_F16, tail_f16)
 }
 
 /* ---- tile dispatch with compile-time tile shapes ---- */

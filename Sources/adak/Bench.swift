@@ -18,6 +18,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Skip the bandwidth probe") var noProbe = false
     @Flag(help: "Keep Q4_0 matrices in the file's row layout instead of 8-row groups") var noRepack = false
     @Option(help: "KV cache type: f32 or f16") var kvType = "f32"
+    @Flag(help: "Time the steps of each decoded token (attention, projections, routing, experts, ...) and print where the time goes")
+    var phases = false
     @OptionGroup var routing: RoutingOptions
 
     /// The benchmark's token ids (also used by bench/compare_llamacpp.py): deterministic,
@@ -56,6 +58,7 @@ struct Bench: ParsableCommand {
         if !noProbe && probe == nil { throw ValidationError("no memory for the 1 GiB bandwidth probe (use --no-probe)") }
         var prefill: [Double] = [], decode: [Double] = [], bandwidth: [Double] = []
         var kSeen = 0.0
+        let clock = phases ? PhaseClock() : nil
         for _ in 0..<rounds {
             s.reset()
             let t0 = now()
@@ -63,9 +66,11 @@ struct Bench: ParsableCommand {
             let t1 = now()
             let before = akk_bw_probe_run(probe, 3)
             s.resetStats()
+            s.phaseClock = clock
             let t2 = now()
             for t in gen { try s.evaluate([t]) }
             let t3 = now()
+            s.phaseClock = nil
             bandwidth.append(max(before, akk_bw_probe_run(probe, 3)))
             prefill.append(Double(promptTokens) / (t1 - t0))
             decode.append(Double(genTokens) / (t3 - t2))
@@ -84,6 +89,21 @@ struct Bench: ParsableCommand {
         print("| prefill tok/s | decode tok/s | mean k | expert FLOPs | MB/token | read GB/s | roofline tok/s | % of roofline |")
         print("|---|---|---|---|---|---|---|---|")
         print("| \(fmt(pre, 1)) | \(fmt(dec, 2)) | \(fmt(k, 2)) | \(fmt(100 * st.expertFraction, 1))% | \(fmt(bytes / 1e6, 1)) | \(fmt(bw, 1)) | \(fmt(roof, 2)) | \(roof > 0 ? fmt(roofPercent, 1) : "-") |")
+        var phaseTable: [String: Double] = [:]
+        if let clock {
+            // all rounds' decoded tokens; the rest of a token's time (sampling, the session's
+            // bookkeeping) is what the steps do not cover
+            let total = clock.seconds.reduce(0, +) * 1e6 / Double(max(clock.tokens, 1))
+            let wall = 1e6 * decode.map { 1 / $0 }.reduce(0, +) / Double(decode.count)  // µs per decoded token
+            print("\n| decode step (\(clock.tokens) tokens) | µs/token | % |")
+            print("|---|---|---|")
+            for p in PhaseClock.Phase.allCases where clock.seconds[p.rawValue] > 0 {
+                let us = clock.microsPerToken(p)
+                phaseTable["\(p)"] = us
+                print("| \(p.label) | \(fmt(us, 1)) | \(fmt(100 * us / wall, 1)) |")
+            }
+            print("| (outside the steps) | \(fmt(wall - total, 1)) | \(fmt(100 * (wall - total) / wall, 1)) |")
+        }
         if let json {
             let obj: [String: Any] = [
                 "model": model, "threads": s.threads, "routing": s.routing.policy.rawValue,
@@ -92,7 +112,7 @@ struct Bench: ParsableCommand {
                 "prefill_tps": pre, "decode_tps": dec, "prefill_runs": prefill, "decode_runs": decode,
                 "expert_fraction": st.expertFraction, "bytes_per_token": bytes,
                 "bandwidth_gbs": bw, "roofline_tps": roof, "bandwidth_runs": bandwidth,
-                "roofline_percent": roofPercent,
+                "roofline_percent": roofPercent, "phases_us_per_token": phases ? phaseTable : NSNull(),
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))

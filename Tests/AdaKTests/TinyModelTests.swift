@@ -85,4 +85,35 @@ import Testing
         #expect(Self.meanAbs(plain, ref) <= Self.meanAbs(ref, ref32) / 4)
         #expect(plain != repacked)
     }
+
+    /// The decode phase clock: every one-token pass counted once (prefill batches not at all),
+    /// each step timed where the model has it (a shared expert inside `experts`, no dense FFN in
+    /// an MoE model), and the logits the same bits as without the clock.
+    @Test(arguments: ["tiny-mixtral", "tiny-qwen2moe"])
+    func phaseClockTimesEveryDecodeStep(name: String) throws {
+        let model = try Model(path: Fixtures.path("models/\(name).q8_0.gguf"))
+        var p = SessionParams()
+        p.contextSize = 64
+        p.threads = 2
+        let ids = try Fixtures.npy("reference/\(name).input_ids.npy", as: Int32.self).values
+        func run(clock: PhaseClock?) throws -> [Float] {
+            let s = try Session(model: model, params: p)
+            s.phaseClock = clock
+            try s.evaluate(Array(ids.prefix(8)))
+            for t in ids[8..<11] { try s.evaluate([t]) }
+            s.phaseClock = nil
+            try s.evaluate([ids[11]])
+            return s.withLogits { Array($0) }
+        }
+        let clock = PhaseClock()
+        let timed = try run(clock: clock), plain = try run(clock: nil)
+        #expect(timed.map(\.bitPattern) == plain.map(\.bitPattern))
+        #expect(clock.tokens == 3)
+        for phase in PhaseClock.Phase.allCases {
+            let us = clock.microsPerToken(phase)
+            if phase == .ffn { #expect(us == 0, "\(phase)") } else { #expect(us > 0, "\(phase)") }
+        }
+        clock.reset()
+        #expect(clock.tokens == 0 && clock.seconds.allSatisfy { $0 == 0 })
+    }
 }

@@ -37,6 +37,8 @@ final class ForwardState {
     /// Carving's activation capture (Sources/AdaK/Carving), nil otherwise: after each dense FFN,
     /// (layer, rows, FFN input rows n × d, hidden silu(gate·x) ⊙ (up·x) rows n × n_ff).
     var ffnCapture: ((Int, Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void)? = nil
+    /// Times the steps of one-token passes when set (PhaseClock).
+    var phaseClock: PhaseClock? = nil
 
     init(model: Model, contextSize: Int, batchSize: Int, threads: Int, kvType: KVCacheType = .f32) throws {
         self.model = model
@@ -121,16 +123,21 @@ final class ForwardState {
         let qDim = c.nHead * hd, kvDim = c.nHeadKV * hd
         let x = x.p, xn = xn.p, q = q.p, k = k.p, v = v.p, attn = attn.p, tmp = tmp.p
 
+        let clock = n == 1 ? phaseClock : nil
+        clock?.begin()
+
         // token embeddings
         let emb = model.embedding
         for t in 0..<n {
             akk_dequantize_row(emb.type, emb.data + Int(tokens[t]) * emb.rowBytes, x + t * d, Int64(d))
         }
+        clock?.end(.embed)
 
         for (il, L) in model.layers.enumerated() {
             // attention
             for t in 0..<n { akk_rmsnorm(x + t * d, L.attnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
+            clock?.end(.norms)
             linear3(L.wq, q, qDim, L.wk, k, kvDim, L.wv, v, kvDim, input: inA)
             if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
             if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }
@@ -148,6 +155,7 @@ final class ForwardState {
                     for h in 0..<c.nHeadKV { akk_rmsnorm(k + t * kvDim + h * hd, L.kNorm, k + t * kvDim + h * hd, Int64(hd), c.rmsEps) }
                 }
             }
+            clock?.end(.qkv)
             let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
             for t in 0..<n {
                 akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
@@ -170,21 +178,26 @@ final class ForwardState {
                     for i in 0..<kvDim { col[i * nCtx] = akk_fp32_to_fp16(vt[i]) }
                 }
             }
+            clock?.end(.ropeKV)
             akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
                           Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), 1 / Float(hd).squareRoot(),
                           attnScratch.p, Int32(nCtx), kvType.ggmlType, Int32(threads))
+            clock?.end(.attention)
             inB.set(attn, rows: n, cols: qDim)
             linear(L.wo, inB, out: tmp, outStride: d)
+            clock?.end(.attnOutput)
             for i in 0..<(n * d) { x[i] += tmp[i] }
 
             // feed-forward
             for t in 0..<n { akk_rmsnorm(x + t * d, L.ffnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
+            clock?.end(.norms)
             if L.isMoE, let moe {
                 moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp)
             } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
                 let capture = ffnCapture.map { cap in { (h: UnsafePointer<Float>) in cap(il, n, xn, h) } }
                 swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp, onHidden: capture)
+                clock?.end(.ffn)
             }
             for i in 0..<(n * d) { x[i] += tmp[i] }
         }
@@ -198,10 +211,12 @@ final class ForwardState {
             akk_rmsnorm(x + (n - 1) * d, model.outputNorm, xn, Int64(d), c.rmsEps)
             inA.set(xn, rows: 1, cols: d)
             linear(model.output, inA, out: logits.p, outStride: vocab)
+            clock?.end(.lmHead)
         case .all(let firstRow):
             for t in 0..<n { akk_rmsnorm(x + t * d, model.outputNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             linear(model.output, inA, out: logits.p + firstRow * vocab, outStride: vocab)
+            clock?.end(.lmHead)
         }
     }
 

@@ -30,7 +30,9 @@ final class MoEScratch {
         // router probabilities: softmax over all experts, f32; each row's experts by descending
         // probability (stable: ties keep the lower index). Carved models (`predictedNorm`) rank
         // by the raw scores and derive the probabilities from them (CarvedArchitecture).
+        let clock = n == 1 ? s.phaseClock : nil
         s.linear(router, s.inA, out: probs.p, outStride: nE)
+        clock?.end(.router)
         let byScore = c.traits.router == .predictedNorm
         if byScore {
             if let b = L.routerBias {
@@ -66,6 +68,7 @@ final class MoEScratch {
                 table.weights[t * kMax + j] = c.traits.unitExpertWeights ? 1 : c.traits.normalizeTopK ? w / sum : w
             }
         }
+        clock?.end(.routing)
         // group rows by expert and run all active experts in one parallel region
         experts.run(table: table, ks: ks, tokens: n, input: s.inA, gate: gateExps, up: upExps,
                     down: downExps, threads: s.threads, out: out)
@@ -84,6 +87,7 @@ final class MoEScratch {
                 for i in 0..<d { o[i] += sh[i] * gate }
             }
         }
+        clock?.end(.experts)
     }
 }
 

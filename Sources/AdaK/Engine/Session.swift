@@ -109,6 +109,12 @@ public final class Session {
     /// Starts new routing statistics.
     public func resetStats() { router.resetStats() }
 
+    /// Set to time the steps of every token decoded one at a time (nil: off, the default).
+    public var phaseClock: PhaseClock? {
+        get { state.phaseClock }
+        set { state.phaseClock = newValue }
+    }
+
     /// A token `generate` handed out but has not evaluated yet; evaluated first by the next call.
     private var pending: Int32? = nil
 

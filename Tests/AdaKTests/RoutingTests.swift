@@ -176,6 +176,23 @@ import Testing
         #expect(throws: AdaKError.self) { _ = try Allocator(path: Fixtures.path("models/tiny-olmoe.f32.gguf"), model: m) }
         unlink(path)
     }
+
+    /// The experts' ranking: descending router probability, ties by ascending index, for rows
+    /// with many ties, sorted and reversed rows, and the 128 experts of Qwen3-MoE.
+    @Test func expertRankingIsStableDescending() {
+        var rng = SplitMix64(seed: 3)
+        var rows: [[Float]] = [[0.5, 0.5, 0.5, 0.5], [1, 2, 3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3, 2, 1], [0.25]]
+        for n in [8, 60, 64, 128] {
+            rows.append((0..<n).map { _ in Float(Int.random(in: 0..<5, using: &rng)) / 4 })   // many ties
+            rows.append((0..<n).map { _ in Float.random(in: 0..<1, using: &rng) })
+        }
+        for key in rows {
+            var idx = [Int32](repeating: -1, count: key.count)
+            MoEScratch.rank(key, key.count, into: &idx)
+            let expected = (0..<key.count).sorted { key[$0] > key[$1] || (key[$0] == key[$1] && $0 < $1) }
+            #expect(idx.map(Int.init) == expected, "\(key)")
+        }
+    }
 }
 
 #if canImport(Glibc)

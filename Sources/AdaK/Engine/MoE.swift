@@ -8,6 +8,7 @@ final class MoEScratch {
     let probs: FloatBuffer        // tokens × n_expert
     let sorted: FloatBuffer       // the same, each row in descending order
     let shared: FloatBuffer
+    private let order: UnsafeMutablePointer<Int32>   // tokens × n_expert: each row's experts, ranked
     private let experts: ExpertRun
     /// The routing of the last batch (for statistics and tests).
     private(set) var table = ExpertTable(tokens: 0, kMax: 1)
@@ -18,7 +19,24 @@ final class MoEScratch {
         probs = try FloatBuffer(b * c.nExpert)
         sorted = try FloatBuffer(b * c.nExpert)
         shared = try FloatBuffer(b * c.nEmbd)
+        order = .allocate(capacity: max(b * c.nExpert, 1))
         experts = try ExpertRun(nExpert: c.nExpert, nEmbd: c.nEmbd, nFF: f, rows: b * max(c.nExpertUsed, 1))
+    }
+
+    deinit { order.deallocate() }
+
+    /// idx[0..<n] = 0..<n ordered by descending key, ties by ascending index (a stable insertion
+    /// sort: n is the expert count, and a decoded token ranks one row per layer).
+    static func rank(_ key: UnsafePointer<Float>, _ n: Int, into idx: UnsafeMutablePointer<Int32>) {
+        for i in 0..<n {
+            let v = key[i]
+            var j = i
+            while j > 0 && key[Int(idx[j - 1])] < v {
+                idx[j] = idx[j - 1]
+                j -= 1
+            }
+            idx[j] = Int32(i)
+        }
     }
 
     func run(layer L: LayerWeights, index il: Int, state s: ForwardState, rows n: Int, pos0: Int,
@@ -42,16 +60,12 @@ final class MoEScratch {
         } else {
             for t in 0..<n { akk_softmax(probs.p + t * nE, Int64(nE)) }
         }
-        var order = [Int](repeating: 0, count: n * nE)
         for t in 0..<n {
-            let key = (byScore ? sorted.p : probs.p) + t * nE
-            let idx = (0..<nE).sorted { key[$0] > key[$1] || (key[$0] == key[$1] && $0 < $1) }
+            let idx = order + t * nE
+            Self.rank((byScore ? sorted.p : probs.p) + t * nE, nE, into: idx)
             if byScore { CarvedArchitecture.probabilities(probs.p + t * nE, nE) }
             let p = probs.p + t * nE
-            for j in 0..<nE {
-                order[t * nE + j] = idx[j]
-                sorted.p[t * nE + j] = p[idx[j]]
-            }
+            for j in 0..<nE { sorted.p[t * nE + j] = p[Int(idx[j])] }
         }
 
         // k per token from the routing policy, then the expert table
@@ -63,7 +77,7 @@ final class MoEScratch {
             var sum: Float = 0
             for j in 0..<ks[t] { sum += sorted.p[t * nE + j] }
             for j in 0..<ks[t] {
-                table.ids[t * kMax + j] = Int32(order[t * nE + j])
+                table.ids[t * kMax + j] = order[t * nE + j]
                 let w = sorted.p[t * nE + j]
                 table.weights[t * kMax + j] = c.traits.unitExpertWeights ? 1 : c.traits.normalizeTopK ? w / sum : w
             }

@@ -173,9 +173,12 @@ final class ForwardState {
                 let kh = UnsafeMutableRawPointer(kc).assumingMemoryBound(to: UInt16.self)
                 let vh = UnsafeMutableRawPointer(vc).assumingMemoryBound(to: UInt16.self)
                 akk_fp32_to_fp16_row(k, kh + pos0 * kvDim, Int64(n * kvDim))
+                // V rounded as one row (F16C) into `attn`, free until the attention writes it
+                let v16 = UnsafeMutableRawPointer(attn).assumingMemoryBound(to: UInt16.self)
+                akk_fp32_to_fp16_row(v, v16, Int64(n * kvDim))
                 for t in 0..<n {
-                    let vt = v + t * kvDim, col = vh + pos0 + t
-                    for i in 0..<kvDim { col[i * nCtx] = akk_fp32_to_fp16(vt[i]) }
+                    let vt = v16 + t * kvDim, col = vh + pos0 + t
+                    for i in 0..<kvDim { col[i * nCtx] = vt[i] }
                 }
             }
             clock?.end(.ropeKV)

@@ -95,14 +95,17 @@ struct Bench: ParsableCommand {
             // bookkeeping) is what the steps do not cover
             let total = clock.seconds.reduce(0, +) * 1e6 / Double(max(clock.tokens, 1))
             let wall = 1e6 * decode.map { 1 / $0 }.reduce(0, +) / Double(decode.count)  // µs per decoded token
-            print("\n| decode step (\(clock.tokens) tokens) | µs/token | % |")
-            print("|---|---|---|")
+            // each step's reads at the mean k, the KV cache at mid-decode: its achieved bandwidth
+            let stepBytes = m.bytesPerStep(k: m.config.isMoE ? k : nil, position: promptTokens + genTokens / 2, kvType: kv)
+            print("\n| decode step (\(clock.tokens) tokens) | µs/token | % | MB/token | GB/s | % of probe |")
+            print("|---|---|---|---|---|---|")
             for p in PhaseClock.Phase.allCases where clock.seconds[p.rawValue] > 0 {
-                let us = clock.microsPerToken(p)
+                let us = clock.microsPerToken(p), mb = stepBytes[p.rawValue] / 1e6
+                let gbs = mb > 0 ? mb * 1e6 / (us * 1e3) : 0
                 phaseTable["\(p)"] = us
-                print("| \(p.label) | \(fmt(us, 1)) | \(fmt(100 * us / wall, 1)) |")
+                print("| \(p.label) | \(fmt(us, 1)) | \(fmt(100 * us / wall, 1)) | \(mb > 0 ? fmt(mb, 2) : "-") | \(mb > 0 ? fmt(gbs, 1) : "-") | \(mb > 0 && bw > 0 ? fmt(100 * gbs / bw, 1) : "-") |")
             }
-            print("| (outside the steps) | \(fmt(wall - total, 1)) | \(fmt(100 * (wall - total) / wall, 1)) |")
+            print("| (outside the steps) | \(fmt(wall - total, 1)) | \(fmt(100 * (wall - total) / wall, 1)) | | | |")
         }
         if let json {
             let obj: [String: Any] = [

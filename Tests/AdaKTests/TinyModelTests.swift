@@ -116,4 +116,22 @@ import Testing
         clock.reset()
         #expect(clock.tokens == 0 && clock.seconds.allSatisfy { $0 == 0 })
     }
+
+    /// The bytes per step that `adak bench --phases` divides by a step's time: the experts' grow
+    /// with k and nothing else does, the attention's are the KV cache's, and the steps' weights
+    /// add up to weightBytesPerToken.
+    @Test func bytesPerStepSplitTheWeights() throws {
+        let model = try Model(path: Fixtures.path("models/tiny-mixtral.q8_0.gguf"))
+        typealias Phase = PhaseClock.Phase
+        let one = model.bytesPerStep(k: 1, position: 9), two = model.bytesPerStep(k: 2, position: 9)
+        for p in Phase.allCases {
+            if p == .experts { #expect(two[p.rawValue] == 2 * one[p.rawValue] && one[p.rawValue] > 0) }
+            else { #expect(two[p.rawValue] == one[p.rawValue], "\(p)") }
+        }
+        #expect(one[Phase.attention.rawValue] == model.kvBytesPerToken(position: 9))
+        #expect(one[Phase.ffn.rawValue] == 0 && one[Phase.qkv.rawValue] > 0 && one[Phase.router.rawValue] > 0)
+        let qkv = model.layers.reduce(0) { $0 + $1.wq.byteCount + $1.wk.byteCount + $1.wv.byteCount }
+        #expect(one[Phase.qkv.rawValue] == Double(qkv))
+        #expect(model.weightBytesPerToken(k: 2) == two.reduce(0, +) - two[Phase.attention.rawValue])
+    }
 }

@@ -4,24 +4,37 @@ extension Model {
     /// (nil: native K): attention, norms, dense FFNs, routers, k experts, shared experts,
     /// the LM head and one embedding row.
     public func weightBytesPerToken(k: Double? = nil) -> Double {
+        let b = bytesPerStep(k: k, position: 0)
+        return b.reduce(0, +) - b[PhaseClock.Phase.attention.rawValue]
+    }
+
+    /// What a decoded token reads in each step of the forward pass (indexed by
+    /// `PhaseClock.Phase.rawValue`): the weights of `weightBytesPerToken(k:)` by the step that
+    /// reads them, and as the attention's, the KV cache at `position`.
+    public func bytesPerStep(k: Double? = nil, position: Int, kvType: KVCacheType = .f32) -> [Double] {
+        typealias Phase = PhaseClock.Phase
         let c = config
         let kk = k ?? Double(c.nExpertUsed)
-        var b = 0.0
+        var b = [Double](repeating: 0, count: Phase.allCases.count)
+        func add(_ p: Phase, _ bytes: Double) { b[p.rawValue] += bytes }
         for l in layers {
-            b += Double(l.wq.byteCount + l.wk.byteCount + l.wv.byteCount + l.wo.byteCount)
-            b += Double(2 * c.nEmbd * 4)
+            add(.qkv, Double(l.wq.byteCount + l.wk.byteCount + l.wv.byteCount))
+            add(.attnOutput, Double(l.wo.byteCount))
+            add(.norms, Double(2 * c.nEmbd * 4))
             if let g = l.ffnGate, let u = l.ffnUp, let d = l.ffnDown {
-                b += Double(g.byteCount + u.byteCount + d.byteCount)
+                add(.ffn, Double(g.byteCount + u.byteCount + d.byteCount))
             }
             if let r = l.router, let g = l.gateExps, let u = l.upExps, let d = l.downExps {
-                b += Double(r.byteCount)
-                b += kk * Double(g.expert(0).byteCount + u.expert(0).byteCount + d.expert(0).byteCount)
+                add(.router, Double(r.byteCount))
+                add(.experts, kk * Double(g.expert(0).byteCount + u.expert(0).byteCount + d.expert(0).byteCount))
             }
             if let g = l.sharedGate, let u = l.sharedUp, let d = l.sharedDown {
-                b += Double(g.byteCount + u.byteCount + d.byteCount)
+                add(.experts, Double(g.byteCount + u.byteCount + d.byteCount))
             }
         }
-        b += Double(output.byteCount + embedding.rowBytes + c.nEmbd * 4)
+        add(.lmHead, Double(output.byteCount + c.nEmbd * 4))
+        add(.embed, Double(embedding.rowBytes))
+        add(.attention, kvBytesPerToken(position: position, kvType: kvType))
         return b
     }
 

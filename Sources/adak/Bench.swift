@@ -78,8 +78,9 @@ struct Bench: ParsableCommand {
         }
         let pre = median(prefill), dec = median(decode)
         let k = m.config.isMoE ? kSeen : 0
-        let bytes = m.weightBytesPerToken(k: m.config.isMoE ? k : nil)
-            + m.kvBytesPerToken(position: promptTokens + genTokens / 2, kvType: kv)
+        // what a token reads, step by step, at the mean k, the KV cache at mid-decode
+        let stepBytes = m.bytesPerStep(k: m.config.isMoE ? k : nil, position: promptTokens + genTokens / 2, kvType: kv)
+        let bytes = stepBytes.reduce(0, +)
         let bw = noProbe ? 0 : median(bandwidth)
         let roof = bw > 0 ? bw * 1e9 / bytes : 0
         let roofPercent = noProbe ? 0 : median(zip(decode, bandwidth).map { 100 * $0 * bytes / ($1 * 1e9) })
@@ -95,8 +96,6 @@ struct Bench: ParsableCommand {
             // bookkeeping) is what the steps do not cover
             let total = clock.seconds.reduce(0, +) * 1e6 / Double(max(clock.tokens, 1))
             let wall = 1e6 * decode.map { 1 / $0 }.reduce(0, +) / Double(decode.count)  // µs per decoded token
-            // each step's reads at the mean k, the KV cache at mid-decode: its achieved bandwidth
-            let stepBytes = m.bytesPerStep(k: m.config.isMoE ? k : nil, position: promptTokens + genTokens / 2, kvType: kv)
             print("\n| decode step (\(clock.tokens) tokens) | µs/token | % | MB/token | GB/s | % of probe |")
             print("|---|---|---|---|---|---|")
             for p in PhaseClock.Phase.allCases where clock.seconds[p.rawValue] > 0 {

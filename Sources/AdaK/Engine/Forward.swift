@@ -196,7 +196,7 @@ final class ForwardState {
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
             if L.isMoE, let moe {
-                moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp)
+                moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp, clock: clock)
             } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
                 let capture = ffnCapture.map { cap in { (h: UnsafePointer<Float>) in cap(il, n, xn, h) } }
                 swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp, onHidden: capture)

@@ -40,7 +40,7 @@ final class MoEScratch {
     }
 
     func run(layer L: LayerWeights, index il: Int, state s: ForwardState, rows n: Int, pos0: Int,
-             router routing: RouterState, out: UnsafeMutablePointer<Float>) {
+             router routing: RouterState, out: UnsafeMutablePointer<Float>, clock: PhaseClock?) {
         let c = config
         let d = c.nEmbd, nE = c.nExpert
         guard let router = L.router, let gateExps = L.gateExps, let upExps = L.upExps, let downExps = L.downExps else { return }
@@ -48,7 +48,6 @@ final class MoEScratch {
         // router probabilities: softmax over all experts, f32; each row's experts by descending
         // probability (stable: ties keep the lower index). Carved models (`predictedNorm`) rank
         // by the raw scores and derive the probabilities from them (CarvedArchitecture).
-        let clock = n == 1 ? s.phaseClock : nil
         s.linear(router, s.inA, out: probs.p, outStride: nE)
         clock?.end(.router)
         let byScore = c.traits.router == .predictedNorm

@@ -36,7 +36,7 @@ LIB_LINK_FLAGS := -Xlinker --no-undefined -Xlinker --version-script=$(CURDIR)/sc
 
 ADAK_CACHE ?= $(CURDIR)/.cache
 DEMO_MODEL := $(ADAK_CACHE)/models/SmolLM2-135M-Instruct.Q4_1.gguf
-FIXTURES := $(abspath $(CURDIR)/../shared/fixtures)
+FIXTURES := $(CURDIR)/Tests/Fixtures
 TEST_PREFIX := $(CURDIR)/$(BUILD)/test-prefix
 VENV := $(CURDIR)/$(BUILD)/venv
 

@@ -12,7 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-shared=${ADAK_SHARED:-$root/../shared}
+fixtures=$root/Tests/Fixtures
 out=${ADAK_CACHE:-$root/.cache}/bench
 mkdir -p "$out"
 . "$here/venv.sh"
@@ -21,8 +21,8 @@ make_one() {  # name arch extra-args...
     local name=$1 arch=$2; shift 2
     if [ ! -f "$out/$name.q8_0.gguf" ] || [ ! -f "$out/$name.q4_0.gguf" ]; then
         echo "== $name: generating f16 weights"
-        "$PY" "$shared/fixtures/tools/make_moe_gguf.py" --arch "$arch" --out "$out/$name.f16.gguf" \
-            --tok-src "$shared/fixtures/models/tiny-mixtral.f32.gguf" --dtype f16 --embd-dtype f16 --seed 1 --name "$name" "$@"
+        "$PY" "$fixtures/tools/make_moe_gguf.py" --arch "$arch" --out "$out/$name.f16.gguf" \
+            --tok-src "$fixtures/models/tiny-mixtral.f32.gguf" --dtype f16 --embd-dtype f16 --seed 1 --name "$name" "$@"
         for q in q8_0 q4_0; do
             echo "== $name: quantising to $q"
             "$PY" "$here/quantize.py" "$out/$name.f16.gguf" "$out/$name.$q.gguf" "$q"

@@ -18,7 +18,7 @@ import numpy as np
 import llama_cpp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures")
+FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 MODELS = ["tiny-mixtral", "tiny-olmoe", "tiny-qwen2moe", "tiny-qwen3moe"]
 
 

@@ -9,7 +9,7 @@
 #
 # usage: scripts/fuzz.sh SECONDS [gguf|tokenizer|both]    (default: both)
 #        ADAK_FUZZ_RUNS=N scripts/fuzz.sh 0 gguf           (N executions instead of a time limit)
-# Environment: FIXTURES (default ../shared/fixtures), FUZZ_ARGS (extra libFuzzer flags),
+# Environment: FIXTURES (default Tests/Fixtures), FUZZ_ARGS (extra libFuzzer flags),
 # FUZZ_JOBS=N: N fuzzer processes sharing the corpus (each does ADAK_FUZZ_RUNS / N runs; logs in
 # build/fuzz/job-*.log).
 set -euo pipefail
@@ -17,7 +17,7 @@ set -euo pipefail
 seconds=${1:?usage: scripts/fuzz.sh SECONDS [gguf|tokenizer|both]}
 which=${2:-both}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-fixtures=${FIXTURES:-$(cd "$repo/.." && pwd)/shared/fixtures}
+fixtures=${FIXTURES:-$repo/Tests/Fixtures}
 out=$repo/build/fuzz
 inst=$repo/build/inst-fuzz
 

@@ -7,12 +7,12 @@
 #                                   tests with `swift test --sanitize=address`
 #        scripts/sanitize.sh tsan   TSan: 4 threads, each with its own session on one shared
 #                                   model, with 1 and with 2 OpenMP threads per session
-# Environment: FIXTURES (default ../shared/fixtures), SANITIZE_SWIFT_TESTS=0 skips swift test.
+# Environment: FIXTURES (default Tests/Fixtures), SANITIZE_SWIFT_TESTS=0 skips swift test.
 set -euo pipefail
 
 mode=${1:?usage: scripts/sanitize.sh asan|tsan}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-fixtures=${FIXTURES:-$(cd "$repo/.." && pwd)/shared/fixtures}
+fixtures=${FIXTURES:-$repo/Tests/Fixtures}
 inst=$repo/build/inst-$mode
 out=$repo/build/san-$mode
 tiny=$fixtures/models/tiny-mixtral.f32.gguf

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Paths to ../shared/fixtures (beside the repository root) and a reader for .npy files.
+/// Paths to Tests/Fixtures (committed reference data; see its README) and a reader for .npy files.
 enum Fixtures {
     static let repoRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -8,7 +8,7 @@ enum Fixtures {
         return url.path
     }()
 
-    static let root = repoRoot + "/../shared/fixtures"
+    static let root = repoRoot + "/Tests/Fixtures"
 
     static func path(_ rel: String) -> String { root + "/" + rel }
 

@@ -2,14 +2,9 @@ import Foundation
 import Testing
 @testable import AdaK
 
-/// Reference data produced by llama.cpp (see shared/fixtures/README.md §3 and §4).
+/// Reference data produced by llama.cpp (see Tests/Fixtures/README.md §3 and §4).
 enum TokenizerFixtures {
-    static let root: String = {
-        // <repo>/Tests/AdaKTests/TokenizerTests.swift -> <repo>/../shared/fixtures
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.deletingLastPathComponent().appendingPathComponent("shared/fixtures").path
-    }()
+    static let root = Fixtures.root
 
     static let smollm2: Tokenizer? = load("tokenizer/smollm2.vocab.gguf")
     static let gemma3: Tokenizer? = load("tokenizer/gemma3.vocab.gguf")

@@ -1,5 +1,5 @@
-"""Fixtures for the binding's tests: the tiny fixture model from ../shared/fixtures (always
-present beside the repository) and the SmolLM2 demo model when `make model` fetched it."""
+"""Fixtures for the binding's tests: the tiny fixture model from Tests/Fixtures (committed with
+the repository) and the SmolLM2 demo model when `make model` fetched it."""
 
 import json
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("ADAK_FIXTURES", REPO.parent / "shared" / "fixtures"))
+FIXTURES = Path(os.environ.get("ADAK_FIXTURES", REPO / "Tests" / "Fixtures"))
 CACHE = Path(os.environ.get("ADAK_CACHE", REPO / ".cache"))
 DEMO = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -1,5 +1,5 @@
 """The demo model (SmolLM2-135M-Instruct, real weights) through the binding, against
-llama.cpp's reference outputs in ../shared/fixtures/smollm2. Skipped when not fetched."""
+llama.cpp's reference outputs in Tests/Fixtures/smollm2. Skipped when not fetched."""
 
 import adak
 

@@ -93,8 +93,8 @@ model:
 # seconds from the committed carving plan; decoded with the committed Ada-K allocator under a
 # FLOPs budget, printing the routing statistics.
 CARVED_MODEL := $(ADAK_CACHE)/models/SmolLM2-135M-carved-e16s25.gguf
-CARVE_PLAN := plans/smollm2-135m-e16-s25.plan.gguf
-DEMO_ALLOCATOR := allocators/smollm2-e16s25-lambda1.0.gguf
+CARVE_PLAN := assets/plans/smollm2-135m-e16-s25.plan.gguf
+DEMO_ALLOCATOR := assets/allocators/smollm2-e16s25-lambda1.0.gguf
 DEMO_PROMPT := The three most important things to know about the ocean are
 
 $(CARVED_MODEL): $(BUILD)/bin/adak $(CARVE_PLAN) | model
@@ -169,6 +169,6 @@ fuzz:
 soak: $(TEST_PREFIX)/.installed
 	mkdir -p $(BUILD)/c
 	PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE tests/c/soak.c -o $(BUILD)/c/soak \
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE Tests/C/soak.c -o $(BUILD)/c/soak \
 	    $$(pkg-config --cflags --libs adak)
 	env -i $(BUILD)/c/soak $(FIXTURES)/models/tiny-mixtral.f32.gguf 20000 500

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages libadak needs to build and test, when they are missing:
 # OpenBLAS, LLVM's OpenMP runtime 19 (Debian's default libomp is LLVM 14, too old for the
-# code clang 21 emits; see DESIGN.md §6), pkg-config, and venv for the Python tests.
+# code clang 21 emits; see docs/DESIGN.md §6), pkg-config, and venv for the Python tests.
 # The linker (lld) comes with the Swift toolchain.
 set -euo pipefail
 

@@ -46,7 +46,7 @@ if [ "$mode" = asan ]; then
     export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export OMP_NUM_THREADS=2
-    for t in misuse misuse_more threads fuzz_replay; do build "$t" "$repo/tests/c/$t.c"; done
+    for t in misuse misuse_more threads fuzz_replay; do build "$t" "$repo/Tests/C/$t.c"; done
     # The tokenizer harness, linked without libFuzzer's main: replay the regression corpus.
     swiftc -parse-as-library -module-name TokenizerReplay -O -g -sanitize=address -I "$inst/mod" \
         -Xcc -fmodule-map-file="$inst/include/module.modulemap" "${link[@]}" \
@@ -71,7 +71,7 @@ else
     # No suppressions are needed. ignore_noninstrumented_modules (which Archer suggests) is left
     # off on purpose: it would also hide reports from frames in libomp/OpenBLAS.
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
-    build threads "$repo/tests/c/threads.c"
+    build threads "$repo/Tests/C/threads.c"
     run "threads 4x3, 1 kernel thread" "$out/threads" "$tiny" 4 3 1
     # With OpenMP teams inside each session: LLVM's Archer tool tells TSan about OpenMP's
     # barriers and tasks (libomp itself is not instrumented).

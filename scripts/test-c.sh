@@ -15,13 +15,13 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 flags=$(pkg-config --cflags --libs adak)
 
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c" -o "$out/generate" $flags
-cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/misuse.c" -o "$out/misuse" $flags -lm
-cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/carve_train.c" -o "$out/carve_train" $flags -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/misuse.c" -o "$out/misuse" $flags -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/carve_train.c" -o "$out/carve_train" $flags -lm
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
 # Reliability tests (issue 8): second misuse suite, shared model across threads, fuzz-corpus
 # replay, soak.
 for t in misuse_more threads fuzz_replay soak; do
-    cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/tests/c/$t.c" -o "$out/$t" $flags -lpthread
+    cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/$t.c" -o "$out/$t" $flags -lpthread
 done
 
 tiny=$fixtures/models/tiny-mixtral.f32.gguf

@@ -3,7 +3,7 @@ import Testing
 @testable import AdaK
 
 /// Carving SmolLM2 into an adak-moe model (issue 5). Small carves (a few layers, a few hundred
-/// calibration tokens) keep these fast; the full carve is `adak carve` (CARVING.md).
+/// calibration tokens) keep these fast; the full carve is `adak carve` (docs/CARVING.md).
 @Suite(.serialized) struct CarvingTests {
     static let tmp = NSTemporaryDirectory() + "adak-carving-\(getpid())"
 

@@ -1,4 +1,4 @@
-/// FLOPs of one token's forward pass (multiply-add = 2 FLOPs), by part (DESIGN.md §4).
+/// FLOPs of one token's forward pass (multiply-add = 2 FLOPs), by part (docs/DESIGN.md §4).
 /// Counted: attention projections (Q, K, V, O), attention scores and the weighted sum over the
 /// context, router, allocator, each activated expert (gate, up, down), shared experts with their
 /// gate, dense FFNs, LM head. Not counted: norms, RoPE, softmax, activation functions (O(d)).

@@ -5,7 +5,7 @@ import Glibc
 /// The per-session routing state: settings, allocator, the budget controller's knob per MoE
 /// layer, and statistics. The MoE layer asks it for k per token.
 ///
-/// Budget control (DESIGN.md §4). Each MoE layer l has a knob u_l that makes its policy spend
+/// Budget control (docs/DESIGN.md §4). Each MoE layer l has a knob u_l that makes its policy spend
 /// less as it grows: Ada-K's price μ = u_l; Top-P's threshold p − u_l; skip's β + u_l; entropy's
 /// τ·exp(−u_l); static Top-K dithers between ⌊f·K⌋ and ⌈f·K⌉ so the running mean is f·K.
 /// - one token at a time (decode): dual ascent, u_l += g · (k_l/K − f) after each token, so the

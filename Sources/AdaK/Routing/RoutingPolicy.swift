@@ -4,7 +4,7 @@ import Glibc
 
 /// How each MoE layer chooses k, the number of experts a token activates. Whatever the policy,
 /// the engine then takes the k most probable experts and renormalises as the architecture does
-/// (DESIGN.md §4). Every knob is validated by `RoutingConfig.validate`.
+/// (docs/DESIGN.md §4). Every knob is validated by `RoutingConfig.validate`.
 public enum RoutingPolicy: String, Sendable, CaseIterable {
     /// Static Top-K: every token uses `k` experts (default: the model's native K).
     case topK = "topk"

@@ -19,7 +19,7 @@ public enum AdvantageBaseline: String, Sendable, CaseIterable {
 /// Which layers' actions a token's compute cost is charged to.
 public enum CostCredit: String, Sendable, CaseIterable {
     /// Every MoE layer's action at token t receives the token's whole reward
-    /// log p(x_{t+1}) − λ·Σ_l k_l/(L·K) (minus the baseline): the reward as DESIGN.md §4 states it.
+    /// log p(x_{t+1}) − λ·Σ_l k_l/(L·K) (minus the baseline): the reward as docs/DESIGN.md §4 states it.
     case token
     /// Layer l's action receives the shared log-likelihood part but only its own cost λ·k_l/(L·K)
     /// (against its own k in the greedy pass with the greedy baseline). The other layers' costs
@@ -118,7 +118,7 @@ public struct AllocatorTrainingProgress: Sendable {
     public var etaSeconds: Double
 }
 
-/// PPO for Ada-K allocators on a frozen model (DESIGN.md §4). Each update: teacher-forced windows
+/// PPO for Ada-K allocators on a frozen model (docs/DESIGN.md §4). Each update: teacher-forced windows
 /// of the training tokens run with k sampled per (MoE layer, token) from the allocator; the reward
 /// of token t, log p(x_{t+1}) − λ·Σ_l k_l/(L·K), is credited to every layer's action of that token
 /// (see `CostCredit` and `futureDiscount` for the variants);

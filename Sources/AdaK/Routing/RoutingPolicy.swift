@@ -74,7 +74,10 @@ public struct RoutingConfig: Sendable, Equatable {
         guard tau.isFinite, tau > 0, tau <= 64 else { throw bad("entropy tau must be in (0, 64]") }
         guard kMin >= 1, kMin <= e else { throw bad("k_min = \(kMin) out of range 1...\(e)") }
         if let kMax { guard kMax >= kMin, kMax <= e else { throw bad("k_max = \(kMax) out of range \(kMin)...\(e)") } }
-        if let budget { guard budget.isFinite, budget > 0, budget <= 16 else { throw bad("budget must be in (0, 16]") } }
+        if let budget {
+            guard budget.isFinite, budget > 0, budget <= 16 else { throw bad("flops budget \(budget) is not in (0, 16]") }
+            guard nExpert > 0 else { throw bad("the model has no MoE layers: there are no expert FLOPs to budget") }
+        }
         guard price.isFinite, abs(price) <= 64 else { throw bad("price must be in [-64, 64]") }
     }
 }

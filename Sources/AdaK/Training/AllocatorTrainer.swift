@@ -74,21 +74,33 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// Checks each setting's own range (what the keyed C setters reject at once).
+    public func validateFields() throws {
+        func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
+        let big = Int(Int32.max)
+        try ppo.validate()
+        guard lambda.isFinite, lambda >= 0, lambda <= 1e6 else { throw bad("lambda \(lambda) must be in [0, 1e6]") }
+        guard rolloutTokens >= 1, rolloutTokens <= big else { throw bad("rollout_tokens \(rolloutTokens) out of range 1...\(big)") }
+        guard window >= 2, window <= 8192 else { throw bad("window \(window) out of range 2...8192") }
+        guard kMin >= 1, kMin <= ModelConfig.maxExperts else { throw bad("k_min \(kMin) out of range 1...\(ModelConfig.maxExperts)") }
+        if let kMax { guard kMax >= 1, kMax <= ModelConfig.maxExperts else { throw bad("k_max \(kMax) out of range 0...\(ModelConfig.maxExperts)") } }
+        guard updates >= 1, updates <= big else { throw bad("updates \(updates) out of range 1...\(big)") }
+        if let totalTokens { guard totalTokens >= 1, totalTokens <= 1 << 48 else { throw bad("total_tokens \(totalTokens) out of range 0...2^48") } }
+        guard initSharpness.isFinite, initSharpness > 0, initSharpness <= 1e6 else { throw bad("init_sharpness \(initSharpness) must be in (0, 1e6]") }
+        guard threads >= 0, threads <= 1024 else { throw bad("threads \(threads) out of range 0...1024") }
+        guard checkpointEvery >= 0, checkpointEvery <= big else { throw bad("checkpoint_every \(checkpointEvery) out of range 0...\(big)") }
+        guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future_discount \(futureDiscount) must be in [0, 1)") }
+    }
+
+    /// Every setting, and how they fit together and with `model`.
     public func validate(model: Model) throws {
         func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
-        try ppo.validate()
+        try validateFields()
         let E = model.config.nExpert
         guard model.config.isMoE, E >= 2 else { throw bad("allocator training needs an MoE model") }
-        guard lambda.isFinite, lambda >= 0 else { throw bad("lambda must be >= 0") }
-        guard window >= 2, window <= 8192 else { throw bad("window must be in 2...8192") }
         guard rolloutTokens >= window - 1 else { throw bad("rollout tokens must be at least window − 1") }
-        guard kMin >= 1, kMin <= E else { throw bad("k_min out of range 1...\(E)") }
+        guard kMin <= E else { throw bad("k_min out of range 1...\(E)") }
         if let kMax { guard kMax >= kMin, kMax <= E else { throw bad("k_max out of range \(kMin)...\(E)") } }
-        guard updates >= 1 else { throw bad("updates must be >= 1") }
-        if let totalTokens { guard totalTokens >= 1 else { throw bad("total tokens must be >= 1") } }
-        guard initSharpness.isFinite, initSharpness > 0 else { throw bad("init sharpness must be > 0") }
-        guard threads >= 0, threads <= 1024, checkpointEvery >= 0 else { throw bad("bad threads or checkpoint interval") }
-        guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future discount must be in [0, 1)") }
         guard perturbLayers >= 0, perturbLayers <= model.moeLayerIndices.count else {
             throw bad("perturb layers must be in 0...\(model.moeLayerIndices.count)")
         }

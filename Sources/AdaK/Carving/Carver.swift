@@ -61,15 +61,9 @@ public enum CarveStage: String, Sendable {
 public typealias CarveProgress = (CarveStage, Int, Int) -> Bool
 
 /// Carves a dense GGUF model's FFNs into an `adak-moe` mixture of experts (CarvedArchitecture):
-/// 1. runs the dense model (our engine) on calibration text, capturing every carved layer's FFN
-///    input x and neuron activations a = silu(gate·x) ⊙ (up·x);
-/// 2. shared expert = the S·n_ff neurons of largest mean|a|·‖down column‖;
-/// 3. the rest → E equal experts by balanced k-means on each neuron's L2-normalised |a| profile
-///    over the calibration tokens (k-means++ seeding from `seed`, greedy capacity-bounded
-///    assignment);
-/// 4. router = ridge least squares (LAPACK sgels) from [x, 1] to each expert's output norm ‖y_e‖;
-/// 5. writes the MoE GGUF (attention, embeddings, norms and tokenizer copied byte for byte).
-/// Deterministic for a fixed seed, calibration text, options and thread count.
+/// calibration capture → shared expert by neuron importance → balanced k-means into E experts →
+/// ridge-regression router → MoE GGUF (steps in docs/CARVING.md, "Method"). Deterministic for a
+/// fixed seed, calibration text, options and thread count.
 public enum Carver {
     /// Carves `dense` into `output` (calibrating, or applying `options.plan`) and returns the plan.
     @discardableResult

@@ -37,9 +37,7 @@ public struct RoutingConfig: Sendable, Equatable {
     /// Expert-FLOPs budget as a fraction of static Top-K (nil: no budget).
     public var budget: Float? = nil
     /// Fixed price μ per expert for `adak` without a budget: k = argmax(logit_k − μ·k), the same μ
-    /// in every layer. Unlike the budget (which holds every layer at the same mean k), a global
-    /// price lets the allocator spend more where its logits say an expert is worth more, so it
-    /// moves along the allocator's own trade-off curve (≈ retraining at λ + μ·L·K).
+    /// in every layer, so the allocator's per-layer shares survive (docs/DESIGN.md §4).
     public var price: Float = 0
 
     public init(policy: RoutingPolicy = .topK) { self.policy = policy }

@@ -69,10 +69,8 @@ public struct PPOSettings: Sendable, Equatable {
     public var minibatch = 256
     public var learningRate: Double = 3e-3
     /// Learning rate of the allocator weights as a multiple of `learningRate` (the biases use
-    /// `learningRate` itself). The bias of a layer gets the summed evidence of every token, the
-    /// n_embd weights of each action only what correlates with h; with few rollouts their Adam
-    /// steps are mostly noise and add random per-token logit offsets, so a scale < 1 lets the
-    /// per-layer allocation (biases) move fast while the per-token part (weights) moves slowly.
+    /// `learningRate` itself); < 1 lets the per-layer allocation move faster than the noisier
+    /// per-token part (docs/DESIGN.md §8.4).
     public var weightLRScale: Double = 1
     /// Weight of the entropy bonus (0: none).
     public var entropyCoef: Double = 0

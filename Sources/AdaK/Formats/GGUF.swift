@@ -294,7 +294,7 @@ struct ByteReader {
 
     mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
         try need(MemoryLayout<T>.size)
-        let v = base.loadUnaligned(fromByteOffset: offset, as: T.self)
+        let v = (base + offset).loadUnaligned(as: T.self)
         offset += MemoryLayout<T>.size
         return T(littleEndian: v)
     }

@@ -1030,7 +1030,7 @@ int adak_model_load_from_buffer(const void *data, size_t size, const adak_model_
 
 
 /* ---------------------------------------------------------------------------
- * Quantization (since 0.5)
+ * Quantization (since 0.4)
  * ------------------------------------------------------------------------- */
 
 /** File types of adak_model_quantize: llama.cpp's llama_ftype numbers. */
@@ -1073,7 +1073,7 @@ typedef struct adak_quantize_params {
  * Fills `params` (of `size` bytes, normally sizeof(adak_quantize_params))
  * with the defaults and sets params->size = size. Returns ADAK_OK, or
  * ADAK_ERR_INVALID_ARGUMENT if params is NULL or size is not a size of the
- * struct (16 bytes in 0.5); then nothing is written.
+ * struct (16 bytes in 0.4); then nothing is written.
  */
 int adak_quantize_params_init(adak_quantize_params *params, size_t size);
 

@@ -38,6 +38,20 @@ static inline float akq_get_f16(const uint8_t *p) {
 
 #define AKQ_GROUP_MAX_EPS 1e-15f
 
+/* The value of largest |x| (the first one on ties; NaNs never win) and, in *amax, its |x|. */
+static inline float akq_abs_peak(const float *x, int n, float *amax) {
+    float a = 0, peak = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > a) {
+            a = ax;
+            peak = x[i];
+        }
+    }
+    *amax = a;
+    return peak;
+}
+
 /* Row quantisers: k elements (a multiple of the block) from x into y. */
 void akq_row_q4_0(const float *x, uint8_t *y, int64_t k);
 void akq_row_q4_1(const float *x, uint8_t *y, int64_t k);

@@ -95,14 +95,8 @@ AVX2_FN void iq4_trials_avx2(const float *x, const float *w, const float *id, fl
 static float iq4_block_scale(const float *xb) {
     float w[32], id[16], sumqx[16], sumq2[16];
     for (int j = 0; j < 32; j++) w[j] = xb[j] * xb[j];
-    float amax = 0, peak = 0;
-    for (int j = 0; j < 32; j++) {
-        const float ax = fabsf(xb[j]);
-        if (ax > amax) {
-            amax = ax;
-            peak = xb[j];
-        }
-    }
+    float amax;
+    const float peak = akq_abs_peak(xb, 32, &amax);
     if (amax < AKQ_GROUP_MAX_EPS) return 0;
     id[0] = 1 / (-peak / iq4_values[0]);
     for (int t = -7; t <= 7; t++) id[t + 8] = (t + iq4_values[0]) / peak;
@@ -147,15 +141,9 @@ void akq_row_iq4_xs(const float *x, uint8_t *y, int64_t k) {
     uint8_t L[256];
     float scales[8];
     for (int64_t b = 0; b < k / 256; b++, x += 256, y += 136) {
-        float max_scale = 0, amax_scale = 0;
-        for (int ib = 0; ib < 8; ib++) {
-            scales[ib] = iq4_block_scale(x + 32 * ib);
-            const float a = fabsf(scales[ib]);
-            if (a > amax_scale) {
-                amax_scale = a;
-                max_scale = scales[ib];
-            }
-        }
+        for (int ib = 0; ib < 8; ib++) scales[ib] = iq4_block_scale(x + 32 * ib);
+        float amax_scale;
+        const float max_scale = akq_abs_peak(scales, 8, &amax_scale);
         const float d = -max_scale / 32;
         akq_put_f16(y, d);
         const float id = d != 0 ? 1 / d : 0.f;

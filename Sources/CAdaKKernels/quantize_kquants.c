@@ -82,24 +82,10 @@ static float search_affine(int n, int nmax, const float *x, const float *w, uint
     return scale;
 }
 
-/* Value of largest |x| (first on ties), 0 when all are below AKQ_GROUP_MAX_EPS. */
-static float signed_peak(int n, const float *x, float *amax_out) {
-    float amax = 0, peak = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            peak = x[i];
-        }
-    }
-    *amax_out = amax;
-    return peak;
-}
-
 /* Symmetric search with w = x^2 (ggml's make_qx_quants, rmse_type 1, no weights): L in [0, 2 nmax). */
 static float search_symmetric(int n, int nmax, const float *x, int8_t *L) {
     float amax;
-    const float peak = signed_peak(n, x, &amax);
+    const float peak = akq_abs_peak(x, n, &amax);
     if (amax < AKQ_GROUP_MAX_EPS) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0.f;
@@ -138,7 +124,7 @@ static float search_symmetric(int n, int nmax, const float *x, int8_t *L) {
 /* Q3_K's search (ggml's make_q3_quants with rmse): L in [0, 2 nmax). */
 static float search_q3(int n, int nmax, const float *x, int8_t *L) {
     float amax;
-    const float peak = signed_peak(n, x, &amax);
+    const float peak = akq_abs_peak(x, n, &amax);
     if (amax < AKQ_GROUP_MAX_EPS) {
         for (int i = 0; i < n; i++) L[i] = 0;
         return 0.f;
@@ -234,15 +220,9 @@ void akq_row_q3_k(const float *x, uint8_t *y, int64_t k) {
     int8_t L[256];
     float scales[16];
     for (int64_t b = 0; b < k / 256; b++, x += 256, y += 110) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
-            scales[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
-            const float a = fabsf(scales[j]);
-            if (a > amax) {
-                amax = a;
-                max_scale = scales[j];
-            }
-        }
+        for (int j = 0; j < 16; j++) scales[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
+        float amax;
+        const float max_scale = akq_abs_peak(scales, 16, &amax);
         uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
         memset(sc, 0, 12);
         if (max_scale != 0) {
@@ -388,15 +368,9 @@ void akq_row_q6_k(const float *x, uint8_t *y, int64_t k) {
     int8_t L[256];
     float scales[16];
     for (int64_t b = 0; b < k / 256; b++, x += 256, y += 210) {
-        float max_scale = 0, max_abs = 0;
-        for (int j = 0; j < 16; j++) {
-            scales[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
-            const float a = fabsf(scales[j]);
-            if (a > max_abs) {
-                max_abs = a;
-                max_scale = scales[j];
-            }
-        }
+        for (int j = 0; j < 16; j++) scales[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
+        float max_abs;
+        const float max_scale = akq_abs_peak(scales, 16, &max_abs);
         if (max_abs < AKQ_GROUP_MAX_EPS) {
             memset(y, 0, 210);
             continue;

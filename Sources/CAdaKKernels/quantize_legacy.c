@@ -14,19 +14,6 @@
 #include <float.h>
 #include "quantize_internal.h"
 
-/* Largest |x| of a block and the signed value it came from (the first on ties). */
-static void abs_peak(const float *x, int n, float *amax_out, float *peak_out) {
-    float amax = 0.0f, peak = 0.0f;
-    for (int j = 0; j < n; j++) {
-        if (amax < fabsf(x[j])) {
-            amax = fabsf(x[j]);
-            peak = x[j];
-        }
-    }
-    *amax_out = amax;
-    *peak_out = peak;
-}
-
 static void min_max(const float *x, int n, float *lo_out, float *hi_out) {
     float lo = FLT_MAX, hi = -FLT_MAX;
     for (int j = 0; j < n; j++) {
@@ -40,8 +27,8 @@ static void min_max(const float *x, int n, float *lo_out, float *hi_out) {
 /* Q4_0 { fp16 d; uint8 qs[16] }: element j in the low nibble of qs[j], j+16 in the high one. */
 void akq_row_q4_0(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 18) {
-        float amax, peak;
-        abs_peak(x, 32, &amax, &peak);
+        float amax;
+        const float peak = akq_abs_peak(x, 32, &amax);
         const float d = peak / -8;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         akq_put_f16(y, d);
@@ -77,8 +64,8 @@ void akq_row_q4_1(const float *x, uint8_t *y, int64_t k) {
 /* Q5_0 { fp16 d; uint8 qh[4]; uint8 qs[16] }: bit 4 of element j goes to bit j of qh. */
 void akq_row_q5_0(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 22) {
-        float amax, peak;
-        abs_peak(x, 32, &amax, &peak);
+        float amax;
+        const float peak = akq_abs_peak(x, 32, &amax);
         const float d = peak / -16;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         akq_put_f16(y, d);
@@ -159,8 +146,8 @@ static inline float e8m0_half(uint8_t e) {
 /* MXFP4 { uint8 e; uint8 qs[16] }: element j low nibble of qs[j], j+16 high nibble. */
 void akq_row_mxfp4(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 17) {
-        float amax, peak;
-        abs_peak(x, 32, &amax, &peak);
+        float amax;
+        (void)akq_abs_peak(x, 32, &amax);
         const uint8_t e = amax > 0.0f ? (uint8_t)akq_trunc(floorf(log2f(amax)) - 2 + 127) : 0;
         const float d = e8m0_half(e);
         y[0] = e;

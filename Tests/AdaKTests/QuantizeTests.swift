@@ -122,9 +122,14 @@ final class QuantizeTests: XCTestCase {
         return out
     }
 
-    /// Quantizes `input` to each of `types` and compares the file and every tensor with llama.cpp's.
-    func checkFiles(input: String, refs refFile: String, types: [String]) throws {
+    /// Quantizes `input` to each type of the reference file and compares the file and every
+    /// tensor with llama.cpp's. For the types in `made`, the file `make quant-models` wrote with
+    /// `adak quantize` (`made[type]`) is checked instead when it exists; `slow` types are checked
+    /// only that way.
+    func checkFiles(input: String, refs refFile: String, made: [String: String] = [:], slow: Set<String> = []) throws {
         let refs = try JSON.parse(file: Fixtures.path("quant/\(refFile)"))
+        let types = try XCTUnwrap(refs["types"]?.objectValue).keys
+        XCTAssertGreaterThanOrEqual(types.count, 13)
         let source = try MappedFile(path: input)
         XCTAssertEqual(SHA256.hex(UnsafeRawBufferPointer(start: source.base, count: source.count)),
                        refs["source_sha256"]?.stringValue, "the input is not the file the references were made from")
@@ -133,8 +138,17 @@ final class QuantizeTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in types {
             let ref = try XCTUnwrap(refs["types"]?[name], name)
-            let out = dir.appendingPathComponent("\(name).gguf").path
-            let r = try Quantizer.run(input: input, output: out, options: QuantizeOptions(fileType: XCTUnwrap(QuantFileType(name: name))))
+            var out = dir.appendingPathComponent("\(name).gguf").path
+            if let m = made[name], FileManager.default.fileExists(atPath: m) {
+                out = m
+            } else if slow.contains(name) {
+                print("quantize \(refFile) \(name): skipped (slow; run make quant-models)")
+                continue
+            } else {
+                let ft = try XCTUnwrap(QuantFileType(name: name))
+                let r = try Quantizer.run(input: input, output: out, options: QuantizeOptions(fileType: ft))
+                print("quantize \(refFile) \(name): \(r.seconds) s")
+            }
             let mine = try Self.tensorHashes(out)
             for (tensor, expected) in try XCTUnwrap(ref["tensors"]?.objectValue).entries {
                 XCTAssertEqual(mine[tensor], expected.stringValue, "\(name): tensor \(tensor)")
@@ -144,24 +158,31 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(file.count, ref["size"]?.intValue, "\(name): size")
             XCTAssertEqual(SHA256.hex(UnsafeRawBufferPointer(start: file.base, count: file.count)),
                            ref["file_sha256"]?.stringValue, "\(name): file")
-            print("quantize \(name): \(r.seconds) s")
         }
     }
 
-    static let allTypes = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M",
-                           "Q6_K", "IQ4_NL", "IQ4_XS", "MXFP4_MOE"]
-
     /// The MoE fixture (rows of 256, F16) at every type: same bytes as llama.cpp.
     func testMoE256MatchesLlamaCpp() throws {
-        try checkFiles(input: Fixtures.path("models/moe256.f16.gguf"), refs: "moe256.json", types: Self.allTypes)
+        try checkFiles(input: Fixtures.path("models/moe256.f16.gguf"), refs: "moe256.json")
     }
 
-    /// SmolLM2 (Q4_1, rows of 576: requantized, with fallbacks) at every type but the IQ4 ones
-    /// (slow; `make quant-models` checks those files' hashes): same bytes as llama.cpp.
+    /// tiny-mixtral (F32, 8 experts: the rules that single out Mixtral-like models; rows of 64,
+    /// so every K/IQ4_XS type falls back) at every type: same bytes as llama.cpp.
+    func testTinyMixtralMatchesLlamaCpp() throws {
+        try checkFiles(input: Fixtures.path("models/tiny-mixtral.f32.gguf"), refs: "tiny-mixtral.json")
+    }
+
+    /// SmolLM2 (Q4_1, rows of 576: requantized, with fallbacks) at every type: same bytes as
+    /// llama.cpp. The seven types `make quant-models` writes are read from its cache when present
+    /// (IQ4_NL/IQ4_XS, ~15 s each, only from there).
     func testSmolLM2MatchesLlamaCpp() throws {
         let model = try XCTUnwrap(Fixtures.smolLM2, "demo model missing: run scripts/fetch-model.sh")
-        try checkFiles(input: model, refs: "SmolLM2-135M-Instruct.json",
-                       types: Self.allTypes.filter { !$0.hasPrefix("IQ4") })
+        let cache = ProcessInfo.processInfo.environment["ADAK_CACHE"] ?? (Fixtures.repoRoot + "/.cache")
+        var made: [String: String] = [:]
+        for t in ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "IQ4_NL", "IQ4_XS"] {
+            made[t] = "\(cache)/quant/SmolLM2-135M-Instruct.\(t).gguf"
+        }
+        try checkFiles(input: model, refs: "SmolLM2-135M-Instruct.json", made: made, slow: ["IQ4_NL", "IQ4_XS"])
     }
 
     /// Bad inputs give clear errors: NaN weights (llama.cpp refuses them too: rows.json's

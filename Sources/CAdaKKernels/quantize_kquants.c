@@ -82,38 +82,48 @@ static float search_affine(int n, int nmax, const float *x, const float *w, uint
     return scale;
 }
 
-/* Symmetric search with w = x^2 (ggml's make_qx_quants, rmse_type 1, no weights): L in [0, 2 nmax). */
-static float search_symmetric(int n, int nmax, const float *x, int8_t *L) {
-    float amax;
-    const float peak = akq_abs_peak(x, n, &amax);
-    if (amax < AKQ_GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.f;
-    }
-    float iscale = -nmax / peak;
+/* One trial of the symmetric searches: l = clamp(round(iscale x), -nmax, nmax-1), L = l + off,
+ * and the weighted sums (w = x^2) sum w x l and sum w l^2, in ggml's order. */
+static void symmetric_trial(int n, int nmax, const float *x, float iscale, int8_t *L, int off,
+                            float *sumlx_out, float *suml2_out) {
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
         const int l = clampi(akq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = (int8_t)(l + nmax);
+        if (L) L[i] = (int8_t)(l + off);
         const float w = x[i] * x[i];
         sumlx += w * x[i] * l;
         suml2 += w * l * l;
     }
+    *sumlx_out = sumlx;
+    *suml2_out = suml2;
+}
+
+/* First trial of both symmetric searches, at iscale = -nmax/peak (peak: the value of largest |x|);
+ * returns 0, with L all 0, when max|x| < AKQ_GROUP_MAX_EPS. */
+static int symmetric_start(int n, int nmax, const float *x, int8_t *L, int off, float *peak,
+                           float *sumlx, float *suml2) {
+    float amax;
+    *peak = akq_abs_peak(x, n, &amax);
+    if (amax < AKQ_GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0;
+    }
+    symmetric_trial(n, nmax, x, -nmax / *peak, L, off, sumlx, suml2);
+    return 1;
+}
+
+/* Symmetric search with w = x^2 (ggml's make_qx_quants, rmse_type 1, no weights): L in [0, 2 nmax). */
+static float search_symmetric(int n, int nmax, const float *x, int8_t *L) {
+    float peak, sumlx, suml2;
+    if (!symmetric_start(n, nmax, x, L, nmax, &peak, &sumlx, &suml2)) return 0.f;
     float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / peak;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            const int l = clampi(akq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
+        const float iscale = -(nmax + 0.1f * is) / peak;
+        symmetric_trial(n, nmax, x, iscale, NULL, 0, &sumlx, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++)
-                L[i] = (int8_t)(nmax + clampi(akq_nearest_int(iscale * x[i]), -nmax, nmax - 1));
+            symmetric_trial(n, nmax, x, iscale, L, nmax, &sumlx, &suml2);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -123,21 +133,8 @@ static float search_symmetric(int n, int nmax, const float *x, int8_t *L) {
 
 /* Q3_K's search (ggml's make_q3_quants with rmse): L in [0, 2 nmax). */
 static float search_q3(int n, int nmax, const float *x, int8_t *L) {
-    float amax;
-    const float peak = akq_abs_peak(x, n, &amax);
-    if (amax < AKQ_GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.f;
-    }
-    const float iscale = -nmax / peak;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        const int l = clampi(akq_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-        L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float peak, sumlx, suml2;
+    if (!symmetric_start(n, nmax, x, L, 0, &peak, &sumlx, &suml2)) return 0.f;
     for (int round = 0; round < 5; round++) {
         int changed = 0;
         for (int i = 0; i < n; i++) {

@@ -14,24 +14,34 @@
 #include <float.h>
 #include "quantize_internal.h"
 
-static void min_max(const float *x, int n, float *lo_out, float *hi_out) {
-    float lo = FLT_MAX, hi = -FLT_MAX;
-    for (int j = 0; j < n; j++) {
-        if (x[j] < lo) lo = x[j];
-        if (x[j] > hi) hi = x[j];
+/* Q4_1/Q5_1 block header: d = (max - min)/levels and m = min, as fp16 at y. Returns 1/d (0 when
+ * d is 0); *lo gets min. */
+static float affine_header(const float *x, float levels, uint8_t *y, float *lo) {
+    float mn = FLT_MAX, mx = -FLT_MAX;
+    for (int j = 0; j < 32; j++) {
+        if (x[j] < mn) mn = x[j];
+        if (x[j] > mx) mx = x[j];
     }
-    *lo_out = lo;
-    *hi_out = hi;
+    const float d = (mx - mn) / levels;
+    akq_put_f16(y, d);
+    akq_put_f16(y + 2, mn);
+    *lo = mn;
+    return d != 0.0f ? 1.0f / d : 0.0f;
+}
+
+/* Q4_0/Q5_0 block header: d = peak/-half (peak: the value of largest |x|) as fp16 at y. Returns
+ * 1/d (0 when d is 0). */
+static float symmetric_header(const float *x, float half, uint8_t *y) {
+    float amax;
+    const float d = akq_abs_peak(x, 32, &amax) / -half;
+    akq_put_f16(y, d);
+    return d != 0.0f ? 1.0f / d : 0.0f;
 }
 
 /* Q4_0 { fp16 d; uint8 qs[16] }: element j in the low nibble of qs[j], j+16 in the high one. */
 void akq_row_q4_0(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 18) {
-        float amax;
-        const float peak = akq_abs_peak(x, 32, &amax);
-        const float d = peak / -8;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        akq_put_f16(y, d);
+        const float id = symmetric_header(x, 8, y);
         for (int j = 0; j < 16; j++) {
             int8_t lo = (int8_t)akq_trunc(x[j] * id + 8.5f);
             int8_t hi = (int8_t)akq_trunc(x[j + 16] * id + 8.5f);
@@ -45,12 +55,8 @@ void akq_row_q4_0(const float *x, uint8_t *y, int64_t k) {
 /* Q4_1 { fp16 d; fp16 m; uint8 qs[16] }. */
 void akq_row_q4_1(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 20) {
-        float lo, hi;
-        min_max(x, 32, &lo, &hi);
-        const float d = (hi - lo) / 15;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        akq_put_f16(y, d);
-        akq_put_f16(y + 2, lo);
+        float lo;
+        const float id = affine_header(x, 15, y, &lo);
         for (int j = 0; j < 16; j++) {
             int8_t a = (int8_t)akq_trunc((x[j] - lo) * id + 0.5f);
             int8_t c = (int8_t)akq_trunc((x[j + 16] - lo) * id + 0.5f);
@@ -61,46 +67,39 @@ void akq_row_q4_1(const float *x, uint8_t *y, int64_t k) {
     }
 }
 
-/* Q5_0 { fp16 d; uint8 qh[4]; uint8 qs[16] }: bit 4 of element j goes to bit j of qh. */
+/* 5-bit values q[0..31] of Q5_0/Q5_1: low nibbles as Q4's (j low, j+16 high nibble of qs[j]),
+ * bit 4 of q[j] in bit j of the little-endian qh. */
+static void pack_q5(const uint8_t *q, uint8_t *qh_bytes, uint8_t *qs) {
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4));
+        qh |= (uint32_t)((q[j] >> 4) & 1) << j;
+        qh |= (uint32_t)((q[j + 16] >> 4) & 1) << (j + 16);
+    }
+    for (int i = 0; i < 4; i++) qh_bytes[i] = (uint8_t)(qh >> (8 * i));
+}
+
+/* Q5_0 { fp16 d; uint8 qh[4]; uint8 qs[16] }. */
 void akq_row_q5_0(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 22) {
-        float amax;
-        const float peak = akq_abs_peak(x, 32, &amax);
-        const float d = peak / -16;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        akq_put_f16(y, d);
-        uint32_t qh = 0;
-        for (int j = 0; j < 16; j++) {
-            int8_t a = (int8_t)akq_trunc(x[j] * id + 16.5f);
-            int8_t c = (int8_t)akq_trunc(x[j + 16] * id + 16.5f);
-            uint8_t q0 = (uint8_t)(a < 31 ? a : 31);
-            uint8_t q1 = (uint8_t)(c < 31 ? c : 31);
-            y[6 + j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)((q0 >> 4) & 1) << j;
-            qh |= (uint32_t)((q1 >> 4) & 1) << (j + 16);
+        const float id = symmetric_header(x, 16, y);
+        uint8_t q[32];
+        for (int j = 0; j < 32; j++) {
+            const int8_t v = (int8_t)akq_trunc(x[j] * id + 16.5f);
+            q[j] = (uint8_t)(v < 31 ? v : 31);
         }
-        for (int i = 0; i < 4; i++) y[2 + i] = (uint8_t)(qh >> (8 * i));
+        pack_q5(q, y + 2, y + 6);
     }
 }
 
 /* Q5_1 { fp16 d; fp16 m; uint8 qh[4]; uint8 qs[16] }. */
 void akq_row_q5_1(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++, x += 32, y += 24) {
-        float lo, hi;
-        min_max(x, 32, &lo, &hi);
-        const float d = (hi - lo) / 31;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        akq_put_f16(y, d);
-        akq_put_f16(y + 2, lo);
-        uint32_t qh = 0;
-        for (int j = 0; j < 16; j++) {
-            uint8_t q0 = (uint8_t)akq_trunc((x[j] - lo) * id + 0.5f);
-            uint8_t q1 = (uint8_t)akq_trunc((x[j + 16] - lo) * id + 0.5f);
-            y[8 + j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)((q0 >> 4) & 1) << j;
-            qh |= (uint32_t)((q1 >> 4) & 1) << (j + 16);
-        }
-        for (int i = 0; i < 4; i++) y[4 + i] = (uint8_t)(qh >> (8 * i));
+        float lo;
+        const float id = affine_header(x, 31, y, &lo);
+        uint8_t q[32];
+        for (int j = 0; j < 32; j++) q[j] = (uint8_t)akq_trunc((x[j] - lo) * id + 0.5f);
+        pack_q5(q, y + 4, y + 8);
     }
 }
 

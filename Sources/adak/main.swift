@@ -8,7 +8,7 @@ struct Adak: ParsableCommand {
         commandName: "adak",
         abstract: "libadak: adaptive Mixture-of-Experts inference on the CPU.",
         subcommands: [Generate.self, PerplexityCommand.self, Inspect.self, Bench.self, Convert.self, Carve.self,
-                      TrainAllocator.self, EvalRouting.self])
+                      TrainAllocator.self, EvalRouting.self, Quantize.self])
 }
 
 struct Inspect: ParsableCommand {

@@ -1152,7 +1152,7 @@ int adak_model_load_from_buffer(const void *data, size_t size, const adak_model_
 
 
 /* ---------------------------------------------------------------------------
- * Quantization (since 0.4)
+ * Quantization (since 0.5)
  * ------------------------------------------------------------------------- */
 
 /** File types of adak_model_quantize: llama.cpp's llama_ftype numbers. */
@@ -1194,8 +1194,8 @@ typedef struct adak_quantize_params {
 /**
  * Fills `params` (of `size` bytes, normally sizeof(adak_quantize_params))
  * with the defaults and sets params->size = size. Returns ADAK_OK, or
- * ADAK_ERR_INVALID_ARGUMENT if params is NULL or size is not a size of the
- * struct (16 bytes in 0.4); then nothing is written.
+ * ADAK_ERR_INVALID_ARGUMENT if params is NULL or size is smaller than this
+ * first version of the struct (16 bytes); then nothing is written.
  */
 int adak_quantize_params_init(adak_quantize_params *params, size_t size);
 

@@ -46,6 +46,9 @@ import Testing
             "size": \.size, "policy": \.policy, "k": \.k, "k_min": \.k_min, "k_max": \.k_max,
             "p": \.p, "beta": \.beta, "tau": \.tau, "price": \.price, "flops_budget": \.flops_budget,
         ]),
+        "adak_quantize_params": swift(adak_quantize_params.self, [
+            "size": \.size, "ftype": \.ftype, "n_threads": \.n_threads, "allow_requantize": \.allow_requantize,
+        ]),
         "adak_stats": swift(adak_stats.self, [
             "size": \.size, "n_moe_layers": \.n_moe_layers, "n_expert": \.n_expert, "k_native": \.k_native,
             "tokens": \.tokens, "mean_k": \.mean_k, "expert_flops": \.expert_flops,
@@ -96,5 +99,6 @@ import Testing
         #expect(MemoryLayout<adak_stats>.size == 80)
         #expect(MemoryLayout<adak_sampling_params>.size == 40)
         #expect(MemoryLayout<adak_routing_params>.size == 48)
+        #expect(MemoryLayout<adak_quantize_params>.size == 16)
     }
 }

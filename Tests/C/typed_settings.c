@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -214,6 +215,31 @@ int main(int argc, char **argv) {
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_float(s, "routing.beta", 2.0), "routing.beta");
     CHECK(routing_of(s).beta == 0.25f);
     CHECK(adak_session_set_float(s, "top_p", 0.5) == ADAK_OK && sampling_of(s).top_p == 0.5f);
+
+    /* adak_quantize_params: defaults, refused values, a real run that loads back. */
+    adak_quantize_params qp;
+    CHECK(adak_quantize_params_init(&qp, sizeof qp) == ADAK_OK);
+    CHECK(qp.size == sizeof qp && qp.ftype == ADAK_FTYPE_Q8_0 && qp.n_threads == 0 && qp.allow_requantize == 1);
+    char out_path[] = "/tmp/adak-typed-settings-XXXXXX";
+    int fd = mkstemp(out_path);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    adak_quantize_params bad = qp;
+    bad.ftype = 9999;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_quantize(argv[1], out_path, &bad), "ftype");
+    bad = qp;
+    bad.allow_requantize = 2;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_quantize(argv[1], out_path, &bad), "allow_requantize");
+    bad = qp;
+    bad.size = 2;
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_quantize(argv[1], out_path, &bad), "size");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_quantize(NULL, out_path, &qp), "adak_model_quantize");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_quantize(argv[1], "", &qp), "adak_model_quantize");
+    CHECK(adak_model_quantize(argv[1], out_path, &qp) == ADAK_OK);
+    adak_model *q8 = NULL;
+    CHECK(adak_model_load(out_path, NULL, &q8) == ADAK_OK && adak_model_n_vocab(q8) == adak_model_n_vocab(model));
+    adak_model_free(q8);
+    unlink(out_path);
 
     adak_session_free(s);
     adak_model_free(model);

@@ -49,7 +49,7 @@ FTYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K
 
 
 class QuantizeParams(ctypes.Structure):
-    """adak_quantize_params (since 0.4; size-tagged, initialise through adak_quantize_params_init)."""
+    """adak_quantize_params (since 0.5; size-tagged, initialise through adak_quantize_params_init)."""
 
     _fields_ = [
         ("size", ctypes.c_uint32),

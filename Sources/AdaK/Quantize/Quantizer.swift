@@ -42,6 +42,7 @@ public enum Quantizer {
     static let slabBytes = 64 << 20
 
     public static func run(input: String, output: String, options: QuantizeOptions) throws -> QuantizeReport {
+        guard !input.isEmpty, !output.isEmpty else { throw AdaKError.invalidArgument("the input and output paths must not be empty") }
         let start = ContinuousClock.now
         let file = try GGUFFile(path: input)
         guard file.alignment == 32 else {

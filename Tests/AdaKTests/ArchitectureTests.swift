@@ -284,3 +284,44 @@ extension ArchitectureTests {
         }
     }
 }
+
+extension ArchitectureTests {
+    static let hfFolders = ["tiny-granitemoe", "tiny-deepseek2", "tiny-deepseek3", "tiny-gptoss"]
+
+    /// The transformers folders load directly and compute transformers' logits; `adak convert`'s
+    /// mapping (HFCheckpoint.gguf, f32) gives llama.cpp's converter's tensors: same names, shapes
+    /// and values, and the same values for every architecture key both write.
+    @Test(arguments: hfFolders)
+    func huggingFaceFolderLoadsAndConvertsLikeLlamaCpp(name: String) throws {
+        let folder = Fixtures.path("models/\(name)")
+        let model = try Model(path: folder)
+        var p = SessionParams()
+        p.contextSize = 128
+        p.threads = 2
+        let s = try Session(model: model, params: p)
+        try s.evaluate(try Self.inputIds(name), allLogits: true)
+        let hf = try Fixtures.npy("reference/\(name).hf.logits.npy", as: Float.self).values
+        let d = s.withLogits { TinyModelTests.maxAbs(Array($0), hf) }
+        print("\(name) HF folder: max |Δ| vs transformers = \(d)")
+        #expect(d <= 1e-4)
+
+        let ours = try GGUFFile(storage: try HFCheckpoint.gguf(directory: folder).serialize().withUnsafeBytes { try MappedFile(copying: $0) })
+        let ref = try GGUFFile(path: Fixtures.path("models/\(name).f32.gguf"))
+        #expect(Set(ours.tensors.map(\.name)) == Set(ref.tensors.map(\.name)))
+        for t in ref.tensors {
+            guard let o = ours.tensor(t.name) else { continue }
+            #expect(o.dims == t.dims, "\(t.name)")
+            if o.dims == t.dims {
+                let a = try ours.dequantize(o), b = try ref.dequantize(t)
+                #expect(a == b, "\(t.name)")
+            }
+        }
+        let arch = model.config.arch
+        for k in ref.metadataKeys where k.hasPrefix(arch + ".") {
+            guard let v = ours.metadata[k] else { continue }
+            let r = ref.metadata[k]!
+            let same = v == r || (v.doubleValue != nil && r.doubleValue != nil && Float(v.doubleValue!) == Float(r.doubleValue!))
+            #expect(same, "\(k): ours \(v) converter \(r)")
+        }
+    }
+}

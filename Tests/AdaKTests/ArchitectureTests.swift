@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CAdaKKernels
 @testable import AdaK
 
 /// granitemoe, deepseek2 (V2 with and without q_lora, V3 sigmoid/group routing) and gpt-oss against
@@ -60,29 +61,35 @@ extension ArchitectureTests {
     @Test(arguments: models)
     func greedyMatchesLlamaCpp(name: String) throws {
         for q in ["f32", "q8_0"] {
-            let model = try Model(path: Fixtures.path("models/\(name).\(q).gguf"))
-            let text = try String(contentsOfFile: Fixtures.path("reference/\(name).llamacpp.\(q).greedy.jsonl"), encoding: .utf8)
-            var same = 0, cases = 0
-            for line in text.split(separator: "\n") {
-                let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-                let ids = (obj["ids"] as! [Int]).map(Int32.init), want = obj["greedy_ids"] as! [Int]
-                var p = SessionParams()
-                p.contextSize = 128
-                p.threads = 2
-                let s = try Session(model: model, params: p)
-                try s.evaluate(ids)
-                var got: [Int] = []
-                for _ in 0..<want.count {
-                    let next = s.withLogits { l in l.indices.max { l[$0] < l[$1] || (l[$0] == l[$1] && $0 > $1) }! }
-                    got.append(next)
-                    try s.evaluate([Int32(next)])
-                }
-                cases += 1
-                if got == want { same += 1 } else { print("\(name) \(q) '\(obj["prompt"]!)': ours \(got) llama.cpp \(want)") }
-            }
-            print("\(name) \(q): greedy identical on \(same)/\(cases) prompts")
+            let (same, cases) = try Self.greedyAgreement(name, q)
             #expect(cases == 4 && same == 4)
         }
+    }
+
+    /// Prompts on which our 32 greedy tokens equal llama.cpp's (`NAME.llamacpp.Q.greedy.jsonl`).
+    static func greedyAgreement(_ name: String, _ q: String) throws -> (Int, Int) {
+        let model = try Model(path: Fixtures.path("models/\(name).\(q).gguf"))
+        let text = try String(contentsOfFile: Fixtures.path("reference/\(name).llamacpp.\(q).greedy.jsonl"), encoding: .utf8)
+        var same = 0, cases = 0
+        for line in text.split(separator: "\n") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let ids = (obj["ids"] as! [Int]).map(Int32.init), want = obj["greedy_ids"] as! [Int]
+            var p = SessionParams()
+            p.contextSize = 128
+            p.threads = 2
+            let s = try Session(model: model, params: p)
+            try s.evaluate(ids)
+            var got: [Int] = []
+            for _ in 0..<want.count {
+                let next = s.withLogits { l in l.indices.max { l[$0] < l[$1] || (l[$0] == l[$1] && $0 > $1) }! }
+                got.append(next)
+                try s.evaluate([Int32(next)])
+            }
+            cases += 1
+            if got == want { same += 1 } else { print("\(name) \(q) '\(obj["prompt"]!)': ours \(got) llama.cpp \(want)") }
+        }
+        print("\(name) \(q): greedy identical on \(same)/\(cases) prompts")
+        return (same, cases)
     }
 
     /// Forced per-token k (dense layers ignore it) and Top-P (p 0.5, k ≤ 4, on the architecture's own
@@ -323,5 +330,37 @@ extension ArchitectureTests {
             let same = v == r || (v.doubleValue != nil && r.doubleValue != nil && Float(v.doubleValue!) == Float(r.doubleValue!))
             #expect(same, "\(k): ours \(v) converter \(r)")
         }
+    }
+}
+
+extension ArchitectureTests {
+    /// gpt-oss as released keeps its experts in MXFP4 (llama.cpp's MXFP4_MOE quantisation of the
+    /// tiny model; the rest Q8_0). With an MXFP4 kernel the file must compute llama.cpp's numbers
+    /// like the Q8_0 file does; without one (this branch) loading must stop with a clear error
+    /// naming the tensor's type.
+    @Test func gptOssMXFP4() throws {
+        let name = "tiny-gptoss", file = "tiny-gptoss.mxfp4.gguf"
+        let mxfp4: Int32 = 39   // GGML_TYPE_MXFP4
+        guard akk_row_bytes(mxfp4, 32) > 0 else {
+            let err = Self.loadError(Self.copyOf(file))
+            print("\(file) without an MXFP4 kernel: \(err ?? "loaded")")
+            #expect(err?.contains("type 39") == true || err?.lowercased().contains("mxfp4") == true)
+            return
+        }
+        let (_, ours) = try Self.logits(name, file)
+        let ref = try Fixtures.npy("reference/\(name).llamacpp.mxfp4.logits.npy", as: Float.self).values
+        let ref32 = try Fixtures.npy("reference/\(name).llamacpp.f32.logits.npy", as: Float.self).values
+        let ourDiff = TinyModelTests.meanAbs(ours, ref), quantDiff = TinyModelTests.meanAbs(ref, ref32)
+        print("\(name) mxfp4: mean |ours − llama.cpp| = \(ourDiff); mean |llama.cpp mxfp4 − f32| = \(quantDiff)")
+        #expect(ourDiff <= quantDiff / 4)
+        let (same, cases) = try Self.greedyAgreement(name, "mxfp4")
+        #expect(cases == 4 && same == 4)
+    }
+
+    /// A scratch copy of a fixture (loadError deletes what it loads).
+    static func copyOf(_ file: String) -> String {
+        let out = NSTemporaryDirectory() + "adak-arch-\(UUID().uuidString)-\(file)"
+        try? FileManager.default.copyItem(atPath: Fixtures.path("models/\(file)"), toPath: out)
+        return out
     }
 }

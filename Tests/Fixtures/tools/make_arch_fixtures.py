@@ -330,10 +330,18 @@ def stage_llama(args):
         qp.ftype = C.LLAMA_FTYPE_MOSTLY_Q8_0
         qp.pure = True
         assert C.llama_model_quantize(str(f32).encode(), str(q8).encode(), qp) == 0
+        files = [("f32", f32), ("q8_0", q8)]
+        if spec["arch"] == "gpt-oss":
+            # gpt-oss as released: MXFP4 experts (llama.cpp's MXFP4_MOE: experts MXFP4, the rest Q8_0)
+            mx = MODELS / f"{name}.mxfp4.gguf"
+            qp = C.llama_model_quantize_default_params()
+            qp.ftype = C.LLAMA_FTYPE_MOSTLY_MXFP4_MOE
+            assert C.llama_model_quantize(str(f32).encode(), str(mx).encode(), qp) == 0
+            files.append(("mxfp4", mx))
         side_path = REF / f"{name}.json"
         side = json.loads(side_path.read_text())
         side["llamacpp"] = {}
-        for tag, path in [("f32", f32), ("q8_0", q8)]:
+        for tag, path in files:
             llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_batch=128, n_ubatch=128, n_threads=1,
                                   n_threads_batch=1, logits_all=True, type_k=0, type_v=0, flash_attn=False,
                                   verbose=False, seed=0)

@@ -145,15 +145,7 @@ extension ArchitectureTests {
     @Test(arguments: [RoutingPolicy.adak, .topP, .entropy, .skip])
     func budgetIsMet(policy: RoutingPolicy) throws {
         for name in Self.models {
-            var p = SessionParams()
-            p.contextSize = 600
-            p.threads = 2
-            p.sampling.temperature = 1.0
-            p.sampling.topK = 0
-            p.sampling.topP = 1
-            p.sampling.minP = 0
-            p.sampling.seed = 7
-            let s = try Session(model: try Model(path: Fixtures.path("models/\(name).f32.gguf")), params: p)
+            let s = try RoutingTests.samplingSession(name)
             if policy == .adak { try s.setAllocator(Allocator.identity(for: s.model)) }
             var r = RoutingConfig(policy: policy)
             if policy != .adak { r.kMax = 4 }

@@ -31,7 +31,16 @@ PROMPTS = ["The quick brown fox", "Ada-K: ", "0123456789", "Grüße, 世界"]
 N_GREEDY = 32
 KMAX = 4
 
-# name -> (HF class, config kwargs, post-init tweaks)
+# the deepseek2 variants share their shape: d 128, 3 layers (layer 0 dense), MLA 64/32/16/32, 8 experts
+DEEPSEEK = dict(vocab_size=256, hidden_size=128, intermediate_size=64, moe_intermediate_size=32,
+                num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4,
+                kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32, n_routed_experts=8,
+                num_experts_per_tok=2, max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                initializer_range=0.1, bos_token_id=1, eos_token_id=2, pad_token_id=None)
+YARN = dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=128,
+            beta_fast=32.0, beta_slow=1.0)
+
+# name -> HF class, GGUF arch, config kwargs
 SPECS = {
     "tiny-granitemoe": dict(
         cls="GraniteMoeForCausalLM", arch="granitemoe",
@@ -43,51 +52,27 @@ SPECS = {
                     bos_token_id=1, eos_token_id=2, pad_token_id=None)),
     "tiny-deepseek2": dict(
         cls="DeepseekV2ForCausalLM", arch="deepseek2",
-        config=dict(vocab_size=256, hidden_size=128, intermediate_size=64, moe_intermediate_size=32,
-                    num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4,
-                    q_lora_rank=None, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
-                    n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1, topk_method="greedy",
-                    n_group=1, topk_group=1, norm_topk_prob=False, routed_scaling_factor=1.5,
-                    max_position_embeddings=512, rms_norm_eps=1e-6,
-                    rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
-                                         original_max_position_embeddings=128, beta_fast=32.0, beta_slow=1.0,
-                                         mscale=0.707, mscale_all_dim=0.707),
-                    tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1, eos_token_id=2,
-                    pad_token_id=None)),
+        config=dict(DEEPSEEK, q_lora_rank=None, n_shared_experts=1, topk_method="greedy", n_group=1, topk_group=1,
+                    norm_topk_prob=False, routed_scaling_factor=1.5,
+                    rope_parameters=dict(YARN, mscale=0.707, mscale_all_dim=0.707))),
     "tiny-deepseek2-qlora": dict(
         cls="DeepseekV2ForCausalLM", arch="deepseek2",
-        config=dict(vocab_size=256, hidden_size=128, intermediate_size=64, moe_intermediate_size=32,
-                    num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4,
-                    q_lora_rank=64, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
-                    n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=2, topk_method="greedy",
-                    n_group=1, topk_group=1, norm_topk_prob=False, routed_scaling_factor=1.0,
-                    max_position_embeddings=512, rms_norm_eps=1e-6,
-                    rope_parameters=dict(rope_type="default", rope_theta=10000.0),
-                    tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1, eos_token_id=2,
-                    pad_token_id=None)),
+        config=dict(DEEPSEEK, q_lora_rank=64, n_shared_experts=2, topk_method="greedy", n_group=1, topk_group=1,
+                    norm_topk_prob=False, routed_scaling_factor=1.0,
+                    rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
     "tiny-deepseek3": dict(
         cls="DeepseekV3ForCausalLM", arch="deepseek2",
-        config=dict(vocab_size=256, hidden_size=128, intermediate_size=64, moe_intermediate_size=32,
-                    num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4,
-                    q_lora_rank=64, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
-                    n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1, n_group=4, topk_group=2,
-                    # as DeepSeek-V3's own config.json states them (transformers' class implies them
-                    # but does not save them; the converter needs scoring_func)
-                    scoring_func="sigmoid", topk_method="noaux_tc", norm_topk_prob=True, routed_scaling_factor=2.5, max_position_embeddings=512,
-                    rms_norm_eps=1e-6,
-                    rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
-                                         original_max_position_embeddings=128, beta_fast=32.0, beta_slow=1.0,
-                                         mscale=1.0, mscale_all_dim=1.0),
-                    tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1, eos_token_id=2,
-                    pad_token_id=None)),
+        # scoring_func / topk_method as DeepSeek-V3's own config.json states them (transformers'
+        # class implies them but does not save them; the converter needs scoring_func)
+        config=dict(DEEPSEEK, q_lora_rank=64, n_shared_experts=1, n_group=4, topk_group=2, scoring_func="sigmoid",
+                    topk_method="noaux_tc", norm_topk_prob=True, routed_scaling_factor=2.5,
+                    rope_parameters=dict(YARN, mscale=1.0, mscale_all_dim=1.0))),
     "tiny-gptoss": dict(
         cls="GptOssForCausalLM", arch="gpt-oss",
         config=dict(vocab_size=256, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=8,
                     num_experts_per_tok=2, sliding_window=8, max_position_embeddings=512, rms_norm_eps=1e-5,
-                    rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
-                                         original_max_position_embeddings=128, beta_fast=32.0, beta_slow=1.0,
-                                         truncate=True),
+                    rope_parameters=dict(YARN, truncate=True),
                     swiglu_limit=7.0, tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1,
                     eos_token_id=2, pad_token_id=None)),
 }

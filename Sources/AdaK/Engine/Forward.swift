@@ -151,6 +151,8 @@ final class ForwardState {
                 clock?.end(.attention)
                 addResidual(x, tmp, n * d)
             } else if let wq = L.wq, let wk = L.wk, let wv = L.wv {
+            // (the body of this branch keeps the loop's indentation: a small diff of this shared
+            // file while other branches edit it; re-indent after the merge)
             linear3(wq, q, qDim, wk, k, kvDim, wv, v, kvDim, input: inA)
             if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
             if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }

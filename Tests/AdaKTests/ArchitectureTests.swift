@@ -356,3 +356,18 @@ extension ArchitectureTests {
         return out
     }
 }
+
+extension ArchitectureTests {
+    /// Allocator training (PPO) runs on every new architecture: two updates move the allocator,
+    /// with one k per MoE layer (dense leading layers have none) and finite statistics.
+    @Test(arguments: models)
+    func allocatorTrainingRuns(name: String) throws {
+        let t = try TrainingTests.tinyTrainer(seed: 1, updates: 2, model: name)
+        var seen: [AllocatorTrainingProgress] = []
+        try t.run { seen.append($0); return true }
+        let nMoE = t.model.moeLayerIndices.count
+        #expect(seen.count == 2)
+        #expect(seen.allSatisfy { $0.meanKPerLayer.count == nMoE && $0.ppo.approxKL.isFinite && $0.ppo.entropy > 0 })
+        #expect(t.allocator.weights != Allocator.identity(for: t.model).weights, "the allocator moved")
+    }
+}

@@ -259,6 +259,14 @@ extension ArchitectureTests {
         do { _ = try Model(path: path); return nil } catch { return "\(error)" }
     }
 
+    /// A file stating one multi-token-prediction block (GLM-4.x): the trunk is the layers before it.
+    @Test func nextNBlocksAreNotTrunkLayers() throws {
+        let path = try Self.mutated("tiny-deepseek3", set: ["deepseek2.nextn_predict_layers": .uint32(1)])
+        defer { unlink(path) }
+        let m = try Model(path: path)
+        #expect(m.config.nLayer == 2 && m.layers.count == 2 && m.moeLayerIndices == [1])
+    }
+
     @Test func badFilesGiveClearErrors() throws {
         let cases: [(String, String, String)] = [
             (try Self.mutated("tiny-deepseek3", set: ["deepseek2.expert_gating_func": .uint32(9)]), "expert_gating_func 9", "unknown gating"),
@@ -273,6 +281,8 @@ extension ArchitectureTests {
             (try Self.mutated("tiny-gptoss", drop: ["gpt-oss.attention.sliding_window"]), "sliding_window", "missing window"),
             (try Self.mutated("tiny-gptoss", reshape: ["blk.0.ffn_down_exps.bias": [64, 7]]), "ffn_down_exps.bias", "misshapen bias"),
             (try Self.mutated("tiny-gptoss", set: ["gpt-oss.rope.scaling.factor": .float32(0)]), "rope.scaling.factor", "bad yarn"),
+            (try Self.mutated("tiny-deepseek2", set: ["deepseek2.attention.temperature_scale": .float32(0.1)]), "temperature_scale", "temperature tuning"),
+            (try Self.mutated("tiny-deepseek2", set: ["deepseek2.nextn_predict_layers": .uint32(3)]), "nextn_predict_layers 3", "MTP layers"),
             (try Self.mutated("tiny-granitemoe", drop: ["granitemoe.logit_scale"]), "logit_scale", "missing logit scale"),
             (try Self.mutated("tiny-granitemoe", set: ["granitemoe.rope.scaling.type": .string("yarn"), "granitemoe.rope.scaling.factor": .float32(2)]), "not supported for granitemoe", "yarn elsewhere"),
         ]

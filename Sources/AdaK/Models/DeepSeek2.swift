@@ -70,6 +70,14 @@ enum DeepSeek2 {
             throw AdaKError.format("\(arch): head sizes key \(dk), value \(dv), rope \(rope) are inconsistent")
         }
         c.mla = MLAShape(qLoraRank: qr, kvLoraRank: r, headDimK: dk, headDimV: dv, ropeDim: rope)
+        // GLM's multi-token-prediction blocks follow the trunk (blk.n_layer…): the trunk alone runs
+        let nextn = key("nextn_predict_layers") ?? 0
+        guard nextn >= 0, nextn < c.nLayer else { throw AdaKError.format("\(arch).nextn_predict_layers \(nextn) out of range") }
+        c.nLayer -= nextn
+        // Mistral-Large's attention temperature tuning is not implemented: refuse rather than differ
+        if let t = g.double("\(arch).attention.temperature_scale"), t != 0 {
+            throw AdaKError.unsupported("\(arch).attention.temperature_scale (attention temperature tuning) is not supported")
+        }
         // the engine's "KV head" is the latent row: one per token, shared by all heads
         c.nHeadKV = 1
         c.headDim = r + rope

@@ -4,7 +4,8 @@
 usage: fuzz/make_seeds.py FIXTURES_DIR OUT_DIR
 
 OUT_DIR/gguf: the small quantised fixture models (every architecture, q4_0 and q8_0), plus
-each cut short right after its metadata, in the middle of its tensor infos and in its data, so
+each architecture's q4_0 (or, without one, q8_0) cut short right after its metadata, in the
+middle of its tensor infos and in its data, so
 the fuzzer starts from the loader's early exits as well as from complete models.
 OUT_DIR/tokenizer: one control byte (vocabulary and flags, see fuzz/TokenizerFuzz.swift)
 followed by texts taken from the fixtures' tokenizer cases.
@@ -66,8 +67,8 @@ for name in sorted(os.listdir(models)):
     cuts = {"": len(data), ".meta": meta_end, ".infos": (meta_end + infos_end) // 2,
             ".data": (infos_end + len(data)) // 2}
     for suffix, end in cuts.items():
-        if suffix and name.endswith(".q8_0.gguf"):
-            continue  # one set of cuts per architecture is enough
+        if suffix and name.endswith(".q8_0.gguf") and os.path.exists(os.path.join(models, stem[:-5] + ".q4_0.gguf")):
+            continue  # one set of cuts per architecture is enough (q4_0, else q8_0)
         with open(os.path.join(gguf_dir, stem + suffix + ".gguf"), "wb") as f:
             f.write(data[:end])
         count += 1

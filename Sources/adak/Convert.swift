@@ -9,7 +9,9 @@ struct Convert: ParsableCommand {
             Writes the tensor names, layouts and metadata llama.cpp's convert_hf_to_gguf.py writes \
             (q/k rows permuted for arch llama, experts stacked), so llama.cpp loads the file. \
             Supported: MixtralForCausalLM, LlamaForCausalLM, OlmoeForCausalLM, Qwen2MoeForCausalLM, \
-            Qwen3MoeForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM with a byte-level BPE tokenizer.json.
+            Qwen3MoeForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GraniteMoeForCausalLM, \
+            DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, GptOssForCausalLM (unquantised weights) \
+            with a byte-level BPE tokenizer.json.
             """)
 
     @Argument(help: "Hugging Face checkpoint folder") var input: String

@@ -164,7 +164,7 @@ import Testing
 
         // The default load option quantises the bf16 weights (int8 blocks) at load.
         let q = try Model(path: dir16)
-        #expect(q.layers[0].wq.type == 8)
+        #expect(q.layers[0].wq?.type == 8)
     }
 
     // MARK: 3. conversion = llama.cpp's converter

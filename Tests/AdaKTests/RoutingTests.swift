@@ -118,15 +118,7 @@ import Testing
                       ("tiny-olmoe", .adak), ("tiny-olmoe", .topP)])
     func budgetIsMet(name: String, policy: RoutingPolicy) throws {
         for target: Float in [0.5, 0.75, 1.0] {
-            var p = SessionParams()
-            p.contextSize = 600
-            p.threads = 2
-            p.sampling.temperature = 1.0
-            p.sampling.topK = 0
-            p.sampling.topP = 1
-            p.sampling.minP = 0
-            p.sampling.seed = 7
-            let s = try Session(model: try Model(path: Fixtures.path("models/\(name).f32.gguf")), params: p)
+            let s = try Self.samplingSession(name)
             if policy == .adak { try s.setAllocator(Allocator.identity(for: s.model)) }
             var r = RoutingConfig(policy: policy)
             if policy == .topP { r.p = 0.9; r.kMax = 4 }
@@ -140,6 +132,19 @@ import Testing
             #expect(s.stats.tokens == 512)
             #expect(abs(got - Double(target)) <= 0.02 * Double(target))
         }
+    }
+
+    /// A session on `NAME.f32.gguf` that samples at temperature 1 (seed 7) over a 600-token context.
+    static func samplingSession(_ name: String) throws -> Session {
+        var p = SessionParams()
+        p.contextSize = 600
+        p.threads = 2
+        p.sampling.temperature = 1.0
+        p.sampling.topK = 0
+        p.sampling.topP = 1
+        p.sampling.minP = 0
+        p.sampling.seed = 7
+        return try Session(model: try Model(path: Fixtures.path("models/\(name).f32.gguf")), params: p)
     }
 
     @Test func badSettingsAreRejectedAndLeaveTheSessionAlone() throws {

@@ -130,7 +130,7 @@ import Testing
         }
         #expect(one[Phase.attention.rawValue] == model.kvBytesPerToken(position: 9))
         #expect(one[Phase.ffn.rawValue] == 0 && one[Phase.qkv.rawValue] > 0 && one[Phase.router.rawValue] > 0)
-        let qkv = model.layers.reduce(0) { $0 + $1.wq.byteCount + $1.wk.byteCount + $1.wv.byteCount }
+        let qkv = model.layers.reduce(0) { $0 + $1.wq!.byteCount + $1.wk!.byteCount + $1.wv!.byteCount }
         #expect(one[Phase.qkv.rawValue] == Double(qkv))
         #expect(model.weightBytesPerToken(k: 2) == two.reduce(0, +) - two[Phase.attention.rawValue])
     }

@@ -148,9 +148,9 @@ import Glibc
         }
     }
 
-    static func tinyTrainer(seed: UInt64, updates: Int, resume: String? = nil,
+    static func tinyTrainer(seed: UInt64, updates: Int, resume: String? = nil, model: String = "tiny-olmoe",
                             configure: (inout AllocatorTrainingSettings) -> Void = { _ in }) throws -> AllocatorTrainer {
-        let m = try Model(path: Fixtures.path("models/tiny-olmoe.f32.gguf"))
+        let m = try Model(path: Fixtures.path("models/\(model).f32.gguf"))
         var rng = TrainingRNG(seed: 5)
         let tokens = (0..<400).map { _ in Int32(3 + rng.below(m.config.nVocab - 3)) }
         var s = AllocatorTrainingSettings()

@@ -18,10 +18,15 @@ final class ForwardState {
     /// One block for every layer's K and V (layer l: K at 2l, V at 2l+1, each `kvLayerFloats`
     /// floats): large enough for transparent huge pages (FloatBuffer), so the attention's reads
     /// of the cache do not walk a page table every 4 KB.
+    /// Multi-head latent attention keeps one block per layer (the latent rows, `kCache`).
     private let kvArena: FloatBuffer
     private let kvLayerFloats: Int
-    func kCache(_ layer: Int) -> UnsafeMutablePointer<Float> { kvArena.p + (2 * layer) * kvLayerFloats }
-    func vCache(_ layer: Int) -> UnsafeMutablePointer<Float> { kvArena.p + (2 * layer + 1) * kvLayerFloats }
+    private let kvBlocks: Int
+    func kCache(_ layer: Int) -> UnsafeMutablePointer<Float> { kvArena.p + (kvBlocks * layer) * kvLayerFloats }
+    func vCache(_ layer: Int) -> UnsafeMutablePointer<Float> { kvArena.p + (kvBlocks * layer + 1) * kvLayerFloats }
+    /// Bytes the KV cache holds per token over all layers.
+    var kvBytesPerToken: Int { kvBlocks * config.nLayer * config.nHeadKV * config.headDim * kvType.bytes }
+    let mlaScratch: DeepSeek2.Scratch?
 
     // activations, maxBatch rows each
     let x, xn, q, k, v, attn, tmp: FloatBuffer
@@ -55,7 +60,9 @@ final class ForwardState {
         }
         let kvFloats = kvType == .f16 ? (kvElems + 1) / 2 : kvElems
         kvLayerFloats = (kvFloats + 15) / 16 * 16   // 64-byte aligned layers
-        kvArena = try FloatBuffer(2 * c.nLayer * kvLayerFloats)
+        kvBlocks = c.mla == nil ? 2 : 1
+        kvArena = try FloatBuffer(kvBlocks * c.nLayer * kvLayerFloats)
+        mlaScratch = try c.mla.map { try DeepSeek2.Scratch(config: c, shape: $0, batch: batchSize) }
         x = try FloatBuffer(batchSize * c.nEmbd)
         xn = try FloatBuffer(batchSize * c.nEmbd)
         q = try FloatBuffer(batchSize * qDim)
@@ -131,6 +138,7 @@ final class ForwardState {
         for t in 0..<n {
             akk_dequantize_row(emb.type, emb.data + Int(tokens[t]) * emb.rowBytes, x + t * d, Int64(d))
         }
+        if c.embeddingScale != 1 { for i in 0..<(n * d) { x[i] *= c.embeddingScale } }
         clock?.end(.embed)
 
         for (il, L) in model.layers.enumerated() {
@@ -138,7 +146,14 @@ final class ForwardState {
             for t in 0..<n { akk_rmsnorm(x + t * d, L.attnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
-            linear3(L.wq, q, qDim, L.wk, k, kvDim, L.wv, v, kvDim, input: inA)
+            if let mla = L.mla, let scratch = mlaScratch {
+                DeepSeek2.attention(self, mla, wo: L.wo, scratch: scratch, layer: il, rows: n, pos0: pos0, out: tmp)
+                clock?.end(.attention)
+                addResidual(x, tmp, n * d)
+            } else if let wq = L.wq, let wk = L.wk, let wv = L.wv {
+            // (the body of this branch keeps the loop's indentation: a small diff of this shared
+            // file while other branches edit it; re-indent after the merge)
+            linear3(wq, q, qDim, wk, k, kvDim, wv, v, kvDim, input: inA)
             if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
             if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }
             if let b = L.bv { addBias(v, b, rows: n, cols: kvDim) }
@@ -157,9 +172,13 @@ final class ForwardState {
             }
             clock?.end(.qkv)
             let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
-            for t in 0..<n {
+            for t in 0..<n where !c.rope.isYaRN {
                 akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
                 akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
+            }
+            for t in 0..<n where c.rope.isYaRN {
+                c.rope.apply(q + t * qDim, nHead: c.nHead, headStride: hd, nRot: c.nRot, pos: pos0 + t, freqBase: c.ropeFreqBase, neox: neox != 0)
+                c.rope.apply(k + t * kvDim, nHead: c.nHeadKV, headStride: hd, nRot: c.nRot, pos: pos0 + t, freqBase: c.ropeFreqBase, neox: neox != 0)
             }
             let kc = kCache(il), vc = vCache(il)
             switch kvType {
@@ -182,14 +201,23 @@ final class ForwardState {
                 }
             }
             clock?.end(.ropeKV)
-            akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
-                          Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), 1 / Float(hd).squareRoot(),
-                          attnScratch.p, Int32(nCtx), kvType.ggmlType, Int32(threads))
+            let scale = c.attentionScale ?? 1 / Float(hd).squareRoot()
+            let window = c.swaLayers.isEmpty || !c.swaLayers[il] ? 0 : c.slidingWindow
+            if L.sinks != nil || window > 0 {
+                // Attention.swift: sinks and sliding windows (gpt-oss)
+                attendWithSinks(q: q, k: kc, vt: vc, out: attn, rows: n, pos0: pos0, scale: scale, sinks: L.sinks, window: window)
+            } else {
+                akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
+                              Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), scale,
+                              attnScratch.p, Int32(nCtx), kvType.ggmlType, Int32(threads))
+            }
             clock?.end(.attention)
             inB.set(attn, rows: n, cols: qDim)
             linear(L.wo, inB, out: tmp, outStride: d)
+            if let b = L.bo { addBias(tmp, b, rows: n, cols: d) }
             clock?.end(.attnOutput)
-            for i in 0..<(n * d) { x[i] += tmp[i] }
+            addResidual(x, tmp, n * d)
+            }
 
             // feed-forward
             for t in 0..<n { akk_rmsnorm(x + t * d, L.ffnNorm, xn + t * d, Int64(d), c.rmsEps) }
@@ -202,7 +230,7 @@ final class ForwardState {
                 swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp, onHidden: capture)
                 clock?.end(.ffn)
             }
-            for i in 0..<(n * d) { x[i] += tmp[i] }
+            addResidual(x, tmp, n * d)
         }
 
         // output norm and LM head
@@ -214,11 +242,13 @@ final class ForwardState {
             akk_rmsnorm(x + (n - 1) * d, model.outputNorm, xn, Int64(d), c.rmsEps)
             inA.set(xn, rows: 1, cols: d)
             linear(model.output, inA, out: logits.p, outStride: vocab)
+            if c.logitScale != 1 { let s = 1 / c.logitScale; for i in 0..<vocab { logits.p[i] *= s } }
             clock?.end(.lmHead)
         case .all(let firstRow):
             for t in 0..<n { akk_rmsnorm(x + t * d, model.outputNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             linear(model.output, inA, out: logits.p + firstRow * vocab, outStride: vocab)
+            if c.logitScale != 1 { let s = 1 / c.logitScale; for i in (firstRow * vocab)..<((firstRow + n) * vocab) { logits.p[i] *= s } }
             clock?.end(.lmHead)
         }
     }
@@ -247,6 +277,13 @@ final class ForwardState {
         onHidden?(ffA.p)
         inB.set(ffA.p, rows: n, cols: f)
         linear(down, inB, out: out, outStride: down.rows)
+    }
+
+    /// x += branch · residual scale (Granite's residual_multiplier; 1 elsewhere).
+    @inline(__always)
+    private func addResidual(_ x: UnsafeMutablePointer<Float>, _ branch: UnsafePointer<Float>, _ count: Int) {
+        let r = config.residualScale
+        if r == 1 { for i in 0..<count { x[i] += branch[i] } } else { for i in 0..<count { x[i] += branch[i] * r } }
     }
 
     private func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, cols: Int) {

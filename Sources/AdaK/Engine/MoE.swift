@@ -8,6 +8,11 @@ final class MoEScratch {
     let probs: FloatBuffer        // tokens × n_expert
     let sorted: FloatBuffer       // the same, each row in descending order
     let shared: FloatBuffer
+    /// Per token: experts the router may choose (group-limited routing) and the factor that turns
+    /// the policy distribution back into raw sigmoid scores (ExpertGating).
+    private var eligible: [Int] = []
+    private var rawScale: [Float] = []
+    private let groupScratch: UnsafeMutablePointer<Float>
     private let order: UnsafeMutablePointer<Int32>   // tokens × n_expert: each row's experts, ranked
     private let experts: ExpertRun
     /// The routing of the last batch (for statistics and tests).
@@ -20,10 +25,14 @@ final class MoEScratch {
         sorted = try FloatBuffer(b * c.nExpert)
         shared = try FloatBuffer(b * c.nEmbd)
         order = .allocate(capacity: max(b * c.nExpert, 1))
+        groupScratch = .allocate(capacity: max(c.gating.nGroup, 1))
         experts = try ExpertRun(nExpert: c.nExpert, nEmbd: c.nEmbd, nFF: f, rows: b * max(c.nExpertUsed, 1))
     }
 
-    deinit { order.deallocate() }
+    deinit {
+        order.deallocate()
+        groupScratch.deallocate()
+    }
 
     /// idx[0..<n] = 0..<n ordered by descending key, ties by ascending index (a stable insertion
     /// sort: n is the expert count, and a decoded token ranks one row per layer).
@@ -50,18 +59,30 @@ final class MoEScratch {
         // by the raw scores and derive the probabilities from them (CarvedArchitecture).
         s.linear(router, s.inA, out: probs.p, outStride: nE)
         clock?.end(.router)
+        // a router bias (gpt-oss, carved models) shifts the logits before any scoring
+        if let b = L.routerBias {
+            for t in 0..<n { for e in 0..<nE { probs.p[t * nE + e] += b[e] } }
+        }
         let byScore = c.traits.router == .predictedNorm
+        // sigmoid / selection-bias / group-limited routers rank by a separate key (ExpertGating)
+        let gated = !byScore && c.gating.needsScoring(bias: L.expProbsBias != nil)
+        if eligible.count < n {
+            eligible = [Int](repeating: nE, count: n)
+            rawScale = [Float](repeating: 1, count: n)
+        }
         if byScore {
-            if let b = L.routerBias {
-                for t in 0..<n { for e in 0..<nE { probs.p[t * nE + e] += b[e] } }
-            }
             sorted.p.update(from: probs.p, count: n * nE)   // raw scores, ranked below
+        } else if gated {
+            for t in 0..<n {
+                (eligible[t], rawScale[t]) = c.gating.score(probs.p + t * nE, key: sorted.p + t * nE, n: nE,
+                                                            bias: L.expProbsBias, groupScratch: groupScratch)
+            }
         } else {
             for t in 0..<n { akk_softmax(probs.p + t * nE, Int64(nE)) }
         }
         for t in 0..<n {
             let idx = order + t * nE
-            Self.rank((byScore ? sorted.p : probs.p) + t * nE, nE, into: idx)
+            Self.rank((byScore || gated ? sorted.p : probs.p) + t * nE, nE, into: idx)
             if byScore { CarvedArchitecture.probabilities(probs.p + t * nE, nE) }
             let p = probs.p + t * nE
             for j in 0..<nE { sorted.p[t * nE + j] = p[Int(idx[j])] }
@@ -69,22 +90,32 @@ final class MoEScratch {
 
         // k per token from the routing policy, then the expert table
         let x = s.inA.src!
-        let ks = routing.decide(layer: il, pos0: pos0, n: n, probs: probs.p, sorted: sorted.p, hidden: x, nEmbd: d)
+        var ks = routing.decide(layer: il, pos0: pos0, n: n, probs: probs.p, sorted: sorted.p, hidden: x, nEmbd: d)
+        // group-limited routers never pick outside the chosen groups
+        if gated { for t in 0..<n where ks[t] > eligible[t] { ks[t] = eligible[t] } }
         let kMax = ks.max() ?? 1
         table = ExpertTable(tokens: n, kMax: kMax)
+        let scale = c.gating.weightsScale
         for t in 0..<n {
             var sum: Float = 0
             for j in 0..<ks[t] { sum += sorted.p[t * nE + j] }
+            // llama.cpp clamps the sum of the kept weights at the smallest normal f16
+            if gated { sum = max(sum, 6.103515625e-5 / rawScale[t]) }
             for j in 0..<ks[t] {
                 table.ids[t * kMax + j] = order[t * nE + j]
-                let w = sorted.p[t * nE + j]
-                table.weights[t * kMax + j] = c.traits.unitExpertWeights ? 1 : c.traits.normalizeTopK ? w / sum : w
+                let w = sorted.p[t * nE + j] * (gated ? rawScale[t] : 1)
+                let v = c.traits.unitExpertWeights ? 1 : c.traits.normalizeTopK ? w / (sum * (gated ? rawScale[t] : 1)) : w
+                table.weights[t * kMax + j] = scale == 1 ? v : v * scale
             }
         }
         clock?.end(.routing)
         // group rows by expert and run all active experts in one parallel region
-        experts.run(table: table, ks: ks, tokens: n, input: s.inA, gate: gateExps, up: upExps,
-                    down: downExps, threads: s.threads, out: out)
+        if L.gateExpsBias != nil {
+            GptOss.experts(table: table, ks: ks, tokens: n, layer: L, state: s, out: out)
+        } else {
+            experts.run(table: table, ks: ks, tokens: n, input: s.inA, gate: gateExps, up: upExps,
+                        down: downExps, threads: s.threads, out: out)
+        }
 
         // shared expert (qwen2moe): gated by sigmoid(x · w_gate_inp_shexp)
         if let sg = L.sharedGate, let su = L.sharedUp, let sd = L.sharedDown {

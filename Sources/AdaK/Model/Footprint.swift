@@ -18,7 +18,11 @@ extension Model {
         var b = [Double](repeating: 0, count: Phase.allCases.count)
         func add(_ p: Phase, _ bytes: Double) { b[p.rawValue] += bytes }
         for l in layers {
-            add(.qkv, Double(l.wq.byteCount + l.wk.byteCount + l.wv.byteCount))
+            add(.qkv, Double([l.wq, l.wk, l.wv].reduce(0) { $0 + ($1?.byteCount ?? 0) }))
+            if let m = l.mla {
+                let stacks = [m.kB, m.vB].reduce(0) { $0 + $1.count * $1.expert(0).byteCount }
+                add(.qkv, Double((m.qA?.byteCount ?? 0) + m.q.byteCount + m.kvA.byteCount + stacks))
+            }
             add(.attnOutput, Double(l.wo.byteCount))
             add(.norms, Double(2 * c.nEmbd * 4))
             if let g = l.ffnGate, let u = l.ffnUp, let d = l.ffnDown {
@@ -38,8 +42,10 @@ extension Model {
         return b
     }
 
-    /// Bytes of the KV cache a token at `position` reads (K and V over the context).
+    /// Bytes of the KV cache a token at `position` reads (K and V over the context; multi-head
+    /// latent attention keeps one latent row per token and layer).
     public func kvBytesPerToken(position: Int, kvType: KVCacheType = .f32) -> Double {
-        Double(2 * config.nLayer * config.nHeadKV * config.headDim * kvType.bytes * (position + 1))
+        let blocks = config.mla == nil ? 2 : 1
+        return Double(blocks * config.nLayer * config.nHeadKV * config.headDim * kvType.bytes * (position + 1))
     }
 }

@@ -75,6 +75,7 @@ public enum HFCheckpoint {
         default: break
         }
         w.set("general.quantization_version", .uint32(2))
+        cfg.writeNewArchKeys(&w, vocab: cfg.vocabSize ?? b.vocabRows)
         try HFTokenizerJSON.addKeys(to: &w, directory: dir, config: configJSON, vocabSize: cfg.vocabSize ?? b.vocabRows)
         for t in b.tensors {
             try w.addTensor(name: t.name, dims: t.dims, type: t.type, bytes: t.bytes)
@@ -187,6 +188,8 @@ struct HFConfig {
     let vocabSize: Int?
     let tied: Bool
     let moeLayers: Set<Int>
+    /// The whole config.json (architecture-specific keys, Models/HFArchitectures.swift).
+    let json: JSONValue
 
     static let archMap: [String: String] = [
         "MixtralForCausalLM": "llama", "LlamaForCausalLM": "llama",
@@ -202,9 +205,11 @@ struct HFConfig {
         guard let archs = c["architectures"]?.arrayValue, let hfArch = archs.first?.stringValue else {
             throw bad("missing \"architectures\"")
         }
-        guard let arch = Self.archMap[hfArch], let traits = ArchitectureTraits.forArchitecture(arch) else {
-            throw unsupported("architecture '\(hfArch)' is not supported (supported: \(Self.archMap.keys.sorted().joined(separator: ", ")))")
+        guard let arch = Self.archMap[hfArch] ?? Self.newArchMap[hfArch], let traits = ArchitectureTraits.forArchitecture(arch) else {
+            let all = Array(Self.archMap.keys) + Array(Self.newArchMap.keys)
+            throw unsupported("architecture '\(hfArch)' is not supported (supported: \(all.sorted().joined(separator: ", ")))")
         }
+        json = c
         self.hfArch = hfArch
         self.arch = arch
         self.traits = traits
@@ -222,12 +227,14 @@ struct HFConfig {
         nHead = try req("num_attention_heads")
         nHeadKV = try int("num_key_value_heads") ?? nHead
         guard nHead > 0, nHeadKV > 0, nHead % nHeadKV == 0 else { throw bad("bad head counts \(nHead)/\(nHeadKV)") }
-        explicitHeadDim = try int("head_dim")
-        headDim = explicitHeadDim ?? nEmbd / nHead
+        // deepseek2's head_dim is its rope part; its heads are nope + rope (Models/HFArchitectures.swift)
+        let mla = arch == DeepSeek2.arch
+        explicitHeadDim = mla ? nil : try int("head_dim")
+        headDim = mla ? (try int("qk_nope_head_dim") ?? 0) + (try int("qk_rope_head_dim") ?? 0) : explicitHeadDim ?? nEmbd / nHead
         nFF = try int("intermediate_size") ?? 0
         nFFExpert = try int("moe_intermediate_size")
         nFFShared = try int("shared_expert_intermediate_size")
-        let experts = try int("num_local_experts") ?? int("num_experts") ?? 0
+        let experts = try int("num_local_experts") ?? int("num_experts") ?? int("n_routed_experts") ?? 0
         nExpert = experts
         nExpertUsed = experts > 0 ? try req("num_experts_per_tok") : 0
         guard experts == 0 || (nExpertUsed >= 1 && nExpertUsed <= experts) else {
@@ -244,7 +251,8 @@ struct HFConfig {
         for scaling in [c["rope_scaling"], rp] {
             guard let s = scaling, !s.isNull else { continue }
             let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
-            guard type == "default" else { throw unsupported("RoPE scaling '\(type)' is not supported") }
+            let yarnOK = type == "yarn" && (arch == DeepSeek2.arch || arch == GptOss.arch)
+            guard type == "default" || yarnOK else { throw unsupported("RoPE scaling '\(type)' is not supported") }
         }
         if let act = c["hidden_act"]?.stringValue, act != "silu" {
             throw unsupported("hidden_act '\(act)' is not supported (silu is)")
@@ -256,7 +264,7 @@ struct HFConfig {
         tied = c["tie_word_embeddings"]?.boolValue ?? false
         // Renormalisation of the kept top-k weights: llama.cpp hard-codes it per architecture, so a
         // config that disagrees cannot be represented in GGUF and would silently compute another model.
-        if experts > 0, hfArch != "MixtralForCausalLM", let norm = c["norm_topk_prob"]?.boolValue, norm != traits.normalizeTopK {
+        if experts > 0, hfArch != "MixtralForCausalLM", arch != DeepSeek2.arch, let norm = c["norm_topk_prob"]?.boolValue, norm != traits.normalizeTopK {
             throw unsupported("norm_topk_prob = \(norm), but llama.cpp's '\(arch)' always uses \(traits.normalizeTopK)")
         }
         // Which layers are MoE: every decoder_sparse_step-th, minus mlp_only_layers.
@@ -269,10 +277,12 @@ struct HFConfig {
                 guard let i = v.intValue else { throw bad("mlp_only_layers must hold integers") }
                 dense.insert(i)
             }
-            for i in 0..<nLayer where !dense.contains(i) && (i + 1) % step == 0 { moe.insert(i) }
+            let lead = arch == DeepSeek2.arch ? try int("first_k_dense_replace") ?? 0 : 0
+            for i in lead..<max(lead, nLayer) where !dense.contains(i) && (i + 1) % step == 0 { moe.insert(i) }
             guard nFFExpert != nil || nFF > 0 else { throw bad("missing expert FFN size") }
         }
         moeLayers = moe
+        try checkNewArch(origin: origin)
         guard nLayer >= 1, nLayer <= ModelConfig.maxLayers, nEmbd >= 1, nEmbd <= ModelConfig.maxEmbd,
               headDim >= 2, headDim <= ModelConfig.maxHeadDim, experts <= ModelConfig.maxExperts,
               contextLength <= ModelConfig.maxContext else {
@@ -329,6 +339,11 @@ extension HFCheckpoint {
             if !cfg.tied { required.append("output.weight") }
             for i in 0..<cfg.nLayer {
                 let p = "blk.\(i)."
+                let special = cfg.newArchRequired(layer: i)
+                if !special.isEmpty {
+                    required += special
+                    continue
+                }
                 required += ["attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output"].map { p + $0 + ".weight" }
                 if cfg.traits.qkNorm != .none { required += [p + "attn_q_norm.weight", p + "attn_k_norm.weight"] }
                 if cfg.moeLayers.contains(i) {
@@ -367,10 +382,11 @@ extension HFCheckpoint {
                 throw unknown()
             }
             let key = String(rest[rest.index(after: dot)...])
+            if try mapNewArch(name, layer: layer, key: key) { return }
             let p = "blk.\(layer)."
             let isMoE = cfg.moeLayers.contains(layer)
             let fe = cfg.expertFF, fs = cfg.nFFShared ?? 0
-            let permute = cfg.arch == "llama"
+            let permute = cfg.arch == "llama" || cfg.arch == GraniteMoE.arch   // NORM-mode RoPE
             switch key {
             case "input_layernorm.weight": try emit(name, p + "attn_norm.weight", [d])
             case "post_attention_layernorm.weight": try emit(name, p + "ffn_norm.weight", [d])
@@ -500,10 +516,30 @@ extension HFCheckpoint {
             return out
         }
 
-        private mutating func emit(_ name: String, _ gguf: String, _ shape: [Int], forceF32: Bool = false, permuteHeads: Int? = nil) throws {
+        mutating func emit(_ name: String, _ gguf: String, _ shape: [Int], forceF32: Bool = false, permuteHeads: Int? = nil) throws {
             guard seen.insert(gguf).inserted else { throw AdaKError.format("two tensors map to '\(gguf)'") }
             let (type, bytes) = try convert(name, shape: shape, forceF32: forceF32, permuteHeads: permuteHeads)
             tensors.append(Tensor(name: gguf, dims: shape.reversed(), type: type, bytes: bytes))
+        }
+
+        /// A source tensor of row-major `shape` as floats (any float dtype).
+        func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
+            let (file, t) = ckpt.tensor(name)!
+            guard t.shape == shape else {
+                throw AdaKError.format("\(file.origin): tensor '\(name)' has shape \(t.shape), expected \(shape)")
+            }
+            guard t.dtype.isFloat else { throw AdaKError.unsupported("\(file.origin): tensor '\(name)' has dtype \(t.dtype.rawValue)") }
+            let f = try file.floats(t)
+            guard f.allSatisfy({ $0.isFinite }) else { throw AdaKError.format("\(file.origin): tensor '\(name)' contains NaN or infinity") }
+            return f
+        }
+
+        /// A rearranged tensor (row-major `shape`), written as f32.
+        mutating func emitFloats(_ gguf: String, _ shape: [Int], _ values: [Float]) throws {
+            guard seen.insert(gguf).inserted else { throw AdaKError.format("two tensors map to '\(gguf)'") }
+            precondition(values.count == shape.reduce(1, *))
+            tensors.append(Tensor(name: gguf, dims: shape.reversed(), type: UInt32(AKK_F32.rawValue),
+                                  bytes: values.withUnsafeBytes { Array($0) }))
         }
 
         private mutating func emitStack(_ names: [String], _ gguf: String, _ shape: [Int]) throws {

@@ -84,13 +84,25 @@ public final class Model: @unchecked Sendable {
         var layers: [LayerWeights] = []
         for i in 0..<config.nLayer {
             let p = "blk.\(i)."
-            var l = LayerWeights(
-                attnNorm: try loader.vector(p + "attn_norm.weight", d),
-                wq: try loader.matrix(p + "attn_q.weight", rows: qDim, cols: d),
-                wk: try loader.matrix(p + "attn_k.weight", rows: kvDim, cols: d),
-                wv: try loader.matrix(p + "attn_v.weight", rows: kvDim, cols: d),
-                wo: try loader.matrix(p + "attn_output.weight", rows: d, cols: qDim),
-                ffnNorm: try loader.vector(p + "ffn_norm.weight", d))
+            // gpt-oss names its pre-FFN norm post_attention_norm
+            let ffnNormName = config.arch == GptOss.arch ? "post_attention_norm.weight" : "ffn_norm.weight"
+            var l: LayerWeights
+            if let mla = config.mla {
+                l = LayerWeights(attnNorm: try loader.vector(p + "attn_norm.weight", d),
+                                 wo: try loader.matrix(p + "attn_output.weight", rows: d, cols: config.nHead * mla.headDimV),
+                                 ffnNorm: try loader.vector(p + ffnNormName, d))
+                l.mla = try DeepSeek2.loadAttention(loader, prefix: p, shape: mla, config: config)
+            } else {
+                l = LayerWeights(
+                    attnNorm: try loader.vector(p + "attn_norm.weight", d),
+                    wq: try loader.matrix(p + "attn_q.weight", rows: qDim, cols: d),
+                    wk: try loader.matrix(p + "attn_k.weight", rows: kvDim, cols: d),
+                    wv: try loader.matrix(p + "attn_v.weight", rows: kvDim, cols: d),
+                    wo: try loader.matrix(p + "attn_output.weight", rows: d, cols: qDim),
+                    ffnNorm: try loader.vector(p + ffnNormName, d))
+            }
+            l.bo = try loader.optionalVector(p + "attn_output.bias", d)
+            if config.arch == GptOss.arch { l.sinks = try loader.vector(p + "attn_sinks.weight", config.nHead) }
             l.bq = try loader.optionalVector(p + "attn_q.bias", qDim)
             l.bk = try loader.optionalVector(p + "attn_k.bias", kvDim)
             l.bv = try loader.optionalVector(p + "attn_v.bias", kvDim)
@@ -114,6 +126,12 @@ public final class Model: @unchecked Sendable {
                 l.gateExps = try loader.experts(p + "ffn_gate_exps.weight", count: e, rows: f, cols: d)
                 l.upExps = try loader.experts(p + "ffn_up_exps.weight", count: e, rows: f, cols: d)
                 l.downExps = try loader.experts(p + "ffn_down_exps.weight", count: e, rows: d, cols: f)
+                l.expProbsBias = try loader.optionalVector(p + "exp_probs_b.bias", e)
+                if config.arch == GptOss.arch {
+                    l.gateExpsBias = UnsafePointer(try loader.f32Rows(p + "ffn_gate_exps.bias", rows: e, cols: f))
+                    l.upExpsBias = UnsafePointer(try loader.f32Rows(p + "ffn_up_exps.bias", rows: e, cols: f))
+                    l.downExpsBias = UnsafePointer(try loader.f32Rows(p + "ffn_down_exps.bias", rows: e, cols: d))
+                }
                 if loader.has(p + "ffn_up_shexp.weight") {
                     let fs = config.nFFShared > 0 ? config.nFFShared : f
                     l.sharedGate = try loader.matrix(p + "ffn_gate_shexp.weight", rows: fs, cols: d)
@@ -122,6 +140,11 @@ public final class Model: @unchecked Sendable {
                     l.sharedGateInp = try loader.optionalVector(p + "ffn_gate_inp_shexp.weight", d)
                 }
             } else {
+                // deepseek2 (and any file stating leading dense layers): the rest must be MoE
+                if config.nLeadingDense > 0 || config.arch == DeepSeek2.arch || config.arch == GptOss.arch,
+                   i >= config.nLeadingDense, config.nExpert > 0 {
+                    throw AdaKError.format("missing tensor '\(p)ffn_gate_inp.weight' (layer \(i) follows the \(config.nLeadingDense) leading dense layers)")
+                }
                 guard config.nFF > 0 else { throw AdaKError.format("\(config.arch).feed_forward_length is missing") }
                 l.ffnGate = try loader.matrix(p + "ffn_gate.weight", rows: config.nFF, cols: d)
                 l.ffnUp = try loader.matrix(p + "ffn_up.weight", rows: config.nFF, cols: d)

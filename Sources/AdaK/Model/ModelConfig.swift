@@ -22,11 +22,16 @@ public struct ArchitectureTraits: Sendable {
         case "qwen3": ArchitectureTraits(ropeNeoX: true, normalizeTopK: true, qkNorm: .perHead)
         case "qwen3moe": ArchitectureTraits(ropeNeoX: true, normalizeTopK: true, qkNorm: .perHead)
         case "olmoe": ArchitectureTraits(ropeNeoX: true, normalizeTopK: false, qkNorm: .wholeProjection)
+        case GraniteMoE.arch: ArchitectureTraits(ropeNeoX: false, normalizeTopK: true, qkNorm: .none)
+        // deepseek2's renormalisation comes from `expert_weights_norm` (DeepSeek2.readConfig)
+        case DeepSeek2.arch: ArchitectureTraits(ropeNeoX: false, normalizeTopK: false, qkNorm: .none)
+        case GptOss.arch: ArchitectureTraits(ropeNeoX: true, normalizeTopK: true, qkNorm: .none)
         default: nil
         }
     }
 
-    public static let supported = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "olmoe", CarvedArchitecture.name]
+    public static let supported = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "olmoe", GraniteMoE.arch,
+                                   DeepSeek2.arch, GptOss.arch, CarvedArchitecture.name]
 }
 
 /// Hyper-parameters read from a GGUF file's `<arch>.*` keys.
@@ -53,6 +58,23 @@ public struct ModelConfig: Sendable {
     public var ropeFreqBase: Float
     public var rmsEps: Float
     public var traits: ArchitectureTraits
+
+    // Architecture-specific settings (Sources/AdaK/Models); the defaults are the plain llama pass.
+    /// Granite: embeddings × embeddingScale, each residual branch × residualScale, logits ÷ logitScale.
+    public var embeddingScale: Float = 1
+    public var residualScale: Float = 1
+    public var logitScale: Float = 1
+    /// Attention score scale (nil: 1/√head_dim).
+    public var attentionScale: Float? = nil
+    public var rope = RopeScaling()
+    /// deepseek2's multi-head latent attention, nil otherwise.
+    public var mla: MLAShape? = nil
+    /// Leading layers with a dense FFN before the MoE layers (`leading_dense_block_count`).
+    public var nLeadingDense = 0
+    public var gating = ExpertGating()
+    /// gpt-oss: sliding window (tokens) and which layers use it.
+    public var slidingWindow = 0
+    public var swaLayers: [Bool] = []
 
     public var isMoE: Bool { nExpert > 0 }
 
@@ -85,7 +107,9 @@ public struct ModelConfig: Sendable {
         guard nHead > 0 else { throw AdaKError.format("\(arch).attention.head_count must be positive") }
         headDim = opt("attention.key_length") ?? (nEmbd / nHead)
         let valueDim = opt("attention.value_length") ?? headDim
-        guard valueDim == headDim else {
+        // deepseek2 states its latent cache row (kv_lora_rank + rope dim) as key_length and
+        // kv_lora_rank as value_length; DeepSeek2.readConfig checks them
+        guard valueDim == headDim || arch == DeepSeek2.arch else {
             throw AdaKError.unsupported("attention.value_length \(valueDim) != key_length \(headDim)")
         }
         nRot = opt("rope.dimension_count") ?? headDim
@@ -98,8 +122,15 @@ public struct ModelConfig: Sendable {
         ropeFreqBase = Float(g.double("\(arch).rope.freq_base") ?? 10000)
         rmsEps = Float(g.double("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-5)
         nVocab = opt("vocab_size") ?? g.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
-        if let scaling = g.string("\(arch).rope.scaling.type"), scaling != "none" {
-            throw AdaKError.unsupported("rope scaling '\(scaling)' is not supported")
+        rope = try RopeScaling.read(g, arch: arch, nRot: nRot, freqBase: ropeFreqBase, contextLength: contextLength)
+        if rope.isYaRN && arch != DeepSeek2.arch && arch != GptOss.arch {
+            throw AdaKError.unsupported("rope scaling 'yarn' is not supported for \(arch)")
+        }
+        switch arch {
+        case GraniteMoE.arch: try GraniteMoE.readConfig(g, into: &self)
+        case DeepSeek2.arch: try DeepSeek2.readConfig(g, into: &self)
+        case GptOss.arch: try GptOss.readConfig(g, into: &self)
+        default: break
         }
         try validate()
     }

@@ -44,8 +44,14 @@ public struct ExpertStack: @unchecked Sendable {
 /// Weights of one decoder layer. Optional parts depend on the architecture.
 public struct LayerWeights: @unchecked Sendable {
     public var attnNorm: UnsafePointer<Float>
-    public var wq, wk, wv, wo: Matrix
+    /// Q/K/V projections (nil for multi-head latent attention, whose weights are in `mla`).
+    public var wq, wk, wv: Matrix?
+    public var wo: Matrix
     public var bq, bk, bv: UnsafePointer<Float>?
+    /// Attention output bias and per-head sink logits (gpt-oss), nil if none.
+    public var bo, sinks: UnsafePointer<Float>?
+    /// deepseek2's multi-head latent attention (Models/DeepSeek2.swift).
+    var mla: MLAWeights?
     public var qNorm, kNorm: UnsafePointer<Float>?
     public var ffnNorm: UnsafePointer<Float>
 
@@ -57,6 +63,10 @@ public struct LayerWeights: @unchecked Sendable {
     /// Router bias (carved models: `ffn_gate_inp.bias`), nil if none.
     public var routerBias: UnsafePointer<Float>?
     public var gateExps, upExps, downExps: ExpertStack?
+    /// Per-expert biases (gpt-oss): count × rows floats each.
+    public var gateExpsBias, upExpsBias, downExpsBias: UnsafePointer<Float>?
+    /// Selection bias added to the router scores for ranking only (DeepSeek-V3 `exp_probs_b`).
+    public var expProbsBias: UnsafePointer<Float>?
     public var sharedGate, sharedUp, sharedDown: Matrix?
     public var sharedGateInp: UnsafePointer<Float>?
 
@@ -117,6 +127,25 @@ final class WeightLoader {
         }
         try checkFinite(name, p, n)
         return UnsafePointer(p)
+    }
+
+    /// Zeroed f32 memory owned with the weights (tensors rearranged at load).
+    func allocateFloats(_ n: Int) throws -> UnsafeMutablePointer<Float> {
+        let p = try allocate(max(n, 1) * 4).assumingMemoryBound(to: Float.self)
+        p.update(repeating: 0, count: max(n, 1))
+        return p
+    }
+
+    /// A tensor of `rows` × `cols` as f32 rows owned with the weights.
+    func f32Rows(_ name: String, rows: Int, cols: Int) throws -> UnsafeMutablePointer<Float> {
+        let t = try info(name, dims: [cols, rows])
+        let p = try allocateFloats(rows * cols)
+        let rb = Int(akk_row_bytes(Int32(bitPattern: t.type), Int64(cols)))
+        for r in 0..<rows where akk_dequantize_row(Int32(bitPattern: t.type), gguf.data(t) + r * rb, p + r * cols, Int64(cols)) != 0 {
+            throw AdaKError.unsupported("tensor '\(name)': type \(t.typeName) is not supported")
+        }
+        try checkFinite(name, p, rows * cols)
+        return p
     }
 
     func optionalVector(_ name: String, _ n: Int) throws -> UnsafePointer<Float>? {

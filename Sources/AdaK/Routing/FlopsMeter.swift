@@ -15,18 +15,34 @@ public struct FlopsModel: Sendable {
     public let nMoE: Int
     public let nShared: Int
     public let kNative: Int
+    /// Layers whose attention sees only the last `slidingWindow` positions (gpt-oss).
+    public let slidingWindow: Int
+    public let nSlidingLayers: Int
 
     public init(model: Model) {
         let c = model.config
         let d = Double(c.nEmbd), hd = Double(c.headDim)
         let q = Double(c.nHead) * hd, kv = Double(c.nHeadKV) * hd
-        attentionProjections = 2 * d * (q + 2 * kv) + 2 * q * d
-        scoresPerContextToken = 4 * hd * Double(c.nHead)
+        if let m = c.mla {
+            // MLA as run (absorbed): q (direct or low-rank), kv_a, per-head k_b and v_b, output;
+            // scores over [c, k_pe] and the weighted sum over c (Models/DeepSeek2.swift)
+            let h = Double(c.nHead), r = Double(m.kvLoraRank), rope = Double(m.ropeDim)
+            let qr = Double(m.qLoraRank), dk = Double(m.headDimK), dv = Double(m.headDimV)
+            let qProj = m.qLoraRank > 0 ? 2 * d * qr + 2 * qr * h * dk : 2 * d * h * dk
+            attentionProjections = qProj + 2 * d * (r + rope) + 2 * h * Double(m.nopeDim) * r + 2 * h * r * dv + 2 * h * dv * d
+            scoresPerContextToken = 2 * h * (r + rope) + 2 * h * r
+        } else {
+            attentionProjections = 2 * d * (q + 2 * kv) + 2 * q * d
+            scoresPerContextToken = 4 * hd * Double(c.nHead)
+        }
+        slidingWindow = c.slidingWindow
+        nSlidingLayers = c.swaLayers.filter { $0 }.count
         router = 2 * d * Double(c.nExpert)
         allocator = 2 * d * Double(c.nExpert)
         expert = 6 * d * Double(c.nFFExpert)
         let fs = Double(model.layers.first { $0.sharedUp != nil }?.sharedUp?.rows ?? 0)
-        shared = fs > 0 ? 6 * d * fs + 2 * d : 0
+        let gated = model.layers.contains { $0.sharedGateInp != nil }
+        shared = fs > 0 ? 6 * d * fs + (gated ? 2 * d : 0) : 0
         dense = 6 * d * Double(c.nFF)
         lmHead = 2 * d * Double(c.nVocab)
         nLayer = c.nLayer
@@ -37,7 +53,9 @@ public struct FlopsModel: Sendable {
 
     /// FLOPs of everything but the routed experts, for a token at `position` (0-based).
     public func fixedPart(position: Int, allocatorUsed: Bool, logits: Bool) -> Double {
-        var f = Double(nLayer) * (attentionProjections + scoresPerContextToken * Double(position + 1))
+        let seen = Double(position + 1), seenSWA = slidingWindow > 0 ? min(seen, Double(slidingWindow)) : seen
+        var f = Double(nLayer) * attentionProjections
+        f += scoresPerContextToken * (Double(nLayer - nSlidingLayers) * seen + Double(nSlidingLayers) * seenSWA)
         f += Double(nMoE) * (router + (allocatorUsed ? allocator : 0)) + Double(nShared) * shared
         f += Double(nLayer - nMoE) * dense
         if logits { f += lmHead }

@@ -82,7 +82,9 @@ final class RouterState {
                     k = allocLogits.withUnsafeBufferPointer { KRule.adak(logits: $0.baseAddress! + t * E, lo: lo, hi: hi, mu: u) }
                 }
             case .topP: k = KRule.topP(sorted: sorted + t * E, count: E, threshold: min(max(config.p - u, 1e-6), 1))
-            case .skip: k = KRule.skip(sorted: sorted + t * E, count: E, beta: min(max(config.beta + u, 0), 1))
+            // β may pass 1 under a budget: on a biased sigmoid router a later expert can outweigh
+            // the first (ExpertGating), and only β > 1 then brings k down to 1
+            case .skip: k = KRule.skip(sorted: sorted + t * E, count: E, beta: max(config.beta + u, 0))
             case .entropy: k = KRule.entropy(probs: probs + t * E, count: E, tau: config.tau * exp(-u))
             }
             return min(max(k, lo), hi)

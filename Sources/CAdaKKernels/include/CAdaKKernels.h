@@ -4,3 +4,4 @@
 #include "adak_blas.h"
 #include "adak_grouped.h"
 #include "adak_quantize.h"
+#include "adak_arch_ops.h"

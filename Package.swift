@@ -26,10 +26,12 @@ let package = Package(
     targets: [
         .target(name: "CAdaKKernels", cSettings: openmpC, linkerSettings: openmpLink),
         .target(name: "AdaK", dependencies: ["CAdaKKernels"]),
-        .target(name: "AdaKExports", dependencies: ["AdaK"]),
+        // include/adak.h seen from Swift (include/module.modulemap): the ABI's structs and constants.
+        .systemLibrary(name: "CAdaK", path: "include"),
+        .target(name: "AdaKExports", dependencies: ["AdaK", "CAdaK"]),
         .executableTarget(name: "adak", dependencies: [
             "AdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels"], exclude: ["Resources"]),
+        .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels", "CAdaK"], exclude: ["Resources"]),
     ]
 )

@@ -2,11 +2,13 @@
 
 For each row both engines run alternately for several rounds: prefill of a 128-token prompt,
 then 128 tokens decoded one at a time (fixed token ids, no sampling, so both do identical work).
-llama.cpp runs through llama-cpp-python with an F32 KV cache and flash attention off (the
-configuration libadak matches numerically); k is overridden through `<arch>.expert_used_count`.
-Prints medians and ratios (libadak / llama.cpp; > 1 means libadak is faster) and writes JSON.
+llama.cpp runs through llama-cpp-python in its default configuration (`--config default`: f16 KV
+cache, flash attention on, as llama.cpp's own tools run; libadak with its f16 cache), or in the
+configuration libadak matches numerically (`--config exact`: f32 cache, flash attention off);
+k is overridden through `<arch>.expert_used_count`. Prints the host's CPU flags, medians and
+ratios (libadak / llama.cpp; > 1 means libadak is faster) and writes JSON.
 
-Usage: bench/compare.sh [--threads 2] [--rounds 3] [--rows all|smollm2|...]
+Usage: bench/compare.sh [--threads 2] [--rounds 3] [--types q4_0,q4_k_m,...] [--rows all|smollm2|...]
 """
 import argparse
 import json
@@ -41,15 +43,31 @@ def gguf_info(path):
 KV_GGML = {"f32": 0, "f16": 1}  # ggml type ids of the cache
 
 
-def run_llamacpp(path, arch, vocab, threads, k, n_prompt, n_gen, llm_cache, kv_type="f32"):
+CONFIGS = {"default": ("f16", True), "exact": ("f32", False)}  # KV cache type, flash attention
+
+
+def cpu_flags():
+    """The SIMD flags of this host that decide which kernels either engine runs."""
+    want = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni")
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split(":", 1)[1].split()
+        model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    except (OSError, StopIteration):
+        return "?", []
+    return model, [w for w in want if w in flags]
+
+
+def run_llamacpp(path, arch, vocab, threads, k, n_prompt, n_gen, llm_cache, config="default"):
     key = (path, k)
     if key not in llm_cache:
         llm_cache.clear()
         kv = {f"{arch}.expert_used_count": k} if k else None
+        kv_type, flash = CONFIGS[config]
         llm_cache[key] = llama_cpp.Llama(
             model_path=path, n_ctx=n_prompt + n_gen + 16, n_batch=512, n_ubatch=512,
-            n_threads=threads, n_threads_batch=threads, type_k=KV_GGML[kv_type], type_v=KV_GGML[kv_type], flash_attn=False,
-            kv_overrides=kv, verbose=False, logits_all=False)
+            n_threads=threads, n_threads_batch=threads, type_k=KV_GGML[kv_type], type_v=KV_GGML[kv_type],
+            flash_attn=flash, kv_overrides=kv, verbose=False, logits_all=False)
     llm = llm_cache[key]
     prompt = token_ids(n_prompt, 0, vocab)
     gen = token_ids(n_gen, n_prompt, vocab)
@@ -84,23 +102,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--gen", type=int, default=128)
-    ap.add_argument("--kv-type", default="f32", choices=["f32", "f16"],
-                    help="KV cache type on both sides (llama.cpp's default is f16)")
+    ap.add_argument("--config", default="default", choices=sorted(CONFIGS),
+                    help="default: llama.cpp's defaults (f16 cache, flash attention); exact: f32 cache, no flash attention")
+    ap.add_argument("--types", default="q8_0,q4_0", help="comma list of bench model types (bench/make_models.sh)")
+    ap.add_argument("--ks", default="native", help="comma list of k values, or native")
     ap.add_argument("--rows", default="all", help="comma list of row-name prefixes, or all")
     ap.add_argument("--cli", default=os.path.join(ROOT, ".build", "release", "adak-cli"))
     ap.add_argument("--json", default=os.path.join(CACHE, "bench", "compare.json"))
     a = ap.parse_args()
 
     rows = []
-    for name in ("mixtral-shaped", "olmoe-shaped"):
-        for q in ("q8_0", "q4_0"):
+    for name in ("mixtral-shaped", "olmoe-shaped", "qwen3-30b-a3b-shaped"):
+        for q in a.types.split(","):
             path = os.path.join(CACHE, "bench", f"{name}.{q}.gguf")
             if not os.path.exists(path):
                 print(f"skip {path}: run bench/make_models.sh", file=sys.stderr)
                 continue
             native = gguf_info(path)[2]
-            for k in sorted({1, 2, 4, native}):
-                rows.append((f"{name} {q} k={k}{' (native)' if k == native else ''}", path, k))
+            ks = [native] if a.ks == "native" else sorted({int(x) for x in a.ks.split(",")} | {native})
+            for k in ks:
+                rows.append((f"{name} {q} k={k}{' (native)' if k == native else ''}", path, 0 if k == native else k))
     smol = os.path.join(CACHE, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
     if os.path.exists(smol):
         rows.append(("smollm2-135m q4_1 (dense)", smol, 0))
@@ -110,17 +131,21 @@ def main():
 
     results = []
     cache = {}
-    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}, KV cache {a.kv_type}\n")
+    kv_type = CONFIGS[a.config][0]
+    model, flags = cpu_flags()
+    print(f"CPU {model}; flags {' '.join(flags)}; ADAK_CPU={os.environ.get('ADAK_CPU', '(auto)')}")
+    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}, "
+          f"llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type}, flash attention {CONFIGS[a.config][1]})\n")
     print("| row | prefill adak | prefill llama.cpp | ratio | decode adak | decode llama.cpp | ratio |")
     print("|---|---|---|---|---|---|---|")
     for label, path, k in rows:
         arch, vocab, _ = gguf_info(path)
         ours_p, ours_d, ref_p, ref_d = [], [], [], []
         for _ in range(a.rounds):
-            p, d = run_adak(a.cli, path, a.threads, k, a.prompt, a.gen, ["--kv-type", a.kv_type])
+            p, d = run_adak(a.cli, path, a.threads, k, a.prompt, a.gen, ["--kv-type", kv_type])
             ours_p.append(p)
             ours_d.append(d)
-            p, d = run_llamacpp(path, arch, vocab, a.threads, k, a.prompt, a.gen, cache, a.kv_type)
+            p, d = run_llamacpp(path, arch, vocab, a.threads, k, a.prompt, a.gen, cache, a.config)
             ref_p.append(p)
             ref_d.append(d)
         r = {"row": label, "path": path, "k": k,
@@ -136,7 +161,9 @@ def main():
     cache.clear()
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
-        json.dump({"threads": a.threads, "rounds": a.rounds, "prompt": a.prompt, "gen": a.gen, "kv_type": a.kv_type,
+        json.dump({"threads": a.threads, "rounds": a.rounds, "prompt": a.prompt, "gen": a.gen, "config": a.config,
+                   "kv_type": kv_type, "cpu": model, "cpu_flags": flags, "adak_cpu": os.environ.get("ADAK_CPU"),
+                   "llama_cpp": llama_cpp.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    "rows": results}, f, indent=1)
     print(f"\nwrote {a.json}")
 

@@ -1,9 +1,11 @@
-"""Quantise a GGUF with llama.cpp's own quantiser (pure: every 2-D weight gets the type)."""
+"""Quantise a GGUF with llama.cpp's own quantiser, as `llama-quantize IN OUT TYPE` does (its default
+type mix for the file type: *_K_M bumps some tensors, MXFP4_MOE quantizes only the experts)."""
 import sys
 
 import llama_cpp
 
-FTYPES = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
+FTYPES = {name.lower(): getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name}") for name in (
+    "Q8_0", "Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "IQ4_NL", "IQ4_XS", "MXFP4_MOE")}
 
 
 def main() -> None:

@@ -46,6 +46,21 @@
  *   the last of them is freed. Strings returned as `const char *` are owned by
  *   the library; their lifetime is stated per function.
  *
+ * Getters. Getters of settings and properties return a status and write
+ *   the value to an out parameter (keyed getters, adak_session_get_routing,
+ *   adak_session_get_sampling, adak_session_get_stats). The few direct
+ *   getters that return the value itself (adak_model_n_vocab, adak_model_bos,
+ *   adak_model_eos, adak_session_position) return a negative number for a
+ *   NULL/invalid handle (adak_model_bos/eos also when the model has no such
+ *   token); adak_model_get_string returns NULL and adak_model_is_eog 0. Every
+ *   failure is explained by adak_last_error().
+ *
+ * Parameter structs. Structs that cross the ABI start with `uint32_t size`,
+ *   the sizeof the caller compiled; fields are only ever appended, so a
+ *   library reads just the fields a caller's size covers (defaults for the
+ *   rest) and writes just those into output structs. Initialise input structs
+ *   with their adak_*_params_init(&p, sizeof p), then change fields.
+ *
  * Versioning. The ADAK_VERSION_* macros describe this header;
  *   adak_version_number() describes the loaded library. The shared library's
  *   SONAME is libadak.so.<MAJOR>: a program built against one major version
@@ -59,12 +74,12 @@
 #include <stdint.h>
 
 #define ADAK_VERSION_MAJOR 0
-#define ADAK_VERSION_MINOR 4
+#define ADAK_VERSION_MINOR 5
 #define ADAK_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 300 for 0.3.0. */
 #define ADAK_VERSION_NUMBER \
     (ADAK_VERSION_MAJOR * 10000 + ADAK_VERSION_MINOR * 100 + ADAK_VERSION_PATCH)
-#define ADAK_VERSION_STRING "0.4.0"
+#define ADAK_VERSION_STRING "0.5.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -356,7 +371,9 @@ int adak_session_reset(adak_session *session);
 int64_t adak_session_position(const adak_session *session);
 
 /**
- * Changes a floating-point setting. Keys and ranges:
+ * Deprecated since 0.5 (kept through 0.6): use adak_session_set_sampling and
+ * adak_session_set_routing, which change all fields at once. Changes one
+ * floating-point setting through the same validation. Keys and ranges:
  *   "temperature"    >= 0, finite; 0 (or less than 1e-6) means greedy
  *   "top_p"          (0, 1]; 1 disables (sampling; see "routing.p" for routing)
  *   "min_p"          [0, 1]; 0 disables
@@ -377,7 +394,8 @@ int adak_session_set_float(adak_session *session, const char *key, double value)
 int adak_session_get_float(const adak_session *session, const char *key, double *value);
 
 /**
- * Changes an integer setting. Keys and ranges:
+ * Deprecated since 0.5 (kept through 0.6): use adak_session_set_sampling and
+ * adak_session_set_routing. Changes one integer setting. Keys and ranges:
  *   "top_k"          >= 0; 0 disables
  *   "repeat_last_n"  [0, 2^20]; tokens of history the repeat penalty looks at
  *   "seed"           >= 0; the random sequence restarts from it at the next
@@ -396,6 +414,57 @@ int adak_session_set_int(adak_session *session, const char *key, int64_t value);
  * evaluation). Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (*value unchanged).
  */
 int adak_session_get_int(const adak_session *session, const char *key, int64_t *value);
+
+/**
+ * Sampling settings (since 0.5), changed as one unit with
+ * adak_session_set_sampling. Defaults (adak_sampling_params_init), as
+ * llama.cpp's:
+ *   temperature     0.8   >= 0, finite; 0 (or below 1e-6) means greedy
+ *   top_k           40    >= 0; 0 disables
+ *   top_p           0.95  (0, 1]; 1 disables
+ *   min_p           0.05  [0, 1]; 0 disables
+ *   repeat_penalty  1     > 0, finite; 1 disables
+ *   repeat_last_n   64    [0, 2^20]: tokens of history the penalty looks at
+ *   seed            0xADA the sampler's random sequence restarts from it at the
+ *                         next adak_session_reset (adak_session_params.seed
+ *                         seeds a new session)
+ */
+typedef struct adak_sampling_params {
+    uint32_t size;          /* sizeof(adak_sampling_params) as the caller compiled it */
+    float temperature;
+    int32_t top_k;
+    float top_p;
+    float min_p;
+    float repeat_penalty;
+    int32_t repeat_last_n;
+    uint64_t seed;
+} adak_sampling_params;
+
+/**
+ * Fills `params` (of `size` bytes, normally sizeof(adak_sampling_params))
+ * with the defaults above and sets params->size = size. Returns ADAK_OK, or
+ * ADAK_ERR_INVALID_ARGUMENT if params is NULL or size is smaller than this
+ * first version of the struct (40 bytes); then nothing is written.
+ */
+int adak_sampling_params_init(adak_sampling_params *params, size_t size);
+
+/**
+ * Replaces the session's sampling settings with `params` (every field the
+ * caller's size covers; the defaults for the rest), validated as a whole:
+ * either all of them apply, from the next sample, or none does. Returns
+ * ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL params, a
+ * bad size, a value out of range: adak_last_error() names the field; the
+ * session is then unchanged). Refused from the session's own token callback.
+ */
+int adak_session_set_sampling(adak_session *session, const adak_sampling_params *params);
+
+/**
+ * Writes the session's sampling settings into *out, whose `size` the caller
+ * set (a library of a later version writes only the fields that fit).
+ * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL
+ * out, out->size smaller than the first version; nothing is written then).
+ */
+int adak_session_get_sampling(const adak_session *session, adak_sampling_params *out);
 
 /** Flags of adak_session_evaluate. */
 enum adak_evaluate_flags {
@@ -493,19 +562,22 @@ int adak_session_generate(adak_session *session, const adak_token *prompt, size_
  * Every MoE layer chooses k, the number of experts a token activates, per
  * token; the policy decides how, then the k most probable experts run and
  * their weights are renormalised as the architecture does. Policies, selected
- * per session with adak_session_set_string(s, "routing", NAME) or
- * adak_session_set_int(s, "routing", ADAK_ROUTING_*):
- *   "topk"     static Top-K: every token uses "routing.k" experts (default:
- *              the model's native K). The default policy.
- *   "adak"     Ada-K: an allocator (adak_session_set_allocator, required
- *              first) picks k = argmax_k(logit_k - mu * k) per layer.
- *   "top_p"    the smallest prefix of the sorted router probabilities whose
- *              sum reaches "routing.p" (Huang et al. 2024).
- *   "skip"     keep the j-th expert while its weight >= "routing.beta" x the
- *              top weight (dynamic skipping, Lu et al. 2024).
- *   "entropy"  k = ceil("routing.tau" x exp(H)), H the router's entropy.
- * Routing keys (adak_session_set_float / adak_session_set_int and the
- * matching getters), each validated against the model:
+ * per session with adak_session_set_routing (adak_routing_params.policy; the
+ * deprecated keyed form is adak_session_set_string(s, "routing", NAME)):
+ *   "topk"     ADAK_ROUTING_TOPK, static Top-K: every token uses k experts
+ *              (default: the model's native K). The default policy.
+ *   "adak"     ADAK_ROUTING_ADAK, Ada-K: an allocator
+ *              (adak_session_set_allocator, required first) picks
+ *              k = argmax_k(logit_k - mu * k) per layer.
+ *   "top_p"    ADAK_ROUTING_TOP_P: the smallest prefix of the sorted router
+ *              probabilities whose sum reaches p (Huang et al. 2024).
+ *   "skip"     ADAK_ROUTING_SKIP: keep the j-th expert while its weight
+ *              >= beta x the top weight (dynamic skipping, Lu et al. 2024).
+ *   "entropy"  ADAK_ROUTING_ENTROPY: k = ceil(tau x exp(H)), H the router's
+ *              entropy.
+ * The deprecated routing keys (adak_session_set_float / adak_session_set_int
+ * and the matching getters) name the fields of adak_routing_params and go
+ * through the same validation:
  *   "routing"        int: enum adak_routing_policy (getter: the same)
  *   "routing.k"      int: k of "topk", 1..n_expert; 0 = native K (default)
  *   "routing.k_min"  int: lower bound on k for every policy, 1..n_expert
@@ -533,6 +605,56 @@ enum adak_routing_policy {
 };
 
 /**
+ * Routing settings (since 0.5), changed as one unit with
+ * adak_session_set_routing. Defaults (adak_routing_params_init) in brackets.
+ */
+typedef struct adak_routing_params {
+    uint32_t size;         /* sizeof(adak_routing_params) as the caller compiled it */
+    int32_t policy;        /* enum adak_routing_policy [ADAK_ROUTING_TOPK] */
+    int32_t k;             /* k of "topk", 1..n_expert; 0 = native K [0] */
+    int32_t k_min;         /* lower bound on k for every policy, 1..n_expert [1] */
+    int32_t k_max;         /* upper bound, k_min..n_expert; 0 = the policy's default [0] */
+    float p;               /* threshold of "top_p", (0, 1] [0.5] */
+    float beta;            /* ratio of "skip", [0, 1] [0.5] */
+    float tau;             /* scale of "entropy", (0, 64] [1] */
+    float price;           /* "adak" without a budget: fixed price mu per expert in
+                              k = argmax(logit_k - mu * k), the same in every layer, [-64, 64] [0] */
+    double flops_budget;   /* expert-FLOPs budget as a fraction of static Top-K,
+                              (0, 16]; 0 = no budget [0] (see adak_session_set_flops_budget) */
+} adak_routing_params;
+
+/**
+ * Fills `params` (of `size` bytes, normally sizeof(adak_routing_params)) with
+ * the defaults and sets params->size = size. Returns ADAK_OK, or
+ * ADAK_ERR_INVALID_ARGUMENT if params is NULL or size is smaller than this
+ * first version of the struct (48 bytes); then nothing is written.
+ */
+int adak_routing_params_init(adak_routing_params *params, size_t size);
+
+/**
+ * Replaces the session's routing settings, budget included, with `params`
+ * (every field the caller's size covers; the defaults for the rest),
+ * validated as a whole against the model: either all apply, from the next
+ * evaluated token, and the budget controller restarts, or nothing changes.
+ * ADAK_ROUTING_ADAK needs an allocator set before (adak_session_set_allocator,
+ * which any policy accepts). Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT
+ * (NULL/invalid session, NULL params, a bad size, an unknown policy, a value
+ * out of range or NaN, "adak" without an allocator, a policy other than
+ * "topk" or a budget on a dense model: adak_last_error() names the field).
+ * Refused from the session's own token callback.
+ */
+int adak_session_set_routing(adak_session *session, const adak_routing_params *params);
+
+/**
+ * Writes the session's routing settings into *out, whose `size` the caller
+ * set (only the fields that fit are written). Returns ADAK_OK or
+ * ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL out, out->size smaller
+ * than the first version; nothing is written then).
+ */
+int adak_session_get_routing(const adak_session *session, adak_routing_params *out);
+
+/**
+ * Deprecated since 0.5 (kept through 0.6): use adak_session_set_routing.
  * Changes a text setting. Keys: "routing" (a policy name: "topk", "adak",
  * "top_p", "skip", "entropy"). Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT
  * (NULL/invalid session, NULL/unknown key, NULL or non-UTF-8 value, unknown

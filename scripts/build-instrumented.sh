@@ -41,7 +41,7 @@ module CAdaKKernels {
 MAP
 
 stamp=$out/.stamp-$mode
-newest=$(find "$repo/Sources/CAdaKKernels" "$repo/Sources/AdaK" "$repo/Sources/AdaKExports" "$0" -type f -newer "$stamp" 2>/dev/null | head -1 || true)
+newest=$(find "$repo/Sources/CAdaKKernels" "$repo/Sources/AdaK" "$repo/Sources/AdaKExports" "$repo/include" "$0" -type f -newer "$stamp" 2>/dev/null | head -1 || true)
 if [ -f "$stamp" ] && [ -z "$newest" ]; then
     echo "build-instrumented: $out is up to date"
 else
@@ -57,7 +57,7 @@ else
         -c $(find "$repo/Sources/AdaK" -name '*.swift' | sort) -o "$out/obj/AdaK.o"
     echo "build-instrumented: AdaKExports ($mode)"
     swiftc -parse-as-library -module-name AdaKExports -wmo -O -g "${s_san[@]}" \
-        -Xcc -fmodule-map-file="$out/include/module.modulemap" -I "$out/mod" \
+        -Xcc -fmodule-map-file="$out/include/module.modulemap" -I "$out/mod" -I "$repo/include" \
         -c $(find "$repo/Sources/AdaKExports" -name '*.swift' | sort) -o "$out/obj/AdaKExports.o"
     touch "$stamp"
 fi

@@ -2,7 +2,7 @@
 loaded by llama.cpp (llama-cpp-python) and run on the fixture's 64 input ids; the logits are
 compared with reference/tiny-*.llamacpp.f32.logits.npy (llama.cpp on llama.cpp's own conversion).
 
-Settings as in fixtures/README.md §2: one decode of all 64 tokens (n_batch = n_ubatch = 128),
+Settings as in Tests/Fixtures/README.md §2: one decode of all 64 tokens (n_batch = n_ubatch = 128),
 logits for every position, F32 KV cache, flash attention off, 1 thread, CPU only.
 
 Usage: /work/llvenv/bin/python scripts/check_convert_llamacpp.py [--cli .build/debug/adak-cli]

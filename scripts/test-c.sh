@@ -17,6 +17,7 @@ flags=$(pkg-config --cflags --libs adak)
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c" -o "$out/generate" $flags
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/misuse.c" -o "$out/misuse" $flags -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/carve_train.c" -o "$out/carve_train" $flags -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/typed_settings.c" -o "$out/typed_settings" $flags -lm
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
 # Reliability tests (issue 8): second misuse suite, shared model across threads, fuzz-corpus
 # replay, soak.
@@ -41,6 +42,7 @@ run() {
 
 other=$fixtures/models/tiny-olmoe.f32.gguf
 run "misuse (env -i)" env -i "$out/misuse" "$tiny" "$other"
+run "typed routing and sampling settings (env -i)" env -i "$out/typed_settings" "$tiny"
 calib=$fixtures/text/train.txt
 run "carve/train API, training on tiny-mixtral (env -i)" env -i "$out/carve_train" "$tiny" "$calib"
 run "generate tiny-mixtral, budget 0.5 (env -i)" sh -c \

@@ -70,38 +70,32 @@ public func adak_carve_params_set_int(_ params: OpaquePointer?, _ key: UnsafePoi
     let f = "adak_carve_params_set_int"
     guard let box = carveParamsBox(params) else { return invalid(f, "params is NULL or not a live adak_carve_params") }
     guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
-    func ranged(_ range: ClosedRange<Int64>) -> Int? {
-        guard range.contains(value) else {
-            invalid(f, "\"\(name)\" = \(value) is out of range \(range.lowerBound)...\(range.upperBound)")
-            return nil
-        }
-        return Int(value)
-    }
+    // Int64 -> Int is lossless on 64-bit Linux; the core checks every range.
+    var o = box.options
     switch name {
-    case "experts":
-        guard let v = ranged(2...Int64(ModelConfig.maxExperts)) else { return Status.invalidArgument }
-        box.options.experts = v
-    case "top_k":
-        guard let v = ranged(1...Int64(ModelConfig.maxExperts)) else { return Status.invalidArgument }
-        box.options.topK = v
+    case "experts": o.experts = Int(value)
+    case "top_k": o.topK = Int(value)
     case "seed":
         guard value >= 0 else { return invalid(f, "\"seed\" = \(value) is negative") }
-        box.options.seed = UInt64(value)
-    case "calib_tokens":
-        guard let v = ranged(16...(1 << 20)) else { return Status.invalidArgument }
-        box.options.maxTokens = v
-    case "window":
-        guard let v = ranged(16...(1 << 20)) else { return Status.invalidArgument }
-        box.options.window = v
-    case "kmeans_iterations":
-        guard let v = ranged(1...1000) else { return Status.invalidArgument }
-        box.options.kmeansIterations = v
-    case "threads":
-        guard let v = ranged(0...1024) else { return Status.invalidArgument }
-        box.options.threads = v
+        o.seed = UInt64(value)
+    case "calib_tokens": o.maxTokens = Int(value)
+    case "window": o.window = Int(value)
+    case "kmeans_iterations": o.kmeansIterations = Int(value)
+    case "threads": o.threads = Int(value)
     default:
         return invalid(f, "unknown integer key \"\(name)\"")
     }
+    return store(o, in: box, function: f, key: name)
+}
+
+/// Installs carve options the core accepts; on an error nothing changes.
+func store(_ o: CarveOptions, in box: CarveParamsBox, function: String, key: String) -> Int32 {
+    do {
+        try o.validate()
+    } catch {
+        return fail(error, in: "\(function) \"\(key)\"")
+    }
+    box.options = o
     return Status.ok
 }
 
@@ -110,21 +104,17 @@ public func adak_carve_params_set_float(_ params: OpaquePointer?, _ key: UnsafeP
     let f = "adak_carve_params_set_float"
     guard let box = carveParamsBox(params) else { return invalid(f, "params is NULL or not a live adak_carve_params") }
     guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
+    guard value.isFinite, abs(value) <= Double(Float.greatestFiniteMagnitude) else {
+        return invalid(f, "\"\(name)\" = \(value) is not a finite float")
+    }
+    var o = box.options
     switch name {
-    case "shared_fraction":
-        guard value.isFinite, value >= 0, value < 1 else {
-            return invalid(f, "\"shared_fraction\" = \(value) is not in [0, 1)")
-        }
-        box.options.sharedFraction = Float(value)
-    case "ridge":
-        guard value.isFinite, value >= 0, value <= 1e6 else {
-            return invalid(f, "\"ridge\" = \(value) is not in [0, 1e6]")
-        }
-        box.options.ridge = Float(value)
+    case "shared_fraction": o.sharedFraction = Float(value)
+    case "ridge": o.ridge = Float(value)
     default:
         return invalid(f, "unknown float key \"\(name)\"")
     }
-    return Status.ok
+    return store(o, in: box, function: f, key: name)
 }
 
 /// Parses "3,5,7" (spaces allowed) into layer indices; "" or "all" means every layer (nil).

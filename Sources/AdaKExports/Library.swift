@@ -1,19 +1,16 @@
-// Library-wide functions: version, status names, last error.
+// Library-wide functions: version, status names, last error. The version is the header's.
+import CAdaK
 import Glibc
 
-let versionMajor: Int32 = 0
-let versionMinor: Int32 = 4
-let versionPatch: Int32 = 0
+/// ADAK_VERSION_STRING as a C string that lives as long as the process (made once, never freed).
+nonisolated(unsafe) let versionString: UnsafePointer<CChar> = UnsafePointer(strdup(ADAK_VERSION_STRING)!)
 
 @_cdecl("adak_version")
-public func adak_version() -> UnsafePointer<CChar> {
-    let s: StaticString = "0.4.0"
-    return UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
-}
+public func adak_version() -> UnsafePointer<CChar> { versionString }
 
 @_cdecl("adak_version_number")
 public func adak_version_number() -> Int32 {
-    versionMajor * 10000 + versionMinor * 100 + versionPatch
+    Int32(ADAK_VERSION_MAJOR) * 10000 + Int32(ADAK_VERSION_MINOR) * 100 + Int32(ADAK_VERSION_PATCH)
 }
 
 @_cdecl("adak_status_string")

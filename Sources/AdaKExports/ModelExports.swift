@@ -1,5 +1,6 @@
 // adak_model_*: loading, properties and the tokenizer.
 import AdaK
+import CAdaK
 import Glibc
 
 /// The object behind an `adak_model *`: the shared model plus the C strings handed out by
@@ -28,67 +29,58 @@ func modelBox(_ pointer: OpaquePointer?) -> ModelBox? {
     lookup(UnsafeRawPointer(pointer), .model, as: ModelBox.self)
 }
 
-// Layout of adak_model_params (append-only): uint32 size @0, int32 weight_type @4.
-let modelParamsMinSize = 8
-// Since 0.4: int32 repack_q4_0 @24.
-let modelParamsRepackEnd = 28
-let modelParamsMaxSize = 4096
+extension adak_model_params: SizeTagged {
+    /// 0.1's struct ended where 0.2's progress callback starts.
+    static let firstVersionSize = MemoryLayout<adak_model_params>.offset(of: \.progress_callback)!
 
-@_cdecl("adak_model_params_init")
-public func adak_model_params_init(_ params: UnsafeMutableRawPointer?, _ size: Int) -> Int32 {
-    let f = "adak_model_params_init"
-    guard let params else { return invalid(f, "params is NULL") }
-    guard size >= modelParamsMinSize, size <= modelParamsMaxSize else {
-        return invalid(f, "size \(size) is not a valid sizeof(adak_model_params)")
+    static var defaults: adak_model_params {
+        var p = adak_model_params()
+        p.size = UInt32(MemoryLayout<adak_model_params>.size)
+        p.weight_type = Int32(ADAK_WEIGHT_DEFAULT.rawValue)
+        p.repack_q4_0 = 1
+        return p
     }
-    params.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-    params.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
-    params.storeBytes(of: Int32(0), toByteOffset: 4, as: Int32.self)
-    // progress_callback and progress_user_data (from size 24 on) are NULL: zeroed above.
-    if size >= modelParamsRepackEnd { params.storeBytes(of: Int32(1), toByteOffset: 24, as: Int32.self) }
-    return Status.ok
 }
 
-struct ParamsError: Error { let text: String }
+@_cdecl("adak_model_params_init")
+public func adak_model_params_init(_ params: UnsafeMutablePointer<adak_model_params>?, _ size: Int) -> Int32 {
+    initSized(params, size: size, defaults: .defaults, function: "adak_model_params_init")
+}
 
-/// Reads a host's adak_model_params (NULL: defaults), checking its size tag and values.
-func decodeModelParams(_ params: UnsafeRawPointer?) -> Result<ModelParams, ParamsError> {
-    var modelParams = ModelParams()
-    guard let params else { return .success(modelParams) }
-    let size = Int(params.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-    guard size >= modelParamsMinSize, size <= modelParamsMaxSize else {
-        return .failure(ParamsError(text: "params->size \(size) is not a valid sizeof(adak_model_params); use adak_model_params_init"))
+/// The core's load parameters from a host's adak_model_params (NULL: defaults); nil after
+/// recording the error.
+func modelParams(_ params: UnsafePointer<adak_model_params>?, _ f: String) -> ModelParams? {
+    var m = ModelParams()
+    guard let params else { return m }
+    guard let p = readSized(params, defaults: .defaults, function: f, name: "params") else { return nil }
+    switch UInt32(bitPattern: p.weight_type) {
+    case ADAK_WEIGHT_DEFAULT.rawValue, ADAK_WEIGHT_Q8_0.rawValue: m.weightType = .q8_0
+    case ADAK_WEIGHT_F32.rawValue: m.weightType = .f32
+    case ADAK_WEIGHT_Q4_0.rawValue: m.weightType = .q4_0
+    default:
+        invalid(f, "params->weight_type \(p.weight_type) is not an adak_weight_type")
+        return nil
     }
-    switch params.loadUnaligned(fromByteOffset: 4, as: Int32.self) {
-    case 0, 2: modelParams.weightType = .q8_0
-    case 1: modelParams.weightType = .f32
-    case 3: modelParams.weightType = .q4_0
-    case let other: return .failure(ParamsError(text: "params->weight_type \(other) is not an adak_weight_type"))
+    m.progress = progressCallback(p.progress_callback, p.progress_user_data)
+    switch p.repack_q4_0 {
+    case 0: m.repack = false
+    case 1: m.repack = true
+    default:
+        invalid(f, "params->repack_q4_0 \(p.repack_q4_0) is not 0 or 1")
+        return nil
     }
-    modelParams.progress = progressCallback(from: params, size: size)
-    if size >= modelParamsRepackEnd {
-        switch params.loadUnaligned(fromByteOffset: 24, as: Int32.self) {
-        case 0: modelParams.repack = false
-        case 1: modelParams.repack = true
-        case let other: return .failure(ParamsError(text: "params->repack_q4_0 \(other) is not 0 or 1"))
-        }
-    }
-    return .success(modelParams)
+    return m
 }
 
 @_cdecl("adak_model_load")
-public func adak_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafeRawPointer?,
+public func adak_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<adak_model_params>?,
                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     let f = "adak_model_load"
     guard let out else { return invalid(f, "out is NULL") }
     out.pointee = nil
     guard let path else { return invalid(f, "path is NULL") }
     guard let pathString = hostString(path) else { return invalid(f, "path is not valid UTF-8") }
-    let modelParams: ModelParams
-    switch decodeModelParams(params) {
-    case .success(let p): modelParams = p
-    case .failure(let message): return invalid(f, message.text)
-    }
+    guard let modelParams = modelParams(params, f) else { return Status.invalidArgument }
     do {
         let model = try Model(path: pathString, params: modelParams)
         out.pointee = OpaquePointer(register(ModelBox(model: model), as: .model))

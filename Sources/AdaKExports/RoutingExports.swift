@@ -1,14 +1,77 @@
-// Routing through the C ABI: policy and knobs (keyed settings), the FLOPs budget, Ada-K
-// allocator objects, and routing statistics. Validation and error mapping only: the policies,
-// the budget controller and the FLOPs meter live in the core (Sources/AdaK/Routing).
+// Routing through the C ABI: adak_routing_params (and the deprecated keyed settings), the FLOPs
+// budget, Ada-K allocator objects, and routing statistics. Mapping only: the policies, their
+// validation, the budget controller and the FLOPs meter live in the core (Sources/AdaK/Routing).
 import AdaK
+import CAdaK
 import Glibc
 
-// MARK: - Policy names and numbers (enum adak_routing_policy in include/adak.h)
+// MARK: - Policies (enum adak_routing_policy in include/adak.h)
 
-let routingPolicies: [(code: Int64, policy: RoutingPolicy)] = [
-    (0, .topK), (1, .adak), (2, .topP), (3, .skip), (4, .entropy),
-]
+let routingPolicies: [(code: Int64, policy: RoutingPolicy)] = {
+    let pairs: [(adak_routing_policy, RoutingPolicy)] = [
+        (ADAK_ROUTING_TOPK, .topK), (ADAK_ROUTING_ADAK, .adak), (ADAK_ROUTING_TOP_P, .topP),
+        (ADAK_ROUTING_SKIP, .skip), (ADAK_ROUTING_ENTROPY, .entropy),
+    ]
+    return pairs.map { (Int64($0.0.rawValue), $0.1) }
+}()
+
+extension adak_routing_params: SizeTagged {
+    static let firstVersionSize = MemoryLayout<adak_routing_params>.size
+
+    init(_ r: RoutingConfig) {
+        self.init()
+        size = UInt32(MemoryLayout<adak_routing_params>.size)
+        policy = Int32(routingPolicies.first { $0.policy == r.policy }!.code)
+        k = Int32(clamping: r.k ?? 0)
+        k_min = Int32(clamping: r.kMin)
+        k_max = Int32(clamping: r.kMax ?? 0)
+        p = r.p
+        beta = r.beta
+        tau = r.tau
+        price = r.price
+        flops_budget = r.budget.map(Double.init) ?? 0
+    }
+
+    /// `base` with every field of the struct applied (settings the C API does not show, such as
+    /// forced-k hooks, stay); nil for an unknown policy.
+    func config(base: RoutingConfig) -> RoutingConfig? {
+        guard let entry = routingPolicies.first(where: { $0.code == Int64(policy) }) else { return nil }
+        var r = base
+        r.policy = entry.policy
+        r.k = k == 0 ? nil : Int(k)
+        r.kMin = Int(k_min)
+        r.kMax = k_max == 0 ? nil : Int(k_max)
+        r.p = p
+        r.beta = beta
+        r.tau = tau
+        r.price = price
+        r.budget = flops_budget == 0 ? nil : Float(flops_budget)
+        return r
+    }
+}
+
+@_cdecl("adak_routing_params_init")
+public func adak_routing_params_init(_ params: UnsafeMutablePointer<adak_routing_params>?, _ size: Int) -> Int32 {
+    initSized(params, size: size, defaults: adak_routing_params(RoutingConfig()), function: "adak_routing_params_init")
+}
+
+@_cdecl("adak_session_set_routing")
+public func adak_session_set_routing(_ session: OpaquePointer?, _ params: UnsafePointer<adak_routing_params>?) -> Int32 {
+    let f = "adak_session_set_routing"
+    return setSessionStruct(session, params, defaults: adak_routing_params(RoutingConfig()), function: f) { box, p in
+        guard let r = p.config(base: box.session.routing) else {
+            throw AdaKError.invalidArgument("policy \(p.policy) is not an adak_routing_policy (0...\(routingPolicies.count - 1))")
+        }
+        try box.session.setRouting(r)
+    }
+}
+
+@_cdecl("adak_session_get_routing")
+public func adak_session_get_routing(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<adak_routing_params>?) -> Int32 {
+    getSessionStruct(session, out, function: "adak_session_get_routing") { adak_routing_params($0.session.routing) }
+}
+
+// MARK: - Keyed routing settings (deprecated since 0.5)
 
 func policyNames() -> String { routingPolicies.map { "\"\($0.policy.rawValue)\"" }.joined(separator: ", ") }
 
@@ -138,11 +201,8 @@ public func adak_session_get_string(_ session: OpaquePointer?, _ key: UnsafePoin
 public func adak_session_set_flops_budget(_ session: OpaquePointer?, _ fraction: Double) -> Int32 {
     let f = "adak_session_set_flops_budget"
     guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
-    guard fraction.isFinite, fraction > 0, fraction <= maxBudget else {
-        return invalid(f, "fraction \(fraction) is not in (0, \(maxBudget)] (use adak_session_clear_flops_budget to remove the budget)")
-    }
-    guard !box.session.model.moeLayerIndices.isEmpty else {
-        return invalid(f, "the model has no MoE layers: there are no expert FLOPs to budget")
+    guard fraction != 0 else {
+        return invalid(f, "fraction 0 is not a budget (use adak_session_clear_flops_budget to remove the budget)")
     }
     do {
         try box.session.setBudget(Float(fraction))
@@ -151,9 +211,6 @@ public func adak_session_set_flops_budget(_ session: OpaquePointer?, _ fraction:
     }
     return Status.ok
 }
-
-/// The largest budget accepted (the core's bound): 16 × static Top-K's expert FLOPs.
-let maxBudget = 16.0
 
 @_cdecl("adak_session_clear_flops_budget")
 public func adak_session_clear_flops_budget(_ session: OpaquePointer?) -> Int32 {
@@ -255,32 +312,29 @@ public func adak_session_set_allocator(_ session: OpaquePointer?, _ allocator: O
 
 // MARK: - Statistics
 
-// Layout of adak_stats (append-only): uint32 size @0, int32 n_moe_layers @4, int32 n_expert @8,
-// int32 k_native @12, int64 tokens @16, then doubles: mean_k @24, expert_flops @32,
-// expert_flops_topk @40, expert_fraction @48, total_flops @56, total_flops_topk @64,
-// total_fraction @72.
-let statsMinSize = 80
-let statsMaxSize = 4096
+extension adak_stats: SizeTagged {
+    static let firstVersionSize = MemoryLayout<adak_stats>.size
+}
 
 @_cdecl("adak_session_get_stats")
-public func adak_session_get_stats(_ session: OpaquePointer?, _ out: UnsafeMutableRawPointer?) -> Int32 {
-    let f = "adak_session_get_stats"
-    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
-    guard let out else { return invalid(f, "out is NULL") }
-    let size = Int(out.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-    guard size >= statsMinSize, size <= statsMaxSize else {
-        return invalid(f, "out->size \(size) is not a valid sizeof(adak_stats); set it before the call")
+public func adak_session_get_stats(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<adak_stats>?) -> Int32 {
+    getSessionStruct(session, out, function: "adak_session_get_stats") { box in
+        let s = box.session.stats
+        let c = box.session.model.config
+        var v = adak_stats()
+        v.n_moe_layers = Int32(clamping: s.kSum.count)
+        v.n_expert = Int32(clamping: c.nExpert)
+        v.k_native = Int32(clamping: c.nExpertUsed)
+        v.tokens = Int64(s.tokens)
+        v.mean_k = s.meanK
+        v.expert_flops = s.expertFlops
+        v.expert_flops_topk = s.expertFlopsTopK
+        v.expert_fraction = s.expertFraction
+        v.total_flops = s.totalFlops
+        v.total_flops_topk = s.totalFlopsTopK
+        v.total_fraction = s.totalFraction
+        return v
     }
-    let s = box.session.stats
-    let c = box.session.model.config
-    out.storeBytes(of: Int32(clamping: s.kSum.count), toByteOffset: 4, as: Int32.self)
-    out.storeBytes(of: Int32(clamping: c.nExpert), toByteOffset: 8, as: Int32.self)
-    out.storeBytes(of: Int32(clamping: c.nExpertUsed), toByteOffset: 12, as: Int32.self)
-    out.storeBytes(of: Int64(s.tokens), toByteOffset: 16, as: Int64.self)
-    let doubles = [s.meanK, s.expertFlops, s.expertFlopsTopK, s.expertFraction,
-                   s.totalFlops, s.totalFlopsTopK, s.totalFraction]
-    for (i, v) in doubles.enumerated() { out.storeBytes(of: v, toByteOffset: 24 + 8 * i, as: Double.self) }
-    return Status.ok
 }
 
 /// Copies `values` to a host array following the sized-output rules of adak.h.

@@ -1,5 +1,6 @@
 // adak_session_*: creation, settings, evaluation, logits, sampling and generation.
 import AdaK
+import CAdaK
 import Glibc
 
 /// The object behind an `adak_session *`: the core session plus the copy of the logits whose
@@ -44,32 +45,30 @@ func mutableSessionBox(_ pointer: OpaquePointer?, _ function: String) -> Session
     return box
 }
 
-// Layout of adak_session_params (append-only): uint32 size @0, int32 n_ctx @4,
-// int32 n_threads @8, int32 n_batch @12, uint64 seed @16; since 0.4 int32 kv_type @24.
-let sessionParamsMinSize = 24
-let sessionParamsKVTypeEnd = 28
-let sessionParamsMaxSize = 4096
-let defaultBatch = 512
+extension adak_session_params: SizeTagged {
+    /// 0.1's struct ended where 0.4's kv_type starts.
+    static let firstVersionSize = MemoryLayout<adak_session_params>.offset(of: \.kv_type)!
+
+    static var defaults: adak_session_params {
+        let d = SessionParams()
+        var p = adak_session_params()
+        p.size = UInt32(MemoryLayout<adak_session_params>.size)
+        p.n_ctx = Int32(clamping: d.contextSize)
+        p.n_threads = Int32(clamping: d.threads)
+        p.n_batch = Int32(clamping: d.batchSize)
+        p.seed = d.sampling.seed
+        p.kv_type = Int32(ADAK_KV_F32.rawValue)
+        return p
+    }
+}
 
 @_cdecl("adak_session_params_init")
-public func adak_session_params_init(_ params: UnsafeMutableRawPointer?, _ size: Int) -> Int32 {
-    let f = "adak_session_params_init"
-    guard let params else { return invalid(f, "params is NULL") }
-    guard size >= sessionParamsMinSize, size <= sessionParamsMaxSize else {
-        return invalid(f, "size \(size) is not a valid sizeof(adak_session_params)")
-    }
-    let defaults = SessionParams()
-    params.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-    params.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
-    params.storeBytes(of: Int32(clamping: defaults.contextSize), toByteOffset: 4, as: Int32.self)
-    params.storeBytes(of: Int32(clamping: defaults.threads), toByteOffset: 8, as: Int32.self)
-    params.storeBytes(of: Int32(clamping: defaults.batchSize), toByteOffset: 12, as: Int32.self)
-    params.storeBytes(of: defaults.sampling.seed, toByteOffset: 16, as: UInt64.self)
-    return Status.ok
+public func adak_session_params_init(_ params: UnsafeMutablePointer<adak_session_params>?, _ size: Int) -> Int32 {
+    initSized(params, size: size, defaults: .defaults, function: "adak_session_params_init")
 }
 
 @_cdecl("adak_session_create")
-public func adak_session_create(_ model: OpaquePointer?, _ params: UnsafeRawPointer?,
+public func adak_session_create(_ model: OpaquePointer?, _ params: UnsafePointer<adak_session_params>?,
                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     let f = "adak_session_create"
     guard let out else { return invalid(f, "out is NULL") }
@@ -77,27 +76,15 @@ public func adak_session_create(_ model: OpaquePointer?, _ params: UnsafeRawPoin
     guard let box = modelBox(model) else { return invalid(f, "model is NULL or not a live adak_model") }
     var p = SessionParams()
     if let params {
-        let size = Int(params.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
-        guard size >= sessionParamsMinSize, size <= sessionParamsMaxSize else {
-            return invalid(f, "params->size \(size) is not a valid sizeof(adak_session_params); use adak_session_params_init")
-        }
-        let nCtx = Int(params.loadUnaligned(fromByteOffset: 4, as: Int32.self))
-        let nThreads = Int(params.loadUnaligned(fromByteOffset: 8, as: Int32.self))
-        let nBatch = Int(params.loadUnaligned(fromByteOffset: 12, as: Int32.self))
-        // Upper bounds are the core's (it reports them); negative values are caught here.
-        guard nCtx >= 0 else { return invalid(f, "n_ctx \(nCtx) is negative") }
-        guard nThreads >= 0 else { return invalid(f, "n_threads \(nThreads) is negative") }
-        guard nBatch >= 0 else { return invalid(f, "n_batch \(nBatch) is negative") }
-        p.contextSize = nCtx
-        p.threads = nThreads
-        p.batchSize = nBatch == 0 ? defaultBatch : nBatch
-        p.sampling.seed = params.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
-        if size >= sessionParamsKVTypeEnd {
-            switch params.loadUnaligned(fromByteOffset: 24, as: Int32.self) {
-            case 0: p.kvType = .f32
-            case 1: p.kvType = .f16
-            case let other: return invalid(f, "kv_type \(other) is not an adak_kv_type")
-            }
+        guard let c = readSized(params, defaults: .defaults, function: f, name: "params") else { return Status.invalidArgument }
+        p.contextSize = Int(c.n_ctx)
+        p.threads = Int(c.n_threads)
+        p.batchSize = c.n_batch == 0 ? SessionParams().batchSize : Int(c.n_batch)
+        p.sampling.seed = c.seed
+        switch UInt32(bitPattern: c.kv_type) {
+        case ADAK_KV_F32.rawValue: p.kvType = .f32
+        case ADAK_KV_F16.rawValue: p.kvType = .f16
+        default: return invalid(f, "kv_type \(c.kv_type) is not an adak_kv_type")
         }
     }
     do {
@@ -130,6 +117,78 @@ public func adak_session_position(_ session: OpaquePointer?) -> Int64 {
     return Int64(box.session.position)
 }
 
+// MARK: - Sampling settings
+
+extension adak_sampling_params: SizeTagged {
+    static let firstVersionSize = MemoryLayout<adak_sampling_params>.size
+
+    init(_ s: SamplingParams) {
+        self.init()
+        size = UInt32(MemoryLayout<adak_sampling_params>.size)
+        temperature = s.temperature
+        top_k = Int32(clamping: s.topK)
+        top_p = s.topP
+        min_p = s.minP
+        repeat_penalty = s.repeatPenalty
+        repeat_last_n = Int32(clamping: s.repeatLastN)
+        seed = s.seed
+    }
+
+    var core: SamplingParams {
+        var s = SamplingParams()
+        s.temperature = temperature
+        s.topK = Int(top_k)
+        s.topP = top_p
+        s.minP = min_p
+        s.repeatPenalty = repeat_penalty
+        s.repeatLastN = Int(repeat_last_n)
+        s.seed = seed
+        return s
+    }
+}
+
+@_cdecl("adak_sampling_params_init")
+public func adak_sampling_params_init(_ params: UnsafeMutablePointer<adak_sampling_params>?, _ size: Int) -> Int32 {
+    initSized(params, size: size, defaults: adak_sampling_params(SamplingParams()), function: "adak_sampling_params_init")
+}
+
+@_cdecl("adak_session_set_sampling")
+public func adak_session_set_sampling(_ session: OpaquePointer?, _ params: UnsafePointer<adak_sampling_params>?) -> Int32 {
+    setSessionStruct(session, params, defaults: adak_sampling_params(SamplingParams()),
+                     function: "adak_session_set_sampling") { box, p in try box.session.setSampling(p.core) }
+}
+
+@_cdecl("adak_session_get_sampling")
+public func adak_session_get_sampling(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<adak_sampling_params>?) -> Int32 {
+    getSessionStruct(session, out, function: "adak_session_get_sampling") { adak_sampling_params($0.session.sampling) }
+}
+
+/// An adak_session_set_* of a size-tagged struct: the fields the caller's size covers (defaults
+/// for the rest), converted and applied by `apply`, which validates through the core and changes
+/// nothing when it throws.
+func setSessionStruct<T: SizeTagged>(_ session: OpaquePointer?, _ params: UnsafePointer<T>?, defaults: T,
+                                     function f: String, apply: (SessionBox, T) throws -> Void) -> Int32 {
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    guard let params else { return invalid(f, "params is NULL") }
+    guard let p = readSized(params, defaults: defaults, function: f, name: "params") else { return Status.invalidArgument }
+    do {
+        try apply(box, p)
+    } catch {
+        return fail(error, in: f)
+    }
+    return Status.ok
+}
+
+/// An adak_session_get_* of a size-tagged struct: `value` written as far as out->size says.
+func getSessionStruct<T: SizeTagged>(_ session: OpaquePointer?, _ out: UnsafeMutablePointer<T>?, function f: String,
+                                     value: (SessionBox) -> T) -> Int32 {
+    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let out else { return invalid(f, "out is NULL") }
+    return writeSized(value(box), to: out, function: f, name: "out") ? Status.ok : Status.invalidArgument
+}
+
+// MARK: - Keyed settings (deprecated since 0.5: shims over the typed setters' validation)
+
 @_cdecl("adak_session_set_float")
 public func adak_session_set_float(_ session: OpaquePointer?, _ key: UnsafePointer<CChar>?, _ value: Double) -> Int32 {
     let f = "adak_session_set_float"
@@ -149,14 +208,13 @@ public func adak_session_set_float(_ session: OpaquePointer?, _ key: UnsafePoint
     return apply(s, to: box, function: f, key: name)
 }
 
-/// Installs validated sampling settings; on a validation error nothing changes.
+/// Installs sampling settings through the core's validation; on an error nothing changes.
 func apply(_ s: SamplingParams, to box: SessionBox, function: String, key: String) -> Int32 {
     do {
-        try s.validate()
+        try box.session.setSampling(s)
     } catch {
         return fail(error, in: "\(function) \"\(key)\"")
     }
-    box.session.sampling = s
     return Status.ok
 }
 
@@ -315,8 +373,6 @@ public func adak_session_sample(_ session: OpaquePointer?, _ token: UnsafeMutabl
     token.pointee = box.session.sample()
     return Status.ok
 }
-
-public typealias adak_token_callback = @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, Int) -> Int32
 
 @_cdecl("adak_session_generate")
 public func adak_session_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<Int32>?, _ nPrompt: Int,

@@ -1,22 +1,23 @@
-// Shared machinery of the C ABI: status codes, the per-thread last-error message, and the
-// registry of live handles. The exported functions themselves are in Library.swift,
-// ModelExports.swift and SessionExports.swift; they validate, call the core and map errors.
+// Shared machinery of the C ABI: status codes, the per-thread last-error message, the registry
+// of live handles, and reading/writing the header's size-tagged structs. The types and constants
+// come from include/adak.h itself (module CAdaK), so Swift never restates the ABI.
 import AdaK
+import CAdaK
 import Glibc
 
 // MARK: - Status codes (enum adak_status in include/adak.h)
 
 enum Status {
-    static let ok: Int32 = 0
-    static let invalidArgument: Int32 = -1
-    static let io: Int32 = -2
-    static let format: Int32 = -3
-    static let unsupported: Int32 = -4
-    static let outOfMemory: Int32 = -5
-    static let contextFull: Int32 = -6
-    static let cancelled: Int32 = -7
-    static let `internal`: Int32 = -8
-    static let bufferTooSmall: Int32 = -9
+    static let ok = ADAK_OK.rawValue
+    static let invalidArgument = ADAK_ERR_INVALID_ARGUMENT.rawValue
+    static let io = ADAK_ERR_IO.rawValue
+    static let format = ADAK_ERR_FORMAT.rawValue
+    static let unsupported = ADAK_ERR_UNSUPPORTED.rawValue
+    static let outOfMemory = ADAK_ERR_OUT_OF_MEMORY.rawValue
+    static let contextFull = ADAK_ERR_CONTEXT_FULL.rawValue
+    static let cancelled = ADAK_ERR_CANCELLED.rawValue
+    static let `internal` = ADAK_ERR_INTERNAL.rawValue
+    static let bufferTooSmall = ADAK_ERR_BUFFER_TOO_SMALL.rawValue
 
     static func name(_ code: Int32) -> StaticString {
         switch code {
@@ -33,6 +34,66 @@ enum Status {
         default: return "unknown status"
         }
     }
+}
+
+// MARK: - Size-tagged structs
+
+/// Structs that cross the ABI start with `uint32_t size`; fields are only ever appended.
+/// `firstVersionSize` is the size of the struct's first version: the smallest `size` accepted.
+protocol SizeTagged {
+    static var firstVersionSize: Int { get }
+    var size: UInt32 { get set }
+}
+
+/// Sizes above this are taken for garbage rather than a struct from a newer header.
+let maxStructSize = 4096
+
+/// The `size` tag of a host's struct, or nil (and the reason recorded for `function`) when it is
+/// not a plausible sizeof of the struct.
+func sizeTag<T: SizeTagged>(_ raw: UnsafeRawPointer, of: T.Type, function: String, name: String) -> Int? {
+    let size = Int(raw.loadUnaligned(as: UInt32.self))
+    guard size >= T.firstVersionSize, size <= maxStructSize else {
+        invalid(function, "\(name)->size \(size) is not a valid sizeof(\(T.self)) (at least \(T.firstVersionSize); initialise it with the struct's _init function or sizeof)")
+        return nil
+    }
+    return size
+}
+
+/// A host's input struct: the fields its `size` covers, `defaults` for the rest; nil after
+/// recording the error.
+func readSized<T: SizeTagged>(_ pointer: UnsafePointer<T>, defaults: T, function: String, name: String) -> T? {
+    let raw = UnsafeRawPointer(pointer)
+    guard let size = sizeTag(raw, of: T.self, function: function, name: name) else { return nil }
+    var value = defaults
+    withUnsafeMutableBytes(of: &value) { dst in
+        dst.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, dst.count)))
+    }
+    return value
+}
+
+/// Writes `value` into a host's output struct: only the bytes its `size` covers (the size field
+/// itself is kept). Returns false after recording the error.
+func writeSized<T: SizeTagged>(_ value: T, to pointer: UnsafeMutablePointer<T>, function: String, name: String) -> Bool {
+    let raw = UnsafeMutableRawPointer(pointer)
+    guard let size = sizeTag(raw, of: T.self, function: function, name: name) else { return false }
+    var v = value
+    v.size = UInt32(size)
+    withUnsafeBytes(of: &v) { src in raw.copyMemory(from: src.baseAddress!, byteCount: min(size, src.count)) }
+    return true
+}
+
+/// Implements adak_*_params_init: zeroes the caller's `size` bytes, then writes the defaults
+/// (with `size` set) into the part both sides know.
+func initSized<T: SizeTagged>(_ pointer: UnsafeMutablePointer<T>?, size: Int, defaults: T, function: String) -> Int32 {
+    guard let pointer else { return invalid(function, "params is NULL") }
+    guard size >= T.firstVersionSize, size <= maxStructSize else {
+        return invalid(function, "size \(size) is not a valid sizeof(\(T.self))")
+    }
+    let raw = UnsafeMutableRawPointer(pointer)
+    raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+    raw.storeBytes(of: UInt32(size), as: UInt32.self)
+    _ = writeSized(defaults, to: pointer, function: function, name: "params")
+    return Status.ok
 }
 
 // MARK: - Last error, one message per thread

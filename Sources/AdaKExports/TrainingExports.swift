@@ -44,35 +44,30 @@ public func adak_train_params_set_float(_ params: OpaquePointer?, _ key: UnsafeP
     let f = "adak_train_params_set_float"
     guard let box = trainParamsBox(params) else { return invalid(f, "params is NULL or not a live adak_train_params") }
     guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
-    func check(_ ok: Bool, _ range: String) -> Bool {
-        if !ok || !value.isFinite { invalid(f, "\"\(name)\" = \(value) is not in \(range)"); return false }
-        return true
-    }
+    guard value.isFinite else { return invalid(f, "\"\(name)\" = \(value) is not finite") }
     var s = box.settings
     switch name {
-    case "lambda":
-        guard check(value >= 0 && value <= 1e6, "[0, 1e6]") else { return Status.invalidArgument }
-        s.lambda = value
-    case "clip":
-        guard check(value > 0 && value < 1, "(0, 1)") else { return Status.invalidArgument }
-        s.ppo.clip = value
-    case "lr":
-        guard check(value > 0 && value < 1, "(0, 1)") else { return Status.invalidArgument }
-        s.ppo.learningRate = value
-    case "entropy_coef":
-        guard check(value >= 0 && value <= 1e6, "[0, 1e6]") else { return Status.invalidArgument }
-        s.ppo.entropyCoef = value
-    case "max_grad_norm":
-        guard check(value >= 0 && value <= 1e12, "[0, 1e12] (0: no clipping)") else { return Status.invalidArgument }
-        s.ppo.maxGradNorm = value
-    case "future_discount":
-        guard check(value >= 0 && value < 1, "[0, 1)") else { return Status.invalidArgument }
-        s.futureDiscount = value
+    case "lambda": s.lambda = value
+    case "clip": s.ppo.clip = value
+    case "lr": s.ppo.learningRate = value
+    case "entropy_coef": s.ppo.entropyCoef = value
+    case "max_grad_norm": s.ppo.maxGradNorm = value
+    case "future_discount": s.futureDiscount = value
     case "init_sharpness":
-        guard check(value > 0 && value <= 1e6, "(0, 1e6]") else { return Status.invalidArgument }
+        guard abs(value) <= Double(Float.greatestFiniteMagnitude) else { return invalid(f, "\"\(name)\" = \(value) is not a finite float") }
         s.initSharpness = Float(value)
     default:
         return invalid(f, "unknown float key \"\(name)\"")
+    }
+    return store(s, in: box, function: f, key: name)
+}
+
+/// Installs training settings whose every field the core accepts; on an error nothing changes.
+func store(_ s: AllocatorTrainingSettings, in box: TrainParamsBox, function: String, key: String) -> Int32 {
+    do {
+        try s.validateFields()
+    } catch {
+        return fail(error, in: "\(function) \"\(key)\"")
     }
     box.settings = s
     return Status.ok
@@ -83,54 +78,31 @@ public func adak_train_params_set_int(_ params: OpaquePointer?, _ key: UnsafePoi
     let f = "adak_train_params_set_int"
     guard let box = trainParamsBox(params) else { return invalid(f, "params is NULL or not a live adak_train_params") }
     guard let key, let name = hostString(key) else { return invalid(f, "key is NULL or not UTF-8") }
-    func ranged(_ range: ClosedRange<Int64>) -> Int? {
-        guard range.contains(value) else {
-            invalid(f, "\"\(name)\" = \(value) is out of range \(range.lowerBound)...\(range.upperBound)")
-            return nil
-        }
-        return Int(value)
-    }
-    let bigCount = Int64(Int32.max)
+    // Int64 -> Int is lossless on 64-bit Linux; the core checks every range.
+    let v = Int(value)
     var s = box.settings
     switch name {
-    case "rollout_tokens":
-        guard let v = ranged(1...bigCount) else { return Status.invalidArgument }
-        s.rolloutTokens = v
-    case "window":
-        guard let v = ranged(2...8192) else { return Status.invalidArgument }
-        s.window = v
-    case "epochs":
-        guard let v = ranged(1...100) else { return Status.invalidArgument }
-        s.ppo.epochs = v
-    case "minibatch":
-        guard let v = ranged(1...bigCount) else { return Status.invalidArgument }
-        s.ppo.minibatch = v
+    case "rollout_tokens": s.rolloutTokens = v
+    case "window": s.window = v
+    case "epochs": s.ppo.epochs = v
+    case "minibatch": s.ppo.minibatch = v
     case "seed":
         guard value >= 0 else { return invalid(f, "\"seed\" = \(value) is negative") }
         s.seed = UInt64(value)
-    case "k_min":
-        guard let v = ranged(1...Int64(ModelConfig.maxExperts)) else { return Status.invalidArgument }
-        s.kMin = v
+    case "k_min": s.kMin = v
     case "k_max":
-        guard let v = ranged(0...Int64(ModelConfig.maxExperts)) else { return Status.invalidArgument }
+        guard v >= 0 else { return invalid(f, "\"k_max\" = \(v) is negative (0: all experts)") }
         s.kMax = v == 0 ? nil : v
-    case "updates":
-        guard let v = ranged(1...bigCount) else { return Status.invalidArgument }
-        s.updates = v
+    case "updates": s.updates = v
     case "total_tokens":
-        guard let v = ranged(0...(Int64(1) << 48)) else { return Status.invalidArgument }
+        guard v >= 0 else { return invalid(f, "\"total_tokens\" = \(v) is negative (0: no limit)") }
         s.totalTokens = v == 0 ? nil : v
-    case "threads":
-        guard let v = ranged(0...1024) else { return Status.invalidArgument }
-        s.threads = v
-    case "checkpoint_every":
-        guard let v = ranged(0...bigCount) else { return Status.invalidArgument }
-        s.checkpointEvery = v
+    case "threads": s.threads = v
+    case "checkpoint_every": s.checkpointEvery = v
     default:
         return invalid(f, "unknown integer key \"\(name)\"")
     }
-    box.settings = s
-    return Status.ok
+    return store(s, in: box, function: f, key: name)
 }
 
 @_cdecl("adak_train_params_set_string")

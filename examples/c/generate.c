@@ -104,7 +104,10 @@ int main(int argc, char **argv) {
     adak_session *session = NULL;
     if (check(adak_session_create(model, &params, &session), "adak_session_create")) return 1;
 
-    if (check(adak_session_set_float(session, "temperature", 0.0), "adak_session_set_float")) return 1;
+    adak_sampling_params sampling;
+    adak_sampling_params_init(&sampling, sizeof sampling);
+    sampling.temperature = 0.0f; /* greedy */
+    if (check(adak_session_set_sampling(session, &sampling), "adak_session_set_sampling")) return 1;
 
     int64_t n_expert = 0;
     adak_model_get_int(model, "n_expert", &n_expert);
@@ -116,8 +119,11 @@ int main(int argc, char **argv) {
         st = adak_session_set_allocator(session, allocator);
         adak_allocator_free(allocator);
         if (check(st, "adak_session_set_allocator")) return 1;
-        if (check(adak_session_set_string(session, "routing", "adak"), "adak_session_set_string")) return 1;
-        if (check(adak_session_set_flops_budget(session, budget), "adak_session_set_flops_budget")) return 1;
+        adak_routing_params routing;
+        adak_routing_params_init(&routing, sizeof routing);
+        routing.policy = ADAK_ROUTING_ADAK;
+        routing.flops_budget = budget;
+        if (check(adak_session_set_routing(session, &routing), "adak_session_set_routing")) return 1;
         printf("routing: adak (identity allocator), FLOPs budget %.2f of static Top-K\n", budget);
     }
 

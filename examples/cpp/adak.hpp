@@ -141,8 +141,14 @@ public:
 
     adak_session *get() const noexcept { return handle_.get(); }
 
-    void set(const char *key, double value) { check(adak_session_set_float(get(), key, value)); }
-    void set_int(const char *key, int64_t value) { check(adak_session_set_int(get(), key, value)); }
+    /// Sampling settings as one unit: read them, change fields, write them back (all or nothing).
+    adak_sampling_params sampling() const {
+        adak_sampling_params p{};
+        p.size = sizeof p;
+        check(adak_session_get_sampling(get(), &p));
+        return p;
+    }
+    void set_sampling(const adak_sampling_params &params) { check(adak_session_set_sampling(get(), &params)); }
     int64_t position() const {
         int64_t p = adak_session_position(get());
         if (p < 0) check(static_cast<int>(p));
@@ -150,9 +156,20 @@ public:
     }
     void reset() { check(adak_session_reset(get())); }
 
-    /// Routing: policy "topk", "adak", "top_p", "skip" or "entropy"; knobs through set/set_int
-    /// ("routing.p", "routing.k_max", ...).
-    void set_routing(const char *policy) { check(adak_session_set_string(get(), "routing", policy)); }
+    /// Routing settings (policy, k bounds, thresholds, budget) as one unit, validated together.
+    adak_routing_params routing() const {
+        adak_routing_params p{};
+        p.size = sizeof p;
+        check(adak_session_get_routing(get(), &p));
+        return p;
+    }
+    void set_routing(const adak_routing_params &params) { check(adak_session_set_routing(get(), &params)); }
+    /// Changes only the policy (enum adak_routing_policy), keeping the other settings.
+    void set_policy(int policy) {
+        adak_routing_params p = routing();
+        p.policy = policy;
+        set_routing(p);
+    }
     /// The session keeps its own reference: the Allocator may be destroyed afterwards.
     void set_allocator(const Allocator *allocator) {
         check(adak_session_set_allocator(get(), allocator ? allocator->get() : nullptr));

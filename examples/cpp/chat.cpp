@@ -26,7 +26,9 @@ int main(int argc, char **argv) {
                   << (chatml ? "ChatML turns" : "plain text") << "\n";
 
         adak::Session session(model, 2048);
-        session.set("temperature", 0.0);
+        adak_sampling_params sampling = session.sampling();
+        sampling.temperature = 0.0f;
+        session.set_sampling(sampling);
         bool first = true;
         std::string line;
         while (std::getline(std::cin, line)) {

@@ -82,6 +82,28 @@ def _check(status: int) -> int:
     return status
 
 
+def _c_int(name: str, value, bits: int, unsigned: bool = False) -> int:
+    """``value`` as a C integer of ``bits`` bits: a Python int (or an integral float), never a
+    bool or a string, and in the C type's range (ctypes would silently wrap it). The library
+    checks the meaning of the value; this only guards the conversion."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs an integer, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs an integer, got {value}")
+    v = int(value)
+    lo, hi = (0, 2**bits) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1))
+    if not lo <= v < hi:
+        raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} {v} is out of range")
+    return v
+
+
+def _c_float(name: str, value) -> float:
+    """``value`` as a C float/double: an int or a float, never a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs a number, got {value!r}")
+    return float(value)
+
+
 def _tokens_array(tokens: Sequence[int]):
     arr = (ctypes.c_int32 * len(tokens))()
     for i, t in enumerate(tokens):
@@ -320,9 +342,10 @@ class Session(_Owned):
 
     _free_name = "adak_session_free"
     _what = "session"
-    _FLOAT_KEYS = ("temperature", "top_p", "min_p", "repeat_penalty")
-    _INT_KEYS = ("top_k", "repeat_last_n", "seed", "position", "n_ctx", "n_threads", "n_batch",
-                 "logit_rows")
+    #: Sampling settings (fields of adak_sampling_params) and read-only properties.
+    _SAMPLING_FLOATS = ("temperature", "top_p", "min_p", "repeat_penalty")
+    _SAMPLING_INTS = ("top_k", "repeat_last_n", "seed")
+    _PROPERTIES = ("position", "n_ctx", "n_threads", "n_batch", "logit_rows")
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 0, n_batch: int = 0,
                  seed: Optional[int] = None, kv_type: str = "f32", **sampling: Union[int, float]):
@@ -333,44 +356,54 @@ class Session(_Owned):
         params = _lib.SessionParams()
         _check(_C.adak_session_params_init(ctypes.byref(params), ctypes.sizeof(params)))
         for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)):
-            if not 0 <= int(value) < 2**31:
-                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} {value} is out of range")
-            setattr(params, name, int(value))
+            setattr(params, name, _c_int(name, value, 32))
         if seed is not None:
-            if not 0 <= int(seed) < 2**63:
-                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"seed {seed} is out of range")
-            params.seed = int(seed)
+            params.seed = _c_int("seed", seed, 64, unsigned=True)
         params.kv_type = _lib.KV_TYPES[kv_type]
         handle = ctypes.c_void_p()
         _check(_C.adak_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle.value
         try:
-            for key, value in sampling.items():
-                self.set(key, value)
+            if sampling:
+                self.set_sampling(**sampling)
         except Exception:
             self.close()
             raise
 
     # -- settings ---------------------------------------------------------------------------
+    @property
+    def sampling(self) -> Dict[str, Union[int, float]]:
+        """The sampling settings: temperature, top_k, top_p, min_p, repeat_penalty,
+        repeat_last_n, seed."""
+        raw = _lib.SamplingParams()
+        raw.size = ctypes.sizeof(raw)
+        _check(_C.adak_session_get_sampling(self.handle, ctypes.byref(raw)))
+        return {name: getattr(raw, name) for name, _ in raw._fields_ if name != "size"}
+
+    def set_sampling(self, **settings: Union[int, float]) -> None:
+        """Changes sampling settings (keyword names as :attr:`sampling`); the others keep their
+        values. All or nothing: the library validates the whole set at once."""
+        raw = _lib.SamplingParams()
+        raw.size = ctypes.sizeof(raw)
+        _check(_C.adak_session_get_sampling(self.handle, ctypes.byref(raw)))
+        for key, value in settings.items():
+            if key in self._SAMPLING_FLOATS:
+                setattr(raw, key, _c_float(key, value))
+            elif key in self._SAMPLING_INTS:
+                setattr(raw, key, _c_int(key, value, 64 if key == "seed" else 32, unsigned=key == "seed"))
+            else:
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown sampling setting {key!r}")
+        _check(_C.adak_session_set_sampling(self.handle, ctypes.byref(raw)))
+
     def set(self, key: str, value: Union[int, float]) -> None:
-        """Changes a setting: float keys temperature, top_p, min_p, repeat_penalty; integer
-        keys top_k, repeat_last_n, seed."""
-        if key in self._FLOAT_KEYS:
-            _check(_C.adak_session_set_float(self.handle, key.encode(), float(value)))
-        else:
-            if isinstance(value, float) and not value.is_integer():
-                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} needs an integer, got {value}")
-            v = int(value)
-            if not -(2**63) <= v < 2**63:
-                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} {v} is out of range")
-            _check(_C.adak_session_set_int(self.handle, key.encode(), v))
+        """Changes one sampling setting (see :meth:`set_sampling`)."""
+        self.set_sampling(**{key: value})
 
     def get(self, key: str) -> Union[int, float]:
-        """Reads a setting or property (also position, n_ctx, n_threads, n_batch, logit_rows)."""
-        if key in self._FLOAT_KEYS:
-            d = ctypes.c_double()
-            _check(_C.adak_session_get_float(self.handle, key.encode(), ctypes.byref(d)))
-            return d.value
+        """Reads a sampling setting or a property (position, n_ctx, n_threads, n_batch,
+        logit_rows)."""
+        if key in self._SAMPLING_FLOATS or key in self._SAMPLING_INTS:
+            return self.sampling[key]
         i = ctypes.c_int64()
         _check(_C.adak_session_get_int(self.handle, key.encode(), ctypes.byref(i)))
         return i.value
@@ -388,31 +421,28 @@ class Session(_Owned):
         return int(self.get("n_ctx"))
 
     # -- routing ----------------------------------------------------------------------------
-    _ROUTING_FLOATS = {"p": "routing.p", "beta": "routing.beta", "tau": "routing.tau"}
-    _ROUTING_INTS = {"k": "routing.k", "k_min": "routing.k_min", "k_max": "routing.k_max"}
+    _ROUTING_NAMES = {v: k for k, v in _lib.ROUTING_POLICIES.items()}
+
+    def _routing_params(self) -> "_lib.RoutingParams":
+        raw = _lib.RoutingParams()
+        raw.size = ctypes.sizeof(raw)
+        _check(_C.adak_session_get_routing(self.handle, ctypes.byref(raw)))
+        return raw
 
     @property
     def routing(self) -> Dict[str, Union[str, int, float]]:
-        """The routing settings: ``policy`` and the knobs p, beta, tau, k, k_min, k_max
+        """The routing settings: ``policy`` and the knobs p, beta, tau, price, k, k_min, k_max
         (k and k_max 0 mean the defaults, see :meth:`set_routing`)."""
-        buf = ctypes.create_string_buffer(32)
-        n = ctypes.c_size_t()
-        _check(_C.adak_session_get_string(self.handle, b"routing", buf, len(buf), ctypes.byref(n)))
-        d: Dict[str, Union[str, int, float]] = {"policy": buf.raw[: n.value].decode()}
-        for name, key in self._ROUTING_FLOATS.items():
-            v = ctypes.c_double()
-            _check(_C.adak_session_get_float(self.handle, key.encode(), ctypes.byref(v)))
-            d[name] = v.value
-        for name, key in self._ROUTING_INTS.items():
-            i = ctypes.c_int64()
-            _check(_C.adak_session_get_int(self.handle, key.encode(), ctypes.byref(i)))
-            d[name] = i.value
+        raw = self._routing_params()
+        d: Dict[str, Union[str, int, float]] = {"policy": self._ROUTING_NAMES[raw.policy]}
+        for name in ("p", "beta", "tau", "price", "k", "k_min", "k_max"):
+            d[name] = getattr(raw, name)
         return d
 
     def set_routing(self, policy: Optional[str] = None, *, k: Optional[int] = None,
                     p: Optional[float] = None, beta: Optional[float] = None,
                     tau: Optional[float] = None, k_min: Optional[int] = None,
-                    k_max: Optional[int] = None) -> None:
+                    k_max: Optional[int] = None, price: Optional[float] = None) -> None:
         """Chooses how many experts each token uses at each MoE layer.
 
         :param policy: "topk" (static, ``k`` experts; the default), "adak" (the allocator set
@@ -422,57 +452,31 @@ class Session(_Owned):
         :param k: k of "topk" (0: the model's native K).
         :param k_min: lower bound on k for every policy.
         :param k_max: upper bound on k (0: the policy's default).
+        :param price: "adak" without a budget: a fixed price per expert, the same in every layer.
 
-        Knobs not given keep their values. All or nothing: when any value is refused the
-        session keeps its previous settings and :class:`AdakError` says why.
+        Knobs not given keep their values. All or nothing: the library validates the whole
+        set at once (adak_session_set_routing); when a value is refused the session keeps its
+        previous settings and :class:`AdakError` says why.
         """
-        if policy is not None and policy not in _lib.ROUTING_POLICIES:
-            # The library refuses it too; checked here so nothing changes before that.
-            _check(_C.adak_session_set_string(self.handle, b"routing", str(policy).encode()))
-        before = self.routing
-        try:
-            if k_max is not None or k_min is not None:
-                # bounds in an order that is valid whatever the old ones were
-                self._set_routing_int("k_max", 0)
-                if k_min is not None:
-                    self._set_routing_int("k_min", k_min)
-                self._set_routing_int("k_max", before["k_max"] if k_max is None else k_max)
-            if k is not None:
-                self._set_routing_int("k", k)
-            for name, value in (("p", p), ("beta", beta), ("tau", tau)):
-                if value is not None:
-                    _check(_C.adak_session_set_float(self.handle, self._ROUTING_FLOATS[name].encode(),
-                                                     float(value)))
-            if policy is not None:
-                _check(_C.adak_session_set_string(self.handle, b"routing", policy.encode()))
-        except AdakError:
-            self._restore_routing(before)
-            raise
-
-    def _set_routing_int(self, name: str, value: int) -> None:
-        if isinstance(value, float) and not value.is_integer():
-            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs an integer, got {value}")
-        v = int(value)
-        if not -(2**63) <= v < 2**63:
-            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} {v} is out of range")
-        _check(_C.adak_session_set_int(self.handle, self._ROUTING_INTS[name].encode(), v))
-
-    def _restore_routing(self, d: Dict[str, Union[str, int, float]]) -> None:
-        h = self.handle
-        _C.adak_session_set_int(h, b"routing.k_max", 0)
-        _C.adak_session_set_int(h, b"routing.k_min", int(d["k_min"]))
-        _C.adak_session_set_int(h, b"routing.k_max", int(d["k_max"]))
-        _C.adak_session_set_int(h, b"routing.k", int(d["k"]))
-        for name, key in self._ROUTING_FLOATS.items():
-            _C.adak_session_set_float(h, key.encode(), float(d[name]))
-        _C.adak_session_set_string(h, b"routing", str(d["policy"]).encode())
+        raw = self._routing_params()
+        if policy is not None:
+            if policy not in _lib.ROUTING_POLICIES:
+                known = ", ".join(repr(n) for n in _lib.ROUTING_POLICIES)
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown routing policy {policy!r} (known: {known})")
+            raw.policy = _lib.ROUTING_POLICIES[policy]
+        for name, value in (("k", k), ("k_min", k_min), ("k_max", k_max)):
+            if value is not None:
+                setattr(raw, name, _c_int(name, value, 32))
+        for name, value in (("p", p), ("beta", beta), ("tau", tau), ("price", price)):
+            if value is not None:
+                setattr(raw, name, _c_float(name, value))
+        _check(_C.adak_session_set_routing(self.handle, ctypes.byref(raw)))
 
     @property
     def budget(self) -> Optional[float]:
         """The expert-FLOPs budget as a fraction of static Top-K, or None."""
-        v = ctypes.c_double()
-        _check(_C.adak_session_get_float(self.handle, b"flops_budget", ctypes.byref(v)))
-        return v.value if v.value > 0 else None
+        v = self._routing_params().flops_budget
+        return v if v > 0 else None
 
     def set_budget(self, fraction: Optional[float]) -> None:
         """Limits the routed experts to ``fraction`` x the expert FLOPs of static Top-K with
@@ -482,7 +486,7 @@ class Session(_Owned):
         if fraction is None:
             _check(_C.adak_session_clear_flops_budget(self.handle))
         else:
-            _check(_C.adak_session_set_flops_budget(self.handle, float(fraction)))
+            _check(_C.adak_session_set_flops_budget(self.handle, _c_float("fraction", fraction)))
 
     def set_allocator(self, allocator: Optional["Allocator"]) -> None:
         """Uses ``allocator`` for the "adak" policy (the session keeps its own reference, so

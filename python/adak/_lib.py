@@ -90,6 +90,38 @@ class SessionParams(ctypes.Structure):
     ]
 
 
+class SamplingParams(ctypes.Structure):
+    """adak_sampling_params (since 0.5; size-tagged, initialise through adak_sampling_params_init)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("min_p", ctypes.c_float),
+        ("repeat_penalty", ctypes.c_float),
+        ("repeat_last_n", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+class RoutingParams(ctypes.Structure):
+    """adak_routing_params (since 0.5; size-tagged, initialise through adak_routing_params_init)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("policy", ctypes.c_int32),
+        ("k", ctypes.c_int32),
+        ("k_min", ctypes.c_int32),
+        ("k_max", ctypes.c_int32),
+        ("p", ctypes.c_float),
+        ("beta", ctypes.c_float),
+        ("tau", ctypes.c_float),
+        ("price", ctypes.c_float),
+        ("flops_budget", ctypes.c_double),
+    ]
+
+
 TOKEN_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t
 )
@@ -149,6 +181,13 @@ _PROTOTYPES = {
         ctypes.c_int,
         [_P, ctypes.POINTER(_I32), _SIZE, _I32, TOKEN_CALLBACK, _P, ctypes.POINTER(_SIZE)],
     ),
+    # 0.5: typed sampling and routing settings
+    "adak_sampling_params_init": (ctypes.c_int, [ctypes.POINTER(SamplingParams), _SIZE]),
+    "adak_session_set_sampling": (ctypes.c_int, [_P, ctypes.POINTER(SamplingParams)]),
+    "adak_session_get_sampling": (ctypes.c_int, [_P, ctypes.POINTER(SamplingParams)]),
+    "adak_routing_params_init": (ctypes.c_int, [ctypes.POINTER(RoutingParams), _SIZE]),
+    "adak_session_set_routing": (ctypes.c_int, [_P, ctypes.POINTER(RoutingParams)]),
+    "adak_session_get_routing": (ctypes.c_int, [_P, ctypes.POINTER(RoutingParams)]),
     # 0.2: routing, budget, allocators, statistics, logging
     "adak_session_set_string": (ctypes.c_int, [_P, _STR, _STR]),
     "adak_session_get_string": (ctypes.c_int, [_P, _STR, ctypes.c_char_p, _SIZE, ctypes.POINTER(_SIZE)]),

@@ -51,11 +51,37 @@ def test_bad_routing_raises_and_changes_nothing(tiny_model, bad):
         assert s.routing == before
 
 
-def test_unknown_policy_message_comes_from_the_library(tiny_model):
+def test_unknown_policy_names_the_known_ones(tiny_model):
     with tiny_model.session(n_ctx=64) as s, pytest.raises(adak.AdakError) as e:
         s.set_routing("fastest")
-    assert "adak_session_set_string" in e.value.message and "fastest" in e.value.message
-    assert "top_p" in e.value.message  # lists the known names
+    assert "fastest" in e.value.message and "top_p" in e.value.message  # lists the known names
+
+
+def test_set_routing_is_one_library_call_with_its_message(tiny_model):
+    """A refused value is reported by adak_session_set_routing itself (no rollback in Python)."""
+    with tiny_model.session(n_ctx=64) as s:
+        with pytest.raises(adak.AdakError) as e:
+            s.set_routing("top_p", p=0.9, k_min=3, k_max=2)
+        assert "adak_session_set_routing" in e.value.message and "k_max" in e.value.message
+        assert s.routing["policy"] == "topk"
+
+
+@pytest.mark.parametrize("bad", [dict(k=True), dict(k="2"), dict(p="0.5"), dict(k=2**40), dict(price="x")])
+def test_routing_values_are_type_checked(tiny_model, bad):
+    with tiny_model.session(n_ctx=64) as s, pytest.raises(adak.AdakError):
+        s.set_routing(**bad)
+
+
+def test_sampling_is_one_unit(tiny_model):
+    with tiny_model.session(n_ctx=64, temperature=0.0, top_k=5) as s:
+        d = s.sampling
+        assert d["temperature"] == 0.0 and d["top_k"] == 5 and d["top_p"] == pytest.approx(0.95)
+        with pytest.raises(adak.AdakError) as e:
+            s.set_sampling(top_k=7, top_p=2.0)
+        assert "adak_session_set_sampling" in e.value.message
+        assert s.sampling == d  # nothing applied
+        s.set_sampling(top_k=7, min_p=0.0)
+        assert s.get("top_k") == 7 and s.get("min_p") == 0.0
 
 
 @pytest.mark.parametrize("fraction", [float("nan"), float("inf"), -float("inf"), 0.0, -0.5, 17.0])

@@ -34,6 +34,23 @@ public struct CarveOptions: Sendable {
     /// Threads for the forward pass and OpenBLAS (0: all cores).
     public var threads = 0
     public init() {}
+
+    /// Checks each setting's own range (what does not depend on the model; `Carver` checks the
+    /// rest against the dense model's shapes).
+    public func validate() throws {
+        func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
+        guard experts >= 2, experts <= ModelConfig.maxExperts else { throw bad("experts = \(experts) out of range 2...\(ModelConfig.maxExperts)") }
+        guard topK >= 1, topK <= ModelConfig.maxExperts else { throw bad("top_k = \(topK) out of range 1...\(ModelConfig.maxExperts)") }
+        guard sharedFraction.isFinite, sharedFraction >= 0, sharedFraction < 1 else {
+            throw bad("shared_fraction \(sharedFraction) must be in [0, 1)")
+        }
+        guard maxTokens >= 16, maxTokens <= 1 << 20 else { throw bad("calib_tokens \(maxTokens) out of range 16...\(1 << 20)") }
+        guard window >= 16, window <= 1 << 20 else { throw bad("window \(window) out of range 16...\(1 << 20)") }
+        guard kmeansIterations >= 1, kmeansIterations <= 1000 else { throw bad("kmeans_iterations \(kmeansIterations) out of range 1...1000") }
+        guard ridge.isFinite, ridge >= 0, ridge <= 1e6 else { throw bad("ridge \(ridge) must be in [0, 1e6]") }
+        guard threads >= 0, threads <= 1024 else { throw bad("threads \(threads) out of range 0...1024") }
+        if let layers { guard layers.allSatisfy({ $0 >= 0 && $0 < 1 << 20 }) else { throw bad("layers must be non-negative indices") } }
+    }
 }
 
 public enum CarveStage: String, Sendable {
@@ -44,15 +61,9 @@ public enum CarveStage: String, Sendable {
 public typealias CarveProgress = (CarveStage, Int, Int) -> Bool
 
 /// Carves a dense GGUF model's FFNs into an `adak-moe` mixture of experts (CarvedArchitecture):
-/// 1. runs the dense model (our engine) on calibration text, capturing every carved layer's FFN
-///    input x and neuron activations a = silu(gate·x) ⊙ (up·x);
-/// 2. shared expert = the S·n_ff neurons of largest mean|a|·‖down column‖;
-/// 3. the rest → E equal experts by balanced k-means on each neuron's L2-normalised |a| profile
-///    over the calibration tokens (k-means++ seeding from `seed`, greedy capacity-bounded
-///    assignment);
-/// 4. router = ridge least squares (LAPACK sgels) from [x, 1] to each expert's output norm ‖y_e‖;
-/// 5. writes the MoE GGUF (attention, embeddings, norms and tokenizer copied byte for byte).
-/// Deterministic for a fixed seed, calibration text, options and thread count.
+/// calibration capture → shared expert by neuron importance → balanced k-means into E experts →
+/// ridge-regression router → MoE GGUF (steps in docs/CARVING.md, "Method"). Deterministic for a
+/// fixed seed, calibration text, options and thread count.
 public enum Carver {
     /// Carves `dense` into `output` (calibrating, or applying `options.plan`) and returns the plan.
     @discardableResult
@@ -109,9 +120,7 @@ public enum Carver {
         guard f % e == 0 else {
             throw AdaKError.invalidArgument("experts = \(e) does not divide the FFN width \(f)")
         }
-        guard o.sharedFraction.isFinite, o.sharedFraction >= 0, o.sharedFraction < 1 else {
-            throw AdaKError.invalidArgument("shared fraction \(o.sharedFraction) must be in [0, 1)")
-        }
+        try o.validate()
         let wantShared = Int((Double(o.sharedFraction) * Double(f)).rounded())
         let width = (f - wantShared) / e
         guard width >= 1 else { throw AdaKError.invalidArgument("shared fraction \(o.sharedFraction) leaves no neurons for \(e) experts") }
@@ -129,17 +138,9 @@ public enum Carver {
         guard let text = o.calibrationText, text.utf8.contains(where: { $0 > 32 }) else {
             throw AdaKError.invalidArgument("calibration text is empty")
         }
-        guard o.window >= 16, o.window <= c.contextLength else {
+        guard o.window <= c.contextLength else {
             throw AdaKError.invalidArgument("calibration window \(o.window) out of range 16...\(c.contextLength)")
         }
-        guard o.maxTokens >= 16, o.maxTokens <= 1 << 20 else {
-            throw AdaKError.invalidArgument("calibration tokens \(o.maxTokens) out of range 16...\(1 << 20)")
-        }
-        guard o.kmeansIterations >= 1, o.kmeansIterations <= 1000 else {
-            throw AdaKError.invalidArgument("k-means iterations \(o.kmeansIterations) out of range 1...1000")
-        }
-        guard o.ridge.isFinite, o.ridge >= 0 else { throw AdaKError.invalidArgument("ridge must be >= 0") }
-        guard o.threads >= 0, o.threads <= 1024 else { throw AdaKError.invalidArgument("threads \(o.threads) out of range") }
         let layerIdx = o.layers.map { Array(Set($0)).sorted() } ?? Array(0..<c.nLayer)
         guard !layerIdx.isEmpty, layerIdx.allSatisfy({ $0 >= 0 && $0 < c.nLayer }) else {
             throw AdaKError.invalidArgument("layers to carve must be in 0..<\(c.nLayer)")

@@ -70,13 +70,13 @@ public final class Session {
     public init(model: Model, params: SessionParams = SessionParams()) throws {
         let c = model.config
         guard params.contextSize >= 0, params.contextSize <= ModelConfig.maxContext else {
-            throw AdaKError.invalidArgument("context size \(params.contextSize) out of range (0...\(ModelConfig.maxContext))")
+            throw AdaKError.invalidArgument("n_ctx \(params.contextSize) is out of range (0...\(ModelConfig.maxContext))")
         }
         guard params.threads >= 0, params.threads <= 1024 else {
-            throw AdaKError.invalidArgument("thread count \(params.threads) out of range (0...1024)")
+            throw AdaKError.invalidArgument("n_threads \(params.threads) is out of range (0...1024)")
         }
         guard params.batchSize >= 1, params.batchSize <= 8192 else {
-            throw AdaKError.invalidArgument("batch size \(params.batchSize) out of range (1...8192)")
+            throw AdaKError.invalidArgument("n_batch \(params.batchSize) is out of range (1...8192)")
         }
         try params.sampling.validate()
         try params.routing.validate(nExpert: c.nExpert, kNative: c.nExpertUsed)
@@ -88,6 +88,12 @@ public final class Session {
         sampler = Sampler(params: params.sampling)
         state = try ForwardState(model: model, contextSize: contextSize, batchSize: batchSize, threads: threads,
                                  kvType: params.kvType)
+    }
+
+    /// Replaces the sampling settings after validating them (on error nothing changes).
+    public func setSampling(_ s: SamplingParams) throws {
+        try s.validate()
+        sampler.params = s
     }
 
     /// Replaces the routing settings after validating them against the model.

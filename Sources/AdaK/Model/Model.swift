@@ -37,6 +37,17 @@ public final class Model: @unchecked Sendable {
         try self.init(gguf: isHF ? HFCheckpoint.loadGGUF(directory: path) : GGUFFile(path: path), params: params)
     }
 
+    /// Loads a GGUF model from bytes in memory (copied: the caller may free them afterwards).
+    public convenience init(buffer: UnsafeRawBufferPointer, params: ModelParams = ModelParams()) throws {
+        guard buffer.count > 0, buffer.baseAddress != nil else {
+            throw AdaKError.invalidArgument("the buffer is empty (size must be 1...\(ModelLimits.maxFileBytes) bytes)")
+        }
+        guard buffer.count <= ModelLimits.maxFileBytes else {
+            throw AdaKError.outOfMemory("\(buffer.count) bytes exceed the limit of \(ModelLimits.maxFileBytes)")
+        }
+        try self.init(gguf: GGUFFile(storage: MappedFile(copying: buffer), origin: "buffer"), params: params)
+    }
+
     public init(gguf: GGUFFile, params: ModelParams = ModelParams()) throws {
         _ = akk_init()
         gguf.storage.populate()

@@ -5,13 +5,9 @@ import Glibc
 /// The per-session routing state: settings, allocator, the budget controller's knob per MoE
 /// layer, and statistics. The MoE layer asks it for k per token.
 ///
-/// Budget control (docs/DESIGN.md §4). Each MoE layer l has a knob u_l that makes its policy spend
-/// less as it grows: Ada-K's price μ = u_l; Top-P's threshold p − u_l; skip's β + u_l; entropy's
-/// τ·exp(−u_l); static Top-K dithers between ⌊f·K⌋ and ⌈f·K⌉ so the running mean is f·K.
-/// - one token at a time (decode): dual ascent, u_l += g · (k_l/K − f) after each token, so the
-///   running average of k_l/K is pulled to the target f at every layer;
-/// - a batch (prefill): the knob is solved by bisection so the batch spends its pool of
-///   f·K·n expert slots as exactly as the discrete rule allows; it also warm-starts decoding.
+/// Budget control: each MoE layer l has a knob u_l that makes its policy spend less as it grows,
+/// moved by dual ascent while decoding and solved by bisection over a batch, so every layer's
+/// mean k/K tracks the target f (the knobs per policy and why: docs/DESIGN.md §4).
 final class RouterState {
     var config: RoutingConfig
     var allocator: Allocator?

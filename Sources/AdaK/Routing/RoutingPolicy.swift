@@ -37,9 +37,7 @@ public struct RoutingConfig: Sendable, Equatable {
     /// Expert-FLOPs budget as a fraction of static Top-K (nil: no budget).
     public var budget: Float? = nil
     /// Fixed price μ per expert for `adak` without a budget: k = argmax(logit_k − μ·k), the same μ
-    /// in every layer. Unlike the budget (which holds every layer at the same mean k), a global
-    /// price lets the allocator spend more where its logits say an expert is worth more, so it
-    /// moves along the allocator's own trade-off curve (≈ retraining at λ + μ·L·K).
+    /// in every layer, so the allocator's per-layer shares survive (docs/DESIGN.md §4).
     public var price: Float = 0
 
     public init(policy: RoutingPolicy = .topK) { self.policy = policy }
@@ -74,7 +72,10 @@ public struct RoutingConfig: Sendable, Equatable {
         guard tau.isFinite, tau > 0, tau <= 64 else { throw bad("entropy tau must be in (0, 64]") }
         guard kMin >= 1, kMin <= e else { throw bad("k_min = \(kMin) out of range 1...\(e)") }
         if let kMax { guard kMax >= kMin, kMax <= e else { throw bad("k_max = \(kMax) out of range \(kMin)...\(e)") } }
-        if let budget { guard budget.isFinite, budget > 0, budget <= 16 else { throw bad("budget must be in (0, 16]") } }
+        if let budget {
+            guard budget.isFinite, budget > 0, budget <= 16 else { throw bad("flops budget \(budget) is not in (0, 16]") }
+            guard nExpert > 0 else { throw bad("the model has no MoE layers: there are no expert FLOPs to budget") }
+        }
         guard price.isFinite, abs(price) <= 64 else { throw bad("price must be in [-64, 64]") }
     }
 }

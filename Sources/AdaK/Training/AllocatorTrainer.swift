@@ -4,15 +4,11 @@ import Glibc
 
 /// How advantages are centred before the per-batch normalisation.
 public enum AdvantageBaseline: String, Sendable, CaseIterable {
-    /// Self-critical (Rennie et al. 2017): the baseline of token t is its reward in the same window
-    /// under the current policy's argmax k (one extra forward pass per window). The reward's
-    /// variance across tokens is dominated by how predictable the token is (log p ranges over
-    /// ~10 nats) while one layer's k moves it by ~0.01; the paired greedy pass removes that
-    /// per-token difficulty exactly, which neither a running mean nor a linear value head on h
-    /// can do. It does not depend on the sampled actions, so the gradient stays unbiased.
+    /// Self-critical: the baseline of token t is its reward in the same window under the current
+    /// policy's argmax k (one extra forward pass per window); removes the per-token difficulty
+    /// exactly and keeps the gradient unbiased (why: docs/DESIGN.md §8.1).
     case greedy
-    /// The batch mean (what the per-batch normalisation leaves of a running-mean baseline):
-    /// half the forward passes, far noisier advantages.
+    /// The batch mean: half the forward passes, far noisier advantages.
     case mean
 }
 
@@ -22,14 +18,8 @@ public enum CostCredit: String, Sendable, CaseIterable {
     /// log p(x_{t+1}) − λ·Σ_l k_l/(L·K) (minus the baseline): the reward as docs/DESIGN.md §4 states it.
     case token
     /// Layer l's action receives the shared log-likelihood part but only its own cost λ·k_l/(L·K)
-    /// (against its own k in the greedy pass with the greedy baseline). The other layers' costs
-    /// act as a baseline: the earlier layers' k do not depend on layer l's action at all, the
-    /// later layers' only through the effect of l's output on their allocator input (small: their
-    /// k is set mostly by their biases), so the expected gradient stays (almost exactly) the same.
-    /// The variance drops by the other layers' cost noise where their log-likelihood gains less
-    /// than half the price per expert (far from equilibrium, as in a descent at a high λ), and
-    /// does not where the gain matches the price (their cost then cancels part of their
-    /// log-likelihood noise).
+    /// (against its own k in the greedy pass with the greedy baseline): the same expected
+    /// gradient, lower variance far from equilibrium (docs/DESIGN.md §8.2).
     case layer
 }
 
@@ -46,12 +36,9 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     /// Which layers' actions each token's compute cost is credited to.
     public var costCredit: CostCredit = .token
     /// Discount γ ∈ [0, 1) of later tokens' log-likelihood in a token's credit: the actions at
-    /// token t are credited with Σ_{t' ≥ t} γ^{t'−t}·(log p_{t'} − baseline_{t'}) (the window's
-    /// reward-to-go) instead of their own token's log p alone. An expert cut at t also changes
-    /// what later positions read from t through attention (most for the early layers, whose
-    /// output passes through every later layer's keys and values); with γ = 0 (the default) that
-    /// effect is not credited to the action. The cost part stays the token's own. Needs the
-    /// greedy baseline (paired differences; raw later log p would swamp the signal).
+    /// token t are credited with Σ_{t' ≥ t} γ^{t'−t}·(log p_{t'} − baseline_{t'}), so effects
+    /// through attention on later positions count (docs/DESIGN.md §8.3). The cost part stays the
+    /// token's own. Needs the greedy baseline.
     public var futureDiscount = 0.0
     /// MoE layers whose k is sampled in each rollout window (0: all). With n > 0, n layers drawn
     /// at random per window are sampled and the others take the argmax; paired with the greedy
@@ -74,21 +61,33 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// Checks each setting's own range (what the keyed C setters reject at once).
+    public func validateFields() throws {
+        func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
+        let big = Int(Int32.max)
+        try ppo.validate()
+        guard lambda.isFinite, lambda >= 0, lambda <= 1e6 else { throw bad("lambda \(lambda) must be in [0, 1e6]") }
+        guard rolloutTokens >= 1, rolloutTokens <= big else { throw bad("rollout_tokens \(rolloutTokens) out of range 1...\(big)") }
+        guard window >= 2, window <= 8192 else { throw bad("window \(window) out of range 2...8192") }
+        guard kMin >= 1, kMin <= ModelConfig.maxExperts else { throw bad("k_min \(kMin) out of range 1...\(ModelConfig.maxExperts)") }
+        if let kMax { guard kMax >= 1, kMax <= ModelConfig.maxExperts else { throw bad("k_max \(kMax) out of range 0...\(ModelConfig.maxExperts)") } }
+        guard updates >= 1, updates <= big else { throw bad("updates \(updates) out of range 1...\(big)") }
+        if let totalTokens { guard totalTokens >= 1, totalTokens <= 1 << 48 else { throw bad("total_tokens \(totalTokens) out of range 0...2^48") } }
+        guard initSharpness.isFinite, initSharpness > 0, initSharpness <= 1e6 else { throw bad("init_sharpness \(initSharpness) must be in (0, 1e6]") }
+        guard threads >= 0, threads <= 1024 else { throw bad("threads \(threads) out of range 0...1024") }
+        guard checkpointEvery >= 0, checkpointEvery <= big else { throw bad("checkpoint_every \(checkpointEvery) out of range 0...\(big)") }
+        guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future_discount \(futureDiscount) must be in [0, 1)") }
+    }
+
+    /// Every setting, and how they fit together and with `model`.
     public func validate(model: Model) throws {
         func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
-        try ppo.validate()
+        try validateFields()
         let E = model.config.nExpert
         guard model.config.isMoE, E >= 2 else { throw bad("allocator training needs an MoE model") }
-        guard lambda.isFinite, lambda >= 0 else { throw bad("lambda must be >= 0") }
-        guard window >= 2, window <= 8192 else { throw bad("window must be in 2...8192") }
         guard rolloutTokens >= window - 1 else { throw bad("rollout tokens must be at least window − 1") }
-        guard kMin >= 1, kMin <= E else { throw bad("k_min out of range 1...\(E)") }
+        guard kMin <= E else { throw bad("k_min out of range 1...\(E)") }
         if let kMax { guard kMax >= kMin, kMax <= E else { throw bad("k_max out of range \(kMin)...\(E)") } }
-        guard updates >= 1 else { throw bad("updates must be >= 1") }
-        if let totalTokens { guard totalTokens >= 1 else { throw bad("total tokens must be >= 1") } }
-        guard initSharpness.isFinite, initSharpness > 0 else { throw bad("init sharpness must be > 0") }
-        guard threads >= 0, threads <= 1024, checkpointEvery >= 0 else { throw bad("bad threads or checkpoint interval") }
-        guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future discount must be in [0, 1)") }
         guard perturbLayers >= 0, perturbLayers <= model.moeLayerIndices.count else {
             throw bad("perturb layers must be in 0...\(model.moeLayerIndices.count)")
         }

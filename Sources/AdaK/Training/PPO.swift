@@ -69,10 +69,8 @@ public struct PPOSettings: Sendable, Equatable {
     public var minibatch = 256
     public var learningRate: Double = 3e-3
     /// Learning rate of the allocator weights as a multiple of `learningRate` (the biases use
-    /// `learningRate` itself). The bias of a layer gets the summed evidence of every token, the
-    /// n_embd weights of each action only what correlates with h; with few rollouts their Adam
-    /// steps are mostly noise and add random per-token logit offsets, so a scale < 1 lets the
-    /// per-layer allocation (biases) move fast while the per-token part (weights) moves slowly.
+    /// `learningRate` itself); < 1 lets the per-layer allocation move faster than the noisier
+    /// per-token part (docs/DESIGN.md §8.4).
     public var weightLRScale: Double = 1
     /// Weight of the entropy bonus (0: none).
     public var entropyCoef: Double = 0
@@ -87,11 +85,11 @@ public struct PPOSettings: Sendable, Equatable {
         func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
         guard clip.isFinite, clip > 0, clip < 1 else { throw bad("clip ε must be in (0, 1)") }
         guard epochs >= 1, epochs <= 100 else { throw bad("epochs must be in 1...100") }
-        guard minibatch >= 1 else { throw bad("minibatch must be >= 1") }
+        guard minibatch >= 1, minibatch <= Int(Int32.max) else { throw bad("minibatch must be in 1...\(Int32.max)") }
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw bad("learning rate must be in (0, 1)") }
         guard weightLRScale.isFinite, weightLRScale >= 0, weightLRScale <= 100 else { throw bad("weight lr scale must be in [0, 100]") }
-        guard entropyCoef.isFinite, entropyCoef >= 0 else { throw bad("entropy coefficient must be >= 0") }
-        guard maxGradNorm.isFinite, maxGradNorm >= 0 else { throw bad("max grad norm must be >= 0") }
+        guard entropyCoef.isFinite, entropyCoef >= 0, entropyCoef <= 1e6 else { throw bad("entropy_coef must be in [0, 1e6]") }
+        guard maxGradNorm.isFinite, maxGradNorm >= 0, maxGradNorm <= 1e12 else { throw bad("max_grad_norm must be in [0, 1e12] (0: no clipping)") }
         guard beta1 >= 0, beta1 < 1, beta2 >= 0, beta2 < 1, adamEps > 0 else { throw bad("bad Adam settings") }
     }
 }

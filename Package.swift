@@ -30,7 +30,7 @@ let package = Package(
         .systemLibrary(name: "CAdaK", path: "include"),
         .target(name: "AdaKExports", dependencies: ["AdaK", "CAdaK"]),
         .executableTarget(name: "adak", dependencies: [
-            "AdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "AdaK", "CAdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels", "CAdaK"], exclude: ["Resources"]),
     ]

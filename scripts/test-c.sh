@@ -62,6 +62,7 @@ major=$(sed -n 's/^#define ADAK_VERSION_MAJOR \([0-9]*\)$/\1/p' "$prefix/include
 sed -e "s/^#define ADAK_VERSION_MAJOR $major\$/#define ADAK_VERSION_MAJOR $((major + 1))/" \
     -e "s/^#define ADAK_VERSION_STRING \"$major\./#define ADAK_VERSION_STRING \"$((major + 1))./" \
     "$prefix/include/adak.h" > "$skew/include/adak.h"
+cp "$prefix/include/adak.hpp" "$skew/include/adak.hpp"
 libs=$(pkg-config --libs adak)
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE -I"$skew/include" "$repo/examples/c/generate.c" -o "$skew/generate" $libs
 c++ -std=c++17 -Wall -Wextra -Werror -O2 -I"$skew/include" "$repo/examples/cpp/chat.cpp" -o "$skew/chat" $libs
@@ -88,7 +89,7 @@ if [ -n "$demo" ] && [ -f "$demo" ]; then
         'out=$(env -i "$0" "$1" "The capital of France is" 16) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
         "$out/generate" "$demo"
     run "C++ chat SmolLM2 (env -i)" sh -c \
-        'out=$(echo "What is the capital of France?" | env -i "$0" "$1" 24) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
+        'out=$(printf "What is the capital of France?\nAnd of Italy?\n" | env -i "$0" "$1" 24 "You are a helpful assistant.") || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
         "$out/chat" "$demo"
 else
     echo "test-c: demo model not fetched (make model); skipped the SmolLM2 run"

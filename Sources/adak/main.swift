@@ -39,7 +39,6 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text from a prompt, streaming it to standard output.")
 
-    @Option(name: .shortAndLong, help: "GGUF model file") var model: String
     @Option(name: .shortAndLong, parsing: .unconditional,
             help: "Prompt text ('-': read it from standard input; may start with '-')") var prompt: String?
     @Option(name: [.customShort("f"), .long], help: "Read the prompt from this file") var file: String?

@@ -28,7 +28,8 @@ def _cli() -> str:
 
 
 def _run(*args, stdin=None):
-    return subprocess.run([_cli(), *args], input=stdin, capture_output=True, text=True, timeout=300)
+    return subprocess.run([_cli(), *args], input=stdin, capture_output=True, encoding="utf-8", errors="replace",
+                          timeout=300)
 
 
 # -- "An Instruct model asked a plain question prints nothing" ---------------------------------

@@ -19,6 +19,7 @@ CC ?= cc
 PREFIX ?= /usr/local
 DESTDIR ?=
 LLVM_DIR ?= /usr/lib/llvm-19
+export ADAK_LLVM_DIR := $(LLVM_DIR)
 # libomp for static links (adak.pc's Libs.private): pkg-config's, when it knows one; else LLVM_DIR's.
 OPENMP_LIBDIR ?= $(or $(shell pkg-config --variable=libdir openmp 2>/dev/null),$(LLVM_DIR)/lib)
 

@@ -44,6 +44,8 @@ struct Generate: ParsableCommand {
     @Option(name: [.customShort("f"), .long], help: "Read the prompt from this file") var file: String?
     @OptionGroup var decoding: DecodingOptions
     @Flag(help: "Parse special-token text such as <|im_start|> in the prompt") var special = false
+    @Flag(help: "Send the prompt as a user message through the model's chat template (Instruct models)") var chat = false
+    @Option(parsing: .unconditional, help: "With --chat: the system prompt (default: the template's own)") var system: String?
     @Flag(help: "Print the prompt before the generated text") var echo = false
     @Flag(help: "Print timing and why generation stopped to standard error") var verbose = false
     @Flag(help: "Print routing statistics (k per layer, FLOPs vs static Top-K) to standard error") var stats = false
@@ -52,6 +54,7 @@ struct Generate: ParsableCommand {
     func validate() throws {
         try decoding.check()
         guard (prompt == nil) != (file == nil) else { throw ValidationError("give the prompt with -p TEXT, -p - (standard input) or -f FILE") }
+        guard system == nil || chat else { throw ValidationError("--system needs --chat") }
     }
 
     func run() throws {
@@ -69,7 +72,14 @@ struct Generate: ParsableCommand {
         let model = try Model(path: decoding.model)
         let session = try decoding.session(model)
         try routing.apply(to: session)
-        let tokens = model.tokenizer.tokenize(promptBytes, addSpecial: true, parseSpecial: special)
+        let tokens: [Int32]
+        if chat {
+            let messages = (system.map { [ChatMessage(role: "system", content: $0)] } ?? [])
+                + [ChatMessage(role: "user", content: String(decoding: promptBytes, as: UTF8.self))]
+            tokens = model.tokenizeChat(try model.applyChatTemplate(messages))
+        } else {
+            tokens = model.tokenizer.tokenize(promptBytes, addSpecial: true, parseSpecial: special)
+        }
         let t1 = now()
         if echo { emit(promptBytes) }
         var first: Double? = nil
@@ -90,6 +100,9 @@ struct Generate: ParsableCommand {
             emit(Array(line.utf8), to: 2)
         }
         if stats && model.config.isMoE { emit(Array((formatStats(session.stats) + "\n").utf8), to: 2) }
+        if generated.isEmpty && session.stopReason == .endOfGeneration && !chat && model.tokenizer.chatTemplate != nil {
+            emit(Array("note: the model ended its turn at once; an Instruct model wants its chat template: add --chat (or use `adak chat`)\n".utf8), to: 2)
+        }
     }
 
 }

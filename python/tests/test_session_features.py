@@ -368,3 +368,16 @@ def test_regex_choice_constraint(smollm2_model):
         [{"role": "user", "content": "Is Paris in France? Answer yes or no."}]))
     with smollm2_model.session(n_ctx=256, temperature=0.0) as s:
         assert structured.generate(s, prompt, structured.regex("(yes|no)"), max_tokens=8) in ("yes", "no")
+
+
+def test_cli_generate_instruct_question_answers_with_chat():
+    if not DEMO.exists():
+        pytest.skip("demo model not fetched")
+    plain = _run("generate", "-m", str(DEMO), "-p", "What is the capital of France?", "--temp", "0", "-n", "16")
+    assert plain.returncode == 0
+    if not plain.stdout.strip():  # the trap: nothing printed, and nothing said
+        assert "--chat" in plain.stderr
+    r = _run("generate", "-m", str(DEMO), "--chat", "--system", "You are a helpful assistant.",
+             "-p", "What is the capital of France?", "--temp", "0", "-n", "24", "--verbose")
+    assert r.returncode == 0 and "Paris" in r.stdout, r.stdout + r.stderr
+    assert "stopped: end_of_generation" in r.stderr

@@ -640,6 +640,21 @@ int adak_session_set_logits_callback(adak_session *session, adak_logits_callback
                                      void *user_data);
 
 /**
+ * Constrains sampling to a set of answers (labels, "yes" / "no", ...): a token
+ * is allowed only while the text sampled so far plus its piece begins one of
+ * the `n` choices; once the text is a whole choice, end-of-generation tokens
+ * are allowed too (and only they when no choice continues it), so
+ * adak_session_generate ends with exactly one of them. Applied after the
+ * logit bias and the logits callback. The text counts from this call, a
+ * generate with a prompt, adak_session_reset and adak_session_truncate.
+ * `lengths` may be NULL for NUL-terminated strings; n = 0 removes the
+ * constraint. Errors: ADAK_ERR_INVALID_ARGUMENT (bad session, NULL strings with
+ * n > 0, a NULL or empty choice, more than 4096 choices or bytes per choice).
+ */
+int adak_session_set_choices(adak_session *session, const char *const *choices,
+                             const size_t *lengths, size_t n);
+
+/**
  * Saves the session's state: the tokens and KV cache of its context, the last
  * row of logits, a pending token, the sampler's random sequence and history,
  * the budget controller. Settings (sampling, routing, stop strings, bias,

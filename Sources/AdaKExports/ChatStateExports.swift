@@ -40,21 +40,42 @@ public func adak_session_stop_reason(_ session: OpaquePointer?, _ reason: Unsafe
     return Status.ok
 }
 
+/// `n` host byte strings (NUL-terminated when `lengths` is NULL), or nil after recording why not.
+private func hostByteStrings(_ strings: UnsafePointer<UnsafePointer<CChar>?>?, _ lengths: UnsafePointer<Int>?,
+                             _ n: Int, _ f: String) -> [[UInt8]]? {
+    guard isValidCount(n), strings != nil || n == 0 else { invalid(f, "strings is NULL or n is out of range"); return nil }
+    var out: [[UInt8]] = []
+    for i in 0..<n {
+        guard let s = strings![i] else { invalid(f, "strings[\(i)] is NULL"); return nil }
+        let count = lengths.map { $0[i] } ?? strlen(s)
+        guard isValidCount(count) else { invalid(f, "lengths[\(i)] is out of range"); return nil }
+        out.append(Array(UnsafeRawBufferPointer(start: s, count: count)))
+    }
+    return out
+}
+
 @_cdecl("adak_session_set_stop_strings")
 public func adak_session_set_stop_strings(_ session: OpaquePointer?, _ strings: UnsafePointer<UnsafePointer<CChar>?>?,
                                           _ lengths: UnsafePointer<Int>?, _ n: Int) -> Int32 {
     let f = "adak_session_set_stop_strings"
     guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
-    guard isValidCount(n), strings != nil || n == 0 else { return invalid(f, "strings is NULL or n is out of range") }
-    var stops: [[UInt8]] = []
-    for i in 0..<n {
-        guard let s = strings![i] else { return invalid(f, "strings[\(i)] is NULL") }
-        let count = lengths.map { $0[i] } ?? strlen(s)
-        guard isValidCount(count) else { return invalid(f, "lengths[\(i)] is out of range") }
-        stops.append(Array(UnsafeRawBufferPointer(start: s, count: count)))
-    }
+    guard let stops = hostByteStrings(strings, lengths, n, f) else { return Status.invalidArgument }
     box.session.stopStrings = stops
     return Status.ok
+}
+
+@_cdecl("adak_session_set_choices")
+public func adak_session_set_choices(_ session: OpaquePointer?, _ choices: UnsafePointer<UnsafePointer<CChar>?>?,
+                                     _ lengths: UnsafePointer<Int>?, _ n: Int) -> Int32 {
+    let f = "adak_session_set_choices"
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    guard let texts = hostByteStrings(choices, lengths, n, f) else { return Status.invalidArgument }
+    do {
+        try box.session.setChoices(texts)
+        return Status.ok
+    } catch {
+        return fail(error, in: f)
+    }
 }
 
 @_cdecl("adak_session_set_logit_bias")

@@ -232,3 +232,30 @@ import Testing
         }
     }
 }
+
+extension SessionFeatureTests {
+    @Test func choicesConstrainTheAnswer() throws {
+        guard let m = try SmolLM2Tests.model() else { return }
+        let prompt = try Self.chatPrompt(m, "What is the capital of France? Answer with one city.", system: "You are a helpful assistant.")
+        let options = ["Paris", "London", "Berlin", "Saint-Étienne"]
+        for seed: UInt64 in [1, 2, 3] {
+            var sampling = SamplingParams()
+            sampling.seed = seed
+            sampling.temperature = 1.5
+            sampling.topK = 0
+            sampling.minP = 0
+            sampling.topP = 1
+            let s = try Self.session(m, sampling: sampling)
+            try s.setChoices(options.map { Array($0.utf8) })
+            let (toks, text) = try Self.run(s, prompt, 16)
+            let answer = String(decoding: text, as: UTF8.self)
+            #expect(options.contains(answer), "\(answer) from \(toks)")
+            #expect(s.stopReason == .endOfGeneration)
+        }
+        let s = try Self.session(m)
+        try s.setChoices(options.map { Array($0.utf8) })
+        #expect(String(decoding: try Self.run(s, prompt, 16).1, as: UTF8.self) == "Paris")
+        #expect(throws: AdaKError.self) { try s.setChoices([[]]) }
+        try s.setChoices(nil)
+    }
+}

@@ -1,6 +1,6 @@
 /*
  * session_features.c — the C API of chat templates, stop reasons and strings, logit bias, the
- * logits callback, state save/load, truncate, get_tokens and copy (since 0.5): results and
+ * logits callback, choices, state save/load, truncate, get_tokens and copy (since 0.5): results and
  * bad arguments.
  *
  *   cc session_features.c -o session_features $(pkg-config --cflags --libs adak)
@@ -18,6 +18,18 @@
 static int count_tokens(void *user, adak_token token, const char *piece, size_t len) {
     (void)token, (void)piece, (void)len;
     ++*(int *)user;
+    return 0;
+}
+
+/* Appends each piece to a {char text[64]; size_t len} buffer. */
+static int collect(void *user, adak_token token, const char *piece, size_t len) {
+    (void)token;
+    struct { char text[64]; size_t len; } *a = user;
+    if (a->len + len < sizeof a->text) {
+        memcpy(a->text + a->len, piece, len);
+        a->len += len;
+        a->text[a->len] = 0;
+    }
     return 0;
 }
 
@@ -158,6 +170,25 @@ int main(int argc, char **argv) {
         CHECK(adak_model_apply_chat_template(d, user, 1, 1, NULL, 0, &len) == ADAK_ERR_BUFFER_TOO_SMALL &&
               len == strlen(want));
         CHECK(adak_model_apply_chat_template(d, user, 1, 1, buf, sizeof buf, &len) == ADAK_OK && strcmp(buf, want) == 0);
+        /* choices: the answer is exactly one of them */
+        adak_session *q = greedy_session(d, 256);
+        adak_chat_message ask[] = {{"system", "You are a helpful assistant."},
+                                   {"user", "What is the capital of France? Answer with one city."}};
+        CHECK(adak_model_apply_chat_template(d, ask, 2, 1, buf, sizeof buf, &len) == ADAK_OK);
+        adak_token ids[256];
+        size_t nids = 0;
+        CHECK(adak_model_tokenize(d, buf, len, ADAK_TOKENIZE_PARSE_SPECIAL, ids, 256, &nids) == ADAK_OK);
+        const char *cities[] = {"Paris", "London", "Berlin"};
+        CHECK(adak_session_set_choices(q, cities, NULL, 3) == ADAK_OK);
+        struct { char text[64]; size_t len; } answer = {{0}, 0};
+        CHECK(adak_session_generate(q, ids, nids, 16, collect, &answer, &got) == ADAK_OK);
+        CHECK(adak_session_stop_reason(q, &reason) == ADAK_OK && reason == ADAK_STOP_END_OF_GENERATION);
+        CHECK(strcmp(answer.text, "Paris") == 0);
+        printf("choices {Paris, London, Berlin}: \"%s\"\n", answer.text);
+        const char *empty[] = {""};
+        EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_choices(q, empty, NULL, 1), "adak_session_set_choices");
+        CHECK(adak_session_set_choices(q, NULL, NULL, 0) == ADAK_OK);
+        adak_session_free(q);
         adak_chat_message wizard[] = {{"wizard", "Hi"}};
         EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_model_apply_chat_template(d, wizard, 1, 1, buf, sizeof buf, &len),
                "adak_model_apply_chat_template");

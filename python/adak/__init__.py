@@ -782,17 +782,25 @@ class Session(_Owned):
         if tail:
             yield tail
 
-    def _set_stop_strings(self, stop: Sequence[Union[str, bytes]]) -> None:
-        if isinstance(stop, (str, bytes)):
-            stop = [stop]
+    def _set_texts(self, fn, texts: Sequence[Union[str, bytes]], what: str) -> None:
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
         encoded = []
-        for s in stop:
+        for s in texts:
             if not isinstance(s, (str, bytes)):
-                raise AdakTypeError(f"stop strings need str or bytes, got {s!r}")
+                raise AdakTypeError(f"{what} need str or bytes, got {s!r}")
             encoded.append(s.encode() if isinstance(s, str) else s)
         strings = (ctypes.c_char_p * max(len(encoded), 1))(*encoded)
         lengths = (ctypes.c_size_t * max(len(encoded), 1))(*[len(e) for e in encoded])
-        _check(_C.adak_session_set_stop_strings(self.handle, strings, lengths, len(encoded)))
+        _check(fn(self.handle, strings, lengths, len(encoded)))
+
+    def _set_stop_strings(self, stop: Sequence[Union[str, bytes]]) -> None:
+        self._set_texts(_C.adak_session_set_stop_strings, stop, "stop strings")
+
+    def set_choices(self, choices: Optional[Sequence[Union[str, bytes]]]) -> None:
+        """Constrains the next answers to exactly one of ``choices`` (the library's
+        adak_session_set_choices); None or [] removes the constraint."""
+        self._set_texts(_C.adak_session_set_choices, choices or [], "choices")
 
     @property
     def stop_reason(self) -> Optional[str]:

@@ -381,3 +381,14 @@ def test_cli_generate_instruct_question_answers_with_chat():
              "-p", "What is the capital of France?", "--temp", "0", "-n", "24", "--verbose")
     assert r.returncode == 0 and "Paris" in r.stdout, r.stdout + r.stderr
     assert "stopped: end_of_generation" in r.stderr
+
+
+def test_choices_constraint(smollm2_model):
+    prompt = smollm2_model.tokenize_chat(smollm2_model.apply_chat_template(
+        [{"role": "system", "content": "You are a helpful assistant."},
+         {"role": "user", "content": "What is the capital of France? Answer with one city."}]))
+    for seed in range(3):
+        with smollm2_model.session(n_ctx=256, seed=seed, temperature=1.5, top_k=0, min_p=0.0, top_p=1.0) as s:
+            s.set_choices(["Paris", "London", "Berlin"])
+            assert "".join(s.generate(prompt, max_tokens=16)) in ("Paris", "London", "Berlin")
+            assert s.stop_reason == "end_of_generation"

@@ -139,6 +139,23 @@ public final class Session {
     var pending: Int32? = nil
     /// The last row of logits after bias and hook (sampling reads it; the session's own stay intact).
     private var samplingRow: [Float] = []
+    /// Allowed answers (`setChoices`) and the vocabulary's pieces they are matched with.
+    private var choices: ChoiceConstraint? = nil
+    private var pieces: [[UInt8]] = []
+
+    /// The choices' text starts again (a new answer).
+    func restartChoices() { choices?.text = [] }
+
+    /// Constrains sampling to the texts that begin one of `choices` (nil or [] removes it):
+    /// generation ends once the text is a whole choice that no other choice continues. The text
+    /// counts from this call, a `generate` with a prompt, `reset` and `truncate`.
+    public func setChoices(_ choices: [[UInt8]]?) throws {
+        guard let choices, !choices.isEmpty else { self.choices = nil; return }
+        self.choices = try ChoiceConstraint(choices)
+        if pieces.isEmpty {
+            pieces = (0..<model.config.nVocab).map { model.tokenizer.piece(Int32($0), special: false) }
+        }
+    }
 
     /// Sets the logit bias (replacing the previous one); every token must be in the vocabulary
     /// and every value a number (+-infinity allowed).
@@ -160,6 +177,7 @@ public final class Session {
         pending = nil
         logitRows = 0
         stopReason = nil
+        choices?.text = []
         sampler.reset()
     }
 
@@ -219,17 +237,20 @@ public final class Session {
         guard logitRows > 0 else { throw AdaKError.invalidArgument("nothing to sample from: evaluate first") }
         let v = model.config.nVocab
         let row = UnsafeBufferPointer(start: state.logits.p + (logitRows - 1) * v, count: v)
-        if logitBias.isEmpty && logitsHook == nil { return sampler.sample(row) }
+        if logitBias.isEmpty && logitsHook == nil && choices == nil { return sampler.sample(row) }
         if samplingRow.count != v { samplingRow = [Float](repeating: 0, count: v) }
-        return try samplingRow.withUnsafeMutableBufferPointer { r in
+        let tok = try samplingRow.withUnsafeMutableBufferPointer { r in
             _ = r.initialize(from: row)
             for (t, b) in logitBias { r[Int(t)] += b }
             logitsHook?(r)
+            choices?.mask(r, pieces: pieces, tokenizer: model.tokenizer)
             guard r.contains(where: { $0 > -Float.infinity }) else {
-                throw AdaKError.invalidArgument("every token is banned (logit bias / logits hook)")
+                throw AdaKError.invalidArgument("every token is banned (logit bias / logits hook / choices)")
             }
             return sampler.sample(UnsafeBufferPointer(r))
         }
+        if choices != nil { choices!.text += pieces[Int(tok)] }
+        return tok
     }
 
     /// Evaluates `prompt` (may be empty after an earlier evaluate), then samples and evaluates up
@@ -246,6 +267,7 @@ public final class Session {
         guard maxTokens >= 0 else { throw AdaKError.invalidArgument("max tokens must be >= 0") }
         if !prompt.isEmpty {
             try evaluate(prompt)
+            choices?.text = []
         } else if let p = pending {
             pending = nil
             do { try evaluate([p]) } catch { pending = p; throw error }

@@ -213,6 +213,7 @@ extension Session {
             throw AdaKError.invalidArgument("cannot truncate to \(newPosition): the context holds \(position) tokens")
         }
         let dropped = position - newPosition
+        restartChoices()
         position = newPosition
         tokens.removeLast(dropped)
         pending = nil

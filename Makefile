@@ -46,7 +46,7 @@ VENV := $(CURDIR)/$(BUILD)/venv
 SWIFT_SOURCES := $(shell find Sources -type f) Package.swift
 
 .PHONY: all lib cli install uninstall setup system-packages model carved demo test test-swift \
-        test-install test-c test-python clean
+        test-install test-c test-python clean quant-models
 
 all: lib cli
 
@@ -115,8 +115,14 @@ demo: all model $(CARVED_MODEL)
 	$(BUILD)/bin/adak generate -m $(CARVED_MODEL) --temp 0 -n 48 --echo --verbose --stats \
 	    --repeat-penalty 1.15 --routing adak --allocator $(DEMO_ALLOCATOR) --budget 0.9 -p "$(DEMO_PROMPT)"
 
+# Quantized models other tests read: $(ADAK_CACHE)/quant/<base>.<TYPE>.gguf for SmolLM2 (from the
+# demo Q4_1) and the moe256 fixture, written by `adak quantize` and checked against the hash of
+# llama.cpp's quantizer output (Tests/Fixtures/quant); files with the right hash are kept.
+quant-models: $(BUILD)/bin/adak | model
+	scripts/quant-models.sh $(BUILD)/bin/adak "$(ADAK_CACHE)/quant" "$(FIXTURES)" "$(DEMO_MODEL)"
+
 # Every group runs even when an earlier one fails; the exit status says whether all passed.
-TEST_GROUPS := test-swift test-install test-c test-python
+TEST_GROUPS := quant-models test-swift test-install test-c test-python
 test:
 	@passed=0; failed=0; failures=""; \
 	for t in $(TEST_GROUPS); do \

@@ -1307,6 +1307,72 @@ int adak_model_load_from_buffer(const void *data, size_t size, const adak_model_
                                 adak_model **out);
 
 
+/* ---------------------------------------------------------------------------
+ * Quantization (since 0.4)
+ * ------------------------------------------------------------------------- */
+
+/** File types of adak_model_quantize: llama.cpp's llama_ftype numbers. */
+enum adak_ftype {
+    ADAK_FTYPE_F16 = 1,
+    ADAK_FTYPE_Q4_0 = 2,
+    ADAK_FTYPE_Q4_1 = 3,
+    ADAK_FTYPE_Q8_0 = 7,
+    ADAK_FTYPE_Q5_0 = 8,
+    ADAK_FTYPE_Q5_1 = 9,
+    ADAK_FTYPE_Q2_K = 10,
+    ADAK_FTYPE_Q3_K_S = 11,
+    ADAK_FTYPE_Q3_K_M = 12,
+    ADAK_FTYPE_Q3_K_L = 13,
+    ADAK_FTYPE_Q4_K_S = 14,
+    ADAK_FTYPE_Q4_K_M = 15,
+    ADAK_FTYPE_Q5_K_S = 16,
+    ADAK_FTYPE_Q5_K_M = 17,
+    ADAK_FTYPE_Q6_K = 18,
+    ADAK_FTYPE_IQ4_NL = 25,
+    ADAK_FTYPE_IQ4_XS = 30,
+    ADAK_FTYPE_MXFP4_MOE = 38  /* expert tensors MXFP4, the rest Q8_0 */
+};
+
+/**
+ * Parameters of adak_model_quantize. Fields are only ever appended; `size`
+ * tells the library which fields the caller knows. Always initialise with
+ * adak_quantize_params_init(&p, sizeof p), then change fields.
+ */
+typedef struct adak_quantize_params {
+    uint32_t size;            /* sizeof(adak_quantize_params) as the caller compiled it */
+    int32_t ftype;            /* enum adak_ftype (default ADAK_FTYPE_Q8_0) */
+    int32_t n_threads;        /* <= 0: all cores (default 0); the output does not depend on it */
+    int32_t allow_requantize; /* 1 (default): already-quantized tensors are dequantized and
+                                 quantized again (llama.cpp's --allow-requantize); 0: they are
+                                 ADAK_ERR_UNSUPPORTED */
+} adak_quantize_params;
+
+/**
+ * Fills `params` (of `size` bytes, normally sizeof(adak_quantize_params))
+ * with the defaults and sets params->size = size. Returns ADAK_OK, or
+ * ADAK_ERR_INVALID_ARGUMENT if params is NULL or size is not a size of the
+ * struct (16 bytes in 0.4); then nothing is written.
+ */
+int adak_quantize_params_init(adak_quantize_params *params, size_t size);
+
+/**
+ * Quantizes the GGUF model at `in_path` into `out_path`, writing the same
+ * bytes as llama.cpp's quantizer (llama_model_quantize with its default
+ * parameters and no importance matrix) for the same input and file type: the
+ * same per-tensor types (e.g. Q4_K_M bumps some attn_v/ffn_down to Q6_K, rows
+ * that are not a multiple of 256 fall back to 32-element types, norms and
+ * routers stay F32), quantized values, metadata (copied, plus
+ * general.file_type and general.quantization_version) and layout. `params`
+ * may be NULL for the defaults. The output is written to a temporary file
+ * beside `out_path` and renamed into place. Returns ADAK_OK, or
+ * ADAK_ERR_INVALID_ARGUMENT (NULL/non-UTF-8/empty paths, bad params or
+ * ftype), ADAK_ERR_IO, ADAK_ERR_FORMAT (malformed input, inf/NaN in a tensor,
+ * a quantized scale that overflows), ADAK_ERR_UNSUPPORTED (an input tensor
+ * type that cannot be dequantized, requantizing with allow_requantize = 0),
+ * ADAK_ERR_OUT_OF_MEMORY. Thread-safe.
+ */
+int adak_model_quantize(const char *in_path, const char *out_path, const adak_quantize_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -115,8 +115,8 @@ enum TokenizerFixtures {
         }
     }
 
-    /// The whole evaluation text: the first 16384 ids must equal llama.cpp's perplexity tokens,
-    /// and (in a release build) the 2.5 MB must tokenize in well under two seconds.
+    /// The whole evaluation text: the first 16384 ids must equal llama.cpp's perplexity tokens.
+    /// (The time is printed, not asserted: speed is a benchmark's business, not a unit test's.)
     @Test func smollm2EvalText() throws {
         let tok = try #require(TokenizerFixtures.smollm2)
         let text = try [UInt8](Data(contentsOf: URL(fileURLWithPath: TokenizerFixtures.root + "/text/eval.txt")))
@@ -127,9 +127,6 @@ enum TokenizerFixtures {
         #expect(reference.count == 16384)
         #expect(Array(ids.prefix(reference.count)) == reference)
         print("eval.txt: \(text.count) bytes -> \(ids.count) tokens in \(elapsed)")
-        #if !DEBUG
-        #expect(elapsed < .seconds(2), "tokenizing eval.txt took \(elapsed)")
-        #endif
     }
 
     @Test func degenerateInputs() throws {

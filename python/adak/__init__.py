@@ -39,7 +39,7 @@ from . import _lib
 __all__ = ["AdakError", "InvalidArgumentError", "AdakTypeError", "AdakFileNotFoundError", "AdakIOError",
            "FormatError", "UnsupportedError", "AdakMemoryError", "ContextFullError", "CancelledError",
            "BufferTooSmallError", "Model", "Session", "Allocator", "RoutingStats", "load_allocator",
-           "carve", "train_allocator", "TrainProgress",
+           "carve", "train_allocator", "TrainProgress", "quantize", "QUANT_TYPES",
            "set_log_callback", "log_to_logging", "ROUTING_POLICIES", "LOG_ERROR", "LOG_WARN",
            "LOG_INFO", "LOG_DEBUG", "version", "version_number", "library_path"]
 
@@ -1070,6 +1070,30 @@ def carve(dense: str, out: str, *, experts: Optional[int] = None, top_k: Optiona
         _check(status)
     finally:
         _C.adak_carve_params_free(handle.value)
+    return str(out)
+
+
+#: File types accepted by :func:`quantize` (llama.cpp's names).
+QUANT_TYPES = tuple(_lib.FTYPES)
+
+
+def quantize(src: str, out: str, type: str, *, threads: int = 0, allow_requantize: bool = True) -> str:
+    """Quantizes the GGUF model ``src`` to the file type ``type`` (e.g. "Q4_K_M", see
+    :data:`QUANT_TYPES`) into ``out`` and returns ``out``. The bytes are those llama.cpp's
+    quantizer writes for the same input and type (no importance matrix). ``threads`` <= 0 uses
+    every core; the output does not depend on it. With ``allow_requantize`` False, tensors that
+    are already quantized raise :class:`AdakError` (``ERR_UNSUPPORTED``) instead of being
+    dequantized and quantized again."""
+    ftype = _lib.FTYPES.get(str(type).upper())
+    if ftype is None:
+        raise AdakError(_lib.ERR_INVALID_ARGUMENT,
+                        f"unknown quantization type {type!r} (known: {', '.join(_lib.FTYPES)})")
+    params = _lib.QuantizeParams()
+    _check(_C.adak_quantize_params_init(ctypes.byref(params), ctypes.sizeof(params)))
+    params.ftype = ftype
+    params.n_threads = int(threads)
+    params.allow_requantize = 1 if allow_requantize else 0
+    _check(_C.adak_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params)))
     return str(out)
 
 

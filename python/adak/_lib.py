@@ -42,6 +42,23 @@ LOG_DEBUG = 4
 #: enum adak_kv_type (since 0.4).
 KV_TYPES = {"f32": 0, "f16": 1}
 
+#: enum adak_ftype (since 0.4): llama.cpp's llama_ftype numbers, for adak_model_quantize.
+FTYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_S": 11,
+          "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18,
+          "IQ4_NL": 25, "IQ4_XS": 30, "MXFP4_MOE": 38}
+
+
+class QuantizeParams(ctypes.Structure):
+    """adak_quantize_params (since 0.4; size-tagged, initialise through adak_quantize_params_init)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("ftype", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32),
+        ("allow_requantize", ctypes.c_int32),
+    ]
+
+
 PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_float)
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 
@@ -252,6 +269,9 @@ _PROTOTYPES = {
     "adak_train_allocator": (
         ctypes.c_int,
         [_P, _STR, ctypes.POINTER(_I32), _SIZE, _P, _STR, ctypes.c_int, TRAIN_PROGRESS_CALLBACK, _P]),
+    # 0.4: quantization
+    "adak_quantize_params_init": (ctypes.c_int, [ctypes.POINTER(QuantizeParams), _SIZE]),
+    "adak_model_quantize": (ctypes.c_int, [_STR, _STR, ctypes.POINTER(QuantizeParams)]),
 }
 
 

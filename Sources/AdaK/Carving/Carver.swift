@@ -105,8 +105,8 @@ public enum Carver {
             mix(UInt64(t.type))
             let p = g.data(t)
             let words = t.byteCount / 8
-            for i in 0..<words { mix(p.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
-            for i in (words * 8)..<t.byteCount { mix(UInt64(p.load(fromByteOffset: i, as: UInt8.self))) }
+            for i in 0..<words { mix((p + i * 8).loadUnaligned(as: UInt64.self)) }
+            for i in (words * 8)..<t.byteCount { mix(UInt64((p + i).load(as: UInt8.self))) }
         }
         return Allocator.hex(h)
     }

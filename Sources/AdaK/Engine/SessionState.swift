@@ -27,8 +27,8 @@ extension Model {
             mix(UInt64(t.type))
             let p = gguf.data(t)
             let n = min(64, t.byteCount)
-            for i in 0..<n { mix(UInt64(p.load(fromByteOffset: i, as: UInt8.self))) }
-            for i in (t.byteCount - n)..<t.byteCount { mix(UInt64(p.load(fromByteOffset: i, as: UInt8.self))) }
+            for i in 0..<n { mix(UInt64((p + i).load(as: UInt8.self))) }
+            for i in (t.byteCount - n)..<t.byteCount { mix(UInt64((p + i).load(as: UInt8.self))) }
         }
         return h
     }
@@ -126,7 +126,7 @@ extension Session {
             throw AdaKError.format("not a libadak session state")
         }
         let body = UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 8)])
-        let sum = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
+        let sum = UInt64(littleEndian: (bytes.baseAddress! + (bytes.count - 8)).loadUnaligned(as: UInt64.self))
         guard fnv1a(body) == sum else { throw AdaKError.format("session state is damaged (checksum mismatch)") }
         var r = StateReader(buf: body, at: Self.stateMagic.count)
         let version = try r.u32()

@@ -100,6 +100,9 @@ public final class GGUFFile: @unchecked Sendable {
     /// Metadata in file order.
     public let metadataKeys: [String]
     public let metadata: [String: GGUFValue]
+    /// Byte range of each metadata entry (key, type and value) in the file, in file order, so a
+    /// writer can copy entries verbatim (an empty array keeps its element type).
+    public let metadataRanges: [Range<Int>]
     public let tensors: [GGUFTensorInfo]
     public let tensorIndex: [String: Int]
     public let alignment: Int
@@ -128,15 +131,19 @@ public final class GGUFFile: @unchecked Sendable {
         }
         var keys: [String] = []
         var meta: [String: GGUFValue] = [:]
+        var ranges: [Range<Int>] = []
         for _ in 0..<Int(nKV) {
+            let start = r.offset
             let key = try r.string()
             let type = try r.u32()
             let value = try r.value(type: type, depth: 0)
             guard meta[key] == nil else { throw AdaKError.format("\(origin): duplicate metadata key '\(key)'") }
             keys.append(key)
             meta[key] = value
+            ranges.append(start..<r.offset)
         }
         metadataKeys = keys
+        metadataRanges = ranges
         metadata = meta
         var align = 32
         if let a = meta["general.alignment"] {
@@ -294,7 +301,7 @@ struct ByteReader {
 
     mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
         try need(MemoryLayout<T>.size)
-        let v = base.loadUnaligned(fromByteOffset: offset, as: T.self)
+        let v = (base + offset).loadUnaligned(as: T.self)
         offset += MemoryLayout<T>.size
         return T(littleEndian: v)
     }

@@ -161,9 +161,9 @@ public final class SafetensorsFile: @unchecked Sendable {
                 count = n
             }
         case .F16:
-            return (0..<n).map { akk_fp16_to_fp32(src.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) }
+            return (0..<n).map { akk_fp16_to_fp32((src + 2 * $0).loadUnaligned(as: UInt16.self).littleEndian) }
         case .BF16:
-            return (0..<n).map { akk_bf16_to_fp32(src.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) }
+            return (0..<n).map { akk_bf16_to_fp32((src + 2 * $0).loadUnaligned(as: UInt16.self).littleEndian) }
         default:
             throw AdaKError.unsupported("\(origin): tensor '\(t.name)' has dtype \(t.dtype.rawValue); only F32, F16 and BF16 weights are supported")
         }

@@ -3,3 +3,4 @@
 #include "adak_ops.h"
 #include "adak_blas.h"
 #include "adak_grouped.h"
+#include "adak_quantize.h"

@@ -13,7 +13,8 @@ python=${PYTHON:-python3}
 
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo/python" pytest
+# the structured extra (llguidance, jsonschema) for adak.structured and its tests
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo/python[structured]" pytest
 
 export ADAK_LIB=$prefix/lib
 export ADAK_FIXTURES=$fixtures

@@ -21,6 +21,7 @@ STRUCTS = {
     "adak_routing_params": _lib.RoutingParams,
     "adak_stats": _lib.Stats,
     "adak_quantize_params": _lib.QuantizeParams,
+    "adak_chat_message": _lib.ChatMessage,
 }
 
 

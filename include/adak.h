@@ -556,6 +556,137 @@ int adak_session_generate(adak_session *session, const adak_token *prompt, size_
                           size_t *n_generated);
 
 /* ===========================================================================
+ * Chat templates, stop reasons and strings, logit bias and mask, session
+ * state, rewind and copy (since 0.6)
+ * ========================================================================= */
+
+/** One message of a conversation: role "system", "user" or "assistant". */
+typedef struct adak_chat_message {
+    const char *role;     /* NUL-terminated UTF-8 */
+    const char *content;  /* NUL-terminated UTF-8 */
+} adak_chat_message;
+
+/**
+ * Renders `n` messages with the model's chat template (tokenizer.chat_template)
+ * as the model's tokenizer config would (transformers' apply_chat_template),
+ * including the template's default system prompt and BOS text; with
+ * `add_assistant` nonzero the text ends with the opening of an assistant turn.
+ * The family is detected from the template text: ChatML (SmolLM, Qwen),
+ * Llama-3, Llama-2, Mistral, Gemma, Phi-3, DeepSeek, gpt-oss, Granite.
+ * Tokenize the result with ADAK_TOKENIZE_PARSE_SPECIAL (and without
+ * ADAK_TOKENIZE_ADD_SPECIAL when it starts with the BOS text). Sized text
+ * output (see top of file). Errors: ADAK_ERR_UNSUPPORTED (no template, or an
+ * unknown one), ADAK_ERR_INVALID_ARGUMENT (NULL model/messages/len, a NULL or
+ * non-UTF-8 role or content, an unknown role, a conversation the template
+ * refuses, e.g. Gemma's system role), ADAK_ERR_BUFFER_TOO_SMALL. Thread-safe.
+ */
+int adak_model_apply_chat_template(const adak_model *model, const adak_chat_message *messages,
+                                   size_t n, int add_assistant, char *buf, size_t capacity,
+                                   size_t *len);
+
+/** Why adak_session_generate stopped (adak_session_stop_reason). */
+enum adak_stop_reason {
+    ADAK_STOP_END_OF_GENERATION = 0, /* the model produced an end-of-generation token */
+    ADAK_STOP_MAX_TOKENS = 1,        /* max_tokens tokens were generated */
+    ADAK_STOP_CONTEXT_FULL = 2,      /* the context window is full */
+    ADAK_STOP_CALLBACK = 3,          /* the token callback returned nonzero */
+    ADAK_STOP_STRING = 4             /* the text reached a stop string */
+};
+
+/**
+ * Why the last adak_session_generate that returned ADAK_OK stopped, an enum
+ * adak_stop_reason, into *reason. ADAK_ERR_INVALID_ARGUMENT when no
+ * generation ended since the session was created, reset, rewound or loaded.
+ */
+int adak_session_stop_reason(const adak_session *session, int32_t *reason);
+
+/**
+ * Sets the stop strings (replacing earlier ones; n = 0 removes them):
+ * generation stops when the generated text contains one, matched across token
+ * boundaries. The callback then gets the text before the match and never the
+ * match: text that could be the start of a stop string is held back (a piece
+ * may be empty, a later one carries the held bytes); held text left when an
+ * end-of-generation token stops the generation comes in one last call with
+ * that token's id (its return value is ignored). `lengths` may be NULL for
+ * NUL-terminated strings. Errors: ADAK_ERR_INVALID_ARGUMENT (NULL/invalid
+ * session, NULL strings with n > 0, a NULL string); settings unchanged.
+ */
+int adak_session_set_stop_strings(adak_session *session, const char *const *strings,
+                                  const size_t *lengths, size_t n);
+
+/**
+ * Sets the logit bias (replacing the earlier one; n = 0 removes it): before
+ * every sample, biases[i] is added to the logit of tokens[i]; -INFINITY bans
+ * the token. The logits adak_session_logits reports are not changed.
+ * Errors: ADAK_ERR_INVALID_ARGUMENT (NULL/invalid session, NULL arrays with
+ * n > 0, a token outside [0, n_vocab), a NaN bias); settings unchanged.
+ */
+int adak_session_set_logit_bias(adak_session *session, const adak_token *tokens,
+                                const float *biases, size_t n);
+
+/**
+ * Called before every sample (adak_session_sample, adak_session_generate) with
+ * a copy of the last row of logits after the logit bias (n_vocab floats); it
+ * may change them, e.g. set the tokens a grammar forbids to -INFINITY
+ * (constrained output). If every token ends up at -INFINITY, generation fails
+ * with ADAK_ERR_INVALID_ARGUMENT (adak_session_sample then samples from the row
+ * without bias and callback). It runs on the sampling thread and may only read
+ * the session, like adak_token_callback.
+ */
+typedef void (*adak_logits_callback)(void *user_data, float *logits, size_t n_vocab);
+
+/** Sets (or with NULL removes) the logits callback. ADAK_ERR_INVALID_ARGUMENT for a bad session. */
+int adak_session_set_logits_callback(adak_session *session, adak_logits_callback callback,
+                                     void *user_data);
+
+/**
+ * Saves the session's state: the tokens and KV cache of its context, the last
+ * row of logits, a pending token, the sampler's random sequence and history,
+ * the budget controller. Settings (sampling, routing, stop strings, bias,
+ * callbacks) are not part of it. Sized output in bytes: *len always receives
+ * the size; ADAK_ERR_BUFFER_TOO_SMALL when capacity is smaller (nothing
+ * written). ADAK_ERR_INVALID_ARGUMENT for a bad session or NULL len.
+ */
+int adak_session_save_state(const adak_session *session, void *buf, size_t capacity,
+                            size_t *len);
+
+/**
+ * Restores a state from adak_session_save_state into `session`, which needs
+ * the same model and KV cache type and a context at least as long as the
+ * saved one; continuing then gives the same logits, bit for bit, as the saved
+ * session would have. Errors (session unchanged): ADAK_ERR_FORMAT (not a
+ * state, damaged or truncated), ADAK_ERR_UNSUPPORTED (another state version),
+ * ADAK_ERR_INVALID_ARGUMENT (bad session, NULL buf, another model, KV type or
+ * too short a context).
+ */
+int adak_session_load_state(adak_session *session, const void *buf, size_t len);
+
+/** adak_session_save_state into a file (replaced). Adds ADAK_ERR_IO. */
+int adak_session_save_state_file(const adak_session *session, const char *path);
+
+/** adak_session_load_state from a file. Adds ADAK_ERR_IO. */
+int adak_session_load_state_file(adak_session *session, const char *path);
+
+/**
+ * Rewinds the context to its first `position` tokens (0 <= position <= the
+ * current position), e.g. to regenerate an answer or to keep a shared prompt
+ * prefix: the later tokens, a pending token and the logits are dropped.
+ * Evaluating afterwards gives the logits, bit for bit, of a fresh session fed
+ * the same evaluate calls. Errors: ADAK_ERR_INVALID_ARGUMENT (bad session,
+ * position out of range; session unchanged).
+ */
+int adak_session_truncate(adak_session *session, int64_t position);
+
+/**
+ * Creates an independent copy of `session` (same model, settings, context,
+ * logits, sampler and routing state, stop strings and bias; not the logits
+ * callback) into *out, owned by the caller. Afterwards neither changes the
+ * other: a shared prompt prefix is evaluated once and copied. On failure *out
+ * is NULL. Errors: ADAK_ERR_INVALID_ARGUMENT, ADAK_ERR_OUT_OF_MEMORY.
+ */
+int adak_session_copy(const adak_session *session, adak_session **out);
+
+/* ===========================================================================
  * Routing (since 0.2): how many experts each token uses, a FLOPs budget,
  * Ada-K allocators and routing statistics.
  *

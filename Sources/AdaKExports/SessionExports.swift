@@ -401,7 +401,8 @@ public func adak_session_generate(_ session: OpaquePointer?, _ prompt: UnsafePoi
     }
     do {
         _ = try box.session.generate(prompt: ids, maxTokens: Int(maxTokens)) { id, piece in
-            count += 1
+            // an end token only comes with text held back for a stop string: not a generated token
+            if !box.session.model.tokenizer.isEndOfGeneration(id) { count += 1 }
             guard let callback else { return true }
             box.inCallback = true
             defer { box.inCallback = false }

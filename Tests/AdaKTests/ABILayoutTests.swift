@@ -53,6 +53,7 @@ import Testing
             "total_flops": \.total_flops, "total_flops_topk": \.total_flops_topk,
             "total_fraction": \.total_fraction,
         ]),
+        "adak_chat_message": swift(adak_chat_message.self, ["role": \.role, "content": \.content]),
     ]
 
     static func cLayouts() throws -> [String: CLayout] {

@@ -34,7 +34,21 @@ public final class Session {
     /// Element type of the KV cache.
     public var kvType: KVCacheType { state.kvType }
     /// Tokens in the context.
-    public private(set) var position = 0
+    public internal(set) var position = 0
+    /// The tokens in the context, in order (`position` of them).
+    public internal(set) var tokens: [Int32] = []
+    /// Why the last `generate` stopped (nil before the first).
+    public internal(set) var stopReason: StopReason? = nil
+    /// Texts that end a generation when the generated text contains one (matched across token
+    /// boundaries); the text before the match is handed out, the match itself is not.
+    public var stopStrings: [[UInt8]] = [] {
+        didSet { stopStrings.removeAll { $0.isEmpty } }
+    }
+    /// Added to the logits of these tokens before sampling (-infinity bans a token).
+    public internal(set) var logitBias: [Int32: Float] = [:]
+    /// Called with the last row of logits (a copy, after `logitBias`) before each sample; it may
+    /// change them, e.g. set the tokens a grammar forbids to -infinity (constrained output).
+    public var logitsHook: ((UnsafeMutableBufferPointer<Float>) -> Void)? = nil
     public var sampling: SamplingParams {
         get { sampler.params }
         set { sampler.params = newValue }
@@ -47,7 +61,7 @@ public final class Session {
     /// What routing spent since the last `resetStats` (or `reset`).
     public var stats: RoutingStats { router.stats }
     /// Rows of logits from the last `evaluate` (1, or the token count with `allLogits`).
-    public private(set) var logitRows = 0
+    public internal(set) var logitRows = 0
 
     var sampler: Sampler
     let router: RouterState
@@ -122,14 +136,30 @@ public final class Session {
     }
 
     /// A token `generate` handed out but has not evaluated yet; evaluated first by the next call.
-    private var pending: Int32? = nil
+    var pending: Int32? = nil
+    /// The last row of logits after bias and hook (sampling reads it; the session's own stay intact).
+    private var samplingRow: [Float] = []
+
+    /// Sets the logit bias (replacing the previous one); every token must be in the vocabulary
+    /// and every value a number (+-infinity allowed).
+    public func setLogitBias(_ bias: [Int32: Float]) throws {
+        for (t, b) in bias {
+            guard t >= 0, Int(t) < model.config.nVocab else {
+                throw AdaKError.invalidArgument("logit bias: token \(t) is not in the vocabulary (0..<\(model.config.nVocab))")
+            }
+            guard !b.isNaN else { throw AdaKError.invalidArgument("logit bias of token \(t) is NaN") }
+        }
+        logitBias = bias
+    }
 
     /// Empties the context and restarts the sampler. Routing statistics and the budget
     /// controller's state carry on (see `resetStats`).
     public func reset() {
         position = 0
+        tokens.removeAll(keepingCapacity: true)
         pending = nil
         logitRows = 0
+        stopReason = nil
         sampler.reset()
     }
 
@@ -165,6 +195,7 @@ public final class Session {
             start += n
         }
         position += tokens.count
+        self.tokens += tokens
         logitRows = allLogits ? tokens.count : 1
         for t in tokens { sampler.accept(t) }
     }
@@ -174,17 +205,42 @@ public final class Session {
         body(UnsafeBufferPointer(start: state.logits.p, count: logitRows * model.config.nVocab))
     }
 
-    /// Samples from the last row of logits with the session's sampling settings.
+    /// Samples from the last row of logits with the session's sampling settings, after the logit
+    /// bias and the logits hook (when they ban every token, from the row without them).
     public func sample() -> Int32 {
         precondition(logitRows > 0, "sample() before evaluate()")
+        if let t = try? trySample() { return t }
         let v = model.config.nVocab
-        let tok = sampler.sample(UnsafeBufferPointer(start: state.logits.p + (logitRows - 1) * v, count: v))
-        return tok
+        return sampler.sample(UnsafeBufferPointer(start: state.logits.p + (logitRows - 1) * v, count: v))
+    }
+
+    /// `sample()` that throws when nothing was evaluated or every token is banned.
+    public func trySample() throws -> Int32 {
+        guard logitRows > 0 else { throw AdaKError.invalidArgument("nothing to sample from: evaluate first") }
+        let v = model.config.nVocab
+        let row = UnsafeBufferPointer(start: state.logits.p + (logitRows - 1) * v, count: v)
+        if logitBias.isEmpty && logitsHook == nil { return sampler.sample(row) }
+        if samplingRow.count != v { samplingRow = [Float](repeating: 0, count: v) }
+        return try samplingRow.withUnsafeMutableBufferPointer { r in
+            _ = r.initialize(from: row)
+            for (t, b) in logitBias { r[Int(t)] += b }
+            logitsHook?(r)
+            guard r.contains(where: { $0 > -Float.infinity }) else {
+                throw AdaKError.invalidArgument("every token is banned (logit bias / logits hook)")
+            }
+            return sampler.sample(UnsafeBufferPointer(r))
+        }
     }
 
     /// Evaluates `prompt` (may be empty after an earlier evaluate), then samples and evaluates up
-    /// to `maxTokens` tokens, handing each to `onToken` with its text piece. Stops at an
-    /// end-of-generation token (not passed on) or when `onToken` returns false.
+    /// to `maxTokens` tokens, handing each to `onToken` with its text. Stops (see `stopReason`) at
+    /// an end-of-generation token (not passed on), after `maxTokens`, when the context is full,
+    /// when `onToken` returns false, or at a stop string.
+    ///
+    /// With `stopStrings`, the text handed out is held back while it could be the start of a stop
+    /// string, so a piece may be empty and a later one carry the held bytes; the text of the
+    /// match and after it is never handed out. Held text left when an end token stops the
+    /// generation comes with that end token's id in a last `onToken` call (its return is ignored).
     public func generate(prompt: [Int32], maxTokens: Int,
                          onToken: (Int32, [UInt8]) -> Bool) throws -> [Int32] {
         guard maxTokens >= 0 else { throw AdaKError.invalidArgument("max tokens must be >= 0") }
@@ -197,16 +253,91 @@ public final class Session {
             throw AdaKError.invalidArgument("empty prompt and nothing evaluated yet")
         }
         var out: [Int32] = []
+        var held: [UInt8] = []
+        stopReason = .maxTokens
         while out.count < maxTokens {
-            let tok = sample()
-            if model.tokenizer.isEndOfGeneration(tok) { break }
+            let tok = try trySample()
+            if model.tokenizer.isEndOfGeneration(tok) {
+                stopReason = .endOfGeneration
+                if !held.isEmpty { _ = onToken(tok, held) }
+                break
+            }
             out.append(tok)
             pending = tok
-            if !onToken(tok, model.tokenizer.piece(tok, special: false)) { break }
-            if out.count == maxTokens || position >= contextSize { break }
+            // the last token when max_tokens is reached or the context cannot take it
+            let last = out.count == maxTokens || position >= contextSize
+            var text = model.tokenizer.piece(tok, special: false)
+            if !stopStrings.isEmpty {
+                held += text
+                if let cut = StopMatcher.firstMatch(in: held, stops: stopStrings) {
+                    stopReason = .stopString
+                    let before = Array(held[..<cut])
+                    if !before.isEmpty { _ = onToken(tok, before) }
+                    break
+                }
+                let keep = last ? 0 : StopMatcher.heldSuffix(held, stops: stopStrings)
+                text = Array(held[..<(held.count - keep)])
+                held.removeFirst(held.count - keep)
+            }
+            if !onToken(tok, text) { stopReason = .callback; break }
+            if last {
+                if out.count < maxTokens { stopReason = .contextFull }
+                break
+            }
             pending = nil
             do { try evaluate([tok]) } catch { pending = tok; throw error }
         }
         return out
+    }
+}
+
+/// Why a generation stopped.
+public enum StopReason: Int32, Sendable, CaseIterable {
+    /// The model produced an end-of-generation token.
+    case endOfGeneration = 0
+    /// `maxTokens` tokens were generated.
+    case maxTokens = 1
+    /// The context window is full.
+    case contextFull = 2
+    /// The token callback asked to stop.
+    case callback = 3
+    /// The text reached one of the stop strings.
+    case stopString = 4
+
+    public var name: String {
+        switch self {
+        case .endOfGeneration: "end_of_generation"
+        case .maxTokens: "max_tokens"
+        case .contextFull: "context_full"
+        case .callback: "callback"
+        case .stopString: "stop_string"
+        }
+    }
+}
+
+/// Byte-level stop-string matching over generated text.
+enum StopMatcher {
+    /// The offset of the earliest stop string in `text`, if any.
+    static func firstMatch(in text: [UInt8], stops: [[UInt8]]) -> Int? {
+        var best: Int? = nil
+        for s in stops where s.count <= text.count {
+            for i in 0...(text.count - s.count) where best.map({ i < $0 }) ?? true {
+                if text[i..<i + s.count].elementsEqual(s) { best = i; break }
+            }
+        }
+        return best
+    }
+
+    /// The length of the longest suffix of `text` that begins some stop string (to hold back).
+    static func heldSuffix(_ text: [UInt8], stops: [[UInt8]]) -> Int {
+        var keep = 0
+        for s in stops {
+            for n in stride(from: min(s.count - 1, text.count), to: keep, by: -1)
+            where text[(text.count - n)...].elementsEqual(s[..<n]) {
+                keep = n
+                break
+            }
+        }
+        return keep
     }
 }

@@ -38,7 +38,8 @@ public struct SamplingParams: Sendable, Equatable {
 public struct Sampler: Sendable {
     public var params: SamplingParams
     private var rng: RandomGenerator
-    private var history: [Int32] = []
+    /// Recent tokens for the repetition penalty (oldest first).
+    private(set) var history: [Int32] = []
 
     public init(params: SamplingParams) {
         self.params = params
@@ -49,6 +50,15 @@ public struct Sampler: Sendable {
     public mutating func reset() {
         rng = RandomGenerator(seed: params.seed)
         history.removeAll(keepingCapacity: true)
+    }
+
+    /// The random stream's position (saved session states).
+    var rngState: [UInt64] { rng.state }
+
+    /// Puts back a random stream and history saved from `rngState` and `history`.
+    mutating func restore(rngState: [UInt64], history: [Int32]) {
+        rng = RandomGenerator(state: rngState)
+        self.history = history
     }
 
     /// Remembers a token for the repetition penalty (generated or from the prompt).

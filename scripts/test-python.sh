@@ -13,7 +13,8 @@ python=${PYTHON:-python3}
 
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo/python" pytest
+# the server extra and the official openai client for tests/test_server.py
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo/python[server]" pytest openai
 
 export ADAK_LIB=$prefix/lib
 export ADAK_FIXTURES=$fixtures

@@ -200,6 +200,8 @@ class Scheduler:
         self._sessions = [model.session(n_ctx=config.n_ctx, n_threads=threads) for _ in range(config.parallel)]
         self._workers = [threading.Thread(target=self._work, args=(s,), name=f"adak-slot-{i}", daemon=True)
                          for i, s in enumerate(self._sessions)]
+        # the library's routing defaults, restored before every request
+        self._routing_defaults = self._sessions[0].routing if self.moe else {}
         for w in self._workers:
             w.start()
 
@@ -235,7 +237,7 @@ class Scheduler:
             try:
                 self._run(session, job)
             except adak.AdakError as e:
-                status = 400 if e.status == _lib.ERR_INVALID_ARGUMENT else 500
+                status = 400 if e.status in (_lib.ERR_INVALID_ARGUMENT, _lib.ERR_UNSUPPORTED) else 500
                 job.emit("error", APIError(status, e.message))
                 self.metrics.count("error")
             except Exception as e:  # noqa: BLE001 - answered, never fatal to the worker
@@ -252,9 +254,10 @@ class Scheduler:
         session.set_sampling(temperature=job.temperature, top_p=job.top_p, seed=seed, top_k=0, min_p=0.0,
                              repeat_penalty=1.0)
         if self.moe:
-            session.set_routing("topk", k=0, k_min=0, k_max=0)  # neutral, so the allocator may change
+            defaults = dict(self._routing_defaults)
+            session.set_routing(**dict(defaults, policy="topk"))  # so the allocator may change
             session.set_allocator(self.allocators[job.allocator] if job.allocator else None)
-            session.set_routing(**job.routing)
+            session.set_routing(**dict(defaults, **job.routing))
             session.set_budget(job.flops_budget)
         _check(_C.adak_session_set_stop_strings(session.handle, (ctypes.c_char_p * 1)(), None, 0))
         if job.stop:
@@ -566,7 +569,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @api.exception_handler(adak.AdakError)
     async def _adak_error(_request: Request, e: adak.AdakError) -> JSONResponse:
-        status = 400 if e.status == _lib.ERR_INVALID_ARGUMENT else 500
+        status = 400 if e.status in (_lib.ERR_INVALID_ARGUMENT, _lib.ERR_UNSUPPORTED) else 500
         return APIError(status, e.message).response()
 
     @api.get("/health")

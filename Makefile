@@ -19,6 +19,9 @@ CC ?= cc
 PREFIX ?= /usr/local
 DESTDIR ?=
 LLVM_DIR ?= /usr/lib/llvm-19
+export ADAK_LLVM_DIR := $(LLVM_DIR)
+# libomp for static links (adak.pc's Libs.private): pkg-config's, when it knows one; else LLVM_DIR's.
+OPENMP_LIBDIR ?= $(or $(shell pkg-config --variable=libdir openmp 2>/dev/null),$(LLVM_DIR)/lib)
 
 VERSION_MAJOR := $(shell sed -n 's/^\#define ADAK_VERSION_MAJOR \([0-9]*\)$$/\1/p' include/adak.h)
 VERSION_MINOR := $(shell sed -n 's/^\#define ADAK_VERSION_MINOR \([0-9]*\)$$/\1/p' include/adak.h)
@@ -65,7 +68,7 @@ $(BUILD)/bin/adak: $(SWIFT_SOURCES)
 
 $(BUILD)/adak.pc: pkgconfig/adak.pc.in include/adak.h
 	mkdir -p $(BUILD)
-	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@OPENMP_LIBDIR@|$(LLVM_DIR)/lib|' $< > $@
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@OPENMP_LIBDIR@|$(OPENMP_LIBDIR)|' $< > $@
 
 install: lib cli $(BUILD)/adak.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
@@ -73,12 +76,15 @@ install: lib cli $(BUILD)/adak.pc
 	ln -sfn $(LIBFILE) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sfn $(SONAME) $(DESTDIR)$(PREFIX)/lib/libadak.so
 	install -m 644 include/adak.h $(DESTDIR)$(PREFIX)/include/adak.h
-	install -m 644 $(BUILD)/adak.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/adak.pc
+	install -m 644 examples/cpp/adak.hpp $(DESTDIR)$(PREFIX)/include/adak.hpp
+	# the installed .pc names the prefix itself: pkg-config prints normalised paths
+	sed -e 's|^prefix=.*|prefix=$(abspath $(PREFIX))|' $(BUILD)/adak.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/adak.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/adak.pc
 	install -m 755 $(BUILD)/bin/adak $(DESTDIR)$(PREFIX)/bin/adak
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/$(LIBFILE) $(DESTDIR)$(PREFIX)/lib/$(SONAME) \
-	      $(DESTDIR)$(PREFIX)/lib/libadak.so $(DESTDIR)$(PREFIX)/include/adak.h \
+	      $(DESTDIR)$(PREFIX)/lib/libadak.so $(DESTDIR)$(PREFIX)/include/adak.h $(DESTDIR)$(PREFIX)/include/adak.hpp \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/adak.pc $(DESTDIR)$(PREFIX)/bin/adak
 
 setup: system-packages model

@@ -3,7 +3,8 @@ import PackageDescription
 
 // LLVM's OpenMP runtime 19 (Debian libomp-19-dev): Swift's clang ships no omp.h, and
 // Debian's default libomp (LLVM 14) lacks __kmpc_dispatch_deinit (docs/DESIGN.md §6).
-let llvm = "/usr/lib/llvm-19"
+// Another LLVM 19 install: ADAK_LLVM_DIR (the Makefile passes its LLVM_DIR).
+let llvm = Context.environment["ADAK_LLVM_DIR"] ?? "/usr/lib/llvm-19"
 let openmpC: [CSetting] = [
     .unsafeFlags(["-fopenmp", "-idirafter", "\(llvm)/lib/clang/19/include", "-O3", "-fno-math-errno"]),
 ]
@@ -30,7 +31,7 @@ let package = Package(
         .systemLibrary(name: "CAdaK", path: "include"),
         .target(name: "AdaKExports", dependencies: ["AdaK", "CAdaK"]),
         .executableTarget(name: "adak", dependencies: [
-            "AdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "AdaK", "CAdaK", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "AdaKTests", dependencies: ["AdaK", "CAdaKKernels", "CAdaK"], exclude: ["Resources"]),
     ]

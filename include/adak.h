@@ -557,7 +557,7 @@ int adak_session_generate(adak_session *session, const adak_token *prompt, size_
 
 /* ===========================================================================
  * Chat templates, stop reasons and strings, logit bias and mask, session
- * state, rewind and copy (since 0.6)
+ * state, rewind and copy (since 0.5)
  * ========================================================================= */
 
 /** One message of a conversation: role "system", "user" or "assistant". */
@@ -666,6 +666,16 @@ int adak_session_save_state_file(const adak_session *session, const char *path);
 
 /** adak_session_load_state from a file. Adds ADAK_ERR_IO. */
 int adak_session_load_state_file(adak_session *session, const char *path);
+
+/**
+ * The tokens of the session's context (adak_session_position of them; a
+ * pending token of adak_session_generate is not among them). Sized output in
+ * tokens: *n always receives the count; ADAK_ERR_BUFFER_TOO_SMALL when
+ * capacity is smaller (nothing written). ADAK_ERR_INVALID_ARGUMENT for a bad
+ * session, NULL n, or NULL tokens with capacity > 0.
+ */
+int adak_session_get_tokens(const adak_session *session, adak_token *tokens, size_t capacity,
+                            size_t *n);
 
 /**
  * Rewinds the context to its first `position` tokens (0 <= position <= the

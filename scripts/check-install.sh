@@ -17,6 +17,7 @@ fail() { echo "check-install: $*" >&2; exit 1; }
 [ "$(readlink "$prefix/lib/libadak.so.$major")" = "libadak.so.$version" ] || fail "libadak.so.$major does not point at libadak.so.$version"
 [ "$(readlink "$prefix/lib/libadak.so")" = "libadak.so.$major" ] || fail "libadak.so does not point at libadak.so.$major"
 [ -f "$prefix/include/adak.h" ] || fail "include/adak.h is missing"
+[ -f "$prefix/include/adak.hpp" ] || fail "include/adak.hpp is missing"
 [ -x "$prefix/bin/adak" ] || fail "bin/adak is missing"
 
 soname=$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')

@@ -18,6 +18,7 @@ cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/examples/c/generate.c
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/misuse.c" -o "$out/misuse" $flags -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/carve_train.c" -o "$out/carve_train" $flags -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/typed_settings.c" -o "$out/typed_settings" $flags -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/session_features.c" -o "$out/session_features" $flags -lm
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
 # Reliability tests (issue 8): second misuse suite, shared model across threads, fuzz-corpus
 # replay, soak.
@@ -43,6 +44,9 @@ run() {
 other=$fixtures/models/tiny-olmoe.f32.gguf
 run "misuse (env -i)" env -i "$out/misuse" "$tiny" "$other"
 run "typed routing and sampling settings (env -i)" env -i "$out/typed_settings" "$tiny"
+demo_arg=()
+if [ -n "$demo" ] && [ -f "$demo" ]; then demo_arg=("$demo"); fi
+run "chat template, stop reasons, state, truncate, copy (env -i)" env -i "$out/session_features" "$tiny" "${demo_arg[@]}"
 calib=$fixtures/text/train.txt
 run "carve/train API, training on tiny-mixtral (env -i)" env -i "$out/carve_train" "$tiny" "$calib"
 run "generate tiny-mixtral, budget 0.5 (env -i)" sh -c \
@@ -62,6 +66,7 @@ major=$(sed -n 's/^#define ADAK_VERSION_MAJOR \([0-9]*\)$/\1/p' "$prefix/include
 sed -e "s/^#define ADAK_VERSION_MAJOR $major\$/#define ADAK_VERSION_MAJOR $((major + 1))/" \
     -e "s/^#define ADAK_VERSION_STRING \"$major\./#define ADAK_VERSION_STRING \"$((major + 1))./" \
     "$prefix/include/adak.h" > "$skew/include/adak.h"
+cp "$prefix/include/adak.hpp" "$skew/include/adak.hpp"
 libs=$(pkg-config --libs adak)
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE -I"$skew/include" "$repo/examples/c/generate.c" -o "$skew/generate" $libs
 c++ -std=c++17 -Wall -Wextra -Werror -O2 -I"$skew/include" "$repo/examples/cpp/chat.cpp" -o "$skew/chat" $libs
@@ -88,7 +93,7 @@ if [ -n "$demo" ] && [ -f "$demo" ]; then
         'out=$(env -i "$0" "$1" "The capital of France is" 16) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
         "$out/generate" "$demo"
     run "C++ chat SmolLM2 (env -i)" sh -c \
-        'out=$(echo "What is the capital of France?" | env -i "$0" "$1" 24) || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
+        'out=$(printf "What is the capital of France?\nAnd of Italy?\n" | env -i "$0" "$1" 24 "You are a helpful assistant.") || exit 1; echo "$out"; echo "$out" | grep -q Paris' \
         "$out/chat" "$demo"
 else
     echo "test-c: demo model not fetched (make model); skipped the SmolLM2 run"

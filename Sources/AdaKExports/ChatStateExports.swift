@@ -1,5 +1,5 @@
 // adak_model_apply_chat_template and the session's stop reasons, stop strings, logit bias,
-// logits callback, state save/load, truncate and copy (adak.h, "since 0.6").
+// logits callback, state save/load, truncate and copy (adak.h, "since 0.5").
 import AdaK
 import CAdaK
 import Glibc
@@ -179,4 +179,20 @@ public func adak_session_copy(_ session: OpaquePointer?, _ out: UnsafeMutablePoi
     } catch {
         return fail(error, in: f)
     }
+}
+
+@_cdecl("adak_session_get_tokens")
+public func adak_session_get_tokens(_ session: OpaquePointer?, _ tokens: UnsafeMutablePointer<Int32>?,
+                                    _ capacity: Int, _ n: UnsafeMutablePointer<Int>?) -> Int32 {
+    let f = "adak_session_get_tokens"
+    guard let box = sessionBox(session) else { return invalid(f, "session is NULL or not a live adak_session") }
+    guard let n else { return invalid(f, "n is NULL") }
+    guard tokens != nil || capacity == 0, isValidCount(capacity) else { return invalid(f, "tokens is NULL but capacity is \(capacity)") }
+    let ids = box.session.tokens
+    n.pointee = ids.count
+    guard capacity >= ids.count else {
+        return fail(Status.bufferTooSmall, "\(f): the context holds \(ids.count) tokens, the buffer \(capacity)")
+    }
+    if let tokens { for (i, t) in ids.enumerated() { tokens[i] = t } }
+    return Status.ok
 }

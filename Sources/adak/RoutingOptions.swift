@@ -4,20 +4,29 @@ import Foundation
 
 /// Routing flags shared by generate, perplexity and bench.
 struct RoutingOptions: ParsableArguments {
-    @Option(help: "Routing policy: topk, adak, top_p, skip, entropy") var routing = "topk"
+    @Option(help: "Routing policy: topk (default), adak (the default with --allocator), top_p, skip, entropy") var routing: String?
     @Option(help: "k for --routing topk (default: the model's native K)") var k: Int?
     @Option(help: "Threshold for --routing top_p") var topPRouting: Float = 0.5
     @Option(help: "Ratio for --routing skip") var beta: Float = 0.5
     @Option(help: "Scale for --routing entropy") var tau: Float = 1.0
     @Option(help: "Smallest k any policy may choose") var kMin = 1
     @Option(help: "Largest k any policy may choose") var kMax: Int?
-    @Option(help: "Ada-K allocator file (GGUF); 'identity' for the untrained one") var allocator: String?
-    @Option(help: "Expert-FLOPs budget as a fraction of static Top-K (e.g. 0.75)") var budget: Float?
+    @Option(help: "Ada-K allocator file (GGUF); 'identity' for the untrained one; implies --routing adak") var allocator: String?
+    @Option(parsing: .unconditional, help: "Expert-FLOPs budget as a fraction of static Top-K (e.g. 0.75)") var budget: Float?
     @Option(help: "Fixed price per expert for --routing adak without a budget, the same in every layer: k = argmax(logit_k − price·k)") var price: Float = 0
 
+    /// The policy: --routing, else adak when an allocator is given, else topk.
+    var policyName: String { routing ?? (allocator != nil ? "adak" : "topk") }
+
     func config() throws -> RoutingConfig {
-        guard let policy = RoutingPolicy(rawValue: routing) else {
-            throw ValidationError("unknown routing policy '\(routing)' (topk, adak, top_p, skip, entropy)")
+        guard let policy = RoutingPolicy(rawValue: policyName) else {
+            throw ValidationError("unknown routing policy '\(policyName)' (topk, adak, top_p, skip, entropy)")
+        }
+        if policy == .adak && allocator == nil {
+            throw ValidationError("--routing adak needs an allocator: --allocator FILE (or --allocator identity for the untrained one)")
+        }
+        if let allocator, policy != .adak {
+            throw ValidationError("--allocator \(allocator) is only used by --routing adak (given: --routing \(policyName))")
         }
         var r = RoutingConfig(policy: policy)
         r.k = k
@@ -38,11 +47,19 @@ struct RoutingOptions: ParsableArguments {
                                                        : Allocator(path: allocator, model: s.model))
         }
         var r = try config()
-        if r.policy == .adak && s.allocator == nil {
-            try s.setAllocator(Allocator.identity(for: s.model))
+        if !s.model.config.isMoE {
+            if routing != nil || allocator != nil || budget != nil {
+                emit(Array("note: \(s.model.config.arch) is a dense model: routing flags have no effect\n".utf8), to: 2)
+            }
+            r = RoutingConfig()
         }
-        if !s.model.config.isMoE { r = RoutingConfig() }
         try s.setRouting(r)
+        if let f = budget, s.model.config.isMoE {
+            let floor = Float(min(r.kMin, s.model.config.nExpertUsed)) / Float(s.model.config.nExpertUsed)
+            if f < floor {
+                emit(Array("note: --budget \(f) is below what --k-min \(r.kMin) allows (\(r.kMin)/\(s.model.config.nExpertUsed) = \(floor) of static Top-K): every token will use k_min experts, spending \(floor)\n".utf8), to: 2)
+            }
+        }
     }
 }
 

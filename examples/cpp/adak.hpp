@@ -92,6 +92,20 @@ public:
         return tokens;
     }
 
+    /// Renders {role, content} messages with the model's chat template (since 0.5).
+    std::string apply_chat_template(const std::vector<std::pair<std::string, std::string>> &messages,
+                                    bool add_assistant = true) const {
+        std::vector<adak_chat_message> raw;
+        for (const auto &m : messages) raw.push_back({m.first.c_str(), m.second.c_str()});
+        size_t n = 0;
+        int st = adak_model_apply_chat_template(get(), raw.data(), raw.size(), add_assistant, nullptr, 0, &n);
+        if (st != ADAK_ERR_BUFFER_TOO_SMALL) check(st);
+        std::string text(n + 1, '\0');
+        check(adak_model_apply_chat_template(get(), raw.data(), raw.size(), add_assistant, text.data(), text.size(), &n));
+        text.resize(n);
+        return text;
+    }
+
     std::string detokenize(const std::vector<adak_token> &tokens) const {
         size_t n = 0;
         int st = adak_model_detokenize(get(), tokens.data(), tokens.size(), 0, nullptr, 0, &n);
@@ -155,6 +169,22 @@ public:
         return p;
     }
     void reset() { check(adak_session_reset(get())); }
+    /// The tokens of the context; truncate(p) rewinds it to its first p (since 0.5).
+    std::vector<adak_token> tokens() const {
+        size_t n = 0;
+        int st = adak_session_get_tokens(get(), nullptr, 0, &n);
+        if (st != ADAK_ERR_BUFFER_TOO_SMALL) check(st);
+        std::vector<adak_token> out(n);
+        check(adak_session_get_tokens(get(), out.data(), out.size(), &n));
+        return out;
+    }
+    void truncate(int64_t position) { check(adak_session_truncate(get(), position)); }
+    /// Why the last generate stopped: enum adak_stop_reason (since 0.5).
+    int stop_reason() const {
+        int32_t r = 0;
+        check(adak_session_stop_reason(get(), &r));
+        return r;
+    }
 
     /// Routing settings (policy, k bounds, thresholds, budget) as one unit, validated together.
     adak_routing_params routing() const {

@@ -26,6 +26,8 @@ from __future__ import annotations
 import codecs
 import ctypes
 import logging
+import os
+import queue
 import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, TypeVar, Union
@@ -34,7 +36,9 @@ import numpy as np
 
 from . import _lib
 
-__all__ = ["AdakError", "Model", "Session", "Allocator", "RoutingStats", "load_allocator",
+__all__ = ["AdakError", "InvalidArgumentError", "AdakTypeError", "AdakFileNotFoundError", "AdakIOError",
+           "FormatError", "UnsupportedError", "AdakMemoryError", "ContextFullError", "CancelledError",
+           "BufferTooSmallError", "Model", "Session", "Allocator", "RoutingStats", "load_allocator",
            "carve", "train_allocator", "TrainProgress",
            "set_log_callback", "log_to_logging", "ROUTING_POLICIES", "LOG_ERROR", "LOG_WARN",
            "LOG_INFO", "LOG_DEBUG", "version", "version_number", "library_path"]
@@ -67,13 +71,84 @@ __version__ = version()
 
 class AdakError(Exception):
     """A libadak call failed. ``status`` is the negative status code, ``status_name`` its
-    name ("invalid argument", "context full", ...), ``message`` the library's explanation."""
+    name ("invalid argument", "context full", ...), ``message`` the library's explanation.
+
+    ``AdakError(status, message)`` makes the subclass for the status, each also a built-in
+    exception: :class:`InvalidArgumentError` (ValueError), :class:`AdakFileNotFoundError`
+    (FileNotFoundError), :class:`AdakIOError` (OSError), :class:`FormatError` (ValueError),
+    :class:`UnsupportedError` (ValueError), :class:`AdakMemoryError` (MemoryError),
+    :class:`ContextFullError`, :class:`CancelledError`, :class:`BufferTooSmallError`; a value
+    of the wrong type raises :class:`AdakTypeError` (TypeError)."""
+
+    def __new__(cls, status: int, message: str):
+        if cls is AdakError:
+            cls = _ERROR_CLASSES.get(status, AdakError)
+            if status == _lib.ERR_IO and ("No such file" in message or "does not exist" in message):
+                cls = AdakFileNotFoundError
+        return super().__new__(cls, status, message)
 
     def __init__(self, status: int, message: str):
         self.status = status
         self.status_name = _C.adak_status_string(status).decode()
         self.message = message
-        super().__init__(f"{message} [{self.status_name}]")
+        Exception.__init__(self, f"{message} [{self.status_name}]")
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.status_name}]"
+
+
+class InvalidArgumentError(AdakError, ValueError):
+    """A value out of range, an unknown key, a refused call (ADAK_ERR_INVALID_ARGUMENT)."""
+
+
+class AdakTypeError(InvalidArgumentError, TypeError):
+    """A value of the wrong type (a string or bool where a number belongs)."""
+
+    def __new__(cls, message: str):
+        return Exception.__new__(cls, message)
+
+    def __init__(self, message: str):
+        super().__init__(_lib.ERR_INVALID_ARGUMENT, message)
+
+
+class AdakIOError(AdakError, OSError):
+    """A file could not be opened, read or written (ADAK_ERR_IO)."""
+
+
+class AdakFileNotFoundError(AdakIOError, FileNotFoundError):
+    """The file does not exist."""
+
+
+class FormatError(AdakError, ValueError):
+    """A file is malformed (ADAK_ERR_FORMAT)."""
+
+
+class UnsupportedError(AdakError, ValueError):
+    """Well-formed but not supported: architecture, tensor type, chat template (ADAK_ERR_UNSUPPORTED)."""
+
+
+class AdakMemoryError(AdakError, MemoryError):
+    """An allocation failed or a size limit was exceeded (ADAK_ERR_OUT_OF_MEMORY)."""
+
+
+class ContextFullError(AdakError, RuntimeError):
+    """The session's context window has no room (ADAK_ERR_CONTEXT_FULL)."""
+
+
+class CancelledError(AdakError, RuntimeError):
+    """A callback stopped the operation (ADAK_ERR_CANCELLED)."""
+
+
+class BufferTooSmallError(AdakError, RuntimeError):
+    """A buffer was too small (ADAK_ERR_BUFFER_TOO_SMALL)."""
+
+
+_ERROR_CLASSES = {
+    _lib.ERR_INVALID_ARGUMENT: InvalidArgumentError, _lib.ERR_IO: AdakIOError,
+    _lib.ERR_FORMAT: FormatError, _lib.ERR_UNSUPPORTED: UnsupportedError,
+    _lib.ERR_OUT_OF_MEMORY: AdakMemoryError, _lib.ERR_CONTEXT_FULL: ContextFullError,
+    _lib.ERR_CANCELLED: CancelledError, _lib.ERR_BUFFER_TOO_SMALL: BufferTooSmallError,
+}
 
 
 def _check(status: int) -> int:
@@ -82,12 +157,18 @@ def _check(status: int) -> int:
     return status
 
 
+def _as_double(v: float) -> float:
+    """A setting the library keeps as a C float, as the shortest double that rounds to it
+    (0.6, not 0.6000000238418579): what the caller set."""
+    return float(str(np.float32(v)))
+
+
 def _c_int(name: str, value, bits: int, unsigned: bool = False) -> int:
     """``value`` as a C integer of ``bits`` bits: a Python int (or an integral float), never a
     bool or a string, and in the C type's range (ctypes would silently wrap it). The library
     checks the meaning of the value; this only guards the conversion."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs an integer, got {value!r}")
+        raise AdakTypeError(f"{name} needs an integer, got {value!r}")
     if isinstance(value, float) and not value.is_integer():
         raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs an integer, got {value}")
     v = int(value)
@@ -100,7 +181,7 @@ def _c_int(name: str, value, bits: int, unsigned: bool = False) -> int:
 def _c_float(name: str, value) -> float:
     """``value`` as a C float/double: an int or a float, never a bool or a string."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{name} needs a number, got {value!r}")
+        raise AdakTypeError(f"{name} needs a number, got {value!r}")
     return float(value)
 
 
@@ -201,8 +282,12 @@ class Model(_Owned):
                     return 1
             callback = _lib.PROGRESS_CALLBACK(on_progress)  # alive for the whole call
             params.progress_callback = callback
+        if not isinstance(path, (str, os.PathLike)):
+            raise AdakTypeError(f"path needs a str or os.PathLike, got {path!r}")
+        if not os.path.exists(path):
+            raise AdakFileNotFoundError(_lib.ERR_IO, f"{path}: no such file")
         handle = ctypes.c_void_p()
-        status = _C.adak_model_load(str(path).encode(), ctypes.byref(params), ctypes.byref(handle))
+        status = _C.adak_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle))
         if raised:
             raise raised[0]
         _check(status)
@@ -317,6 +402,41 @@ class Model(_Owned):
         """Loads an allocator file made for this model (see :class:`Allocator`)."""
         return Allocator.load(self, path)
 
+    def apply_chat_template(self, messages: Sequence[Dict[str, str]], add_assistant: bool = True) -> str:
+        """Renders ``messages`` (dicts with "role" and "content"; roles system, user,
+        assistant) with the model's chat template, as transformers' ``apply_chat_template``
+        does, including the template's default system prompt. ``add_assistant`` ends the text
+        with the opening of an assistant turn. Raises :class:`UnsupportedError` for a model
+        without a template or with an unknown one."""
+        arr = (_lib.ChatMessage * max(len(messages), 1))()
+        keep = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+                raise AdakTypeError(f"messages[{i}] needs str 'role' and 'content', got {m!r}")
+            role, content = m["role"].encode(), m["content"].encode()
+            if b"\0" in role or b"\0" in content:
+                raise InvalidArgumentError(_lib.ERR_INVALID_ARGUMENT, f"messages[{i}] contains a NUL character")
+            keep += [role, content]
+            arr[i].role, arr[i].content = role, content
+        n = ctypes.c_size_t()
+        status = _C.adak_model_apply_chat_template(self.handle, arr, len(messages), int(bool(add_assistant)), None, 0,
+                                                   ctypes.byref(n))
+        if status not in (_lib.OK, _lib.ERR_BUFFER_TOO_SMALL):
+            _check(status)
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(_C.adak_model_apply_chat_template(self.handle, arr, len(messages), int(bool(add_assistant)), buf,
+                                                 n.value + 1, ctypes.byref(n)))
+        return buf.raw[: n.value].decode("utf-8")
+
+    def tokenize_chat(self, rendered: str) -> List[int]:
+        """Tokens of a rendered chat: the template's special tokens parsed, BOS added only when
+        the model wants one and the text does not already start with it."""
+        ids = self.tokenize(rendered, add_special=False, parse_special=True)
+        bos = self.bos
+        if bos is not None and self.get_int("add_bos") and (not ids or ids[0] != bos):
+            ids.insert(0, bos)
+        return ids
+
     def session(self, **kwargs) -> "Session":
         """A new :class:`Session` on this model (same arguments as :class:`Session`)."""
         return Session(self, **kwargs)
@@ -378,7 +498,8 @@ class Session(_Owned):
         raw = _lib.SamplingParams()
         raw.size = ctypes.sizeof(raw)
         _check(_C.adak_session_get_sampling(self.handle, ctypes.byref(raw)))
-        return {name: getattr(raw, name) for name, _ in raw._fields_ if name != "size"}
+        return {name: (_as_double(getattr(raw, name)) if name in self._SAMPLING_FLOATS else getattr(raw, name))
+                for name, _ in raw._fields_ if name != "size"}
 
     def set_sampling(self, **settings: Union[int, float]) -> None:
         """Changes sampling settings (keyword names as :attr:`sampling`); the others keep their
@@ -395,15 +516,38 @@ class Session(_Owned):
                 raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown sampling setting {key!r}")
         _check(_C.adak_session_set_sampling(self.handle, ctypes.byref(raw)))
 
-    def set(self, key: str, value: Union[int, float]) -> None:
-        """Changes one sampling setting (see :meth:`set_sampling`)."""
-        self.set_sampling(**{key: value})
+    _ROUTING_KEYS = ("policy", "k", "p", "beta", "tau", "price", "k_min", "k_max")
 
-    def get(self, key: str) -> Union[int, float]:
-        """Reads a sampling setting or a property (position, n_ctx, n_threads, n_batch,
-        logit_rows)."""
+    def set(self, key: str, value: Union[int, float, str, None]) -> None:
+        """Changes one setting: a sampling key (see :meth:`set_sampling`), a routing key
+        ("policy", "k", "p", "beta", "tau", "price", "k_min", "k_max", also as "routing.k"...;
+        see :meth:`set_routing`) or "flops_budget" (a fraction, or None to remove it)."""
+        if not isinstance(key, str):
+            raise AdakTypeError(f"key needs a str, got {key!r}")
+        name = key[len("routing."):] if key.startswith("routing.") else key
+        if key in ("routing",):
+            name = "policy"
+        if key in self._SAMPLING_FLOATS or key in self._SAMPLING_INTS:
+            self.set_sampling(**{key: value})
+        elif name in self._ROUTING_KEYS:
+            self.set_routing(**{name: value}) if name != "policy" else self.set_routing(value)
+        elif key in ("flops_budget", "budget"):
+            self.set_budget(value)
+        else:
+            raise InvalidArgumentError(_lib.ERR_INVALID_ARGUMENT, f"unknown or read-only key {key!r}")
+
+    def get(self, key: str) -> Union[int, float, str, None]:
+        """Reads any setting :meth:`set` takes, or a property (position, n_ctx, n_threads,
+        n_batch, logit_rows). Floats come back as the value set (the C double of it)."""
+        if not isinstance(key, str):
+            raise AdakTypeError(f"key needs a str, got {key!r}")
+        name = "policy" if key == "routing" else (key[len("routing."):] if key.startswith("routing.") else key)
         if key in self._SAMPLING_FLOATS or key in self._SAMPLING_INTS:
             return self.sampling[key]
+        if name in self._ROUTING_KEYS:
+            return self.routing[name]
+        if key in ("flops_budget", "budget"):
+            return self.budget
         i = ctypes.c_int64()
         _check(_C.adak_session_get_int(self.handle, key.encode(), ctypes.byref(i)))
         return i.value
@@ -435,7 +579,9 @@ class Session(_Owned):
         (k and k_max 0 mean the defaults, see :meth:`set_routing`)."""
         raw = self._routing_params()
         d: Dict[str, Union[str, int, float]] = {"policy": self._ROUTING_NAMES[raw.policy]}
-        for name in ("p", "beta", "tau", "price", "k", "k_min", "k_max"):
+        for name in ("p", "beta", "tau", "price"):
+            d[name] = _as_double(getattr(raw, name))
+        for name in ("k", "k_min", "k_max"):
             d[name] = getattr(raw, name)
         return d
 
@@ -476,7 +622,7 @@ class Session(_Owned):
     def budget(self) -> Optional[float]:
         """The expert-FLOPs budget as a fraction of static Top-K, or None."""
         v = self._routing_params().flops_budget
-        return v if v > 0 else None
+        return _as_double(v) if v > 0 else None
 
     def set_budget(self, fraction: Optional[float]) -> None:
         """Limits the routed experts to ``fraction`` x the expert FLOPs of static Top-K with
@@ -485,6 +631,8 @@ class Session(_Owned):
         the budget."""
         if fraction is None:
             _check(_C.adak_session_clear_flops_budget(self.handle))
+        elif isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise AdakTypeError(f"fraction needs a number or None, got {fraction!r}")
         else:
             _check(_C.adak_session_set_flops_budget(self.handle, _c_float("fraction", fraction)))
 
@@ -519,12 +667,14 @@ class Session(_Owned):
         """Empties the context and restarts the sampler."""
         _check(_C.adak_session_reset(self.handle))
 
-    def _prompt_tokens(self, prompt: Optional[TextOrTokens]) -> List[int]:
+    def _prompt_tokens(self, prompt: Optional[TextOrTokens], special: bool = False) -> List[int]:
         if prompt is None:
             return []
         if isinstance(prompt, (str, bytes)):
-            return self.model.tokenize(prompt, add_special=self.position == 0, parse_special=True)
-        return [int(t) for t in prompt]
+            return self.model.tokenize(prompt, add_special=self.position == 0, parse_special=special)
+        if isinstance(prompt, (list, tuple, np.ndarray)):
+            return [_c_int("token", t, 32) for t in prompt]
+        raise AdakTypeError(f"prompt needs text, bytes or token ids, got {prompt!r}")
 
     def evaluate(self, tokens: Sequence[int], all_logits: bool = False) -> None:
         """Appends ``tokens`` to the context and runs the model over them."""
@@ -551,43 +701,80 @@ class Session(_Owned):
         _check(_C.adak_session_sample(self.handle, ctypes.byref(t)))
         return t.value
 
-    def generate_tokens(self, prompt: Optional[TextOrTokens] = None,
-                        max_tokens: int = 128) -> Iterator[tuple]:
-        """Like :meth:`generate` but yields ``(token, piece_bytes)`` pairs."""
+    def generate_tokens(self, prompt: Optional[TextOrTokens] = None, max_tokens: int = 128, *,
+                        stop: Optional[Sequence[Union[str, bytes]]] = None,
+                        special: bool = False) -> Iterator[tuple]:
+        """Like :meth:`generate` but yields ``(token, piece_bytes)`` pairs (with ``stop``, a
+        piece may be empty while its text is held back, and a last pair may carry held text
+        with the end token's id)."""
+        max_tokens = _c_int("max_tokens", max_tokens, 32)
         if max_tokens < 0:
-            raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"max_tokens {max_tokens} is negative")
-        tokens = self._prompt_tokens(prompt)
-        got: List[tuple] = []
+            raise InvalidArgumentError(_lib.ERR_INVALID_ARGUMENT, f"max_tokens {max_tokens} is negative")
+        tokens = _tokens_array(self._prompt_tokens(prompt, special))
+        self._set_stop_strings(stop or [])
+        # The library runs the whole generation (stop strings, stop reason) in one call on a
+        # worker thread; its callback hands pieces over a small queue, so this stays lazy.
+        items: "queue.Queue" = queue.Queue(maxsize=8)
+        cancel = threading.Event()
+        done = object()
+        outcome: Dict[str, object] = {}
 
         def on_token(_user, token, piece, length):
-            got.append((token, ctypes.string_at(piece, length)))
-            return 0
+            item = (token, ctypes.string_at(piece, length))
+            while not cancel.is_set():
+                try:
+                    items.put(item, timeout=0.05)
+                    return 0
+                except queue.Full:
+                    continue
+            return 1
 
         callback = _lib.TOKEN_CALLBACK(on_token)
-        produced = 0
-        first = True
-        n = ctypes.c_size_t()
-        while produced < max_tokens:
-            arr = _tokens_array(tokens if first else [])
-            status = _C.adak_session_generate(self.handle, arr, len(arr), 1, callback, None,
-                                              ctypes.byref(n))
-            if status == _lib.ERR_CONTEXT_FULL and not first:
-                return  # the context filled up: generation ends here
-            _check(status)
-            first = False
-            if not got:
-                return  # end of generation
-            produced += len(got)
-            batch, got[:] = list(got), []
-            yield from batch
 
-    def generate(self, prompt: Optional[TextOrTokens] = None, max_tokens: int = 128) -> Iterator[str]:
+        def work():
+            try:
+                n = ctypes.c_size_t()
+                status = _C.adak_session_generate(self.handle, tokens, len(tokens), max_tokens, callback, None,
+                                                  ctypes.byref(n))
+                if status != _lib.OK:  # the message is the worker thread's last error
+                    outcome["error"] = AdakError(status, _C.adak_last_error().decode("utf-8", "replace"))
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer
+                outcome["error"] = e
+            finally:
+                while True:
+                    try:
+                        items.put(done, timeout=0.05)
+                        break
+                    except queue.Full:
+                        if cancel.is_set():
+                            _drain(items)
+
+        worker = threading.Thread(target=work, name="adak-generate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = items.get()
+                if item is done:
+                    break
+                yield item
+        finally:
+            cancel.set()
+            _drain(items)
+            worker.join()
+            self._set_stop_strings([])
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+
+    def generate(self, prompt: Optional[TextOrTokens] = None, max_tokens: int = 128, *,
+                 stop: Optional[Sequence[Union[str, bytes]]] = None, special: bool = False) -> Iterator[str]:
         """Evaluates ``prompt`` (text, bytes or token ids; None continues) and yields the
         generated text piece by piece, until an end-of-generation token, ``max_tokens``
-        tokens or a full context. Text prompts are tokenized with special-token parsing, and
-        with BOS/EOS when the session is empty."""
+        tokens, a full context or one of the ``stop`` strings (whose text is not yielded);
+        :attr:`stop_reason` then says which. Text prompts are tokenized with BOS/EOS when the
+        session is empty; special-token text ("<|im_end|>") in them stays plain text unless
+        ``special`` is True."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for _token, piece in self.generate_tokens(prompt, max_tokens):
+        for _token, piece in self.generate_tokens(prompt, max_tokens, stop=stop, special=special):
             text = decoder.decode(piece)
             if text:
                 yield text
@@ -595,10 +782,133 @@ class Session(_Owned):
         if tail:
             yield tail
 
+    def _set_stop_strings(self, stop: Sequence[Union[str, bytes]]) -> None:
+        if isinstance(stop, (str, bytes)):
+            stop = [stop]
+        encoded = []
+        for s in stop:
+            if not isinstance(s, (str, bytes)):
+                raise AdakTypeError(f"stop strings need str or bytes, got {s!r}")
+            encoded.append(s.encode() if isinstance(s, str) else s)
+        strings = (ctypes.c_char_p * max(len(encoded), 1))(*encoded)
+        lengths = (ctypes.c_size_t * max(len(encoded), 1))(*[len(e) for e in encoded])
+        _check(_C.adak_session_set_stop_strings(self.handle, strings, lengths, len(encoded)))
+
+    @property
+    def stop_reason(self) -> Optional[str]:
+        """Why the last generation stopped: "end_of_generation", "max_tokens", "context_full",
+        "callback" (the consumer stopped iterating) or "stop_string"; None before any."""
+        r = ctypes.c_int32()
+        if _C.adak_session_stop_reason(self.handle, ctypes.byref(r)) != _lib.OK:
+            return None
+        return _lib.STOP_REASONS.get(r.value)
+
+    # -- chat -------------------------------------------------------------------------------
+    def chat(self, messages: Sequence[Dict[str, str]], max_tokens: int = 256, *, stream: bool = False,
+             stop: Optional[Sequence[Union[str, bytes]]] = None) -> Union[str, Iterator[str]]:
+        """Answers the conversation ``messages`` (rendered with the model's chat template).
+        The context is reused: only the tokens after the longest prefix shared with what the
+        session already holds are evaluated (:attr:`last_chat_evaluated` tells how many), so
+        a multi-turn chat re-evaluates just the new turn. Returns the answer, or with
+        ``stream`` an iterator over its pieces."""
+        ids = self.model.tokenize_chat(self.model.apply_chat_template(messages, add_assistant=True))
+        held = self.tokens
+        common = 0
+        for a, b in zip(held, ids):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)  # at least one token evaluated: fresh logits
+        self.truncate(common)
+        self.last_chat_evaluated = len(ids) - common
+        pieces = self.generate(ids[common:], max_tokens, stop=stop)
+        return pieces if stream else "".join(pieces)
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def tokens(self) -> List[int]:
+        """The tokens in the context."""
+        return _sized(_C.adak_session_get_tokens, self.handle, ctypes.c_int32)
+
+    def truncate(self, position: int) -> None:
+        """Rewinds the context to its first ``position`` tokens (see adak_session_truncate)."""
+        _check(_C.adak_session_truncate(self.handle, _c_int("position", position, 64)))
+
+    def save_state(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[bytes]:
+        """The session's state (context, KV cache, logits, sampler; not the settings) as
+        bytes, or written to ``path``."""
+        if path is not None:
+            _check(_C.adak_session_save_state_file(self.handle, os.fsencode(path)))
+            return None
+        n = ctypes.c_size_t()
+        status = _C.adak_session_save_state(self.handle, None, 0, ctypes.byref(n))
+        if status not in (_lib.OK, _lib.ERR_BUFFER_TOO_SMALL):
+            _check(status)
+        buf = ctypes.create_string_buffer(max(n.value, 1))
+        _check(_C.adak_session_save_state(self.handle, buf, n.value, ctypes.byref(n)))
+        return buf.raw[: n.value]
+
+    def load_state(self, state: Union[bytes, bytearray, str, os.PathLike]) -> None:
+        """Restores a state from :meth:`save_state` (bytes, or a path to a file)."""
+        if isinstance(state, (bytes, bytearray)):
+            buf = ctypes.create_string_buffer(bytes(state), len(state))
+            _check(_C.adak_session_load_state(self.handle, buf, len(state)))
+        elif isinstance(state, (str, os.PathLike)):
+            if not os.path.exists(state):
+                raise AdakFileNotFoundError(_lib.ERR_IO, f"{state}: no such file")
+            _check(_C.adak_session_load_state_file(self.handle, os.fsencode(state)))
+        else:
+            raise AdakTypeError(f"state needs bytes or a path, got {type(state).__name__}")
+
+    def copy(self) -> "Session":
+        """An independent copy (context, settings, sampler; not the logits processor)."""
+        handle = ctypes.c_void_p()
+        _check(_C.adak_session_copy(self.handle, ctypes.byref(handle)))
+        other = Session.__new__(Session)
+        other._handle = handle.value
+        other.model = self.model
+        return other
+
+    def set_logit_bias(self, bias: Dict[int, float]) -> None:
+        """Adds ``bias[token]`` to that token's logit before every sample (-inf bans it);
+        replaces the previous bias; an empty dict removes it."""
+        toks = [_c_int("token", t, 32) for t in bias]
+        vals = [_c_float("bias", v) for v in bias.values()]
+        _check(_C.adak_session_set_logit_bias(self.handle, (ctypes.c_int32 * max(len(toks), 1))(*toks),
+                                              (ctypes.c_float * max(len(vals), 1))(*vals), len(toks)))
+
+    def set_logits_processor(self, fn: Optional[Callable[[np.ndarray], None]]) -> None:
+        """Calls ``fn(logits)`` before every sample with the last row of logits as a writable
+        float32 array of n_vocab (a copy the sampler then uses): set the tokens to forbid to
+        -inf (constrained output, see :mod:`adak.structured`). None removes it. An exception
+        raised by ``fn`` bans every token, so the generation stops with an error."""
+        if fn is None:
+            self._logits_callback = None
+            _check(_C.adak_session_set_logits_callback(self.handle, _lib.LOGITS_CALLBACK(), None))
+            return
+
+        def on_logits(_user, ptr, n):
+            row = np.ctypeslib.as_array(ptr, shape=(n,))
+            try:
+                fn(row)
+            except BaseException:  # noqa: BLE001 - cannot raise through C: ban everything
+                row[:] = -np.inf
+
+        self._logits_callback = _lib.LOGITS_CALLBACK(on_logits)  # kept alive with the session
+        _check(_C.adak_session_set_logits_callback(self.handle, self._logits_callback, None))
+
     def __repr__(self) -> str:
         if self._handle is None:
             return "<adak.Session closed>"
         return f"<adak.Session position={self.position}/{self.n_ctx}>"
+
+
+def _drain(q: "queue.Queue") -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
 
 
 @dataclass(frozen=True)

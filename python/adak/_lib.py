@@ -122,6 +122,18 @@ class RoutingParams(ctypes.Structure):
     ]
 
 
+class ChatMessage(ctypes.Structure):
+    """adak_chat_message (since 0.5)."""
+
+    _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
+
+
+#: enum adak_stop_reason (since 0.5), by value.
+STOP_REASONS = {0: "end_of_generation", 1: "max_tokens", 2: "context_full", 3: "callback", 4: "stop_string"}
+
+#: adak_logits_callback(user_data, logits, n_vocab) (since 0.5).
+LOGITS_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t)
+
 TOKEN_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t
 )
@@ -206,6 +218,20 @@ _PROTOTYPES = {
     "adak_session_reset_stats": (ctypes.c_int, [_P]),
     "adak_model_get_moe_layers": (ctypes.c_int, [_P, ctypes.POINTER(_I32), _SIZE, ctypes.POINTER(_SIZE)]),
     "adak_set_log_callback": (None, [LOG_CALLBACK, _P]),
+    # 0.5: chat templates, stop reasons and strings, logit bias and mask, state, rewind, copy
+    "adak_model_apply_chat_template": (
+        ctypes.c_int, [_P, ctypes.POINTER(ChatMessage), _SIZE, ctypes.c_int, ctypes.c_char_p, _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_session_stop_reason": (ctypes.c_int, [_P, ctypes.POINTER(_I32)]),
+    "adak_session_set_stop_strings": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_SIZE), _SIZE]),
+    "adak_session_set_logit_bias": (ctypes.c_int, [_P, ctypes.POINTER(_I32), ctypes.POINTER(ctypes.c_float), _SIZE]),
+    "adak_session_set_logits_callback": (ctypes.c_int, [_P, LOGITS_CALLBACK, _P]),
+    "adak_session_save_state": (ctypes.c_int, [_P, _P, _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_session_load_state": (ctypes.c_int, [_P, _P, _SIZE]),
+    "adak_session_save_state_file": (ctypes.c_int, [_P, _STR]),
+    "adak_session_load_state_file": (ctypes.c_int, [_P, _STR]),
+    "adak_session_get_tokens": (ctypes.c_int, [_P, ctypes.POINTER(_I32), _SIZE, ctypes.POINTER(_SIZE)]),
+    "adak_session_truncate": (ctypes.c_int, [_P, ctypes.c_int64]),
+    "adak_session_copy": (ctypes.c_int, [_P, ctypes.POINTER(_P)]),
     # 0.3: carving and allocator training
     "adak_carve_params_create": (ctypes.c_int, [ctypes.POINTER(_P)]),
     "adak_carve_params_free": (None, [_P]),

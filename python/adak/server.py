@@ -224,17 +224,18 @@ class Scheduler:
             with self._lock:
                 self.busy += 1
             try:
-                self._run(session, job)
+                event: Tuple[Any, ...] = self._run(session, job)
             except adak.AdakError as e:
                 status = 400 if e.status in (_lib.ERR_INVALID_ARGUMENT, _lib.ERR_UNSUPPORTED) else 500
-                job.emit("error", APIError(status, e.message))
+                event = ("error", APIError(status, e.message))
                 self.metrics.count("error")
             except Exception as e:  # noqa: BLE001 - answered, never fatal to the worker
-                job.emit("error", APIError(500, f"internal error: {e}"))
+                event = ("error", APIError(500, f"internal error: {e}"))
                 self.metrics.count("error")
             finally:
                 with self._lock:
                     self.busy -= 1
+            job.emit(*event)  # after the slot is free: a client that got its answer sees it free
 
     def _configure(self, session: adak.Session, job: Job) -> None:
         """Applies the request's settings to a pooled session, all of them, so nothing of the
@@ -252,7 +253,8 @@ class Scheduler:
         session.reset()
         session.reset_stats()
 
-    def _run(self, session: adak.Session, job: Job) -> None:
+    def _run(self, session: adak.Session, job: Job) -> Tuple[Any, ...]:
+        """Decodes ``job`` on ``session``, emitting its text; returns the closing event."""
         self._configure(session, job)
         job.emit("started")
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -283,7 +285,7 @@ class Scheduler:
         if stats is not None:
             usage.update(expert_flops_fraction=stats.expert_fraction, mean_k=stats.mean_k,
                          k_native=stats.k_native, routed_tokens=stats.tokens)
-        job.emit("done", finish, usage)
+        return ("done", finish, usage)
 
 
 # -- request parsing -------------------------------------------------------------------------

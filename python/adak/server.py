@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import codecs
+import collections
 import contextlib
 import json
 import os
@@ -31,7 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
+from typing import Any, AsyncIterator, Deque, Dict, List, Optional, Tuple
 
 import adak
 from adak import _lib
@@ -91,7 +92,7 @@ class ServerConfig:
             self.model_id = os.path.basename(self.model).removesuffix(".gguf")
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity (the scheduler keeps a set of running jobs)
 class Job:
     """One request as the scheduler runs it. Events go to ``events`` on the server's loop:
     ("started",), ("text", str), ("done", finish_reason, usage), ("error", APIError)."""
@@ -128,7 +129,7 @@ class Metrics:
         self.expert_flops_topk = 0.0
         self.k_tokens = 0.0            # sum over requests of mean_k x routed tokens
         self.routed_tokens = 0
-        self.recent: List[Tuple[float, int]] = []   # (time, tokens) of the last minute
+        self.recent: Deque[Tuple[float, int]] = collections.deque()   # (time, tokens) of the last minute
 
     def count(self, outcome: str) -> None:
         with self.lock:
@@ -140,7 +141,7 @@ class Metrics:
             self.completion_tokens += n
             self.recent.append((now, n))
             while self.recent and self.recent[0][0] < now - 60:
-                self.recent.pop(0)
+                self.recent.popleft()
 
     def add_request(self, prompt_tokens: int, stats: Optional[adak.RoutingStats]) -> None:
         with self.lock:
@@ -171,6 +172,7 @@ class Scheduler:
         self.model, self.config, self.allocators, self.metrics = model, config, allocators, metrics
         self.slots = config.parallel
         self.busy = 0
+        self._running: set = set()
         self._queue: "queue.Queue[Optional[Job]]" = queue.Queue(maxsize=config.queue_size)
         self._lock = threading.Lock()
         self.closing = False
@@ -200,7 +202,18 @@ class Scheduler:
                            code="queue_full") from None
 
     def close(self) -> None:
+        """Answers waiting jobs 503, stops running ones, ends the workers, frees the sessions."""
         self.closing = True
+        with self._lock:
+            for job in self._running:
+                job.cancel.set()
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.emit("error", APIError(503, "the server is shutting down", code="unavailable"))
         for _ in self._workers:
             self._queue.put(None)
         for w in self._workers:
@@ -223,6 +236,7 @@ class Scheduler:
                 continue
             with self._lock:
                 self.busy += 1
+                self._running.add(job)
             try:
                 event: Tuple[Any, ...] = self._run(session, job)
             except adak.AdakError as e:
@@ -235,6 +249,7 @@ class Scheduler:
             finally:
                 with self._lock:
                     self.busy -= 1
+                    self._running.discard(job)
             job.emit(*event)  # after the slot is free: a client that got its answer sees it free
 
     def _configure(self, session: adak.Session, job: Job) -> None:

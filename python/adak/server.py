@@ -129,18 +129,21 @@ class Metrics:
         self.expert_flops_topk = 0.0
         self.k_tokens = 0.0            # sum over requests of mean_k x routed tokens
         self.routed_tokens = 0
-        self.recent: Deque[Tuple[float, int]] = collections.deque()   # (time, tokens) of the last minute
+        self.recent: Deque[List[int]] = collections.deque()   # [second, tokens] of the last minute
 
     def count(self, outcome: str) -> None:
         with self.lock:
             self.requests[outcome] = self.requests.get(outcome, 0) + 1
 
     def add_tokens(self, n: int) -> None:
-        now = time.monotonic()
+        second = int(time.monotonic())
         with self.lock:
             self.completion_tokens += n
-            self.recent.append((now, n))
-            while self.recent and self.recent[0][0] < now - 60:
+            if self.recent and self.recent[-1][0] == second:
+                self.recent[-1][1] += n
+            else:
+                self.recent.append([second, n])
+            while self.recent[0][0] < second - 60:
                 self.recent.popleft()
 
     def add_request(self, prompt_tokens: int, stats: Optional[adak.RoutingStats]) -> None:
@@ -152,11 +155,12 @@ class Metrics:
                 self.k_tokens += stats.mean_k * stats.tokens
                 self.routed_tokens += stats.tokens
 
-    def tokens_per_second(self, window: float = 10.0) -> float:
-        now = time.monotonic()
+    def tokens_per_second(self, window: int = 10) -> float:
+        """Tokens generated per second over the last ``window`` whole seconds."""
+        now = int(time.monotonic())
         with self.lock:
-            n = sum(t for at, t in self.recent if at >= now - window)
-        return n / min(window, max(now - self.started, 1e-3))
+            n = sum(t for at, t in self.recent if now - window <= at < now)
+        return n / max(1, min(window, now - int(self.started)))
 
 
 # -- the scheduler ---------------------------------------------------------------------------

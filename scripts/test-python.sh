@@ -13,8 +13,9 @@ python=${PYTHON:-python3}
 
 rm -rf "$venv"
 "$python" -m venv "$venv"
-# the structured extra (llguidance, jsonschema) for adak.structured and its tests
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo/python[structured]" pytest
+# the structured extra (llguidance, jsonschema) for adak.structured and its tests, the server
+# extra and the official openai client for tests/test_server.py
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo/python[structured,server]" pytest openai
 
 export ADAK_LIB=$prefix/lib
 export ADAK_FIXTURES=$fixtures

@@ -348,16 +348,22 @@ class App:
 
     # -- parsing --
     async def read_json(self, request: Request) -> Dict[str, Any]:
-        length = request.headers.get("content-length")
         limit = self.config.max_request_bytes
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise APIError(413, f"the request body has {int(length)} bytes; the limit is {limit}",
-                           code="request_too_large")
+        # A body over the limit is read to its end (and dropped) before the 413, up to a hard cap:
+        # answering mid-upload makes the server close a socket the client is still writing to,
+        # and the client then sees a broken pipe instead of the error.
+        drain_cap = max(16 * limit, 64 << 20)
         data = bytearray()
+        seen = 0
         async for chunk in request.stream():
-            data += chunk
-            if len(data) > limit:
-                raise APIError(413, f"the request body exceeds {limit} bytes", code="request_too_large")
+            seen += len(chunk)
+            if seen <= limit:
+                data += chunk
+            elif seen > drain_cap:
+                break
+        if seen > limit:
+            raise APIError(413, f"the request body has {seen}{'+' if seen > drain_cap else ''} bytes; the limit is {limit}",
+                           code="request_too_large")
         try:
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as e:

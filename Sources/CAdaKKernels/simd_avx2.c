@@ -563,6 +563,8 @@ static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     case AKK_Q8_0: tile_q8_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     case AKK_Q4_0: tile_q4_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
+    case AKK_IQ4_NL: case AKK_IQ4_XS: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8:
+        return akk_vec_dot_iq4mx_avx2(wtype, n, w, x);
     default: break;
     }
     return y;
@@ -595,6 +597,11 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_q4_0 = rows_q4_0,
     .rows_q4_1 = rows_q4_1,
     .rows_q4_0_r8 = rows_q4_0_r8,
+    .rows_iq4_nl = akk_rows_iq4_nl_avx2,
+    .rows_iq4_xs = akk_rows_iq4_xs_avx2,
+    .rows_mxfp4 = akk_rows_mxfp4_avx2,
+    .rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx2,
+    .rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx2,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .read_bytes = read_bytes,

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import AdaK
+
+/// Whole models in IQ4_NL, IQ4_XS and MXFP4 against llama.cpp (Tests/Fixtures/iq4mx, made by
+/// Tests/Fixtures/tools/make_iq4_mxfp4_refs.py): SmolLM2-135M requantized by llama.cpp's quantizer
+/// and the moe256 fixture with MXFP4 / IQ4_XS experts. The quantized files live in
+/// $ADAK_CACHE/quant (`make quant-models`); a missing file is a failure.
+@Suite(.serialized) struct IQ4MXFP4ModelTests {
+    static let info: [String: Any] = {
+        let data = (try? Data(contentsOf: URL(fileURLWithPath: Fixtures.path("iq4mx/models.json")))) ?? Data("{}".utf8)
+        return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any]) ?? [:]
+    }()
+
+    static func entry(_ key: String) -> [String: Any]? { (info["models"] as? [String: Any])?[key] as? [String: Any] }
+
+    /// The quantized model `key` (e.g. "moe256.MXFP4_MOE"), or nil after recording why.
+    static func model(_ key: String) throws -> Model? {
+        let env = ProcessInfo.processInfo.environment
+        let path = (env["ADAK_CACHE"] ?? (Fixtures.repoRoot + "/.cache")) + "/quant/\(key).gguf"
+        guard FileManager.default.fileExists(atPath: path) else {
+            Issue.record("\(path) is missing: run `make quant-models` (or Tests/Fixtures/tools/make_iq4_mxfp4_refs.py)")
+            return nil
+        }
+        guard entry(key) != nil else {
+            Issue.record("Tests/Fixtures/iq4mx/models.json has no references for \(key)")
+            return nil
+        }
+        return try Model(path: path)
+    }
+
+    static func session(_ m: Model, ctx: Int) throws -> Session {
+        var p = SessionParams()
+        p.contextSize = ctx
+        p.threads = 2
+        p.sampling = .greedy
+        return try Session(model: m, params: p)
+    }
+
+    static func argmax(_ row: UnsafeBufferPointer<Float>) -> Int32 {
+        var best = 0
+        for i in 1..<row.count where row[i] > row[best] { best = i }
+        return Int32(best)
+    }
+
+    /// |Δ| statistics over the compared logits.
+    struct Delta: CustomStringConvertible {
+        var max: Float = 0, sum = 0.0, count = 0
+        mutating func add(_ a: Float, _ b: Float) {
+            let d = abs(a - b)
+            max = Swift.max(max, d.isNaN ? .infinity : d)
+            sum += Double(d)
+            count += 1
+        }
+        var mean: Double { count > 0 ? sum / Double(count) : 0 }
+        var description: String { "max |Δ| \(max), mean |Δ| \(String(format: "%.3g", mean)) over \(count)" }
+    }
+
+    /// The six prompts: 32 greedy steps (tokens and the stored top-32 logits of every step),
+    /// teacher forcing of prompt + llama.cpp's greedy tokens in one batch, and perplexity on the
+    /// fixture protocol (equal to 4 significant digits).
+    func checkSmolLM2(_ type: String) throws -> (incremental: Delta, batch: Delta, ppl: Double)? {
+        let key = "SmolLM2-135M-Instruct.\(type)"
+        guard let m = try Self.model(key), let e = Self.entry(key) else { return nil }
+        let refGreedy = e["greedy_ids"] as! [String: [Int]]
+        let s = try Self.session(m, ctx: 2048)
+        let v = m.config.nVocab
+        var inc = Delta(), bat = Delta()
+        for c in try SmolLM2Tests.cases() {
+            let stem = "iq4mx/\(key).\(c.name)"
+            let want = refGreedy[c.name]!.map(Int32.init)
+            let gi = try Fixtures.npy(stem + ".greedy_top32_ids.npy", as: Int32.self).values
+            let gl = try Fixtures.npy(stem + ".greedy_top32_logits.npy", as: Float.self).values
+            s.reset()
+            try s.evaluate(c.ids)
+            var ours: [Int32] = []
+            for i in 0..<32 {
+                let t = s.withLogits { l -> Int32 in
+                    for j in 0..<32 { inc.add(l[Int(gi[i * 32 + j])], gl[i * 32 + j]) }
+                    return Self.argmax(l)
+                }
+                ours.append(t)
+                if t != want[i] { break }  // past a different token the stored logits do not apply
+                if i < 31 { try s.evaluate([t]) }
+            }
+            #expect(ours == want, "\(key) \(c.name): greedy tokens differ from llama.cpp's")
+            let ti = try Fixtures.npy(stem + ".top32_ids.npy", as: Int32.self).values
+            let tl = try Fixtures.npy(stem + ".top32_logits.npy", as: Float.self).values
+            let all = c.ids + want
+            s.reset()
+            try s.evaluate(all, allLogits: true)
+            s.withLogits { l in
+                for pos in 0..<all.count { for j in 0..<32 { bat.add(l[pos * v + Int(ti[pos * 32 + j])], tl[pos * 32 + j]) } }
+            }
+        }
+        let ppl = try Perplexity.evaluate(session: try Self.session(m, ctx: 512),
+                                          tokens: try Fixtures.npy("smollm2/ppl_tokens.npy", as: Int32.self).values, window: 512)
+        let refPPL = (e["perplexity"] as! [String: Any])["ppl"] as! Double
+        print("\(key): incremental \(inc); teacher-forced \(bat); perplexity \(ppl.ppl) (llama.cpp \(refPPL))")
+        #expect(ppl.scoredTokens == 8160)
+        let unit = pow(10, floor(log10(refPPL)) - 3)  // the 4th significant digit
+        #expect(abs(ppl.ppl - refPPL) <= unit / 2, "\(key): perplexity \(ppl.ppl), llama.cpp \(refPPL)")
+        #expect(inc.mean <= 1e-3 && bat.mean <= 1e-3, "\(key): incremental \(inc), batch \(bat)")
+        return (inc, bat, ppl.ppl)
+    }
+
+    /// Every matrix IQ4_NL (llama.cpp's `pure` quantization): llama.cpp's logits to the bit.
+    @Test func smolLM2PureIQ4NLIsLlamaCppsToTheBit() throws {
+        guard let r = try checkSmolLM2("IQ4_NL.pure") else { return }
+        #expect(r.incremental.max == 0 && r.batch.max == 0)
+    }
+
+    /// IQ4_XS where rows are multiples of 256 (ffn_down), IQ4_NL elsewhere (`pure`).
+    @Test func smolLM2PureIQ4XSIsLlamaCppsToTheBit() throws {
+        guard let r = try checkSmolLM2("IQ4_XS.pure") else { return }
+        #expect(r.incremental.max == 0 && r.batch.max == 0)
+    }
+
+    /// llama.cpp's default IQ4_NL / IQ4_XS mixes (a few matrices promoted to K-quants).
+    @Test func smolLM2IQ4NL() throws { _ = try checkSmolLM2("IQ4_NL") }
+    @Test func smolLM2IQ4XS() throws { _ = try checkSmolLM2("IQ4_XS") }
+
+    /// moe256 (qwen3moe, rows of 256): full logits of two 32-token sequences, decoded in one batch
+    /// (prefill, grouped experts) and one token at a time (decode).
+    func checkMoE(_ type: String) throws -> Delta? {
+        let key = "moe256.\(type)"
+        guard let m = try Self.model(key), let e = Self.entry(key) else { return nil }
+        let seqs = e["sequences"] as! [String: [Int]]
+        let s = try Self.session(m, ctx: 256)
+        let v = m.config.nVocab
+        var all = Delta()
+        for (name, seq) in seqs.sorted(by: { $0.key < $1.key }) {
+            let ids = seq.map(Int32.init)
+            let batch = try Fixtures.npy("iq4mx/\(key).\(name).batch.logits.npy", as: Float.self).values
+            let inc = try Fixtures.npy("iq4mx/\(key).\(name).incremental.logits.npy", as: Float.self).values
+            var db = Delta(), di = Delta(), top1 = 0
+            s.reset()
+            try s.evaluate(ids, allLogits: true)
+            s.withLogits { l in
+                for p in 0..<ids.count {
+                    for j in 0..<v { db.add(l[p * v + j], batch[p * v + j]) }
+                    let ref = Array(batch[(p * v)..<((p + 1) * v)])
+                    if Self.argmax(UnsafeBufferPointer(rebasing: l[(p * v)..<((p + 1) * v)])) == ref.withUnsafeBufferPointer(Self.argmax) { top1 += 1 }
+                }
+            }
+            s.reset()
+            for (p, t) in ids.enumerated() {
+                try s.evaluate([t])
+                s.withLogits { l in for j in 0..<v { di.add(l[j], inc[p * v + j]) } }
+            }
+            print("\(key) \(name): batch \(db), incremental \(di), top-1 \(top1)/\(ids.count)")
+            #expect(db.mean <= 1e-3 && di.mean <= 1e-3, "\(key) \(name)")
+            #expect(top1 == ids.count, "\(key) \(name)")
+            all.max = max(all.max, db.max, di.max)
+            all.sum += db.sum + di.sum
+            all.count += db.count + di.count
+        }
+        return all
+    }
+
+    @Test func moe256MXFP4IsLlamaCpps() throws { _ = try checkMoE("MXFP4_MOE") }
+    @Test func moe256IQ4XSIsLlamaCpps() throws { _ = try checkMoE("IQ4_XS") }
+}

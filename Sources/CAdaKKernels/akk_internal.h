@@ -19,8 +19,17 @@ int akk_dequantize_row_k(int type, const void *src, float *dst, int64_t n);
  * other types) and the scalar reference dots. AVX2 kernels: simd_avx2_iq4mx.c. */
 extern const int8_t akk_kvalues_iq4nl[16];
 extern const int8_t akk_kvalues_mxfp4[16];
-float akk_e8m0_to_fp32_half(uint8_t e);
-int akk_iq4_xs_scale(const uint8_t *blk, int ib);
+static inline float akk_e8m0_to_fp32_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline int akk_iq4_xs_scale(const uint8_t *blk, int ib) {
+    const int lo = (blk[4 + ib / 2] >> 4 * (ib % 2)) & 0xf;
+    const int hi = (akk_load_u16(blk + 2) >> 2 * ib) & 3;
+    return (lo | hi << 4) - 32;
+}
 int akk_dequantize_row_iq4mx(int type, const void *src, float *dst, int64_t n);
 float akk_vec_dot_iq4mx_scalar(int wtype, int64_t n, const void *w, const void *x);
 

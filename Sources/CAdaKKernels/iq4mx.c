@@ -35,19 +35,6 @@
 const int8_t akk_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 const int8_t akk_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
-float akk_e8m0_to_fp32_half(uint8_t e) {
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-int akk_iq4_xs_scale(const uint8_t *blk, int ib) {
-    const int lo = (blk[4 + ib / 2] >> 4 * (ib % 2)) & 0xf;
-    const int hi = (akk_load_u16(blk + 2) >> 2 * ib) & 3;
-    return (lo | hi << 4) - 32;
-}
-
 /* 32 elements of 16 packed bytes through a 16-entry table, times d. */
 static void dequant32(const uint8_t *qs, const int8_t *kv, float d, float *y) {
     for (int j = 0; j < 16; j++) {

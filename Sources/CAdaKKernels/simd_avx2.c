@@ -14,11 +14,8 @@
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
 #include "akk_internal.h"
-#include <immintrin.h>
+#include "akk_avx2.h"
 #include <stdlib.h>
-
-#define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 /* Register tiles (rows x tokens, one 8-lane accumulator each) and the token chunk whose
  * activations stay in L2 while a thread's row tiles pass over them. Per (row, token, block) the
@@ -30,13 +27,6 @@
  * by memory bandwidth (~39 GB/s of Q8_0 weights per core in cache, ~21-23 for Q4_0/Q4_1). */
 #define TILE_MAX 4
 #define TOK_CHUNK 64
-
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 
 /* ---- fp16 rows ---- */

@@ -12,20 +12,10 @@
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
 #include "akk_internal.h"
-#include <immintrin.h>
-
-#define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#include "akk_avx2.h"
 
 /* The activations of TOK_CHUNK tokens stay in L2 while a thread's row tiles pass over them. */
 #define TOK_CHUNK 64
-
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 AVX2_INLINE float half(const uint8_t *p) { return _cvtsh_ss(akk_load_u16(p)); }
 
@@ -257,23 +247,14 @@ static void rows_iq4mx(tile_fn tile, int64_t be, int x8, const uint8_t *W, int64
     }
 }
 
-void akk_rows_iq4_nl_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
-                          const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4mx(tile_iq4_nl, 32, 0, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
-void akk_rows_mxfp4_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
-                         const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4mx(tile_mxfp4, 32, 0, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
-void akk_rows_iq4_xs_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
-                          const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4mx(tile_iq4_xs, 256, 0, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
-void akk_rows_iq4_nl_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
-                             const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4mx(tile_iq4_nl_x8, 32, 1, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
-void akk_rows_mxfp4_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
-                            const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4mx(tile_mxfp4_x8, 32, 1, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
+/* akk_rows_fn of each type (akk_internal.h). */
+#define ROWS_FN(name, tile, be, x8)                                                                \
+    void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
+              int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                   \
+        rows_iq4mx(tile, be, x8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                      \
+    }
+ROWS_FN(akk_rows_iq4_nl_avx2, tile_iq4_nl, 32, 0)
+ROWS_FN(akk_rows_mxfp4_avx2, tile_mxfp4, 32, 0)
+ROWS_FN(akk_rows_iq4_xs_avx2, tile_iq4_xs, 256, 0)
+ROWS_FN(akk_rows_iq4_nl_x8_avx2, tile_iq4_nl_x8, 32, 1)
+ROWS_FN(akk_rows_mxfp4_x8_avx2, tile_mxfp4_x8, 32, 1)

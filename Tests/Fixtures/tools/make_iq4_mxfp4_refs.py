@@ -229,7 +229,7 @@ def top32(logits):
     return ids, np.take_along_axis(logits, ids, axis=-1).astype(np.float32)
 
 
-def smollm2_refs(path, tname, out):
+def smollm2_refs(path, tname, out, ppl=True):
     cases = [json.loads(l) for l in open(os.path.join(FIX, "smollm2/cases.jsonl"), encoding="utf-8")]
     r = Runner(path, 2048)
     res = {}
@@ -254,6 +254,8 @@ def smollm2_refs(path, tname, out):
         np.save(stem + ".top32_logits.npy", tl)
         res[c["name"]] = greedy
     r.free()
+    if not ppl:
+        return res, None
     # perplexity, the fixture protocol (Tests/Fixtures/README.md section 4)
     tokens = np.load(os.path.join(FIX, "smollm2/ppl_tokens.npy"))
     r = Runner(path, 512)
@@ -354,6 +356,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(FIX, "iq4mx"))
     ap.add_argument("--only", choices=["kernels", "models", "seeds"])
     ap.add_argument("--models", nargs="*", help="only these (e.g. moe256.IQ4_XS)")
+    ap.add_argument("--no-ppl", action="store_true", help="skip the perplexities (slow on a loaded machine)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     import llama_cpp as L
@@ -393,7 +396,9 @@ def main():
             moe_refs(dst, tname, a.out)
             entry["sequences"] = moe_sequences()
         else:
-            entry["greedy_ids"], entry["perplexity"] = smollm2_refs(dst, tname, a.out)
+            entry["greedy_ids"], p = smollm2_refs(dst, tname, a.out, not a.no_ppl)
+            if p:
+                entry["perplexity"] = p
             print(base, tname, entry["perplexity"])
         info["models"][f"{base}.{tname}"] = entry
         with open(path, "w") as f:

@@ -18,7 +18,8 @@
  * of a block of 32 is the exact integer sum of the products of elements 4l..4l+3:
  *   IQ4_NL . Q8_0, MXFP4 . Q8_0: two 8-lane accumulators, even blocks into a, odd into b:
  *     a[l] = fma(d_x * d_w, (float)lane_l, a[l]) (d_x * d_w rounded to float first);
- *     sum = hsum8(a + b lane-wise); an odd last block adds fma(d, (float)block_sum, sum).
+ *     sum = hsum8(a + b lane-wise); an odd last block adds d * (float)block_sum (rounded, then
+ *     added: no fma, as llama.cpp's kernels.bin shows).
  *   IQ4_XS . Q8_K: per super-block the lanes sum ls_ib * lane over the 8 sub-blocks (exact
  *     integers), then acc[l] = fma(d_w * d_x, (float)lane_l, acc[l]); result hsum8(acc).
  *   IQ4_NL_X8, MXFP4_X8 (the same bytes; llama.cpp's repacked 8-row kernels, which it uses for
@@ -92,7 +93,7 @@ static float dot_nl_q8_0(int64_t n, const uint8_t *w, const uint8_t *x, int mx) 
         const float d = akk_fp16_to_fp32(akk_load_u16(xb)) * (mx ? akk_e8m0_to_fp32_half(wb[0]) : akk_fp16_to_fp32(akk_load_u16(wb)));
         int s = 0;
         for (int l = 0; l < 8; l++) s += lane4(wb + qoff, kv, (const int8_t *)(xb + 2), l);
-        sum = fmaf(d, (float)s, sum);
+        sum = sum + d * (float)s; /* not fused: llama.cpp's build does not contract this one */
     }
     return sum;
 }

@@ -67,14 +67,14 @@ AVX2_INLINE void tile_nl(const int MX, const int R, const int T, const uint8_t *
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
             float s = hsum8(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
-            if (b < nb) { /* odd last block: its integer sum, one scalar fma */
+            if (b < nb) { /* odd last block: its integer sum, times d, added */
                 const uint8_t *wb = w + r * rstride + b * wbs, *xb = x + t * xstride + b * 34;
                 const __m256i li = _mm256_madd_epi16(pairs16(grid32(wb + qoff, table), _mm256_loadu_si256((const __m256i *)(xb + 2))), ones);
                 __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(li), _mm256_extracti128_si256(li, 1));
                 s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
                 s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
                 const float d = half(xb) * (MX ? akk_e8m0_to_fp32_half(wb[0]) : half(wb));
-                s = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(d), _mm_set_ss((float)_mm_cvtsi128_si32(s4)), _mm_set_ss(s)));
+                s = _mm_cvtss_f32(_mm_add_ss(_mm_set_ss(s), _mm_mul_ss(_mm_set_ss(d), _mm_set_ss((float)_mm_cvtsi128_si32(s4)))));
             }
             y[t * ystride + r * yrow] = s;
         }

@@ -399,7 +399,7 @@ def main():
             entry["greedy_ids"], p = smollm2_refs(dst, tname, a.out, not a.no_ppl)
             if p:
                 entry["perplexity"] = p
-            print(base, tname, entry["perplexity"])
+            print(base, tname, entry.get("perplexity"))
         info["models"][f"{base}.{tname}"] = entry
         with open(path, "w") as f:
             json.dump(info, f, indent=1)

@@ -3,8 +3,9 @@
 
 usage: fuzz/make_seeds.py FIXTURES_DIR OUT_DIR
 
-OUT_DIR/gguf: the small quantised fixture models (every architecture, q4_0 and q8_0), plus
-each architecture's q4_0 (or, without one, q8_0) cut short right after its metadata, in the
+OUT_DIR/gguf: the small quantised fixture models (every architecture, q4_0 and q8_0; and the
+IQ4_NL, IQ4_XS and MXFP4 models of Tests/Fixtures/iq4mx/seeds), plus each architecture's q4_0
+(or, without one, q8_0) and each of those seeds cut short right after its metadata, in the
 middle of its tensor infos and in its data, so
 the fuzzer starts from the loader's early exits as well as from complete models.
 OUT_DIR/tokenizer: one control byte (vocabulary and flags, see fuzz/TokenizerFuzz.swift)
@@ -57,11 +58,13 @@ def header_ends(b):
 
 
 models = os.path.join(fixtures, "models")
+# IQ4_NL, IQ4_XS and MXFP4 models quantized by llama.cpp (Tests/Fixtures/tools/make_iq4_mxfp4_refs.py)
+iq4mx = os.path.join(fixtures, "iq4mx", "seeds")
+sources = [(models, n) for n in sorted(os.listdir(models)) if n.endswith(".q4_0.gguf") or n.endswith(".q8_0.gguf")]
+sources += [(iq4mx, n) for n in sorted(os.listdir(iq4mx)) if n.endswith(".gguf")] if os.path.isdir(iq4mx) else []
 count = 0
-for name in sorted(os.listdir(models)):
-    if not (name.endswith(".q4_0.gguf") or name.endswith(".q8_0.gguf")):
-        continue
-    data = open(os.path.join(models, name), "rb").read()
+for folder, name in sources:
+    data = open(os.path.join(folder, name), "rb").read()
     meta_end, infos_end = header_ends(data)
     stem = name[: -len(".gguf")]
     cuts = {"": len(data), ".meta": meta_end, ".infos": (meta_end + infos_end) // 2,

@@ -14,6 +14,25 @@ static inline uint16_t akk_load_u16(const void *p) {
 /* K-quant and other super-block dequantisers (kquants.c); -1 if unsupported. */
 int akk_dequantize_row_k(int type, const void *src, float *dst, int64_t n);
 
+/* IQ4_NL, IQ4_XS, MXFP4 (iq4mx.c): the 4-bit grids (IQ4_NL's non-linear values, E2M1 doubled),
+ * the MXFP4 scale 2^(e-128), IQ4_XS's signed 6-bit scale of sub-block ib, dequantisation (-1 for
+ * other types) and the scalar reference dots. AVX2 kernels: simd_avx2_iq4mx.c. */
+extern const int8_t akk_kvalues_iq4nl[16];
+extern const int8_t akk_kvalues_mxfp4[16];
+static inline float akk_e8m0_to_fp32_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline int akk_iq4_xs_scale(const uint8_t *blk, int ib) {
+    const int lo = (blk[4 + ib / 2] >> 4 * (ib % 2)) & 0xf;
+    const int hi = (akk_load_u16(blk + 2) >> 2 * ib) & 3;
+    return (lo | hi << 4) - 32;
+}
+int akk_dequantize_row_iq4mx(int type, const void *src, float *dst, int64_t n);
+float akk_vec_dot_iq4mx_scalar(int wtype, int64_t n, const void *w, const void *x);
+
 /* Horizontal sum of 8 floats in the order of the AVX2 kernels (quant.c). */
 float akk_hsum8_ref(const float a[8]);
 /* GGML_F32x8_REDUCE of 4 accumulators of 8 lanes, in the AVX2 kernels' order (quant.c). */
@@ -37,6 +56,7 @@ struct akk_impl {
     akk_quant_fn quantize_q8_1;
     akk_dot_fn dot;
     akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1, rows_q4_0_r8;
+    akk_rows_fn rows_iq4_nl, rows_iq4_xs, rows_mxfp4, rows_iq4_nl_x8, rows_mxfp4_x8;
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
@@ -52,6 +72,19 @@ void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
 void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
 void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
 
+
+/* AVX2 IQ4_NL / IQ4_XS / MXFP4 kernels (simd_avx2_iq4mx.c): one dot, and rows as akk_rows_fn. */
+float akk_vec_dot_iq4mx_avx2(int wtype, int64_t n, const void *w, const void *x);
+void akk_rows_iq4_nl_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_iq4_xs_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_mxfp4_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                         const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_iq4_nl_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_mxfp4_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                            const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
 extern const struct akk_impl akk_impl_avx2;
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */

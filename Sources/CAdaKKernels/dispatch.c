@@ -33,6 +33,11 @@ SCALAR_ROWS(rows_f32_scalar, AKK_F32)
 SCALAR_ROWS(rows_q8_0_scalar, AKK_Q8_0)
 SCALAR_ROWS(rows_q4_0_scalar, AKK_Q4_0)
 SCALAR_ROWS(rows_q4_1_scalar, AKK_Q4_1)
+SCALAR_ROWS(rows_iq4_nl_scalar, AKK_IQ4_NL)
+SCALAR_ROWS(rows_iq4_xs_scalar, AKK_IQ4_XS)
+SCALAR_ROWS(rows_mxfp4_scalar, AKK_MXFP4)
+SCALAR_ROWS(rows_iq4_nl_x8_scalar, AKK_IQ4_NL_X8)
+SCALAR_ROWS(rows_mxfp4_x8_scalar, AKK_MXFP4_X8)
 
 static void fp16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = akk_fp16_to_fp32(x[i]);
@@ -61,6 +66,11 @@ static const struct akk_impl impl_scalar = {
     .rows_q4_0 = rows_q4_0_scalar,
     .rows_q4_1 = rows_q4_1_scalar,
     .rows_q4_0_r8 = akk_rows_q4_0_r8_scalar,
+    .rows_iq4_nl = rows_iq4_nl_scalar,
+    .rows_iq4_xs = rows_iq4_xs_scalar,
+    .rows_mxfp4 = rows_mxfp4_scalar,
+    .rows_iq4_nl_x8 = rows_iq4_nl_x8_scalar,
+    .rows_mxfp4_x8 = rows_mxfp4_x8_scalar,
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
     .read_bytes = read_bytes_scalar,
@@ -109,6 +119,7 @@ void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n) {
     case AKK_F32: memcpy(y, x, (size_t)n * 4); break;
     case AKK_Q8_0: akk_quantize_row_q8_0(x, y, n); break;
     case AKK_Q8_1: akk_quantize_row_q8_1(x, y, n); break;
+    case AKK_Q8_K: akk_quantize_row_q8_K(x, y, n); break;
     default: break;
     }
 }
@@ -127,6 +138,11 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_Q4_0: return p->rows_q4_0;
     case AKK_Q4_1: return p->rows_q4_1;
     case AKK_Q4_0_R8: return p->rows_q4_0_r8;
+    case AKK_IQ4_NL: return p->rows_iq4_nl;
+    case AKK_IQ4_XS: return p->rows_iq4_xs;
+    case AKK_MXFP4: return p->rows_mxfp4;
+    case AKK_IQ4_NL_X8: return p->rows_iq4_nl_x8;
+    case AKK_MXFP4_X8: return p->rows_mxfp4_x8;
     default: return NULL;
     }
 }

@@ -72,6 +72,8 @@ int64_t akk_block_elems(int type) {
     switch (type) {
     case AKK_F32: case AKK_F16: case AKK_BF16: return 1;
     case AKK_Q4_0: case AKK_Q4_0_R8: case AKK_Q4_1: case AKK_Q5_0: case AKK_Q5_1: case AKK_Q8_0: case AKK_Q8_1: return AKK_QK;
+    case AKK_IQ4_NL: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8: return AKK_QK;
+    case AKK_IQ4_XS: return AKK_QK_K;
     case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_Q8_K: return AKK_QK_K;
     default: return 0;
     }
@@ -93,6 +95,9 @@ int64_t akk_block_bytes(int type) {
     case AKK_Q5_K: return 2 + 2 + 12 + 32 + 128;
     case AKK_Q6_K: return 128 + 64 + 16 + 2;
     case AKK_Q8_K: return 4 + 256 + 32;
+    case AKK_IQ4_NL: case AKK_IQ4_NL_X8: return 2 + 16;
+    case AKK_IQ4_XS: return 2 + 2 + 4 + 128;
+    case AKK_MXFP4: case AKK_MXFP4_X8: return 1 + 16;
     default: return 0;
     }
 }
@@ -121,6 +126,11 @@ const char *akk_type_name(int type) {
     case AKK_Q5_K: return "q5_k";
     case AKK_Q6_K: return "q6_k";
     case AKK_Q8_K: return "q8_k";
+    case AKK_IQ4_NL: return "iq4_nl";
+    case AKK_IQ4_XS: return "iq4_xs";
+    case AKK_MXFP4: return "mxfp4";
+    case AKK_IQ4_NL_X8: return "iq4_nl_x8";
+    case AKK_MXFP4_X8: return "mxfp4_x8";
     default: return "unknown";
     }
 }
@@ -172,6 +182,8 @@ int akk_dequantize_row(int type, const void *src, float *dst, int64_t n) {
             }
         }
         return 0;
+    case AKK_IQ4_NL: case AKK_IQ4_XS: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8:
+        return akk_dequantize_row_iq4mx(type, src, dst, n);
     default:
         return akk_dequantize_row_k(type, src, dst, n);
     }

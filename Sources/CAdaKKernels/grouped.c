@@ -136,13 +136,15 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
     int64_t rows = 0;
     for (int e = 0; e < n_experts; e++) rows += experts[e].n_rows;
     nthreads = threads_for(nthreads, 3 * n_embd * n_ff * rows);
-    /* Units: phase 1, 32 rows of n_ff of one expert (block-local quantisation, SwiGLU's 8-lane
+    /* Units: phase 1, 32 rows (or one h block) of n_ff of one expert (block-local quantisation, SwiGLU's 8-lane
      * split); phase 2, 8 rows of n_embd of one expert (register tiles, AKK_Q4_0_R8 groups); the
      * experts' units in turn, shared as akk_work_next does (an item may span two experts). */
     const int64_t n_tok = (rows + n_experts - 1) / n_experts; /* rows per expert, on average */
-    const int64_t k1 = (n_ff + 31) / 32, k2 = (n_embd + 7) / 8;
+    /* phase-1 units hold whole blocks of h (Q8_K: 256 elements) */
+    const int64_t hblk = akk_block_elems(h_type) > 32 ? akk_block_elems(h_type) : 32;
+    const int64_t k1 = (n_ff + hblk - 1) / hblk, k2 = (n_embd + 7) / 8;
     const int64_t units1 = k1 * n_experts, units2 = k2 * n_experts;
-    const int64_t gu_bytes = 32 * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
+    const int64_t gu_bytes = hblk * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
     akk_work_range ranges1[nthreads], ranges2[nthreads];
     akk_work_init(ranges1, nthreads, units1, akk_work_min_units(units1, gu_bytes, n_tok, nthreads));
     akk_work_init(ranges2, nthreads, units2, akk_work_min_units(units2, 8 * akk_row_bytes(down_type, n_ff), n_tok, nthreads));
@@ -152,7 +154,7 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
         for (int64_t u0, u1; akk_work_next(ranges1, nthreads, me, &u0, &u1);)
             for (int64_t e = u0 / k1; e * k1 < u1; e++) {
                 const int64_t a = u0 > e * k1 ? u0 - e * k1 : 0, b = u1 < (e + 1) * k1 ? u1 - e * k1 : k1;
-                moe_gate_up(&p, &experts[e], a * 32, b * 32 < n_ff ? b * 32 : n_ff);
+                moe_gate_up(&p, &experts[e], a * hblk, b * hblk < n_ff ? b * hblk : n_ff);
             }
         /* every h row is complete before any down product reads it */
 #pragma omp barrier

@@ -184,6 +184,8 @@ float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x) {
     case AKK_Q8_0: return dot_q8_0_q8_0_scalar(n, (const uint8_t *)w, (const uint8_t *)x);
     case AKK_Q4_0: return dot_q4_0_q8_0_scalar(n, (const uint8_t *)w, (const uint8_t *)x);
     case AKK_Q4_1: return dot_q4_1_q8_1_scalar(n, (const uint8_t *)w, (const uint8_t *)x);
+    case AKK_IQ4_NL: case AKK_IQ4_XS: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8:
+        return akk_vec_dot_iq4mx_scalar(wtype, n, w, x);
     default: return 0.0f;
     }
 }
@@ -193,6 +195,8 @@ int akk_vec_dot_type(int wtype) {
     case AKK_F32: return AKK_F32;
     case AKK_Q8_0: case AKK_Q4_0: case AKK_Q4_0_R8: return AKK_Q8_0;
     case AKK_Q4_1: return AKK_Q8_1;
+    case AKK_IQ4_NL: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8: return AKK_Q8_0;
+    case AKK_IQ4_XS: return AKK_Q8_K;
     default: return -1;
     }
 }

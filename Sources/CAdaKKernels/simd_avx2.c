@@ -14,11 +14,8 @@
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
 #include "akk_internal.h"
-#include <immintrin.h>
+#include "akk_avx2.h"
 #include <stdlib.h>
-
-#define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 /* Register tiles (rows x tokens, one 8-lane accumulator each) and the token chunk whose
  * activations stay in L2 while a thread's row tiles pass over them. Per (row, token, block) the
@@ -30,13 +27,6 @@
  * by memory bandwidth (~39 GB/s of Q8_0 weights per core in cache, ~21-23 for Q4_0/Q4_1). */
 #define TILE_MAX 4
 #define TOK_CHUNK 64
-
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 
 /* ---- fp16 rows ---- */
@@ -563,6 +553,8 @@ static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     case AKK_Q8_0: tile_q8_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     case AKK_Q4_0: tile_q4_0_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
+    case AKK_IQ4_NL: case AKK_IQ4_XS: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8:
+        return akk_vec_dot_iq4mx_avx2(wtype, n, w, x);
     default: break;
     }
     return y;
@@ -595,6 +587,11 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_q4_0 = rows_q4_0,
     .rows_q4_1 = rows_q4_1,
     .rows_q4_0_r8 = rows_q4_0_r8,
+    .rows_iq4_nl = akk_rows_iq4_nl_avx2,
+    .rows_iq4_xs = akk_rows_iq4_xs_avx2,
+    .rows_mxfp4 = akk_rows_mxfp4_avx2,
+    .rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx2,
+    .rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx2,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .read_bytes = read_bytes,

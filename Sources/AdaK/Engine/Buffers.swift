@@ -36,6 +36,8 @@ final class ActivationRows {
     private var srcStride = 0
     private var have80 = false
     private var have81 = false
+    private let q8k: UnsafeMutableRawPointer  // Q8_K (IQ4_XS weights)
+    private var have8K = false
 
     /// Room for `capacity` floats (rows × cols) in every format.
     init(capacity: Int) throws {
@@ -44,13 +46,21 @@ final class ActivationRows {
               let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64) else {
             throw AdaKError.outOfMemory("cannot allocate activation buffers")
         }
+        // a Q8_K row takes 292/256 bytes per element, a little more than Q8_1's 36/32
+        guard let k = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 256 * 292 + 292 + 64) else {
+            free(a)
+            free(b)
+            throw AdaKError.outOfMemory("cannot allocate activation buffers")
+        }
         q80 = a
         q81 = b
+        q8k = k
     }
 
     deinit {
         free(q80)
         free(q81)
+        free(q8k)
     }
 
     /// Points at new f32 rows (not copied: they must stay unchanged until the next `set`).
@@ -62,6 +72,7 @@ final class ActivationRows {
         srcStride = stride ?? cols
         have80 = false
         have81 = false
+        have8K = false
     }
 
     /// The rows in the vec-dot format of weight type `wtype`: (pointer, bytes per row).
@@ -82,6 +93,13 @@ final class ActivationRows {
                 have81 = true
             }
             return (UnsafeRawPointer(q81), rb)
+        case Int32(AKK_Q8_K.rawValue):
+            let rb = cols / 256 * 292
+            if !have8K {
+                for r in 0..<rows { akk_quantize_row_q8_K(x + r * srcStride, q8k + r * rb, Int64(cols)) }
+                have8K = true
+            }
+            return (UnsafeRawPointer(q8k), rb)
         default:
             return (UnsafeRawPointer(x), srcStride * 4)
         }

@@ -4,7 +4,8 @@ import Glibc
 import CAdaKKernels
 
 /// The format weights of types the kernels cannot multiply natively (F16, BF16, K-quants,
-/// Q5_x) are converted to at load. F32, Q8_0, Q4_0 and Q4_1 are used as stored.
+/// Q5_x) are converted to at load. F32, Q8_0, Q4_0, Q4_1, IQ4_NL, IQ4_XS and MXFP4 are used as
+/// stored.
 public enum WeightType: String, Sendable, CaseIterable {
     case f32, q8_0, q4_0
 
@@ -163,8 +164,9 @@ final class WeightLoader {
     /// embedding lookups, which need whole rows).
     func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false, mayRepack: Bool = true) throws -> Matrix {
         let t = try info(name, dims: [cols, rows])
-        let p = try repacked(convert(t, rowCount: rows, cols: cols, forceF32: forceF32),
-                             rows: rows, count: 1, cols: cols, allowed: mayRepack)
+        let p = eightRowView(try repacked(convert(t, rowCount: rows, cols: cols, forceF32: forceF32),
+                                          rows: rows, count: 1, cols: cols, allowed: mayRepack),
+                             rows: rows, allowed: mayRepack)
         return Matrix(type: p.type, data: p.data, rows: rows, cols: cols)
     }
 
@@ -175,8 +177,9 @@ final class WeightLoader {
     /// Stacked experts: ggml ne = [cols, rows, count].
     func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> ExpertStack {
         let t = try info(name, dims: [cols, rows, count])
-        let p = try repacked(convert(t, rowCount: rows * count, cols: cols, forceF32: false),
-                             rows: rows, count: count, cols: cols, allowed: true)
+        let p = eightRowView(try repacked(convert(t, rowCount: rows * count, cols: cols, forceF32: false),
+                                          rows: rows, count: count, cols: cols, allowed: true),
+                             rows: rows, allowed: true)
         return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
     }
 
@@ -196,6 +199,19 @@ final class WeightLoader {
             gguf.storage.release(p.data, byteCount: bytes)
         }
         return (Int32(AKK_Q4_0_R8.rawValue), UnsafeRawPointer(out))
+    }
+
+    /// IQ4_NL and MXFP4 matrices with a multiple of 8 rows (per expert) as their `_X8` views: the
+    /// same bytes, multiplied with the numerics of llama.cpp's repacked 8-row kernels, which
+    /// llama.cpp uses for exactly these matrices (adak_kernels.h). Not for a tied output head:
+    /// llama.cpp keeps the embedding, which it shares, out of its repacked buffers.
+    private func eightRowView(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, allowed: Bool) -> (type: Int32, data: UnsafeRawPointer) {
+        guard allowed, rows % 8 == 0 else { return p }
+        switch p.type {
+        case Int32(AKK_IQ4_NL.rawValue): return (Int32(AKK_IQ4_NL_X8.rawValue), p.data)
+        case Int32(AKK_MXFP4.rawValue): return (Int32(AKK_MXFP4_X8.rawValue), p.data)
+        default: return p
+        }
     }
 
     private func convert(_ t: GGUFTensorInfo, rowCount: Int, cols: Int, forceF32: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {

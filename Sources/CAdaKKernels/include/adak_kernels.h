@@ -10,6 +10,8 @@
  *   Q4_1  { fp16 d; fp16 m; uint8 qs[16]; }           x = d * nibble + m
  *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) — dequantisation
  *   only (bit-identical to gguf-py and ggml's dequantize_row_*).
+ *   IQ4_NL, IQ4_XS, MXFP4 (non-linear 4-bit grids; layouts in iq4mx.c): dequantisation and native
+ *   dot products against Q8_0 (IQ4_NL, MXFP4) or Q8_K (IQ4_XS) activations.
  *
  * Every SIMD kernel has a scalar reference (`*_scalar`, quant.c) that performs the same float
  * operations in the same order, so the AVX2+FMA+F16C paths (picked at run time, akk_init()) and
@@ -43,11 +45,20 @@ enum akk_type {
     AKK_Q5_K = 13,
     AKK_Q6_K = 14,
     AKK_Q8_K = 15,
+    AKK_IQ4_NL = 20,
+    AKK_IQ4_XS = 23,
     AKK_BF16 = 30,
+    AKK_MXFP4 = 39,
     /* libadak's own (not a GGML type): Q4_0 rows repacked in groups of 8 for the AVX2 kernels,
      * same bytes per row as Q4_0; see akk_repack_q4_0_r8. Rows are not contiguous: a matrix of
      * this type has a multiple of 8 rows and is addressed by row index only. */
     AKK_Q4_0_R8 = 1002,
+    /* libadak's own views of IQ4_NL / MXFP4 matrices (the same bytes, used in place): the
+     * numerics of llama.cpp's repacked x86 kernels (ggml_gemv/gemm_{iq4_nl,mxfp4}_8x8_q8_0),
+     * which llama.cpp uses for matrices with a multiple of 8 rows: per row, acc = fma((float)
+     * (exact integer sum of a block), d_w * d_x, acc) block after block. See iq4mx.c. */
+    AKK_IQ4_NL_X8 = 1020,
+    AKK_MXFP4_X8 = 1039,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
@@ -91,6 +102,9 @@ void akk_quantize_row_q8_0(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_0_scalar(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1_scalar(const float *x, void *y, int64_t n);
+/* Q8_K { float d; int8 qs[256]; int16 bsums[16] } as llama.cpp's x86 path (its reference rule;
+ * q8_k.c). n must be a multiple of 256. */
+void akk_quantize_row_q8_K(const float *x, void *y, int64_t n);
 /* Quantise weights (round half away from zero, as GGML's reference quantiser). */
 void akk_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 
@@ -100,8 +114,8 @@ int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 /* Row `row` of an AKK_Q4_0_R8 matrix W, written back as a plain Q4_0 row into dst. 0 or -1. */
 int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 
-/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0 -> Q8_0,
- * Q4_1 -> Q8_1; -1 if the type cannot be used as a matmul weight. */
+/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/IQ4_NL/MXFP4 -> Q8_0,
+ * Q4_1 -> Q8_1, IQ4_XS -> Q8_K; -1 if the type cannot be used as a matmul weight. */
 int akk_vec_dot_type(int wtype);
 /* Quantise (or copy) one activation row of n floats into the vec-dot type of `wtype`. */
 void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n);

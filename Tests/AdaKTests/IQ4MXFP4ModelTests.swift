@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+@testable import AdaK
+
+/// Whole models in IQ4_NL, IQ4_XS and MXFP4 against llama.cpp (Tests/Fixtures/iq4mx, made by
+/// Tests/Fixtures/tools/make_iq4_mxfp4_refs.py): SmolLM2-135M requantized by llama.cpp's quantizer
+/// and the moe256 fixture with MXFP4 / IQ4_XS experts. The quantized files live in
+/// $ADAK_CACHE/quant (`make quant-models`); a missing file is a failure.
+@Suite(.serialized) struct IQ4MXFP4ModelTests {
+    /// The references of `key` in models.json (nil if absent).
+    static func entry(_ key: String) -> [String: Any]? {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: Fixtures.path("iq4mx/models.json"))),
+              let info = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        return (info["models"] as? [String: Any])?[key] as? [String: Any]
+    }
+
+    /// The quantized model `key` (e.g. "moe256.MXFP4_MOE"), or nil after recording why.
+    static func model(_ key: String) throws -> Model? {
+        let env = ProcessInfo.processInfo.environment
+        let path = (env["ADAK_CACHE"] ?? (Fixtures.repoRoot + "/.cache")) + "/quant/\(key).gguf"
+        guard FileManager.default.fileExists(atPath: path) else {
+            Issue.record("\(path) is missing: run `make quant-models` (or Tests/Fixtures/tools/make_iq4_mxfp4_refs.py)")
+            return nil
+        }
+        guard entry(key) != nil else {
+            Issue.record("Tests/Fixtures/iq4mx/models.json has no references for \(key)")
+            return nil
+        }
+        return try Model(path: path)
+    }
+
+    /// |Δ| statistics over the compared logits.
+    struct Delta: CustomStringConvertible {
+        var max: Float = 0, sum = 0.0, count = 0
+        mutating func add(_ a: Float, _ b: Float) {
+            let d = abs(a - b)
+            max = Swift.max(max, d.isNaN ? .infinity : d)
+            sum += Double(d)
+            count += 1
+        }
+        var mean: Double { count > 0 ? sum / Double(count) : 0 }
+        var description: String { "max |Δ| \(max), mean |Δ| \(String(format: "%.3g", mean)) over \(count)" }
+    }
+
+    /// The six prompts: 32 greedy steps (tokens and the stored top-32 logits of every step),
+    /// teacher forcing of prompt + llama.cpp's greedy tokens in one batch, and perplexity on the
+    /// fixture protocol (equal to 4 significant digits).
+    func checkSmolLM2(_ type: String) throws -> (incremental: Delta, batch: Delta, ppl: Double)? {
+        let key = "SmolLM2-135M-Instruct.\(type)"
+        guard let m = try Self.model(key), let e = Self.entry(key) else { return nil }
+        let refGreedy = e["greedy_ids"] as! [String: [Int]]
+        let s = try SmolLM2Tests.session(m, ctx: 2048)
+        let v = m.config.nVocab
+        var inc = Delta(), bat = Delta()
+        for c in try SmolLM2Tests.cases() {
+            let stem = "iq4mx/\(key).\(c.name)"
+            let want = refGreedy[c.name]!.map(Int32.init)
+            let gi = try Fixtures.npy(stem + ".greedy_top32_ids.npy", as: Int32.self).values
+            let gl = try Fixtures.npy(stem + ".greedy_top32_logits.npy", as: Float.self).values
+            s.reset()
+            try s.evaluate(c.ids)
+            var ours: [Int32] = []
+            for i in 0..<32 {
+                let t = s.withLogits { l -> Int32 in
+                    for j in 0..<32 { inc.add(l[Int(gi[i * 32 + j])], gl[i * 32 + j]) }
+                    return SmolLM2Tests.argmax(l)
+                }
+                ours.append(t)
+                if t != want[i] { break }  // past a different token the stored logits do not apply
+                if i < 31 { try s.evaluate([t]) }
+            }
+            #expect(ours == want, "\(key) \(c.name): greedy tokens differ from llama.cpp's")
+            let ti = try Fixtures.npy(stem + ".top32_ids.npy", as: Int32.self).values
+            let tl = try Fixtures.npy(stem + ".top32_logits.npy", as: Float.self).values
+            let all = c.ids + want
+            s.reset()
+            try s.evaluate(all, allLogits: true)
+            s.withLogits { l in
+                for pos in 0..<all.count { for j in 0..<32 { bat.add(l[pos * v + Int(ti[pos * 32 + j])], tl[pos * 32 + j]) } }
+            }
+        }
+        print("\(key): incremental \(inc); teacher-forced \(bat)")
+        #expect(inc.mean <= 1e-3 && bat.mean <= 1e-3, "\(key): incremental \(inc), batch \(bat)")
+        // (the pure variants' references may come without a perplexity: it is slow to make)
+        guard let refPPL = (e["perplexity"] as? [String: Any])?["ppl"] as? Double else { return (inc, bat, .nan) }
+        let ppl = try Perplexity.evaluate(session: try SmolLM2Tests.session(m, ctx: 512),
+                                          tokens: try Fixtures.npy("smollm2/ppl_tokens.npy", as: Int32.self).values, window: 512)
+        print("\(key): perplexity \(ppl.ppl) ± \(ppl.stderr) (llama.cpp \(refPPL))")
+        #expect(ppl.scoredTokens == 8160)
+        let unit = pow(10, floor(log10(refPPL)) - 3)  // the 4th significant digit
+        #expect(abs(ppl.ppl - refPPL) <= unit / 2, "\(key): perplexity \(ppl.ppl), llama.cpp \(refPPL)")
+        return (inc, bat, ppl.ppl)
+    }
+
+    /// KNOWN ISSUE (open): on SmolLM2 our logits are not yet llama.cpp's to the bit (mean |Δ| ~0.14;
+    /// this model turns last-bit differences into logit differences of that size, as llama.cpp's
+    /// own batch vs single-token runs show, fixtures README section 4). The kernels equal
+    /// llama.cpp's (IQ4MXFP4KernelTests) and moe256 with MXFP4 experts is bit-identical; the
+    /// remaining difference is somewhere in llama.cpp's repacked IQ4_NL path (llama.cpp with and
+    /// without repacking differs by mean 0.3 on the first logits of this model). The default
+    /// mixes also hold Q5_K matrices, widened to Q8_0 until the K-quant kernels are native.
+    func knownDifference(_ type: String) throws {
+        try withKnownIssue("SmolLM2 \(type): not yet bit-identical to llama.cpp's repacked IQ4_NL path", isIntermittent: true) {
+            guard let r = try checkSmolLM2(type) else { return }
+            if type.hasSuffix(".pure") { #expect(r.incremental.max == 0 && r.batch.max == 0) }
+        }
+    }
+
+    /// Every matrix IQ4_NL (llama.cpp's `pure` quantization).
+    @Test func smolLM2PureIQ4NL() throws { try knownDifference("IQ4_NL.pure") }
+    /// IQ4_XS where rows are multiples of 256 (ffn_down), IQ4_NL elsewhere (`pure`).
+    @Test func smolLM2PureIQ4XS() throws { try knownDifference("IQ4_XS.pure") }
+    /// llama.cpp's default IQ4_NL / IQ4_XS mixes (a few matrices promoted to K-quants).
+    @Test func smolLM2IQ4NL() throws { try knownDifference("IQ4_NL") }
+    @Test func smolLM2IQ4XS() throws { try knownDifference("IQ4_XS") }
+
+    /// moe256 (qwen3moe, rows of 256): full logits of two 32-token sequences, decoded in one batch
+    /// (prefill, grouped experts) and one token at a time (decode).
+    func checkMoE(_ type: String) throws -> Delta? {
+        let key = "moe256.\(type)"
+        guard let m = try Self.model(key), let e = Self.entry(key) else { return nil }
+        let seqs = e["sequences"] as! [String: [Int]]
+        let s = try SmolLM2Tests.session(m, ctx: 256)
+        let v = m.config.nVocab
+        var all = Delta()
+        for (name, seq) in seqs.sorted(by: { $0.key < $1.key }) {
+            let ids = seq.map(Int32.init)
+            let batch = try Fixtures.npy("iq4mx/\(key).\(name).batch.logits.npy", as: Float.self).values
+            let inc = try Fixtures.npy("iq4mx/\(key).\(name).incremental.logits.npy", as: Float.self).values
+            var db = Delta(), di = Delta(), top1 = 0
+            s.reset()
+            try s.evaluate(ids, allLogits: true)
+            s.withLogits { l in
+                for p in 0..<ids.count {
+                    for j in 0..<v { db.add(l[p * v + j], batch[p * v + j]) }
+                    let ref = Array(batch[(p * v)..<((p + 1) * v)])
+                    if SmolLM2Tests.argmax(UnsafeBufferPointer(rebasing: l[(p * v)..<((p + 1) * v)])) == ref.withUnsafeBufferPointer(SmolLM2Tests.argmax) { top1 += 1 }
+                }
+            }
+            s.reset()
+            for (p, t) in ids.enumerated() {
+                try s.evaluate([t])
+                s.withLogits { l in for j in 0..<v { di.add(l[j], inc[p * v + j]) } }
+            }
+            print("\(key) \(name): batch \(db), incremental \(di), top-1 \(top1)/\(ids.count)")
+            #expect(db.mean <= 1e-3 && di.mean <= 1e-3, "\(key) \(name)")
+            #expect(top1 == ids.count, "\(key) \(name)")
+            all.max = max(all.max, db.max, di.max)
+            all.sum += db.sum + di.sum
+            all.count += db.count + di.count
+        }
+        return all
+    }
+
+    /// Bit-identical: max |Δ| = 0 over both sequences, batch and incremental.
+    @Test func moe256MXFP4IsLlamaCpps() throws {
+        guard let d = try checkMoE("MXFP4_MOE") else { return }
+        #expect(d.max == 0)
+    }
+
+    /// KNOWN ISSUE until the K-quant kernels are native: llama.cpp puts this file's output head in
+    /// Q6_K, which we widen to Q8_0 (mean |Δ| 0.008, one top-1 of 64 differs).
+    @Test func moe256IQ4XSIsLlamaCpps() throws {
+        try withKnownIssue("moe256.IQ4_XS: Q6_K output head widened to Q8_0", isIntermittent: true) {
+            _ = try checkMoE("IQ4_XS")
+        }
+    }
+}

@@ -29,6 +29,7 @@ final class FloatBuffer {
 final class ActivationRows {
     private let q80: UnsafeMutableRawPointer
     private let q81: UnsafeMutableRawPointer
+    private let q8K: UnsafeMutableRawPointer
     private let capacityElems: Int
     private(set) var src: UnsafePointer<Float>? = nil
     private(set) var rows = 0
@@ -36,21 +37,25 @@ final class ActivationRows {
     private var srcStride = 0
     private var have80 = false
     private var have81 = false
+    private var have8K = false
 
     /// Room for `capacity` floats (rows × cols) in every format.
     init(capacity: Int) throws {
         capacityElems = capacity
         guard let a = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
-              let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64) else {
+              let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
+              let c = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 256 * 292 + 64) else {
             throw AdaKError.outOfMemory("cannot allocate activation buffers")
         }
         q80 = a
         q81 = b
+        q8K = c
     }
 
     deinit {
         free(q80)
         free(q81)
+        free(q8K)
     }
 
     /// Points at new f32 rows (not copied: they must stay unchanged until the next `set`).
@@ -62,6 +67,7 @@ final class ActivationRows {
         srcStride = stride ?? cols
         have80 = false
         have81 = false
+        have8K = false
     }
 
     /// The rows in the vec-dot format of weight type `wtype`: (pointer, bytes per row).
@@ -82,6 +88,13 @@ final class ActivationRows {
                 have81 = true
             }
             return (UnsafeRawPointer(q81), rb)
+        case Int32(AKK_Q8_K.rawValue):
+            let rb = cols / 256 * 292
+            if !have8K {
+                for r in 0..<rows { akk_quantize_row_q8_K(x + r * srcStride, q8K + r * rb, Int64(cols)) }
+                have8K = true
+            }
+            return (UnsafeRawPointer(q8K), rb)
         default:
             return (UnsafeRawPointer(x), srcStride * 4)
         }

@@ -3,8 +3,9 @@ import Glibc
 #endif
 import CAdaKKernels
 
-/// The format weights of types the kernels cannot multiply natively (F16, BF16, K-quants,
-/// Q5_x) are converted to at load. F32, Q8_0, Q4_0 and Q4_1 are used as stored.
+/// The format weights of types the kernels cannot multiply natively (F16, BF16) are converted to
+/// at load. F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants (Q2_K..Q6_K) are used as stored,
+/// straight from the mapped file.
 public enum WeightType: String, Sendable, CaseIterable {
     case f32, q8_0, q4_0
 

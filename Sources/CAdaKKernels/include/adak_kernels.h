@@ -8,8 +8,11 @@
  *   Q4_0  { fp16 d; uint8 qs[16]; }                   x = d * (nibble - 8); low nibbles are
  *                                                     elements 0..15, high nibbles 16..31
  *   Q4_1  { fp16 d; fp16 m; uint8 qs[16]; }           x = d * nibble + m
- *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) — dequantisation
- *   only (bit-identical to gguf-py and ggml's dequantize_row_*).
+ *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): layouts in
+ *   kquants.c (dequantisation bit-identical to gguf-py and ggml's dequantize_row_*); matmul
+ *   weights in their own type against Q8_0 (Q5_0), Q8_1 (Q5_1) or Q8_K (K-quants) activations,
+ *   kquant_dot.c
+ *   Q8_K  { float d; int8 qs[256]; int16 bsums[16]; }  x = d * q   (activations)
  *
  * Every SIMD kernel has a scalar reference (`*_scalar`, quant.c) that performs the same float
  * operations in the same order, so the AVX2+FMA+F16C paths (picked at run time, akk_init()) and
@@ -91,6 +94,10 @@ void akk_quantize_row_q8_0(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_0_scalar(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1_scalar(const float *x, void *y, int64_t n);
+/* Q8_K activations as llama.cpp's quantize_row_q8_K (x86 uses its reference): per 256, d =
+ * max/-127 with max the signed element of largest |x|, q = round-half-even(x * -127/max), and
+ * bsums = sums of 16 quants (kquant_dot.c). One implementation for every CPU. n: multiple of 256. */
+void akk_quantize_row_q8_K(const float *x, void *y, int64_t n);
 /* Quantise weights (round half away from zero, as GGML's reference quantiser). */
 void akk_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 
@@ -100,8 +107,8 @@ int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 /* Row `row` of an AKK_Q4_0_R8 matrix W, written back as a plain Q4_0 row into dst. 0 or -1. */
 int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 
-/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0 -> Q8_0,
- * Q4_1 -> Q8_1; -1 if the type cannot be used as a matmul weight. */
+/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/Q5_0 -> Q8_0,
+ * Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K -> Q8_K; -1 if the type cannot be used as a matmul weight. */
 int akk_vec_dot_type(int wtype);
 /* Quantise (or copy) one activation row of n floats into the vec-dot type of `wtype`. */
 void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n);

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+@testable import AdaK
+import CAdaKKernels
+
+/// SmolLM2-135M and the moe256 fixture requantized by llama.cpp to K-quant mixes, run in their own
+/// types, against llama.cpp's logits, greedy tokens and perplexity (Tests/Fixtures/kquant, made by
+/// Tests/Fixtures/tools/make_kquant_refs.py). The models are read from
+/// `$ADAK_CACHE/quant/<base>.<TYPE>.gguf` (`make quant-models`); a missing one is a failure.
+@Suite(.serialized) struct KQuantModelTests {
+    struct Case {
+        var name: String
+        var ids: [Int32]
+        var greedy: [Int32]
+    }
+
+    struct Reference {
+        var name: String
+        var cases: [Case]
+        var ppl: Double
+        var pplTokens: [Int32]
+    }
+
+    /// (file name, whether llama.cpp's x86 path runs every one of its weight types with the
+    /// vec_dot kernels we reproduce). Q4_K (and, in builds with AVX-512, Q2_K) go through
+    /// llama.cpp's repacked 8x8 kernels, whose float order differs: there the bound is the
+    /// issue's mean |Δ| ≤ 1e-3 with identical greedy tokens.
+    static let models: [(String, Bool)] = [
+        ("SmolLM2-135M-Instruct.Q6_K", true), ("SmolLM2-135M-Instruct.Q5_K_M", true),
+        ("SmolLM2-135M-Instruct.Q4_K_M", false), ("SmolLM2-135M-Instruct.Q3_K_M", false),
+        ("SmolLM2-135M-Instruct.Q2_K", true), ("moe256.Q4_K_M", false), ("moe256.Q2_K", false),
+    ]
+
+    static func modelPath(_ name: String) -> String {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["ADAK_CACHE"] ?? (Fixtures.repoRoot + "/.cache")
+        return cache + "/quant/\(name).gguf"
+    }
+
+    static func reference(_ name: String) throws -> Reference {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("kquant/\(name)/info.json")))
+        let o = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let cases = (o["cases"] as! [[String: Any]]).map {
+            Case(name: $0["name"] as! String, ids: ($0["ids"] as! [Int]).map(Int32.init),
+                 greedy: ($0["greedy_ids"] as! [Int]).map(Int32.init))
+        }
+        let ppl = (o["perplexity"] as! [String: Any])["ppl"] as! Double
+        let tokens = name.hasPrefix("moe256")
+            ? try Fixtures.npy("kquant/moe256.ppl_tokens.npy", as: Int32.self).values
+            : try Fixtures.npy("smollm2/ppl_tokens.npy", as: Int32.self).values
+        return Reference(name: name, cases: cases, ppl: ppl, pplTokens: tokens)
+    }
+
+    static func load(_ name: String) throws -> Model? {
+        let path = modelPath(name)
+        guard FileManager.default.fileExists(atPath: path) else {
+            Issue.record("missing \(path): run `make quant-models` (or Tests/Fixtures/tools/make_kquant_refs.py --quantize-only)")
+            return nil
+        }
+        return try Model(path: path)
+    }
+
+    static func session(_ m: Model, ctx: Int) throws -> Session {
+        var p = SessionParams()
+        p.contextSize = ctx
+        p.threads = 2
+        p.sampling = .greedy
+        return try Session(model: m, params: p)
+    }
+
+    static func argmax(_ row: UnsafeBufferPointer<Float>) -> Int32 {
+        var best = 0
+        for i in 1..<row.count where row[i] > row[best] { best = i }
+        return Int32(best)
+    }
+
+    /// |ours - llama.cpp| over the stored top-32 logits of every row: (max, mean).
+    struct Diff {
+        var max: Float = 0, sum: Double = 0, count = 0
+        var mean: Double { count > 0 ? sum / Double(count) : 0 }
+        mutating func add(_ d: Float) { max = Swift.max(max, d); sum += Double(d); count += 1 }
+    }
+
+    static func compare(_ name: String, exact: Bool) throws {
+        guard let m = try load(name) else { return }
+        let ref = try reference(name)
+        try checkUsedAsStored(m, name)
+        let s = try session(m, ctx: 2048)
+        let v = m.config.nVocab
+        var inc = Diff(), batch = Diff(), greedySame = 0
+        for c in ref.cases {
+            let dir = "kquant/\(name)/\(c.name)"
+            let gi = try Fixtures.npy("\(dir).greedy_top32_ids.npy", as: Int32.self).values
+            let gl = try Fixtures.npy("\(dir).greedy_top32_logits.npy", as: Float.self).values
+            // incremental: our argmax each step, llama.cpp's token fed back (the rows stay aligned)
+            s.reset()
+            try s.evaluate(c.ids)
+            var ours: [Int32] = []
+            for i in 0..<c.greedy.count {
+                s.withLogits { l in
+                    for j in 0..<32 { inc.add(abs(l[Int(gi[i * 32 + j])] - gl[i * 32 + j])) }
+                    ours.append(argmax(l))
+                }
+                try s.evaluate([c.greedy[i]])
+            }
+            if ours == c.greedy { greedySame += 1 }
+            let first = zip(ours, c.greedy).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            #expect(ours == c.greedy, "\(name) \(c.name): greedy differs from step \(first ?? -1)")
+            // teacher forcing in one batch
+            let all = c.ids + c.greedy
+            let ti = try Fixtures.npy("\(dir).top32_ids.npy", as: Int32.self).values
+            let tl = try Fixtures.npy("\(dir).top32_logits.npy", as: Float.self).values
+            s.reset()
+            try s.evaluate(all, allLogits: true)
+            s.withLogits { l in
+                for pos in 0..<all.count {
+                    for j in 0..<32 { batch.add(abs(l[pos * v + Int(ti[pos * 32 + j])] - tl[pos * 32 + j])) }
+                }
+            }
+        }
+        print("\(name): max|Δ| incremental \(inc.max) batch \(batch.max), mean|Δ| \(inc.mean) / \(batch.mean); greedy identical \(greedySame)/\(ref.cases.count)")
+        if exact {
+            #expect(inc.max <= 1e-4 && batch.max <= 1e-4, "\(name): not llama.cpp's logits")
+        } else {
+            #expect(inc.mean <= 1e-3 && batch.mean <= 1e-3, "\(name): mean |Δ| above 1e-3")
+        }
+        // perplexity, equal to 4 significant digits
+        let ps = try session(m, ctx: 512)
+        let r = try Perplexity.evaluate(session: ps, tokens: ref.pplTokens, window: 512)
+        let unit = pow(10, floor(log10(ref.ppl)) - 3)
+        print("\(name): perplexity \(r.ppl) over \(r.scoredTokens) tokens (llama.cpp \(ref.ppl))")
+        #expect(abs(r.ppl - ref.ppl) <= unit / 2, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
+    }
+
+    /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file.
+    static func checkUsedAsStored(_ m: Model, _ name: String) throws {
+        var seen = 0
+        func check(_ tensor: String, _ type: Int32?, _ data: UnsafeRawPointer?) {
+            guard let t = m.gguf.tensor(tensor), kquantTypes.contains(Int32(bitPattern: t.type)) else { return }
+            #expect(type == Int32(bitPattern: t.type) && data == m.gguf.data(t), "\(name): \(tensor) converted at load")
+            seen += 1
+        }
+        for (l, w) in m.layers.enumerated() {
+            let p = "blk.\(l)."
+            for (n, mat) in [("attn_q", w.wq), ("attn_k", w.wk), ("attn_v", w.wv), ("attn_output", w.wo)] {
+                check(p + n + ".weight", mat.type, mat.data)
+            }
+            for (n, mat) in [("ffn_gate", w.ffnGate), ("ffn_up", w.ffnUp), ("ffn_down", w.ffnDown)] {
+                check(p + n + ".weight", mat?.type, mat?.data)
+            }
+            for (n, st) in [("ffn_gate_exps", w.gateExps), ("ffn_up_exps", w.upExps), ("ffn_down_exps", w.downExps)] {
+                check(p + n + ".weight", st?.type, st?.data)
+            }
+        }
+        #expect(seen > 0, "\(name): no K-quant or Q5_x matrix found")
+    }
+
+    @Test func smolLM2Q6_K() throws { try Self.compare("SmolLM2-135M-Instruct.Q6_K", exact: true) }
+    @Test func smolLM2Q5_K_M() throws { try Self.compare("SmolLM2-135M-Instruct.Q5_K_M", exact: true) }
+    @Test func smolLM2Q4_K_M() throws { try Self.compare("SmolLM2-135M-Instruct.Q4_K_M", exact: false) }
+    @Test func smolLM2Q3_K_M() throws { try Self.compare("SmolLM2-135M-Instruct.Q3_K_M", exact: false) }
+    @Test func smolLM2Q2_K() throws { try Self.compare("SmolLM2-135M-Instruct.Q2_K", exact: true) }
+    @Test func moe256Q4_K_M() throws { try Self.compare("moe256.Q4_K_M", exact: false) }
+    @Test func moe256Q2_K() throws { try Self.compare("moe256.Q2_K", exact: false) }
+}

@@ -210,27 +210,32 @@ static void mins_k4(const uint8_t *x, const int m[8], int out[4]) {
 }
 
 /* Q4_K: sub-block c = low nibbles (c even) or high nibbles (c odd) of qs[32*(c/2)..+31].
- * The mins go to a 4-lane accumulator: accm[k] = fma(-d_x*dmin_w, mins lane k, accm[k]), reduced
- * at the end as (m0+m2)+(m1+m3); result = hsum8(acc) + that. */
+ * llama.cpp's x86 build repacks Q4_K matrices (rows % 8 == 0, i.e. all in practice) into 8-row
+ * groups and multiplies them with its q4_K_8x8 gemv/gemm kernels (arch/x86/repack.cpp, AVX2 and
+ * AVX-512 alike), whose float order per output differs from its vec_dot: per super-block the exact
+ * integer S = sum_c sc[c]*dot_c and mins M = sum_c m[c]*(bsums[2c]+bsums[2c+1]);
+ * acc = fma((float)S, d_w*d_x, acc), accm = fma((float)M, dmin_w*d_x, accm); result acc - accm.
+ * We follow that order (the one llama.cpp actually runs). */
 static float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
-    float acc[8] = {0}, accm[4] = {0};
+    float acc = 0.0f, accm = 0.0f;
     int q[256];
     for (int64_t b = 0; b < n / 256; b++, w += 144, x += 292) {
         const int8_t *qx = (const int8_t *)(x + 4);
         const float dx = load_f32(x);
-        const float d = dx * h2f(w), dmin = -dx * h2f(w + 2);
         int sc[8], m[8], lm[4], li[8];
         scales_mins_k4(w + 4, sc, m);
         mins_k4(x, m, lm);
-        for (int k = 0; k < 4; k++) accm[k] = fmaf(dmin, (float)lm[k], accm[k]);
         for (int e = 0; e < 256; e++) {
             const uint8_t v = w[16 + 32 * (e / 64) + e % 32];
             q[e] = (e / 32) % 2 ? v >> 4 : v & 0x0f;
         }
         lanes_k4(q, qx, sc, li);
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)li[l], acc[l]);
+        int S = 0;
+        for (int l = 0; l < 8; l++) S += li[l];
+        acc = fmaf((float)S, h2f(w) * dx, acc);
+        accm = fmaf((float)(lm[0] + lm[1] + lm[2] + lm[3]), h2f(w + 2) * dx, accm);
     }
-    return akk_hsum8_ref(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+    return acc - accm;
 }
 
 /* Q5_K: Q4_K's quants plus bit c of qh[e%32] as bit 4 (c = sub-block). The mins are summed to one
@@ -294,4 +299,28 @@ float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x) 
     case AKK_Q6_K: return dot_q6_K(n, a, b);
     default: return 0.0f;
     }
+}
+
+/* Bytes per block and offsets of the fp16 scales (d, then dmin or m) of the types above. */
+static int scale_layout(int type, int *bytes, int off[2]) {
+    switch (type) {
+    case AKK_Q5_0: *bytes = 22; off[0] = 0; return 1;
+    case AKK_Q5_1: *bytes = 24; off[0] = 0; off[1] = 2; return 2;
+    case AKK_Q2_K: *bytes = 84; off[0] = 80; off[1] = 82; return 2;
+    case AKK_Q3_K: *bytes = 110; off[0] = 108; return 1;
+    case AKK_Q4_K: *bytes = 144; off[0] = 0; off[1] = 2; return 2;
+    case AKK_Q5_K: *bytes = 176; off[0] = 0; off[1] = 2; return 2;
+    case AKK_Q6_K: *bytes = 210; off[0] = 208; return 1;
+    default: return 0;
+    }
+}
+
+int64_t akk_find_nonfinite_scale(int type, const void *data, int64_t n_blocks) {
+    int bytes, off[2];
+    const int k = scale_layout(type, &bytes, off);
+    const uint8_t *p = (const uint8_t *)data;
+    for (int64_t b = 0; b < n_blocks && k > 0; b++, p += bytes)
+        for (int i = 0; i < k; i++)
+            if ((akk_load_u16(p + off[i]) & 0x7c00) == 0x7c00) return b; /* fp16 inf or NaN */
+    return -1;
 }

@@ -169,16 +169,22 @@ AVX2_INLINE __m128i mins_k4(const uint8_t *x, const int m[8]) {
     return _mm_madd_epi16(mv, pairs);
 }
 
+AVX2_INLINE int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)));
+}
+
+/* llama.cpp's repacked q4_K_8x8 order (see kquant_dot.c): exact integer block sums, two scalar
+ * accumulators. */
 AVX2_FN float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    float acc = 0.0f, accm = 0.0f;
     for (int64_t b = 0; b < n / 256; b++, w += 144, x += 292) {
         const float dx = load_f32(x);
-        const float d = dx * h2f(w), dmin = -dx * h2f(w + 2);
         int sc[8], m[8];
         scales_mins_k4(w + 4, sc, m);
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins_k4(x, m)), accm);
+        const __m128i lm = mins_k4(x, m);
         __m256i sum = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
@@ -187,11 +193,12 @@ AVX2_FN float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
             sum = _mm256_add_epi32(sum, lanes_scaled(_mm256_and_si256(bits, m4), xl, sc[2 * j], sc[2 * j]));
             sum = _mm256_add_epi32(sum, lanes_scaled(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), xh, sc[2 * j + 1], sc[2 * j + 1]));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
+        __m128i l2 = _mm_add_epi32(lm, _mm_unpackhi_epi64(lm, lm));
+        const int M = _mm_cvtsi128_si32(_mm_add_epi32(l2, _mm_shuffle_epi32(l2, 1)));
+        acc = fmaf((float)hsum_i32(sum), h2f(w) * dx, acc);
+        accm = fmaf((float)M, h2f(w + 2) * dx, accm);
     }
-    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
-    return hsum8(acc) + _mm_cvtss_f32(accm);
+    return acc - accm;
 }
 
 AVX2_FN float dot_q5_K(int64_t n, const uint8_t *w, const uint8_t *x) {

@@ -155,6 +155,37 @@ import CAdaKKernels
         #expect(seen > 0, "\(name): no K-quant or Q5_x matrix found")
     }
 
+    /// A corrupted block: a NaN or infinite scale is a clear load error; huge finite scales load
+    /// and run (garbage, no crash).
+    @Test func corruptedBlocks() throws {
+        let path = Self.modelPath("moe256.Q4_K_M")
+        guard FileManager.default.fileExists(atPath: path) else {
+            Issue.record("missing \(path): run `make quant-models`")
+            return
+        }
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let info = try GGUFFile(path: path)
+        let t = try #require(info.tensor("blk.1.ffn_gate_exps.weight"))
+        #expect(t.type == UInt32(AKK_Q4_K.rawValue))
+        let tmp = NSTemporaryDirectory() + "adak-kquant-corrupt-\(getpid()).gguf"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        for (d, fails) in [(UInt16(0x7e00), true), (0xfc00, true), (0x7bff, false)] {
+            var bytes = [UInt8](original)
+            let block = t.fileOffset + 144 * 37          // d of block 37
+            bytes[block] = UInt8(d & 0xff); bytes[block + 1] = UInt8(d >> 8)
+            bytes[block + 146] = 0xff; bytes[block + 147] = 0x7b   // dmin of block 38: 65504
+            try Data(bytes).write(to: URL(fileURLWithPath: tmp))
+            if fails {
+                #expect(throws: AdaKError.self) { _ = try Model(path: tmp) }
+            } else {
+                let m = try Model(path: tmp)
+                let sess = try Self.session(m, ctx: 64)
+                try sess.evaluate([1, 2, 3, 4], allLogits: true)
+                try sess.evaluate([5])
+            }
+        }
+    }
+
     @Test func smolLM2Q6_K() throws { try Self.compare("SmolLM2-135M-Instruct.Q6_K", exact: true) }
     @Test func smolLM2Q5_K_M() throws { try Self.compare("SmolLM2-135M-Instruct.Q5_K_M", exact: true) }
     @Test func smolLM2Q4_K_M() throws { try Self.compare("SmolLM2-135M-Instruct.Q4_K_M", exact: false) }

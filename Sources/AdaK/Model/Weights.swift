@@ -174,6 +174,9 @@ final class WeightLoader {
         let type = Int32(bitPattern: t.type)
         let native = akk_vec_dot_type(type) >= 0
         if native && (!forceF32 || type == Int32(AKK_F32.rawValue)) {
+            let blocks = Int64(rowCount) * Int64(cols) / max(akk_block_elems(type), 1)
+            let bad = akk_find_nonfinite_scale(type, gguf.data(t), blocks)
+            guard bad < 0 else { throw AdaKError.format("tensor '\(t.name)': block \(bad) has an infinite or NaN scale") }
             return (type, gguf.data(t))
         }
         var dst = forceF32 || cols % 32 != 0 ? WeightType.f32 : target

@@ -110,6 +110,10 @@ int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 /* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/Q5_0 -> Q8_0,
  * Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K -> Q8_K; -1 if the type cannot be used as a matmul weight. */
 int akk_vec_dot_type(int wtype);
+/* Index of the first of n_blocks blocks of a Q5_0/Q5_1/K-quant `type` whose fp16 scale (d, or
+ * dmin/m) is infinite or NaN; -1 if none (and for other types). For a clear load error instead
+ * of NaN logits from a corrupted file. */
+int64_t akk_find_nonfinite_scale(int type, const void *data, int64_t n_blocks);
 /* Quantise (or copy) one activation row of n floats into the vec-dot type of `wtype`. */
 void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n);
 

@@ -61,6 +61,9 @@ void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const ui
  * (simd_avx2_kquant.c), bit-identical; 0 for other types. */
 float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x);
 float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x);
+/* Sub-block scales (and mins) of Q4_K/Q5_K (12 packed bytes) and Q3_K (12 bytes at offset 96). */
+void akk_k4_scales_mins(const uint8_t *q, int sc[8], int m[8]);
+void akk_q3_k_scales(const uint8_t *s, int sc[16]);
 /* rows_dot of each set: rows [r0, r1) x tokens, one dot each (dispatch.c). */
 void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);

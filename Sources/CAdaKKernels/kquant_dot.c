@@ -152,6 +152,15 @@ static float dot_q2_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     return akk_hsum8_ref(acc);
 }
 
+/* The 16 signed 6-bit scales of a Q3_K block (kquants.c); shared with the AVX2 file. */
+void akk_q3_k_scales(const uint8_t *s, int sc[16]) {
+    for (int i = 0; i < 16; i++) {
+        const int lo = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
+        const int hi = (s[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+        sc[i] = (lo | hi << 4) - 32;
+    }
+}
+
 /* Q3_K: quant (2 low bits as Q2_K) - 4 when the element's hmask bit is clear; 16 signed 6-bit
  * scales (kquants.c). Lanes as Q2_K without mins. */
 static float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
@@ -162,11 +171,7 @@ static float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         const int8_t *qx = (const int8_t *)(x + 4);
         const float d = load_f32(x) * h2f(w + 108);
         int sc[16];
-        for (int i = 0; i < 16; i++) {
-            const int lo = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
-            const int hi = (s[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
-            sc[i] = (lo | hi << 4) - 32;
-        }
+        akk_q3_k_scales(s, sc);
         for (int e = 0; e < 256; e++) {
             const int c = e / 32, byte = e % 32; /* chunk c: half c/4, shift 2*(c%4), hmask bit c */
             q[e] = ((qs[32 * (c / 4) + byte] >> (2 * (c % 4))) & 3) - ((hm[byte] >> c) & 1 ? 0 : 4);
@@ -180,8 +185,8 @@ static float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     return akk_hsum8_ref(acc);
 }
 
-/* 6-bit scales and mins of Q4_K/Q5_K (kquants.c's scale_min_k4). */
-static void scales_mins_k4(const uint8_t *q, int sc[8], int m[8]) {
+/* 6-bit scales and mins of Q4_K/Q5_K (kquants.c's scale_min_k4); shared with the AVX2 file. */
+void akk_k4_scales_mins(const uint8_t *q, int sc[8], int m[8]) {
     for (int j = 0; j < 8; j++) {
         if (j < 4) {
             sc[j] = q[j] & 63;
@@ -223,7 +228,7 @@ static float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         const int8_t *qx = (const int8_t *)(x + 4);
         const float dx = load_f32(x);
         int sc[8], m[8], lm[4], li[8];
-        scales_mins_k4(w + 4, sc, m);
+        akk_k4_scales_mins(w + 4, sc, m);
         mins_k4(x, m, lm);
         for (int e = 0; e < 256; e++) {
             const uint8_t v = w[16 + 32 * (e / 64) + e % 32];
@@ -248,7 +253,7 @@ static float dot_q5_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         const float dx = load_f32(x);
         const float d = dx * h2f(w), dmin = -dx * h2f(w + 2);
         int sc[8], m[8], lm[4], li[8];
-        scales_mins_k4(w + 4, sc, m);
+        akk_k4_scales_mins(w + 4, sc, m);
         mins_k4(x, m, lm);
         summs = fmaf(dmin, (float)(lm[0] + lm[1] + lm[2] + lm[3]), summs);
         const uint8_t *qh = w + 16;

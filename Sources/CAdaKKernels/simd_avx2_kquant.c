@@ -123,11 +123,7 @@ AVX2_FN float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         const uint8_t *s = w + 96;
         const float d = load_f32(x) * h2f(w + 108);
         int sc[16];
-        for (int i = 0; i < 16; i++) {
-            const int lo = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
-            const int hi = (s[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
-            sc[i] = (lo | hi << 4) - 32;
-        }
+        akk_q3_k_scales(s, sc);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)w);
         __m256i sum = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
@@ -147,18 +143,6 @@ AVX2_FN float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
     }
     return hsum8(acc);
-}
-
-static void scales_mins_k4(const uint8_t *q, int sc[8], int m[8]) {
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = q[j] & 63;
-            m[j] = q[j + 4] & 63;
-        } else {
-            sc[j] = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-            m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
-    }
 }
 
 /* 4 int32 lanes: lane k = m[2k]*(bsums[4k]+bsums[4k+1]) + m[2k+1]*(bsums[4k+2]+bsums[4k+3]). */
@@ -183,7 +167,7 @@ AVX2_FN float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     for (int64_t b = 0; b < n / 256; b++, w += 144, x += 292) {
         const float dx = load_f32(x);
         int sc[8], m[8];
-        scales_mins_k4(w + 4, sc, m);
+        akk_k4_scales_mins(w + 4, sc, m);
         const __m128i lm = mins_k4(x, m);
         __m256i sum = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
@@ -209,7 +193,7 @@ AVX2_FN float dot_q5_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         const float dx = load_f32(x);
         const float d = dx * h2f(w), dmin = -dx * h2f(w + 2);
         int sc[8], m[8], lm[4];
-        scales_mins_k4(w + 4, sc, m);
+        akk_k4_scales_mins(w + 4, sc, m);
         _mm_storeu_si128((__m128i *)lm, mins_k4(x, m));
         summs = fmaf(dmin, (float)(lm[0] + lm[1] + lm[2] + lm[3]), summs);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)(w + 16));

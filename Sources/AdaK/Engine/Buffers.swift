@@ -73,30 +73,21 @@ final class ActivationRows {
     /// The rows in the vec-dot format of weight type `wtype`: (pointer, bytes per row).
     func input(for wtype: Int32) -> (UnsafeRawPointer, Int) {
         let x = src!
-        switch Int32(akk_vec_dot_type(wtype)) {
-        case Int32(AKK_Q8_0.rawValue):
-            let rb = cols / 32 * 34
-            if !have80 {
-                for r in 0..<rows { akk_quantize_row_q8_0(x + r * srcStride, q80 + r * rb, Int64(cols)) }
-                have80 = true
+        let vt = akk_vec_dot_type(wtype)
+        /// `buf` holds the rows in format vt once `done` is set (quantised on first use).
+        func quantized(_ buf: UnsafeMutableRawPointer, _ done: inout Bool) -> (UnsafeRawPointer, Int) {
+            let rb = Int(akk_row_bytes(vt, Int64(cols)))
+            if !done {
+                for r in 0..<rows { akk_quantize_activation(wtype, x + r * srcStride, buf + r * rb, Int64(cols)) }
+                done = true
             }
-            return (UnsafeRawPointer(q80), rb)
-        case Int32(AKK_Q8_1.rawValue):
-            let rb = cols / 32 * 36
-            if !have81 {
-                for r in 0..<rows { akk_quantize_row_q8_1(x + r * srcStride, q81 + r * rb, Int64(cols)) }
-                have81 = true
-            }
-            return (UnsafeRawPointer(q81), rb)
-        case Int32(AKK_Q8_K.rawValue):
-            let rb = cols / 256 * 292
-            if !have8K {
-                for r in 0..<rows { akk_quantize_row_q8_K(x + r * srcStride, q8K + r * rb, Int64(cols)) }
-                have8K = true
-            }
-            return (UnsafeRawPointer(q8K), rb)
-        default:
-            return (UnsafeRawPointer(x), srcStride * 4)
+            return (UnsafeRawPointer(buf), rb)
+        }
+        switch vt {
+        case Int32(AKK_Q8_0.rawValue): return quantized(q80, &have80)
+        case Int32(AKK_Q8_1.rawValue): return quantized(q81, &have81)
+        case Int32(AKK_Q8_K.rawValue): return quantized(q8K, &have8K)
+        default: return (UnsafeRawPointer(x), srcStride * 4)
         }
     }
 }

@@ -11,7 +11,8 @@
  *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): layouts in
  *   kquants.c (dequantisation bit-identical to gguf-py and ggml's dequantize_row_*); matmul
  *   weights in their own type against Q8_0 (Q5_0), Q8_1 (Q5_1) or Q8_K (K-quants) activations,
- *   kquant_dot.c
+ *   kquant_dot.c (llama.cpp's x86 AVX2 float order: ggml_vec_dot_*; Q4_K as its repacked
+ *   q4_K_8x8 kernels, which its x86 builds use for every Q4_K matrix with rows % 8 == 0)
  *   Q8_K  { float d; int8 qs[256]; int16 bsums[16]; }  x = d * q   (activations)
  *
  * Every SIMD kernel has a scalar reference (`*_scalar`, quant.c) that performs the same float

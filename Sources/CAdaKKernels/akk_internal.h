@@ -57,6 +57,10 @@ struct akk_impl {
     akk_dot_fn dot;
     akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1, rows_q4_0_r8;
     akk_rows_fn rows_iq4_nl, rows_iq4_xs, rows_mxfp4, rows_iq4_nl_x8, rows_mxfp4_x8;
+    /* Weight types without a row kernel of their own: every output is one `dot` of its row and
+     * token (wtype passed through), e.g. Q5_x and the K-quants. */
+    void (*rows_dot)(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                     const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
@@ -85,6 +89,18 @@ void akk_rows_iq4_nl_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
                              const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_mxfp4_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+/* Q5_0, Q5_1 and K-quant dot products: scalar references (kquant_dot.c) and AVX2 kernels
+ * (simd_avx2_kquant.c), bit-identical; 0 for other types. */
+float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x);
+float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x);
+/* Sub-block scales (and mins) of Q4_K/Q5_K (12 packed bytes) and Q3_K (12 bytes at offset 96). */
+void akk_k4_scales_mins(const uint8_t *q, int sc[8], int m[8]);
+void akk_q3_k_scales(const uint8_t *s, int sc[16]);
+/* rows_dot of each set: rows [r0, r1) x tokens, one dot each (dispatch.c). */
+void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                            const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
 extern const struct akk_impl akk_impl_avx2;
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */

@@ -24,6 +24,11 @@ static void rows_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, 
             Y[t * ystride + o] = akk_vec_dot_scalar(wtype, n_in, W + o * wrow, X + t * xstride);
 }
 
+void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                            const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    rows_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride, wtype);
+}
+
 #define SCALAR_ROWS(name, type)                                                                    \
     static void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,         \
                      const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {          \
@@ -71,6 +76,7 @@ static const struct akk_impl impl_scalar = {
     .rows_mxfp4 = rows_mxfp4_scalar,
     .rows_iq4_nl_x8 = rows_iq4_nl_x8_scalar,
     .rows_mxfp4_x8 = rows_mxfp4_x8_scalar,
+    .rows_dot = akk_rows_by_dot_scalar,
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
     .read_bytes = read_bytes_scalar,
@@ -130,6 +136,28 @@ float akk_vec_dot(int wtype, int64_t n, const void *w, const void *x) {
 
 void akk_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) { impl()->fp16_to_fp32_row(x, y, n); }
 void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) { impl()->fp32_to_fp16_row(x, y, n); }
+
+/* Row kernel of a weight type: its own (rows) or one dot per output (dot_rows, for types
+ * without one); neither when the type is no matmul weight. */
+struct rows_kernel {
+    akk_rows_fn rows;
+    const struct akk_impl *dot_rows;
+    int wtype;
+};
+
+static akk_rows_fn rows_for(const struct akk_impl *p, int wtype);
+
+static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype) {
+    akk_rows_fn r = rows_for(p, wtype);
+    const int by_dot = !r && wtype != AKK_Q4_0_R8 && akk_vec_dot_type(wtype) >= 0;
+    return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
+}
+
+static inline void run_rows(const struct rows_kernel *k, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
+                            int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    if (k->rows) k->rows(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
+    else k->dot_rows->rows_dot(k->wtype, W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
+}
 
 static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     switch (wtype) {
@@ -203,18 +231,18 @@ int akk_work_next(akk_work_range *ranges, int nthreads, int me, int64_t *u0, int
 void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
                      const void *X, int64_t xstride, int64_t n_tok,
                      float *Y, int64_t ystride) {
-    akk_rows_fn rows = rows_for(impl(), wtype);
+    const struct rows_kernel k = kernel_for(impl(), wtype);
     const int64_t wrow = akk_row_bytes(wtype, n_in);
-    if (!rows || wrow <= 0 || row_end <= row_begin || n_tok <= 0) return;
-    rows((const uint8_t *)W, wrow, row_begin, row_end, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
+    if ((!k.rows && !k.dot_rows) || wrow <= 0 || row_end <= row_begin || n_tok <= 0) return;
+    run_rows(&k, (const uint8_t *)W, wrow, row_begin, row_end, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
 }
 
 void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
                 const void *X, int64_t xstride, int64_t n_tok,
                 float *Y, int64_t ystride, int nthreads) {
-    akk_rows_fn rows = rows_for(impl(), wtype);
+    const struct rows_kernel k = kernel_for(impl(), wtype);
     const int64_t wrow = akk_row_bytes(wtype, n_in);
-    if (!rows || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
+    if ((!k.rows && !k.dot_rows) || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
     const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
@@ -224,7 +252,7 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     const int by_tokens = n_out / ROW_ALIGN < nthreads && n_tok >= nthreads;
     if (!by_tokens && nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
     if (nthreads <= 1) {
-        rows(wb, wrow, 0, n_out, n_in, xb, xstride, n_tok, Y, ystride);
+        run_rows(&k, wb, wrow, 0, n_out, n_in, xb, xstride, n_tok, Y, ystride);
         return;
     }
     if (by_tokens) {
@@ -234,7 +262,7 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
             const int64_t t0 = (int64_t)omp_get_thread_num() * per;
             const int64_t t1 = t0 + per < n_tok ? t0 + per : n_tok;
             if (t0 < t1)
-                rows(wb, wrow, 0, n_out, n_in, xb + t0 * xstride, xstride, t1 - t0, Y + t0 * ystride, ystride);
+                run_rows(&k, wb, wrow, 0, n_out, n_in, xb + t0 * xstride, xstride, t1 - t0, Y + t0 * ystride, ystride);
         }
         return;
     }
@@ -252,7 +280,7 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     const int me = omp_get_thread_num();
     for (int64_t u0, u1; akk_work_next(ranges, nthreads, me, &u0, &u1);) {
         const int64_t r0 = u0 * ROW_ALIGN, r1 = u1 * ROW_ALIGN < n_out ? u1 * ROW_ALIGN : n_out;
-        rows(wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
+        run_rows(&k, wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }
     }
 }

@@ -12,7 +12,8 @@
  * same inputs as in akk_matmul, and row kernels give each element the single-dot result whatever
  * the row range. SwiGLU is element-wise with an 8-lane SIMD body and a per-row tail, so a chunk
  * that starts at a multiple of 32 and ends at a multiple of 32 or at the row end sees exactly the
- * same chunk/tail split as a whole-row call; Q8_0/Q8_1 quantisation is per block of 32.
+ * same chunk/tail split as a whole-row call; Q8_0/Q8_1 quantisation is per block of 32, Q8_K per
+ * block of 256 (phase-1 chunks are whole activation blocks).
  */
 #include "adak_grouped.h"
 #include "adak_kernels.h"
@@ -136,15 +137,15 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
     int64_t rows = 0;
     for (int e = 0; e < n_experts; e++) rows += experts[e].n_rows;
     nthreads = threads_for(nthreads, 3 * n_embd * n_ff * rows);
-    /* Units: phase 1, 32 rows (or one h block) of n_ff of one expert (block-local quantisation, SwiGLU's 8-lane
-     * split); phase 2, 8 rows of n_embd of one expert (register tiles, AKK_Q4_0_R8 groups); the
-     * experts' units in turn, shared as akk_work_next does (an item may span two experts). */
+    /* Units: phase 1, one activation block (32 rows of n_ff, 256 for Q8_K) of one expert
+     * (block-local quantisation, SwiGLU's 8-lane split); phase 2, 8 rows of n_embd of one expert
+     * (register tiles, AKK_Q4_0_R8 groups); the experts' units in turn, shared as akk_work_next
+     * does (an item may span two experts). */
     const int64_t n_tok = (rows + n_experts - 1) / n_experts; /* rows per expert, on average */
-    /* phase-1 units hold whole blocks of h (Q8_K: 256 elements) */
-    const int64_t hblk = akk_block_elems(h_type) > 32 ? akk_block_elems(h_type) : 32;
-    const int64_t k1 = (n_ff + hblk - 1) / hblk, k2 = (n_embd + 7) / 8;
+    const int64_t q = akk_block_elems(h_type) > 32 ? akk_block_elems(h_type) : 32;
+    const int64_t k1 = (n_ff + q - 1) / q, k2 = (n_embd + 7) / 8;
     const int64_t units1 = k1 * n_experts, units2 = k2 * n_experts;
-    const int64_t gu_bytes = hblk * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
+    const int64_t gu_bytes = q * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
     akk_work_range ranges1[nthreads], ranges2[nthreads];
     akk_work_init(ranges1, nthreads, units1, akk_work_min_units(units1, gu_bytes, n_tok, nthreads));
     akk_work_init(ranges2, nthreads, units2, akk_work_min_units(units2, 8 * akk_row_bytes(down_type, n_ff), n_tok, nthreads));
@@ -154,7 +155,7 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
         for (int64_t u0, u1; akk_work_next(ranges1, nthreads, me, &u0, &u1);)
             for (int64_t e = u0 / k1; e * k1 < u1; e++) {
                 const int64_t a = u0 > e * k1 ? u0 - e * k1 : 0, b = u1 < (e + 1) * k1 ? u1 - e * k1 : k1;
-                moe_gate_up(&p, &experts[e], a * hblk, b * hblk < n_ff ? b * hblk : n_ff);
+                moe_gate_up(&p, &experts[e], a * q, b * q < n_ff ? b * q : n_ff);
             }
         /* every h row is complete before any down product reads it */
 #pragma omp barrier

@@ -186,7 +186,7 @@ float akk_vec_dot_scalar(int wtype, int64_t n, const void *w, const void *x) {
     case AKK_Q4_1: return dot_q4_1_q8_1_scalar(n, (const uint8_t *)w, (const uint8_t *)x);
     case AKK_IQ4_NL: case AKK_IQ4_XS: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8:
         return akk_vec_dot_iq4mx_scalar(wtype, n, w, x);
-    default: return 0.0f;
+    default: return akk_vec_dot_kq_scalar(wtype, n, w, x);
     }
 }
 
@@ -194,9 +194,9 @@ int akk_vec_dot_type(int wtype) {
     switch (wtype) {
     case AKK_F32: return AKK_F32;
     case AKK_Q8_0: case AKK_Q4_0: case AKK_Q4_0_R8: return AKK_Q8_0;
-    case AKK_Q4_1: return AKK_Q8_1;
-    case AKK_IQ4_NL: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8: return AKK_Q8_0;
-    case AKK_IQ4_XS: return AKK_Q8_K;
+    case AKK_Q4_1: case AKK_Q5_1: return AKK_Q8_1;
+    case AKK_Q5_0: case AKK_IQ4_NL: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8: return AKK_Q8_0;
+    case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_IQ4_XS: return AKK_Q8_K;
     default: return -1;
     }
 }

@@ -555,9 +555,16 @@ static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     case AKK_Q4_1: tile_q4_1_any(1, 1, (const uint8_t *)w, 0, n / 32, (const uint8_t *)x, 0, &y, 0, 1, 0, 0, 0); break;
     case AKK_IQ4_NL: case AKK_IQ4_XS: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8:
         return akk_vec_dot_iq4mx_avx2(wtype, n, w, x);
-    default: break;
+    default: return akk_vec_dot_kq_avx2(wtype, n, w, x);
     }
     return y;
+}
+
+/* Rows [r0, r1) x tokens of a type without a row kernel of its own: one dot per output. */
+void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    for (int64_t o = r0; o < r1; o++)
+        for (int64_t t = 0; t < n_tok; t++) Y[t * ystride + o] = vec_dot(wtype, n_in, W + o * wrow, X + t * xstride);
 }
 
 /* ---- bandwidth probe: 4 sequential streams (quarters of the part), as decode reads 4 rows ---- */
@@ -592,6 +599,7 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_mxfp4 = akk_rows_mxfp4_avx2,
     .rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx2,
     .rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx2,
+    .rows_dot = akk_rows_by_dot_avx2,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .read_bytes = read_bytes,

@@ -65,11 +65,20 @@ private func matmul(_ t: Int32, _ w: UnsafeRawPointer, nOut: Int, nIn: Int, _ x:
         // (gate/up type, down type, n_embd, n_ff): widths with SwiGLU tails (n_ff % 8 != 0, f32 down)
         let cases: [(Int32, Int32, Int, Int)] = [(q40, q40, 128, 96), (q80, q80, 64, 160), (q41, q41, 96, 64),
                                                  (q40, q80, 64, 352), (q80, f32, 64, 100)]
-        for (gt, dt, d, f) in cases {
+        // native K-quant / Q5_x experts (Q8_K hidden activations: phase-1 chunks of 256)
+        let k = { (t: UInt32) in Int32(t) }
+        let kcases: [(Int32, Int32, Int, Int)] = [(k(AKK_Q4_K.rawValue), k(AKK_Q6_K.rawValue), 256, 512),
+                                                  (k(AKK_Q5_0.rawValue), k(AKK_Q5_K.rawValue), 96, 768),
+                                                  (k(AKK_Q3_K.rawValue), k(AKK_Q2_K.rawValue), 256, 256),
+                                                  (k(AKK_Q5_1.rawValue), k(AKK_Q5_0.rawValue), 64, 160)]
+        func weights(_ t: Int32, rows: Int, n: Int) -> [UInt8] {
+            kquantTypes.contains(t) ? randomKQuantWeights(t, rows: rows, n: n, rng: &rng) : randomWeights(t, rows: rows, n: n, rng: &rng)
+        }
+        for (gt, dt, d, f) in cases + kcases {
             let nE = 5
-            let gate = (0..<nE).map { _ in randomWeights(gt, rows: f, n: d, rng: &rng) }
-            let up = (0..<nE).map { _ in randomWeights(gt, rows: f, n: d, rng: &rng) }
-            let down = (0..<nE).map { _ in randomWeights(dt, rows: d, n: f, rng: &rng) }
+            let gate = (0..<nE).map { _ in weights(gt, rows: f, n: d) }
+            let up = (0..<nE).map { _ in weights(gt, rows: f, n: d) }
+            let down = (0..<nE).map { _ in weights(dt, rows: d, n: f) }
             // gathered rows: expert e gets counts[e] rows (expert 2 none)
             let counts = [3, 1, 0, 6, 2]
             let total = counts.reduce(0, +)

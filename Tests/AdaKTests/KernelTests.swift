@@ -479,7 +479,7 @@ private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
         let rc = raw.withUnsafeBytes { r in out.withUnsafeMutableBufferPointer {
             akk_dequantize_row(Int32(AKK_Q8_K.rawValue), r.baseAddress!, $0.baseAddress!, 256) } }
         #expect(rc == -1)
-        #expect(akk_vec_dot_type(Int32(AKK_Q6_K.rawValue)) == -1)
+        #expect(akk_vec_dot_type(Int32(AKK_Q8_K.rawValue)) == -1)
     }
 
     @Test func bandwidthProbeRuns() {

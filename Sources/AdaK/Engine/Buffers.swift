@@ -29,6 +29,7 @@ final class FloatBuffer {
 final class ActivationRows {
     private let q80: UnsafeMutableRawPointer
     private let q81: UnsafeMutableRawPointer
+    private let q8K: UnsafeMutableRawPointer
     private let capacityElems: Int
     private(set) var src: UnsafePointer<Float>? = nil
     private(set) var rows = 0
@@ -36,31 +37,26 @@ final class ActivationRows {
     private var srcStride = 0
     private var have80 = false
     private var have81 = false
-    private let q8k: UnsafeMutableRawPointer  // Q8_K (IQ4_XS weights)
     private var have8K = false
 
     /// Room for `capacity` floats (rows × cols) in every format.
     init(capacity: Int) throws {
         capacityElems = capacity
         guard let a = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
-              let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64) else {
-            throw AdaKError.outOfMemory("cannot allocate activation buffers")
-        }
-        // a Q8_K row takes 292/256 bytes per element, a little more than Q8_1's 36/32
-        guard let k = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 256 * 292 + 292 + 64) else {
-            free(a)
-            free(b)
+              let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
+              // a Q8_K row takes 292/256 bytes per element, a little more than Q8_1's 36/32
+              let c = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 256 * 292 + 292 + 64) else {
             throw AdaKError.outOfMemory("cannot allocate activation buffers")
         }
         q80 = a
         q81 = b
-        q8k = k
+        q8K = c
     }
 
     deinit {
         free(q80)
         free(q81)
-        free(q8k)
+        free(q8K)
     }
 
     /// Points at new f32 rows (not copied: they must stay unchanged until the next `set`).
@@ -78,30 +74,21 @@ final class ActivationRows {
     /// The rows in the vec-dot format of weight type `wtype`: (pointer, bytes per row).
     func input(for wtype: Int32) -> (UnsafeRawPointer, Int) {
         let x = src!
-        switch Int32(akk_vec_dot_type(wtype)) {
-        case Int32(AKK_Q8_0.rawValue):
-            let rb = cols / 32 * 34
-            if !have80 {
-                for r in 0..<rows { akk_quantize_row_q8_0(x + r * srcStride, q80 + r * rb, Int64(cols)) }
-                have80 = true
+        let vt = akk_vec_dot_type(wtype)
+        /// `buf` holds the rows in format vt once `done` is set (quantised on first use).
+        func quantized(_ buf: UnsafeMutableRawPointer, _ done: inout Bool) -> (UnsafeRawPointer, Int) {
+            let rb = Int(akk_row_bytes(vt, Int64(cols)))
+            if !done {
+                for r in 0..<rows { akk_quantize_activation(wtype, x + r * srcStride, buf + r * rb, Int64(cols)) }
+                done = true
             }
-            return (UnsafeRawPointer(q80), rb)
-        case Int32(AKK_Q8_1.rawValue):
-            let rb = cols / 32 * 36
-            if !have81 {
-                for r in 0..<rows { akk_quantize_row_q8_1(x + r * srcStride, q81 + r * rb, Int64(cols)) }
-                have81 = true
-            }
-            return (UnsafeRawPointer(q81), rb)
-        case Int32(AKK_Q8_K.rawValue):
-            let rb = cols / 256 * 292
-            if !have8K {
-                for r in 0..<rows { akk_quantize_row_q8_K(x + r * srcStride, q8k + r * rb, Int64(cols)) }
-                have8K = true
-            }
-            return (UnsafeRawPointer(q8k), rb)
-        default:
-            return (UnsafeRawPointer(x), srcStride * 4)
+            return (UnsafeRawPointer(buf), rb)
+        }
+        switch vt {
+        case Int32(AKK_Q8_0.rawValue): return quantized(q80, &have80)
+        case Int32(AKK_Q8_1.rawValue): return quantized(q81, &have81)
+        case Int32(AKK_Q8_K.rawValue): return quantized(q8K, &have8K)
+        default: return (UnsafeRawPointer(x), srcStride * 4)
         }
     }
 }

@@ -3,9 +3,9 @@ import Glibc
 #endif
 import CAdaKKernels
 
-/// The format weights of types the kernels cannot multiply natively (F16, BF16, K-quants,
-/// Q5_x) are converted to at load. F32, Q8_0, Q4_0, Q4_1, IQ4_NL, IQ4_XS and MXFP4 are used as
-/// stored.
+/// The format weights of types the kernels cannot multiply natively (F16, BF16) are converted to
+/// at load. F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants (Q2_K..Q6_K), IQ4_NL, IQ4_XS and
+/// MXFP4 are used as stored, straight from the mapped file.
 public enum WeightType: String, Sendable, CaseIterable {
     case f32, q8_0, q4_0
 
@@ -218,6 +218,9 @@ final class WeightLoader {
         let type = Int32(bitPattern: t.type)
         let native = akk_vec_dot_type(type) >= 0
         if native && (!forceF32 || type == Int32(AKK_F32.rawValue)) {
+            let blocks = Int64(rowCount) * Int64(cols) / max(akk_block_elems(type), 1)
+            let bad = akk_find_nonfinite_scale(type, gguf.data(t), blocks)
+            guard bad < 0 else { throw AdaKError.format("tensor '\(t.name)': block \(bad) has an infinite or NaN scale") }
             return (type, gguf.data(t))
         }
         var dst = forceF32 || cols % 32 != 0 ? WeightType.f32 : target

@@ -8,10 +8,14 @@
  *   Q4_0  { fp16 d; uint8 qs[16]; }                   x = d * (nibble - 8); low nibbles are
  *                                                     elements 0..15, high nibbles 16..31
  *   Q4_1  { fp16 d; fp16 m; uint8 qs[16]; }           x = d * nibble + m
- *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) — dequantisation
- *   only (bit-identical to gguf-py and ggml's dequantize_row_*).
+ *   Q5_0, Q5_1 and K-quants (super-blocks of 256: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): layouts in
+ *   kquants.c (dequantisation bit-identical to gguf-py and ggml's dequantize_row_*); matmul
+ *   weights in their own type against Q8_0 (Q5_0), Q8_1 (Q5_1) or Q8_K (K-quants) activations,
+ *   kquant_dot.c (llama.cpp's x86 AVX2 float order: ggml_vec_dot_*; Q4_K as its repacked
+ *   q4_K_8x8 kernels, which its x86 builds use for every Q4_K matrix with rows % 8 == 0)
  *   IQ4_NL, IQ4_XS, MXFP4 (non-linear 4-bit grids; layouts in iq4mx.c): dequantisation and native
  *   dot products against Q8_0 (IQ4_NL, MXFP4) or Q8_K (IQ4_XS) activations.
+ *   Q8_K  { float d; int8 qs[256]; int16 bsums[16]; }  x = d * q   (activations)
  *
  * Every SIMD kernel has a scalar reference (`*_scalar`, quant.c) that performs the same float
  * operations in the same order, so the AVX2+FMA+F16C paths (picked at run time, akk_init()) and
@@ -102,8 +106,9 @@ void akk_quantize_row_q8_0(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_0_scalar(const float *x, void *y, int64_t n);
 void akk_quantize_row_q8_1_scalar(const float *x, void *y, int64_t n);
-/* Q8_K { float d; int8 qs[256]; int16 bsums[16] } as llama.cpp's x86 path (its reference rule;
- * q8_k.c). n must be a multiple of 256. */
+/* Q8_K activations as llama.cpp's quantize_row_q8_K (x86 uses its reference): per 256, d =
+ * max/-127 with max the signed element of largest |x|, q = round-half-even(x * -127/max), and
+ * bsums = sums of 16 quants (kquant_dot.c). One implementation for every CPU. n: multiple of 256. */
 void akk_quantize_row_q8_K(const float *x, void *y, int64_t n);
 /* Quantise weights (round half away from zero, as GGML's reference quantiser). */
 void akk_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
@@ -114,9 +119,14 @@ int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in)
 /* Row `row` of an AKK_Q4_0_R8 matrix W, written back as a plain Q4_0 row into dst. 0 or -1. */
 int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 
-/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/IQ4_NL/MXFP4 -> Q8_0,
- * Q4_1 -> Q8_1, IQ4_XS -> Q8_K; -1 if the type cannot be used as a matmul weight. */
+/* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/Q5_0/IQ4_NL/MXFP4
+ * -> Q8_0, Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K/IQ4_XS -> Q8_K; -1 if the type cannot be used as a matmul
+ * weight. */
 int akk_vec_dot_type(int wtype);
+/* Index of the first of n_blocks blocks of a Q5_0/Q5_1/K-quant `type` whose fp16 scale (d, or
+ * dmin/m) is infinite or NaN; -1 if none (and for other types). For a clear load error instead
+ * of NaN logits from a corrupted file. */
+int64_t akk_find_nonfinite_scale(int type, const void *data, int64_t n_blocks);
 /* Quantise (or copy) one activation row of n floats into the vec-dot type of `wtype`. */
 void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n);
 

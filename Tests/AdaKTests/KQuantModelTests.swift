@@ -153,7 +153,7 @@ import CAdaKKernels
         for (l, w) in m.layers.enumerated() {
             let p = "blk.\(l)."
             for (n, mat) in [("attn_q", w.wq), ("attn_k", w.wk), ("attn_v", w.wv), ("attn_output", w.wo)] {
-                check(p + n + ".weight", mat.type, mat.data)
+                check(p + n + ".weight", mat?.type, mat?.data)
             }
             for (n, mat) in [("ffn_gate", w.ffnGate), ("ffn_up", w.ffnUp), ("ffn_down", w.ffnDown)] {
                 check(p + n + ".weight", mat?.type, mat?.data)

@@ -9,19 +9,9 @@
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
 #include "akk_internal.h"
-#include <immintrin.h>
+#include "akk_avx2.h"
 #include <math.h>
 #include <string.h>
-
-#define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 static inline float h2f(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
 

@@ -33,7 +33,7 @@ build() { # base input type
     echo "quant-models: $base.$type.gguf ($((SECONDS - t0)) s)"
 }
 
-for type in Q4_K_M MXFP4_MOE IQ4_XS Q6_K; do
+for type in Q4_K_M MXFP4_MOE IQ4_XS Q6_K Q2_K; do
     build moe256 "$fixtures/models/moe256.f16.gguf" "$type"
 done
 for type in Q4_K_M Q5_K_M Q6_K Q3_K_M Q2_K IQ4_NL IQ4_XS; do

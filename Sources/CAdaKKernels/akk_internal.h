@@ -11,6 +11,15 @@ static inline uint16_t akk_load_u16(const void *p) {
     return v;
 }
 
+/* An fp16 / f32 scale stored unaligned inside a block. */
+float akk_fp16_to_fp32(uint16_t h);
+static inline float akk_load_f16(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
+static inline float akk_load_f32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
 /* K-quant and other super-block dequantisers (kquants.c); -1 if unsupported. */
 int akk_dequantize_row_k(int type, const void *src, float *dst, int64_t n);
 

@@ -25,13 +25,7 @@
 #include <math.h>
 #include <string.h>
 
-static inline float h2f(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
 
-static inline float load_f32(const uint8_t *p) {
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
 
 /* ---- Q8_K activations ---- */
 
@@ -91,7 +85,7 @@ static float dot_q5_0_q8_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     float acc[8] = {0};
     for (int64_t b = 0; b < n / 32; b++, w += 22, x += 34) {
         const int8_t *qx = (const int8_t *)(x + 2);
-        const float d = h2f(w) * h2f(x);
+        const float d = akk_load_f16(w) * akk_load_f16(x);
         for (int l = 0; l < 8; l++) {
             int s = 0;
             for (int j = 4 * l; j < 4 * l + 4; j++) s += (q5_value(w + 2, w + 6, j) - 16) * qx[j];
@@ -105,8 +99,8 @@ static float dot_q5_1_q8_1(int64_t n, const uint8_t *w, const uint8_t *x) {
     float acc[8] = {0}, summs = 0.0f;
     for (int64_t b = 0; b < n / 32; b++, w += 24, x += 36) {
         const int8_t *qx = (const int8_t *)(x + 4);
-        summs = fmaf(h2f(w + 2), h2f(x + 2), summs);
-        const float d = h2f(w) * h2f(x);
+        summs = fmaf(akk_load_f16(w + 2), akk_load_f16(x + 2), summs);
+        const float d = akk_load_f16(w) * akk_load_f16(x);
         for (int l = 0; l < 8; l++) {
             int s = 0;
             for (int j = 4 * l; j < 4 * l + 4; j++) s += q5_value(w + 4, w + 8, j) * qx[j];
@@ -135,8 +129,8 @@ static float dot_q2_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     for (int64_t b = 0; b < n / 256; b++, w += 84, x += 292) {
         const uint8_t *sc = w, *qs = w + 16;
         const int8_t *qx = (const int8_t *)(x + 4);
-        const float dx = load_f32(x);
-        const float d = dx * h2f(w + 80), dmin = -dx * h2f(w + 82);
+        const float dx = akk_load_f32(x);
+        const float d = dx * akk_load_f16(w + 80), dmin = -dx * akk_load_f16(w + 82);
         for (int l = 0; l < 8; l++) {
             const int m = (sc[2 * l] >> 4) * bsum(x, 2 * l) + (sc[2 * l + 1] >> 4) * bsum(x, 2 * l + 1);
             acc[l] = fmaf(dmin, (float)m, acc[l]);
@@ -169,7 +163,7 @@ static float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     for (int64_t b = 0; b < n / 256; b++, w += 110, x += 292) {
         const uint8_t *hm = w, *qs = w + 32, *s = w + 96;
         const int8_t *qx = (const int8_t *)(x + 4);
-        const float d = load_f32(x) * h2f(w + 108);
+        const float d = akk_load_f32(x) * akk_load_f16(w + 108);
         int sc[16];
         akk_q3_k_scales(s, sc);
         for (int e = 0; e < 256; e++) {
@@ -226,7 +220,7 @@ static float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     int q[256];
     for (int64_t b = 0; b < n / 256; b++, w += 144, x += 292) {
         const int8_t *qx = (const int8_t *)(x + 4);
-        const float dx = load_f32(x);
+        const float dx = akk_load_f32(x);
         int sc[8], m[8], lm[4], li[8];
         akk_k4_scales_mins(w + 4, sc, m);
         mins_k4(x, m, lm);
@@ -237,8 +231,8 @@ static float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         lanes_k4(q, qx, sc, li);
         int S = 0;
         for (int l = 0; l < 8; l++) S += li[l];
-        acc = fmaf((float)S, h2f(w) * dx, acc);
-        accm = fmaf((float)(lm[0] + lm[1] + lm[2] + lm[3]), h2f(w + 2) * dx, accm);
+        acc = fmaf((float)S, akk_load_f16(w) * dx, acc);
+        accm = fmaf((float)(lm[0] + lm[1] + lm[2] + lm[3]), akk_load_f16(w + 2) * dx, accm);
     }
     return acc - accm;
 }
@@ -250,8 +244,8 @@ static float dot_q5_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     int q[256];
     for (int64_t b = 0; b < n / 256; b++, w += 176, x += 292) {
         const int8_t *qx = (const int8_t *)(x + 4);
-        const float dx = load_f32(x);
-        const float d = dx * h2f(w), dmin = -dx * h2f(w + 2);
+        const float dx = akk_load_f32(x);
+        const float d = dx * akk_load_f16(w), dmin = -dx * akk_load_f16(w + 2);
         int sc[8], m[8], lm[4], li[8];
         akk_k4_scales_mins(w + 4, sc, m);
         mins_k4(x, m, lm);
@@ -276,7 +270,7 @@ static float dot_q6_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     for (int64_t b = 0; b < n / 256; b++, w += 210, x += 292) {
         const uint8_t *ql = w, *qh = w + 128;
         const int8_t *sc = (const int8_t *)(w + 192), *qx = (const int8_t *)(x + 4);
-        const float d = load_f32(x) * h2f(w + 208);
+        const float d = akk_load_f32(x) * akk_load_f16(w + 208);
         for (int e = 0; e < 256; e++) {
             const int h = e / 128, r = e % 128, s = r / 32, l = r % 32;
             const uint8_t lo = ql[64 * h + 32 * (s & 1) + l];

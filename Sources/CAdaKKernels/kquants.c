@@ -8,13 +8,12 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 
-static inline float h2f(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
 
 /* Q5_0 { fp16 d; uint8 qh[4]; uint8 qs[16] } (22 bytes): element j < 16 = low nibble of qs[j] |
  * bit j of qh (as bit 4); element j+16 = high nibble of qs[j] | bit j+16 of qh; x = d*(q - 16). */
 static void dequant_q5_0(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 22, y += 32) {
-        const float d = h2f(p);
+        const float d = akk_load_f16(p);
         const uint32_t qh = (uint32_t)p[2] | (uint32_t)p[3] << 8 | (uint32_t)p[4] << 16 | (uint32_t)p[5] << 24;
         const uint8_t *qs = p + 6;
         for (int j = 0; j < 16; j++) {
@@ -29,7 +28,7 @@ static void dequant_q5_0(const uint8_t *p, float *y, int64_t nb) {
 /* Q5_1 { fp16 d; fp16 m; uint8 qh[4]; uint8 qs[16] } (24 bytes): as Q5_0 unsigned, x = d*q + m. */
 static void dequant_q5_1(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 24, y += 32) {
-        const float d = h2f(p), m = h2f(p + 2);
+        const float d = akk_load_f16(p), m = akk_load_f16(p + 2);
         const uint32_t qh = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
         const uint8_t *qs = p + 8;
         for (int j = 0; j < 16; j++) {
@@ -48,7 +47,7 @@ static void dequant_q5_1(const uint8_t *p, float *y, int64_t nb) {
 static void dequant_q2_k(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 84) {
         const uint8_t *sc = p, *q = p + 16;
-        const float d = h2f(p + 80), dmin = h2f(p + 82);
+        const float d = akk_load_f16(p + 80), dmin = akk_load_f16(p + 82);
         int is = 0;
         for (int half = 0; half < 2; half++, q += 32) {
             for (int shift = 0; shift < 8; shift += 2) {
@@ -69,7 +68,7 @@ static void dequant_q2_k(const uint8_t *p, float *y, int64_t nb) {
 static void dequant_q3_k(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 110) {
         const uint8_t *hm = p, *q = p + 32, *s = p + 96;
-        const float d = h2f(p + 108);
+        const float d = akk_load_f16(p + 108);
         int sc[16];
         for (int i = 0; i < 16; i++) {
             const int lo = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
@@ -109,7 +108,7 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
  * each 32 bytes of qs hold sub-block 2i (low nibbles) and 2i+1 (high nibbles). x = (d*sc)*q - dmin*m. */
 static void dequant_q4_k(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 144) {
-        const float d = h2f(p), dmin = h2f(p + 2);
+        const float d = akk_load_f16(p), dmin = akk_load_f16(p + 2);
         const uint8_t *s = p + 4, *q = p + 16;
         for (int i = 0; i < 4; i++, q += 32) {
             int sc, m;
@@ -127,7 +126,7 @@ static void dequant_q4_k(const uint8_t *p, float *y, int64_t nb) {
  * with bit 4 of element l of sub-block k taken from bit k of qh[l]. */
 static void dequant_q5_k(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 176) {
-        const float d = h2f(p), dmin = h2f(p + 2);
+        const float d = akk_load_f16(p), dmin = akk_load_f16(p + 2);
         const uint8_t *s = p + 4, *qh = p + 16, *q = p + 48;
         for (int i = 0; i < 4; i++, q += 32) {
             int sc, m;
@@ -149,7 +148,7 @@ static void dequant_q5_k(const uint8_t *p, float *y, int64_t nb) {
  * 2-3, 4-5, 6-7; minus 32; scale index l/16 + 0, 2, 4, 6. x = (d*sc)*q. */
 static void dequant_q6_k(const uint8_t *p, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, p += 210) {
-        const float d = h2f(p + 208);
+        const float d = akk_load_f16(p + 208);
         const uint8_t *ql = p, *qh = p + 128;
         const int8_t *sc = (const int8_t *)(p + 192);
         for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, y += 128) {

@@ -13,13 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-static inline float h2f(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
 
-static inline float load_f32(const uint8_t *p) {
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
 
 /* 32 bytes: 0xFF where bit j of the 4 bytes at p is set (byte j), else 0. */
 AVX2_INLINE __m256i bits_to_bytes(const uint8_t *p) {
@@ -51,7 +45,7 @@ AVX2_INLINE __m256i lanes_scaled(__m256i u, __m256i x, int lo, int hi) {
 AVX2_FN float dot_q5_0(int64_t n, const uint8_t *w, const uint8_t *x) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; b++, w += 22, x += 34) {
-        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(x));
+        const __m256 d = _mm256_set1_ps(akk_load_f16(w) * akk_load_f16(x));
         /* q - 16 as signed bytes: nibble | 0xF0 where the fifth bit is clear */
         const __m256i q = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(bits_to_bytes(w + 2), _mm256_set1_epi8((char)0xF0)));
         const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 2));
@@ -65,8 +59,8 @@ AVX2_FN float dot_q5_1(int64_t n, const uint8_t *w, const uint8_t *x) {
     __m256 acc = _mm256_setzero_ps();
     float summs = 0.0f;
     for (int64_t b = 0; b < n / 32; b++, w += 24, x += 36) {
-        summs = fmaf(h2f(w + 2), h2f(x + 2), summs);
-        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(x));
+        summs = fmaf(akk_load_f16(w + 2), akk_load_f16(x + 2), summs);
+        const __m256 d = _mm256_set1_ps(akk_load_f16(w) * akk_load_f16(x));
         const __m256i q = _mm256_or_si256(nibbles32(w + 8), _mm256_and_si256(bits_to_bytes(w + 4), _mm256_set1_epi8(0x10)));
         const __m256i s = lanes(q, _mm256_loadu_si256((const __m256i *)(x + 4)));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
@@ -85,8 +79,8 @@ AVX2_FN float dot_q2_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++, w += 84, x += 292) {
         const uint8_t *sc = w;
-        const float dx = load_f32(x);
-        const float d = dx * h2f(w + 80), dmin = -dx * h2f(w + 82);
+        const float dx = akk_load_f32(x);
+        const float d = dx * akk_load_f16(w + 80), dmin = -dx * akk_load_f16(w + 82);
         const __m128i sm = _mm_loadu_si128((const __m128i *)sc);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0f)));
         const __m256i pm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)(x + 260)));
@@ -111,7 +105,7 @@ AVX2_FN float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++, w += 110, x += 292) {
         const uint8_t *s = w + 96;
-        const float d = load_f32(x) * h2f(w + 108);
+        const float d = akk_load_f32(x) * akk_load_f16(w + 108);
         int sc[16];
         akk_q3_k_scales(s, sc);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)w);
@@ -155,7 +149,7 @@ AVX2_FN float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     float acc = 0.0f, accm = 0.0f;
     for (int64_t b = 0; b < n / 256; b++, w += 144, x += 292) {
-        const float dx = load_f32(x);
+        const float dx = akk_load_f32(x);
         int sc[8], m[8];
         akk_k4_scales_mins(w + 4, sc, m);
         const __m128i lm = mins_k4(x, m);
@@ -169,8 +163,8 @@ AVX2_FN float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
         }
         __m128i l2 = _mm_add_epi32(lm, _mm_unpackhi_epi64(lm, lm));
         const int M = _mm_cvtsi128_si32(_mm_add_epi32(l2, _mm_shuffle_epi32(l2, 1)));
-        acc = fmaf((float)hsum_i32(sum), h2f(w) * dx, acc);
-        accm = fmaf((float)M, h2f(w + 2) * dx, accm);
+        acc = fmaf((float)hsum_i32(sum), akk_load_f16(w) * dx, acc);
+        accm = fmaf((float)M, akk_load_f16(w + 2) * dx, accm);
     }
     return acc - accm;
 }
@@ -180,8 +174,8 @@ AVX2_FN float dot_q5_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     __m256 acc = _mm256_setzero_ps();
     float summs = 0.0f;
     for (int64_t b = 0; b < n / 256; b++, w += 176, x += 292) {
-        const float dx = load_f32(x);
-        const float d = dx * h2f(w), dmin = -dx * h2f(w + 2);
+        const float dx = akk_load_f32(x);
+        const float d = dx * akk_load_f16(w), dmin = -dx * akk_load_f16(w + 2);
         int sc[8], m[8], lm[4];
         akk_k4_scales_mins(w + 4, sc, m);
         _mm_storeu_si128((__m128i *)lm, mins_k4(x, m));
@@ -210,7 +204,7 @@ AVX2_FN float dot_q6_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++, w += 210, x += 292) {
         const int8_t *sc = (const int8_t *)(w + 192);
-        const float d = load_f32(x) * h2f(w + 208);
+        const float d = akk_load_f32(x) * akk_load_f16(w + 208);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x + 260)), sc16), 5);
         __m256i sum = _mm256_setzero_si256();

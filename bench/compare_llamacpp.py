@@ -7,6 +7,9 @@ cache, flash attention on, as llama.cpp's own tools run; libadak with its f16 ca
 configuration libadak matches numerically (`--config exact`: f32 cache, flash attention off);
 k is overridden through `<arch>.expert_used_count`. Prints the host's CPU flags, medians and
 ratios (libadak / llama.cpp; > 1 means libadak is faster) and writes JSON.
+With --ik-python (a venv's Python that has ik-llama-cpp-python) ik_llama.cpp joins each round as a
+third engine, run-time repack and flash attention on (bench/ik_runner.py); rows it cannot load
+(e.g. olmoe, which it lacks) leave its columns empty.
 
 Usage: bench/compare.sh [--threads 2] [--rounds 3] [--types q4_0,q4_k_m,...] [--rows all|smollm2|...]
 """
@@ -96,6 +99,30 @@ def run_adak(cli, path, threads, k, n_prompt, n_gen, extra):
     return r["prefill_tps"], r["decode_tps"]
 
 
+class IkEngine:
+    """One ik_llama.cpp process per model file (bench/ik_runner.py), kept for the row's rounds."""
+
+    def __init__(self, python, path, threads, n_ctx, k):
+        self.proc = subprocess.Popen([python, os.path.join(ROOT, "bench", "ik_runner.py"), path, str(threads),
+                                      str(n_ctx), str(k)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        first = json.loads(self.proc.stdout.readline() or '{"error": "ik_runner exited"}')
+        self.error = first.get("error")
+        if self.error:
+            self.close()
+
+    def run(self, prompt, gen):
+        self.proc.stdin.write(json.dumps({"prompt": prompt, "gen": gen}) + "\n")
+        self.proc.stdin.flush()
+        r = json.loads(self.proc.stdout.readline())
+        return r["prefill_tps"], r["decode_tps"]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -106,9 +133,12 @@ def main():
                     help="default: llama.cpp's defaults (f16 cache, flash attention); exact: f32 cache, no flash attention")
     ap.add_argument("--types", default="q8_0,q4_0", help="comma list of bench model types (bench/make_models.sh)")
     ap.add_argument("--ks", default="native", help="comma list of k values, or native")
+    ap.add_argument("--smollm2", default="Q4_1", help="comma list of SmolLM2-135M file types (dense rows)")
     ap.add_argument("--rows", default="all", help="comma list of row-name prefixes, or all")
     ap.add_argument("--cli", default=os.path.join(ROOT, ".build", "release", "adak-cli"))
     ap.add_argument("--json", default=os.path.join(CACHE, "bench", "compare.json"))
+    ap.add_argument("--ik-python", default=os.environ.get("ADAK_IK_PYTHON", ""),
+                    help="Python with ik-llama-cpp-python: adds ik_llama.cpp (run-time repack) as a column")
     a = ap.parse_args()
 
     rows = []
@@ -122,9 +152,13 @@ def main():
             ks = [native] if a.ks == "native" else sorted({int(x) for x in a.ks.split(",")} | {native})
             for k in ks:
                 rows.append((f"{name} {q} k={k}{' (native)' if k == native else ''}", path, 0 if k == native else k))
-    smol = os.path.join(CACHE, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    if os.path.exists(smol):
-        rows.append(("smollm2-135m q4_1 (dense)", smol, 0))
+    for q in a.smollm2.split(","):
+        # the demo model, or its requantizations by `make quant-models` / `adak quantize`
+        smol = os.path.join(CACHE, "models" if q == "Q4_1" else "quant", f"SmolLM2-135M-Instruct.{q}.gguf")
+        if os.path.exists(smol):
+            rows.append((f"smollm2-135m {q.lower()} (dense)", smol, 0))
+        elif q:
+            print(f"skip {smol}: run make quant-models", file=sys.stderr)
     if a.rows != "all":
         keep = a.rows.split(",")
         rows = [r for r in rows if any(r[0].startswith(p) for p in keep)]
@@ -136,11 +170,18 @@ def main():
     print(f"CPU {model}; flags {' '.join(flags)}; ADAK_CPU={os.environ.get('ADAK_CPU', '(auto)')}")
     print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}, "
           f"llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type}, flash attention {CONFIGS[a.config][1]})\n")
-    print("| row | prefill adak | prefill llama.cpp | ratio | decode adak | decode llama.cpp | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    ik = bool(a.ik_python)
+    if ik:
+        print("ik_llama.cpp: run-time repack on, flash attention on (ik columns; ratios are libadak / ik_llama.cpp)\n")
+        print("| row | prefill adak | llama.cpp | ratio | ik_llama.cpp | ratio | decode adak | llama.cpp | ratio | ik_llama.cpp | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+    else:
+        print("| row | prefill adak | prefill llama.cpp | ratio | decode adak | decode llama.cpp | ratio |")
+        print("|---|---|---|---|---|---|---|")
     for label, path, k in rows:
         arch, vocab, _ = gguf_info(path)
-        ours_p, ours_d, ref_p, ref_d = [], [], [], []
+        ours_p, ours_d, ref_p, ref_d, ik_p, ik_d = [], [], [], [], [], []
+        eng = IkEngine(a.ik_python, path, a.threads, a.prompt + a.gen + 16, k) if ik else None
         for _ in range(a.rounds):
             p, d = run_adak(a.cli, path, a.threads, k, a.prompt, a.gen, ["--kv-type", kv_type])
             ours_p.append(p)
@@ -148,6 +189,12 @@ def main():
             p, d = run_llamacpp(path, arch, vocab, a.threads, k, a.prompt, a.gen, cache, a.config)
             ref_p.append(p)
             ref_d.append(d)
+            if eng and not eng.error:
+                p, d = eng.run(token_ids(a.prompt, 0, vocab), token_ids(a.gen, a.prompt, vocab))
+                ik_p.append(p)
+                ik_d.append(d)
+        if eng:
+            eng.close()
         r = {"row": label, "path": path, "k": k,
              "prefill_adak": statistics.median(ours_p), "prefill_llamacpp": statistics.median(ref_p),
              "decode_adak": statistics.median(ours_d), "decode_llamacpp": statistics.median(ref_d),
@@ -155,9 +202,22 @@ def main():
                       "decode_adak": ours_d, "decode_llamacpp": ref_d}}
         r["prefill_ratio"] = r["prefill_adak"] / r["prefill_llamacpp"]
         r["decode_ratio"] = r["decode_adak"] / r["decode_llamacpp"]
+        if ik_p:
+            r.update(prefill_ik=statistics.median(ik_p), decode_ik=statistics.median(ik_d))
+            r["runs"].update(prefill_ik=ik_p, decode_ik=ik_d)
+            r["prefill_ratio_ik"] = r["prefill_adak"] / r["prefill_ik"]
+            r["decode_ratio_ik"] = r["decode_adak"] / r["decode_ik"]
+        elif eng:
+            r["ik_error"] = eng.error
         results.append(r)
-        print(f"| {label} | {r['prefill_adak']:.1f} | {r['prefill_llamacpp']:.1f} | {r['prefill_ratio']:.2f} "
-              f"| {r['decode_adak']:.2f} | {r['decode_llamacpp']:.2f} | {r['decode_ratio']:.2f} |", flush=True)
+        if ik:
+            ikp = f"{r['prefill_ik']:.1f} | {r['prefill_ratio_ik']:.2f}" if ik_p else "— | —"
+            ikd = f"{r['decode_ik']:.2f} | {r['decode_ratio_ik']:.2f}" if ik_p else "— | —"
+            print(f"| {label} | {r['prefill_adak']:.1f} | {r['prefill_llamacpp']:.1f} | {r['prefill_ratio']:.2f} | {ikp} "
+                  f"| {r['decode_adak']:.2f} | {r['decode_llamacpp']:.2f} | {r['decode_ratio']:.2f} | {ikd} |", flush=True)
+        else:
+            print(f"| {label} | {r['prefill_adak']:.1f} | {r['prefill_llamacpp']:.1f} | {r['prefill_ratio']:.2f} "
+                  f"| {r['decode_adak']:.2f} | {r['decode_llamacpp']:.2f} | {r['decode_ratio']:.2f} |", flush=True)
     cache.clear()
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:

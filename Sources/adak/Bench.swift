@@ -115,6 +115,7 @@ struct Bench: ParsableCommand {
                 "expert_fraction": st.expertFraction, "bytes_per_token": bytes,
                 "bandwidth_gbs": bw, "roofline_tps": roof, "bandwidth_runs": bandwidth,
                 "roofline_percent": roofPercent, "phases_us_per_token": phases ? phaseTable : NSNull(),
+                "kv_cache_bytes": m.kvBytesPerToken(position: sp.contextSize - 1, kvType: kv),
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))

@@ -36,12 +36,6 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *qs) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
 }
 
-AVX2_INLINE int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)));
-}
-
 /* ---- Q5_0 x Q8_0, Q5_1 x Q8_1 (blocks of 32) ---- */
 
 /* Q5_0 (Q51 = 0) or Q5_1 (Q51 = 1): R rows (rs bytes apart) x T tokens (xs apart) over nb blocks;
@@ -138,7 +132,7 @@ static const char scale_shuf[16][32] __attribute__((aligned(32))) = {
 struct kq_row {
     __m256i lo, hi;
     __m256i mins16; /* Q2_K: the 16 mins; Q6_K: the 16 scales */
-    __m128i m;      /* Q4_K, Q5_K: the 8 mins */
+    __m256i m;      /* Q4_K, Q5_K: the 8 mins, each twice (word k: min k/2, for bsums k) */
     float d, dmin;  /* fp16 super-block scale (and min scale) */
 };
 
@@ -178,7 +172,8 @@ AVX2_INLINE void kq_row_prepare(const int type, const uint8_t *wb, struct kq_row
         const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
         const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
         k->lo = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)sc_lo, (int)sc_hi, 0, 0)));
-        k->m = _mm_cvtepu8_epi16(_mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0));
+        const __m128i m8 = _mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0);
+        k->m = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         k->d = half(wb);
         k->dmin = half(wb + 2);
         return;
@@ -193,13 +188,15 @@ AVX2_INLINE void kq_row_prepare(const int type, const uint8_t *wb, struct kq_row
     k->hi = _mm256_permute2x128_si256(s16, s16, 0x11);
 }
 
-/* Q4_K/Q5_K mins: exact sum over sub-blocks j of m[j] * (bsums[2j] + bsums[2j+1]). */
-AVX2_INLINE int mins_k4(const uint8_t *xb, __m128i m) {
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)(xb + 260));
-    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    __m128i l = _mm_madd_epi16(m, pairs);
-    l = _mm_add_epi32(l, _mm_unpackhi_epi64(l, l));
-    return _mm_cvtsi128_si32(_mm_add_epi32(l, _mm_shuffle_epi32(l, 1)));
+/* Q4_K/Q5_K mins as 8 int32 lanes (lane j: m[j] * (bsums[2j] + bsums[2j+1])), and the exact
+ * totals [S, M] of the block's lanes S and those mins, as floats (two hadds: both in one go). */
+AVX2_INLINE __m256i mins_k4(const uint8_t *xb, __m256i m) {
+    return _mm256_madd_epi16(m, _mm256_loadu_si256((const __m256i *)(xb + 260)));
+}
+AVX2_INLINE __m128 totals2(__m256i s, __m256i m) {
+    __m256i h = _mm256_hadd_epi32(s, m);
+    h = _mm256_hadd_epi32(h, h);
+    return _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
 }
 
 /*
@@ -254,12 +251,14 @@ AVX2_INLINE void tile_kq(const int type, const int R, const int T, const uint8_t
                     acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[r][t]), acc[r][t]);
                     break;
                 }
-                case AKK_Q4_K:
-                    acc1[r][t] = fmaf((float)hsum_i32(sum[r][t]), k[r].d * dx, acc1[r][t]);
-                    accm[r][t] = fmaf((float)mins_k4(xb, k[r].m), k[r].dmin * dx, accm[r][t]);
+                case AKK_Q4_K: {
+                    const __m128 sm = totals2(sum[r][t], mins_k4(xb, k[r].m));
+                    acc1[r][t] = fmaf(_mm_cvtss_f32(sm), k[r].d * dx, acc1[r][t]);
+                    accm[r][t] = fmaf(_mm_cvtss_f32(_mm_movehdup_ps(sm)), k[r].dmin * dx, accm[r][t]);
                     break;
+                }
                 case AKK_Q5_K:
-                    acc1[r][t] = fmaf(-dx * k[r].dmin, (float)mins_k4(xb, k[r].m), acc1[r][t]);
+                    acc1[r][t] = fmaf(-dx * k[r].dmin, _mm_cvtss_f32(_mm_movehdup_ps(totals2(sum[r][t], mins_k4(xb, k[r].m)))), acc1[r][t]);
                     acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[r][t]), acc[r][t]);
                     break;
                 case AKK_Q6_K: {

@@ -63,9 +63,11 @@ typedef void (*akk_quant_fn)(const float *x, void *y, int64_t n);
 struct akk_impl {
     akk_quant_fn quantize_q8_0;
     akk_quant_fn quantize_q8_1;
+    akk_quant_fn quantize_q8_K;
     akk_dot_fn dot;
     akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1, rows_q4_0_r8;
     akk_rows_fn rows_iq4_nl, rows_iq4_xs, rows_mxfp4, rows_iq4_nl_x8, rows_mxfp4_x8;
+    akk_rows_fn rows_q5_0, rows_q5_1, rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
     /* Weight types without a row kernel of their own: every output is one `dot` of its row and
      * token (wtype passed through), e.g. Q5_x and the K-quants. */
     void (*rows_dot)(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -98,8 +100,30 @@ void akk_rows_iq4_nl_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
                              const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_mxfp4_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+/* A register tile of the AVX2 kernels: R weight rows (rs bytes apart) x T tokens (xs apart) over
+ * nb blocks; the output of row r, token t goes to y[t*ys + r*yr]. */
+typedef void (*akk_tile_fn)(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
+                            float *y, int64_t ys, int64_t yr);
+/* An akk_rows_fn made of tiles (simd_avx2_iq4mx.c): blocks of be elements; decode tiles of tr1
+ * rows x 1 token, prefill tiles of tr rows x tt tokens (tt a power of two). */
+void akk_rows_tiled_avx2(akk_tile_fn tile, int64_t be, int tr1, int tr, int tt, const uint8_t *W, int64_t wrow,
+                         int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok,
+                         float *Y, int64_t ystride);
 /* Q5_0, Q5_1 and K-quant dot products: scalar references (kquant_dot.c) and AVX2 kernels
- * (simd_avx2_kquant.c), bit-identical; 0 for other types. */
+ * (simd_avx2_kquant.c), bit-identical; 0 for other types. Row kernels (akk_rows_fn) of the AVX2
+ * set: tiles of the same dots. */
+#define AKK_KQ_ROWS_DECL(name)                                                                     \
+    void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
+              int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+AKK_KQ_ROWS_DECL(akk_rows_q5_0_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q5_1_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q2_k_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q3_k_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q4_k_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q5_k_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q6_k_avx2)
+/* AVX2 Q8_K quantiser (simd_avx2_kquant.c): the bytes of akk_quantize_row_q8_K. */
+void akk_quantize_row_q8_K_avx2(const float *x, void *y, int64_t n);
 float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x);
 float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x);
 /* Sub-block scales (and mins) of Q4_K/Q5_K (12 packed bytes) and Q3_K (12 bytes at offset 96). */

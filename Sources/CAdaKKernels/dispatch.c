@@ -43,6 +43,13 @@ SCALAR_ROWS(rows_iq4_xs_scalar, AKK_IQ4_XS)
 SCALAR_ROWS(rows_mxfp4_scalar, AKK_MXFP4)
 SCALAR_ROWS(rows_iq4_nl_x8_scalar, AKK_IQ4_NL_X8)
 SCALAR_ROWS(rows_mxfp4_x8_scalar, AKK_MXFP4_X8)
+SCALAR_ROWS(rows_q5_0_scalar, AKK_Q5_0)
+SCALAR_ROWS(rows_q5_1_scalar, AKK_Q5_1)
+SCALAR_ROWS(rows_q2_k_scalar, AKK_Q2_K)
+SCALAR_ROWS(rows_q3_k_scalar, AKK_Q3_K)
+SCALAR_ROWS(rows_q4_k_scalar, AKK_Q4_K)
+SCALAR_ROWS(rows_q5_k_scalar, AKK_Q5_K)
+SCALAR_ROWS(rows_q6_k_scalar, AKK_Q6_K)
 
 static void fp16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = akk_fp16_to_fp32(x[i]);
@@ -65,6 +72,7 @@ static uint64_t read_bytes_scalar(const uint8_t *p, size_t bytes) {
 static const struct akk_impl impl_scalar = {
     .quantize_q8_0 = akk_quantize_row_q8_0_scalar,
     .quantize_q8_1 = akk_quantize_row_q8_1_scalar,
+    .quantize_q8_K = akk_quantize_row_q8_K,
     .dot = akk_vec_dot_scalar,
     .rows_f32 = rows_f32_scalar,
     .rows_q8_0 = rows_q8_0_scalar,
@@ -76,6 +84,13 @@ static const struct akk_impl impl_scalar = {
     .rows_mxfp4 = rows_mxfp4_scalar,
     .rows_iq4_nl_x8 = rows_iq4_nl_x8_scalar,
     .rows_mxfp4_x8 = rows_mxfp4_x8_scalar,
+    .rows_q5_0 = rows_q5_0_scalar,
+    .rows_q5_1 = rows_q5_1_scalar,
+    .rows_q2_k = rows_q2_k_scalar,
+    .rows_q3_k = rows_q3_k_scalar,
+    .rows_q4_k = rows_q4_k_scalar,
+    .rows_q5_k = rows_q5_k_scalar,
+    .rows_q6_k = rows_q6_k_scalar,
     .rows_dot = akk_rows_by_dot_scalar,
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
@@ -125,7 +140,7 @@ void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n) {
     case AKK_F32: memcpy(y, x, (size_t)n * 4); break;
     case AKK_Q8_0: akk_quantize_row_q8_0(x, y, n); break;
     case AKK_Q8_1: akk_quantize_row_q8_1(x, y, n); break;
-    case AKK_Q8_K: akk_quantize_row_q8_K(x, y, n); break;
+    case AKK_Q8_K: impl()->quantize_q8_K(x, y, n); break;
     default: break;
     }
 }
@@ -171,6 +186,13 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_MXFP4: return p->rows_mxfp4;
     case AKK_IQ4_NL_X8: return p->rows_iq4_nl_x8;
     case AKK_MXFP4_X8: return p->rows_mxfp4_x8;
+    case AKK_Q5_0: return p->rows_q5_0;
+    case AKK_Q5_1: return p->rows_q5_1;
+    case AKK_Q2_K: return p->rows_q2_k;
+    case AKK_Q3_K: return p->rows_q3_k;
+    case AKK_Q4_K: return p->rows_q4_k;
+    case AKK_Q5_K: return p->rows_q5_k;
+    case AKK_Q6_K: return p->rows_q6_k;
     default: return NULL;
     }
 }

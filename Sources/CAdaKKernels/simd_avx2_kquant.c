@@ -1,10 +1,15 @@
 /*
- * AVX2 + FMA dot products of Q5_0, Q5_1 and the K-quants with their activation formats. Each one
- * performs the float operations of its scalar reference in kquant_dot.c, in the same order (the
- * lane layout and accumulation are described there), so results are bit-identical; the integer
- * lanes come from maddubs (unsigned quant x signed activation, pair sums that fit int16) and madd
- * with the sub-block scales, which is exact.
- * Compiled per function with target attributes, as simd_avx2.c.
+ * AVX2 + FMA kernels of Q5_0, Q5_1 and the K-quants with their activation formats: register tiles
+ * of R weight rows x T tokens, one dot per (row, token) that performs the float operations of its
+ * scalar reference in kquant_dot.c in the same order (the lane layout and accumulation are
+ * described there), so results are bit-identical whatever the tile; the single dot is the 1 x 1
+ * tile. The integer lanes come from maddubs (unsigned quant x signed activation, pair sums that fit
+ * int16) and madd with the sub-block scales, which is exact.
+ *
+ * Why tiles: a K-quant block's unpacking (nibbles, high bits, 6-bit scales) costs about as much as
+ * its products with one token; a tile unpacks each weight chunk once for its T tokens (prefill and
+ * the grouped expert path), and R rows from R distant places keep R weight streams in flight
+ * (decode). Compiled per function with target attributes, as simd_avx2.c.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
@@ -13,7 +18,7 @@
 #include <math.h>
 #include <string.h>
 
-
+AVX2_INLINE float half(const uint8_t *p) { return _cvtsh_ss(akk_load_u16(p)); }
 
 /* 32 bytes: 0xFF where bit j of the 4 bytes at p is set (byte j), else 0. */
 AVX2_INLINE __m256i bits_to_bytes(const uint8_t *p) {
@@ -31,213 +36,360 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *qs) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
 }
 
-/* Lane l = exact sum over bytes 4l..4l+3 of u*x (u unsigned, x signed, pair sums within int16). */
-AVX2_INLINE __m256i lanes(__m256i u, __m256i x) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
-}
+/* ---- Q5_0 x Q8_0, Q5_1 x Q8_1 (blocks of 32) ---- */
 
-/* Lane l = sc(l < 4 ? lo : hi) * sum over bytes 4l..4l+3 of u*x. */
-AVX2_INLINE __m256i lanes_scaled(__m256i u, __m256i x, int lo, int hi) {
-    const __m256i s = _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), s);
-}
-
-AVX2_FN float dot_q5_0(int64_t n, const uint8_t *w, const uint8_t *x) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++, w += 22, x += 34) {
-        const __m256 d = _mm256_set1_ps(akk_load_f16(w) * akk_load_f16(x));
-        /* q - 16 as signed bytes: nibble | 0xF0 where the fifth bit is clear */
-        const __m256i q = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(bits_to_bytes(w + 2), _mm256_set1_epi8((char)0xF0)));
-        const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 2));
-        const __m256i s = lanes(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
-    }
-    return hsum8(acc);
-}
-
-AVX2_FN float dot_q5_1(int64_t n, const uint8_t *w, const uint8_t *x) {
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (int64_t b = 0; b < n / 32; b++, w += 24, x += 36) {
-        summs = fmaf(akk_load_f16(w + 2), akk_load_f16(x + 2), summs);
-        const __m256 d = _mm256_set1_ps(akk_load_f16(w) * akk_load_f16(x));
-        const __m256i q = _mm256_or_si256(nibbles32(w + 8), _mm256_and_si256(bits_to_bytes(w + 4), _mm256_set1_epi8(0x10)));
-        const __m256i s = lanes(q, _mm256_loadu_si256((const __m256i *)(x + 4)));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
-    }
-    return hsum8(acc) + summs;
-}
-
-static inline int16_t bsum(const uint8_t *x, int j) {
-    int16_t s;
-    memcpy(&s, x + 260 + 2 * j, 2);
-    return s;
-}
-
-AVX2_FN float dot_q2_K(int64_t n, const uint8_t *w, const uint8_t *x) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 256; b++, w += 84, x += 292) {
-        const uint8_t *sc = w;
-        const float dx = akk_load_f32(x);
-        const float d = dx * akk_load_f16(w + 80), dmin = -dx * akk_load_f16(w + 82);
-        const __m128i sm = _mm_loadu_si128((const __m128i *)sc);
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0f)));
-        const __m256i pm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)(x + 260)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(pm), acc);
-        __m256i sum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * h));
-            for (int s = 0; s < 4; s++) {
-                const int c = 4 * h + s;
-                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * s), m3);
-                const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 4 + 32 * c));
-                sum = _mm256_add_epi32(sum, lanes_scaled(q, xq, sc[2 * c] & 15, sc[2 * c + 1] & 15));
+/* Q5_0 (Q51 = 0) or Q5_1 (Q51 = 1): R rows (rs bytes apart) x T tokens (xs apart) over nb blocks;
+ * output of row r, token t at y[t*ys + r*yr]. Per block: acc = fma(d_w*d_x, lanes, acc) (Q5_1:
+ * and summs = fma(m_w, s_x, summs)); result hsum8(acc) (+ summs). */
+AVX2_INLINE void tile_q5(const int Q51, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
+                         const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
+    const int wbs = Q51 ? 24 : 22, xbs = Q51 ? 36 : 34, xoff = Q51 ? 4 : 2;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4][8];
+    float summs[4][8];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; }
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i q[4], qa[4];
+        float wd[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wb = w + r * rs + b * wbs;
+            wd[r] = half(wb);
+            if (Q51) { /* nibble | fifth bit << 4, unsigned */
+                q[r] = _mm256_or_si256(nibbles32(wb + 8), _mm256_and_si256(bits_to_bytes(wb + 4), _mm256_set1_epi8(0x10)));
+            } else { /* q - 16 as signed bytes: nibble | 0xF0 where the fifth bit is clear */
+                q[r] = _mm256_or_si256(nibbles32(wb + 6), _mm256_andnot_si256(bits_to_bytes(wb + 2), _mm256_set1_epi8((char)0xF0)));
+                qa[r] = _mm256_sign_epi8(q[r], q[r]);
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
-    }
-    return hsum8(acc);
-}
-
-AVX2_FN float dot_q3_K(int64_t n, const uint8_t *w, const uint8_t *x) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 256; b++, w += 110, x += 292) {
-        const uint8_t *s = w + 96;
-        const float d = akk_load_f32(x) * akk_load_f16(w + 108);
-        int sc[16];
-        akk_q3_k_scales(s, sc);
-        const __m256i hbits = _mm256_loadu_si256((const __m256i *)w);
-        __m256i sum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 32 + 32 * h));
-            for (int k = 0; k < 4; k++) {
-                const int c = 4 * h + k;
-                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3);
-                /* 4 where the hmask bit c is clear, else 0: lanes(lo) - lanes(high) = lanes(q) */
-                const __m256i bit = _mm256_set1_epi8((char)(1 << c));
-                const __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit), _mm256_setzero_si256()), _mm256_set1_epi8(4));
-                const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 4 + 32 * c));
-                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, xq), _mm256_maddubs_epi16(hi, xq));
-                const __m256i scl = _mm256_set_m128i(_mm_set1_epi16((short)sc[2 * c + 1]), _mm_set1_epi16((short)sc[2 * c]));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, scl));
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = x + t * xs + b * xbs;
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb + xoff));
+            const float xd = half(xb);
+            for (int r = 0; r < R; r++) {
+                const __m256i p = Q51 ? _mm256_maddubs_epi16(q[r], xq) : _mm256_maddubs_epi16(qa[r], _mm256_sign_epi8(xq, q[r]));
+                if (Q51) summs[r][t] = fmaf(half(w + r * rs + b * wbs + 2), half(xb + 2), summs[r][t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * xd), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc[r][t]);
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
     }
-    return hsum8(acc);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) y[t * ys + r * yr] = Q51 ? hsum8(acc[r][t]) + summs[r][t] : hsum8(acc[r][t]);
 }
 
-/* 4 int32 lanes: lane k = m[2k]*(bsums[4k]+bsums[4k+1]) + m[2k+1]*(bsums[4k+2]+bsums[4k+3]). */
-AVX2_INLINE __m128i mins_k4(const uint8_t *x, const int m[8]) {
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)(x + 260));
-    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i mv = _mm_setr_epi16((short)m[0], (short)m[1], (short)m[2], (short)m[3], (short)m[4], (short)m[5], (short)m[6], (short)m[7]);
-    return _mm_madd_epi16(mv, pairs);
-}
+/* ---- K-quants x Q8_K (super-blocks of 256) ---- */
 
-AVX2_INLINE int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)));
-}
-
-/* llama.cpp's repacked q4_K_8x8 order (see kquant_dot.c): exact integer block sums, two scalar
- * accumulators. */
-AVX2_FN float dot_q4_K(int64_t n, const uint8_t *w, const uint8_t *x) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float acc = 0.0f, accm = 0.0f;
-    for (int64_t b = 0; b < n / 256; b++, w += 144, x += 292) {
-        const float dx = akk_load_f32(x);
-        int sc[8], m[8];
-        akk_k4_scales_mins(w + 4, sc, m);
-        const __m128i lm = mins_k4(x, m);
-        __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
-            const __m256i xl = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j));
-            const __m256i xh = _mm256_loadu_si256((const __m256i *)(x + 36 + 64 * j));
-            sum = _mm256_add_epi32(sum, lanes_scaled(_mm256_and_si256(bits, m4), xl, sc[2 * j], sc[2 * j]));
-            sum = _mm256_add_epi32(sum, lanes_scaled(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), xh, sc[2 * j + 1], sc[2 * j + 1]));
-        }
-        __m128i l2 = _mm_add_epi32(lm, _mm_unpackhi_epi64(lm, lm));
-        const int M = _mm_cvtsi128_si32(_mm_add_epi32(l2, _mm_shuffle_epi32(l2, 1)));
-        acc = fmaf((float)hsum_i32(sum), akk_load_f16(w) * dx, acc);
-        accm = fmaf((float)M, akk_load_f16(w + 2) * dx, accm);
-    }
-    return acc - accm;
-}
-
-AVX2_FN float dot_q5_K(int64_t n, const uint8_t *w, const uint8_t *x) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m16 = _mm256_set1_epi8(0x10);
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (int64_t b = 0; b < n / 256; b++, w += 176, x += 292) {
-        const float dx = akk_load_f32(x);
-        const float d = dx * akk_load_f16(w), dmin = -dx * akk_load_f16(w + 2);
-        int sc[8], m[8], lm[4];
-        akk_k4_scales_mins(w + 4, sc, m);
-        _mm_storeu_si128((__m128i *)lm, mins_k4(x, m));
-        summs = fmaf(dmin, (float)(lm[0] + lm[1] + lm[2] + lm[3]), summs);
-        const __m256i hbits = _mm256_loadu_si256((const __m256i *)(w + 16));
-        __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * j));
-            /* bit 2j (low nibbles) and 2j+1 (high nibbles) of qh moved to bit 4 */
-            const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hbits, 2 * j), 4), m16);
-            const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hbits, 2 * j + 1), 4), m16);
-            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 36 + 64 * j));
-            sum = _mm256_add_epi32(sum, lanes_scaled(q0, x0, sc[2 * j], sc[2 * j]));
-            sum = _mm256_add_epi32(sum, lanes_scaled(q1, x1, sc[2 * j + 1], sc[2 * j + 1]));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
-    }
-    return hsum8(acc) + summs;
-}
-
-AVX2_FN float dot_q6_K(int64_t n, const uint8_t *w, const uint8_t *x) {
+/* Chunk c (elements 32c..32c+31) of a block of `type` as bytes for maddubs: unsigned quants, or
+ * for Q3_K the signed quants (-4..3; the caller multiplies with the sign trick). */
+AVX2_INLINE __m256i chunk_q(const int type, const uint8_t *wb, int c) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 256; b++, w += 210, x += 292) {
-        const int8_t *sc = (const int8_t *)(w + 192);
-        const float d = akk_load_f32(x) * akk_load_f16(w + 208);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x + 260)), sc16), 5);
-        __m256i sum = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
-            for (int s = 0; s < 4; s++) {
-                const int c = 4 * h + s;
-                const __m256i lo = s & 1 ? l1 : l0;
-                const __m256i nib = s < 2 ? _mm256_and_si256(lo, m4) : _mm256_and_si256(_mm256_srli_epi16(lo, 4), m4);
-                const __m256i high = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * s), m3), 4);
-                const __m256i q = _mm256_or_si256(nib, high);
-                const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 4 + 32 * c));
-                sum = _mm256_add_epi32(sum, lanes_scaled(q, xq, sc[2 * c], sc[2 * c + 1]));
+    switch (type) {
+    case AKK_Q2_K:
+        return _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(wb + 16 + 32 * (c / 4))), 2 * (c % 4)), m3);
+    case AKK_Q3_K: {
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(wb + 32 + 32 * (c / 4))), 2 * (c % 4)), m3);
+        /* 4 where hmask bit c is clear, else 0 */
+        const __m256i bit = _mm256_set1_epi8((char)(1 << c));
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)wb);
+        const __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), _mm256_setzero_si256()), _mm256_set1_epi8(4));
+        return _mm256_sub_epi8(lo, hi);
+    }
+    case AKK_Q4_K: {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(wb + 16 + 32 * (c / 2)));
+        return _mm256_and_si256(c % 2 ? _mm256_srli_epi16(bits, 4) : bits, m4);
+    }
+    case AKK_Q5_K: {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(wb + 48 + 32 * (c / 2)));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(wb + 16));
+        /* bit c of qh moved to bit 4 */
+        const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hb, c), 4), _mm256_set1_epi8(0x10));
+        return _mm256_or_si256(_mm256_and_si256(c % 2 ? _mm256_srli_epi16(bits, 4) : bits, m4), h);
+    }
+    default: { /* Q6_K: unsigned 0..63 */
+        const int h = c / 4, s = c % 4;
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)(wb + 64 * h + 32 * (s & 1)));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h));
+        const __m256i nib = _mm256_and_si256(s < 2 ? lo : _mm256_srli_epi16(lo, 4), m4);
+        return _mm256_or_si256(nib, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * s), m3), 4));
+    }
+    }
+}
+
+/* vpshufb masks: for Q2_K/Q3_K/Q6_K (16 scales of 16 elements, chunk c < 4 from the low 8 and
+ * c >= 4 from the high 8, each set of 8 in both 128-bit halves) word 2c%8 to the low half and
+ * word (2c+1)%8 to the high half; for Q4_K/Q5_K (8 scales of 32, in both halves) word c to all. */
+#define W2(k) (char)(2 * (k)), (char)(2 * (k) + 1)
+#define W8(k) W2(k), W2(k), W2(k), W2(k), W2(k), W2(k), W2(k), W2(k)
+static const char scale_shuf[16][32] __attribute__((aligned(32))) = {
+    {W8(0), W8(1)}, {W8(2), W8(3)}, {W8(4), W8(5)}, {W8(6), W8(7)},
+    {W8(0), W8(1)}, {W8(2), W8(3)}, {W8(4), W8(5)}, {W8(6), W8(7)},
+    {W8(0), W8(0)}, {W8(1), W8(1)}, {W8(2), W8(2)}, {W8(3), W8(3)},
+    {W8(4), W8(4)}, {W8(5), W8(5)}, {W8(6), W8(6)}, {W8(7), W8(7)},
+};
+
+/* Per block and row: the sub-block scales as 16-bit words (lo, hi: see scale_shuf), the mins and
+ * the fp16 super-block scales. */
+struct kq_row {
+    __m256i lo, hi;
+    __m256i mins16; /* Q2_K: the 16 mins; Q6_K: the 16 scales */
+    __m256i m;      /* Q4_K, Q5_K: the 8 mins, each twice (word k: min k/2, for bsums k) */
+    float d, dmin;  /* fp16 super-block scale (and min scale) */
+};
+
+/* The 16-bit scales of chunk c: the first 16 bytes' in the low 128 bits, the last 16's high. */
+AVX2_INLINE __m256i chunk_scales(const int type, const struct kq_row *k, int c) {
+    if (type == AKK_Q4_K || type == AKK_Q5_K)
+        return _mm256_shuffle_epi8(k->lo, _mm256_load_si256((const __m256i *)scale_shuf[8 + c]));
+    return _mm256_shuffle_epi8(c < 4 ? k->lo : k->hi, _mm256_load_si256((const __m256i *)scale_shuf[c]));
+}
+
+AVX2_INLINE void kq_row_prepare(const int type, const uint8_t *wb, struct kq_row *k) {
+    __m256i s16; /* Q2_K, Q3_K, Q6_K: the 16 scales in order */
+    switch (type) {
+    case AKK_Q2_K: {
+        const __m128i sm = _mm_loadu_si128((const __m128i *)wb), m4 = _mm_set1_epi8(0x0f);
+        s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+        k->mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+        k->d = half(wb + 80);
+        k->dmin = half(wb + 82);
+        break;
+    }
+    case AKK_Q3_K: { /* akk_q3_k_scales: low 4 bits from bytes 0..7, high 2 from bytes 8..11 */
+        const uint8_t *s = wb + 96;
+        uint32_t a;
+        memcpy(&a, s + 8, 4);
+        const __m128i v = _mm_loadl_epi64((const __m128i *)s), m4 = _mm_set1_epi8(0x0f);
+        const __m128i lo = _mm_and_si128(_mm_unpacklo_epi64(v, _mm_srli_epi16(v, 4)), m4);
+        const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)a), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+        s16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
+        k->d = half(wb + 108);
+        break;
+    }
+    case AKK_Q4_K: case AKK_Q5_K: { /* akk_k4_scales_mins on 32-bit words */
+        uint32_t u[3];
+        memcpy(u, wb + 4, 12);
+        const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
+        const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+        const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+        k->lo = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)sc_lo, (int)sc_hi, 0, 0)));
+        const __m128i m8 = _mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0);
+        k->m = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+        k->d = half(wb);
+        k->dmin = half(wb + 2);
+        return;
+    }
+    default: /* Q6_K */
+        s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192)));
+        k->mins16 = s16;
+        k->d = half(wb + 208);
+        break;
+    }
+    k->lo = _mm256_permute2x128_si256(s16, s16, 0x00);
+    k->hi = _mm256_permute2x128_si256(s16, s16, 0x11);
+}
+
+/* Q4_K/Q5_K mins as 8 int32 lanes (lane j: m[j] * (bsums[2j] + bsums[2j+1])), and the exact
+ * totals [S, M] of the block's lanes S and those mins, as floats (two hadds: both in one go). */
+AVX2_INLINE __m256i mins_k4(const uint8_t *xb, __m256i m) {
+    return _mm256_madd_epi16(m, _mm256_loadu_si256((const __m256i *)(xb + 260)));
+}
+AVX2_INLINE __m128 totals2(__m256i s, __m256i m) {
+    __m256i h = _mm256_hadd_epi32(s, m);
+    h = _mm256_hadd_epi32(h, h);
+    return _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
+/*
+ * K-quant `type` x Q8_K: R rows (rs bytes apart) x T tokens (xs apart) over nb super-blocks;
+ * output of row r, token t at y[t*ys + r*yr]. Per super-block the exact int32 lanes (kquant_dot.c)
+ * for every (row, token), then per type:
+ *   Q2_K  acc = fma(-d_x*dmin_w, mins lanes, acc); acc = fma(d_x*d_w, lanes, acc)
+ *   Q3_K  acc = fma(d_x*d_w, lanes, acc)
+ *   Q4_K  acc1 = fmaf(S, d_w*d_x, acc1); accm = fmaf(M, dmin_w*d_x, accm)   (S, M exact totals)
+ *   Q5_K  summs = fmaf(-d_x*dmin_w, M, summs); acc = fma(d_x*d_w, lanes, acc)
+ *   Q6_K  acc = fma(d_x*d_w, lanes - 32*(scale lanes of bsums), acc)
+ * result hsum8(acc) (+ summs), or acc1 - accm.
+ */
+AVX2_INLINE void tile_kq(const int type, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
+                         const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
+    const int wbs = type == AKK_Q2_K ? 84 : type == AKK_Q3_K ? 110 : type == AKK_Q4_K ? 144 : type == AKK_Q5_K ? 176 : 210;
+    __m256 acc[4][8];
+    float acc1[4][8], accm[4][8];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); acc1[r][t] = accm[r][t] = 0.0f; }
+    for (int64_t b = 0; b < nb; b++) {
+        struct kq_row k[4];
+        for (int r = 0; r < R; r++) kq_row_prepare(type, w + r * rs + b * wbs, &k[r]);
+        __m256i sum[4][8];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) sum[r][t] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i q[4], qa[4], sv[4];
+            for (int r = 0; r < R; r++) {
+                sv[r] = chunk_scales(type, &k[r], c);
+                q[r] = chunk_q(type, w + r * rs + b * wbs, c);
+                if (type == AKK_Q3_K) qa[r] = _mm256_sign_epi8(q[r], q[r]);
+            }
+            for (int t = 0; t < T; t++) {
+                const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * 292 + 4 + 32 * c));
+                for (int r = 0; r < R; r++) {
+                    const __m256i p = type == AKK_Q3_K ? _mm256_maddubs_epi16(qa[r], _mm256_sign_epi8(xq, q[r]))
+                                                       : _mm256_maddubs_epi16(q[r], xq);
+                    sum[r][t] = _mm256_add_epi32(sum[r][t], _mm256_madd_epi16(p, sv[r]));
+                }
             }
         }
-        sum = _mm256_sub_epi32(sum, corr);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = x + t * xs + b * 292;
+            const float dx = akk_load_f32(xb);
+            for (int r = 0; r < R; r++) {
+                const float d = dx * k[r].d;
+                switch (type) {
+                case AKK_Q2_K: {
+                    const __m256i pm = _mm256_madd_epi16(k[r].mins16, _mm256_loadu_si256((const __m256i *)(xb + 260)));
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(-dx * k[r].dmin), _mm256_cvtepi32_ps(pm), acc[r][t]);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[r][t]), acc[r][t]);
+                    break;
+                }
+                case AKK_Q4_K: {
+                    const __m128 sm = totals2(sum[r][t], mins_k4(xb, k[r].m));
+                    acc1[r][t] = fmaf(_mm_cvtss_f32(sm), k[r].d * dx, acc1[r][t]);
+                    accm[r][t] = fmaf(_mm_cvtss_f32(_mm_movehdup_ps(sm)), k[r].dmin * dx, accm[r][t]);
+                    break;
+                }
+                case AKK_Q5_K:
+                    acc1[r][t] = fmaf(-dx * k[r].dmin, _mm_cvtss_f32(_mm_movehdup_ps(totals2(sum[r][t], mins_k4(xb, k[r].m)))), acc1[r][t]);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[r][t]), acc[r][t]);
+                    break;
+                case AKK_Q6_K: {
+                    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(xb + 260)), k[r].mins16), 5);
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sum[r][t], corr)), acc[r][t]);
+                    break;
+                }
+                default: /* Q3_K */
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum[r][t]), acc[r][t]);
+                }
+            }
+        }
     }
-    return hsum8(acc);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[t * ys + r * yr] = type == AKK_Q4_K ? acc1[r][t] - accm[r][t]
+                               : type == AKK_Q5_K ? hsum8(acc[r][t]) + acc1[r][t] : hsum8(acc[r][t]);
+}
+
+/* One function per type over the tile shapes the row kernels use: 1 row x T in {1, 2, 4, 8}
+ * tokens (R > 1 measured slower, see KQ_ROWS). */
+#define KQ_TILES(name, CALL)                                                                       \
+    AVX2_FN void name(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x,    \
+                      int64_t xs, float *y, int64_t ys, int64_t yr) {                              \
+        (void)R;                                                                                   \
+        switch (T) {                                                                               \
+        case 1: CALL(1, 1); break;                                                                 \
+        case 2: CALL(1, 2); break;                                                                 \
+        case 4: CALL(1, 4); break;                                                                 \
+        default: CALL(1, 8); break;                                                                \
+        }                                                                                          \
+    }
+#define CALL_Q5_0(R, T) tile_q5(0, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q5_1(R, T) tile_q5(1, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q2_K(R, T) tile_kq(AKK_Q2_K, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q3_K(R, T) tile_kq(AKK_Q3_K, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q4_K(R, T) tile_kq(AKK_Q4_K, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q5_K(R, T) tile_kq(AKK_Q5_K, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q6_K(R, T) tile_kq(AKK_Q6_K, R, T, w, rs, nb, x, xs, y, ys, yr)
+KQ_TILES(tile_q5_0, CALL_Q5_0)
+KQ_TILES(tile_q5_1, CALL_Q5_1)
+KQ_TILES(tile_q2_K, CALL_Q2_K)
+KQ_TILES(tile_q3_K, CALL_Q3_K)
+KQ_TILES(tile_q4_K, CALL_Q4_K)
+KQ_TILES(tile_q5_K, CALL_Q5_K)
+KQ_TILES(tile_q6_K, CALL_Q6_K)
+
+static akk_tile_fn tile_for(int wtype) {
+    switch (wtype) {
+    case AKK_Q5_0: return tile_q5_0;
+    case AKK_Q5_1: return tile_q5_1;
+    case AKK_Q2_K: return tile_q2_K;
+    case AKK_Q3_K: return tile_q3_K;
+    case AKK_Q4_K: return tile_q4_K;
+    case AKK_Q5_K: return tile_q5_K;
+    case AKK_Q6_K: return tile_q6_K;
+    default: return NULL;
+    }
 }
 
 float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x) {
-    const uint8_t *a = (const uint8_t *)w, *b = (const uint8_t *)x;
-    switch (wtype) {
-    case AKK_Q5_0: return dot_q5_0(n, a, b);
-    case AKK_Q5_1: return dot_q5_1(n, a, b);
-    case AKK_Q2_K: return dot_q2_K(n, a, b);
-    case AKK_Q3_K: return dot_q3_K(n, a, b);
-    case AKK_Q4_K: return dot_q4_K(n, a, b);
-    case AKK_Q5_K: return dot_q5_K(n, a, b);
-    case AKK_Q6_K: return dot_q6_K(n, a, b);
-    default: return 0.0f;
+    const akk_tile_fn tile = tile_for(wtype);
+    float y = 0.0f;
+    if (tile) tile(1, 1, (const uint8_t *)w, 0, n / akk_block_elems(wtype), (const uint8_t *)x, 0, &y, 0, 1);
+    return y;
+}
+
+/* Tile shapes, measured single-threaded on 1024 x 2048 matrices (thread CPU time, so the shared
+ * host's load does not count), GMAC/s: decode R = 1 (Q4_K 29, Q6_K 32; R = 2 or 4 are slower,
+ * also from DRAM: the kernel is bound by its unpacking, not by the stream), prefill of 64 tokens
+ * 1 x 4 (Q4_K 47, Q5_K 46, Q6_K 43; 2 x 4 42-45; one dot per output 24-30) and 1 x 8 for Q6_K
+ * (50; Q4_K drops to 37). */
+#define KQ_ROWS(name, type, tile, tt)                                                              \
+    void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
+              int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                   \
+        akk_rows_tiled_avx2(tile, akk_block_elems(type), 1, 1, tt, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys); \
+    }
+KQ_ROWS(akk_rows_q5_0_avx2, AKK_Q5_0, tile_q5_0, 4)
+KQ_ROWS(akk_rows_q5_1_avx2, AKK_Q5_1, tile_q5_1, 4)
+KQ_ROWS(akk_rows_q2_k_avx2, AKK_Q2_K, tile_q2_K, 4)
+KQ_ROWS(akk_rows_q3_k_avx2, AKK_Q3_K, tile_q3_K, 4)
+KQ_ROWS(akk_rows_q4_k_avx2, AKK_Q4_K, tile_q4_K, 4)
+KQ_ROWS(akk_rows_q5_k_avx2, AKK_Q5_K, tile_q5_K, 4)
+KQ_ROWS(akk_rows_q6_k_avx2, AKK_Q6_K, tile_q6_K, 8)
+
+/* ---- Q8_K activations (akk_quantize_row_q8_K's results, kquant_dot.c) ----
+ * |x| max with NaN skipped (vmaxps returns its second operand when the first is NaN, as the
+ * scalar `a > amax` skips it), the first element of that magnitude as the signed max, then per
+ * element the same float multiply and magic-number add (no fma), the same integer steps, and the
+ * low byte stored (packus of values masked to 0..255, no saturation). */
+__attribute__((target("avx2,fma,f16c")))
+void akk_quantize_row_q8_K_avx2(const float *x, void *y, int64_t n) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    uint8_t *p = (uint8_t *)y;
+    for (int64_t b = 0; b < n / AKK_QK_K; b++, p += 292, x += AKK_QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < AKK_QK_K; j += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), absmask), m);
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        int8_t *qs = (int8_t *)(p + 4);
+        if (amax == 0.0f) {
+            memset(p, 0, 292);
+            continue;
+        }
+        int first = 0;
+        while (fabsf(x[first]) != amax) first++;
+        const float iscale = -127.0f / x[first];
+        const __m256 vs = _mm256_set1_ps(iscale), magic = _mm256_set1_ps(12582912.0f);
+        const __m256i low23 = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+        const __m256i i127 = _mm256_set1_epi32(127), byte = _mm256_set1_epi32(0xff);
+        for (int j = 0; j < AKK_QK_K; j += 32) {
+            __m256i v[4];
+            for (int k = 0; k < 4; k++) {
+                const __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vs), magic);
+                const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), low23), bias);
+                v[k] = _mm256_and_si256(_mm256_min_epi32(i, i127), byte);
+            }
+            __m256i q = _mm256_packus_epi16(_mm256_packus_epi32(v[0], v[1]), _mm256_packus_epi32(v[2], v[3]));
+            q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(qs + j), q);
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+            for (int h = 0; h < 2; h++) {
+                __m128i s4 = h ? _mm256_extracti128_si256(s, 1) : _mm256_castsi256_si128(s);
+                s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+                const int16_t bs = (int16_t)_mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1)));
+                memcpy(p + 260 + 2 * (j / 16 + h), &bs, 2);
+            }
+        }
+        const float d = 1.0f / iscale;
+        memcpy(p, &d, 4);
     }
 }

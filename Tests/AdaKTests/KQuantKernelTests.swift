@@ -137,14 +137,35 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
         #expect(y.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 292 * 5, as: Float.self) } > 0)
     }
 
+    /// The AVX2 Q8_K quantiser (what akk_quantize_activation runs) writes the scalar reference's
+    /// bytes: ties, zero blocks, equal magnitudes of either sign, NaN and infinities.
+    @Test func q8KQuantizerSIMDEqualsScalar() {
+        var rng = SplitMix64(seed: 41)
+        for round in 0..<40 {
+            var x = activations(256 * 6, rng: &rng)
+            for i in x.indices where Int.random(in: 0..<50, using: &rng) == 0 {
+                x[i] = [Float.nan, .infinity, -.infinity, -0.0, 1, -1][Int.random(in: 0..<6, using: &rng)]
+            }
+            if round % 4 == 0 { for j in 0..<256 { x[256 + j] = 0 } }
+            if round % 4 == 1 { for j in 0..<256 { x[512 + j] = j % 2 == 0 ? 3 : -3 } }
+            var a = [UInt8](repeating: 0xAA, count: 292 * 6), b = [UInt8](repeating: 0x55, count: 292 * 6)
+            x.withUnsafeBufferPointer { xp in
+                a.withUnsafeMutableBytes { akk_quantize_row_q8_K(xp.baseAddress!, $0.baseAddress!, Int64(x.count)) }
+                b.withUnsafeMutableBytes { akk_quantize_activation(Int32(AKK_Q4_K.rawValue), xp.baseAddress!, $0.baseAddress!, Int64(x.count)) }
+            }
+            #expect(a == b, "round \(round)")
+        }
+    }
+
     /// Scalar reference = AVX2 kernel, bit for bit: dots, matmuls over several shapes, 1 and 2
-    /// threads, decode and prefill, normal and extreme scales.
+    /// threads, decode and prefill, normal and extreme scales. The token counts reach every tile
+    /// shape of the row kernels (4, 2 and 1 tokens; odd rows left over) and a second chunk of 64.
     @Test func scalarEqualsSIMDExactly() {
         var rng = SplitMix64(seed: 21)
         var checked = 0
         for t in kquantTypes {
             let be = Int(akk_block_elems(t))
-            for (k, (blocks, nOut, tokens)) in [(1, 1, 1), (2, 3, 2), (3, 8, 1), (5, 13, 4), (8, 17, 9), (12, 40, 1), (6, 203, 11)].enumerated() {
+            for (k, (blocks, nOut, tokens)) in [(1, 1, 1), (2, 3, 2), (3, 8, 1), (5, 13, 4), (8, 17, 9), (12, 40, 1), (6, 203, 11), (2, 21, 71)].enumerated() {
                 let nIn = blocks * (be == 256 ? 256 : 96)
                 for scales in [ScaleRange.normal, .extreme] {
                     let w = randomKQuantWeights(t, rows: nOut, n: nIn, scales: scales, rng: &rng)
@@ -167,7 +188,7 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
                 }
             }
         }
-        #expect(checked == kquantTypes.count * 7 * 2)
+        #expect(checked == kquantTypes.count * 8 * 2)
     }
 
     /// The kernels compute the dot product of the dequantised rows (gguf-py's and ggml's

@@ -1,0 +1,74 @@
+/*
+ * Kernel-level timing of one weight type's row kernel (akk_matmul, 1 thread) against one vec_dot
+ * per output (akk_rows_by_dot_avx2), in thread CPU time, so that a shared, loaded host's waiting
+ * does not count (cache effects of neighbours still do). Random quants with fp16 scales of 0.01;
+ * also checks the outputs against the single dot and (every 7th row) the scalar reference.
+ *
+ *   S=Sources/CAdaKKernels; cc -O3 -fopenmp -ffp-contract=off -I$S/include -I$S \
+ *       -o kernel_bench bench/kernel_bench.c $S/[a-z]*.c -lm -lopenblas
+ *   ./kernel_bench TYPE N_OUT N_IN N_TOK REPS      (TYPE: ggml type number, e.g. 12 = Q4_K)
+ */
+#include "adak_kernels.h"
+#include "akk_internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (uint32_t)rng; }
+static double cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s TYPE N_OUT N_IN N_TOK REPS\n", argv[0]);
+        return 2;
+    }
+    const int type = atoi(argv[1]), ntok = atoi(argv[4]), reps = atoi(argv[5]);
+    const int64_t nout = atoll(argv[2]), nin = atoll(argv[3]);
+    const int64_t wr = akk_row_bytes(type, nin), bb = akk_block_bytes(type);
+    const int vt = akk_vec_dot_type(type);
+    if (!akk_init() || wr <= 0 || vt < 0 || nout <= 0 || ntok <= 0 || reps <= 0) {
+        fprintf(stderr, "no AVX2, or bad type/shape\n");
+        return 2;
+    }
+    uint8_t *W = malloc((size_t)(wr * nout));
+    for (int64_t i = 0; i < wr * nout; i++) W[i] = (uint8_t)rnd();
+    const int off = type == AKK_Q6_K ? 208 : type == AKK_Q3_K ? 108 : type == AKK_Q2_K ? 80 : 0;
+    const uint16_t h = akk_fp32_to_fp16(0.01f);
+    for (int64_t b = 0; b < wr * nout / bb; b++) memcpy(W + b * bb + off, &h, 2);
+    float *x = malloc(sizeof(float) * (size_t)(nin * ntok));
+    for (int64_t i = 0; i < nin * ntok; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
+    const int64_t xr = akk_row_bytes(vt, nin);
+    uint8_t *X = malloc((size_t)(xr * ntok));
+    for (int t = 0; t < ntok; t++) akk_quantize_activation(type, x + t * nin, X + t * xr, nin);
+    float *Y = malloc(sizeof(float) * (size_t)(nout * ntok)), *Y1 = malloc(sizeof(float) * (size_t)(nout * ntok));
+    double best_rows = 1e9, best_dot = 1e9;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = cpu();
+        akk_matmul(type, W, nout, nin, X, xr, ntok, Y, nout, 1);
+        const double t1 = cpu();
+        akk_rows_by_dot_avx2(type, W, wr, 0, nout, nin, X, xr, ntok, Y1, nout);
+        const double t2 = cpu();
+        if (t1 - t0 < best_rows) best_rows = t1 - t0;
+        if (t2 - t1 < best_dot) best_dot = t2 - t1;
+    }
+    int diff = 0, sdiff = 0;
+    for (int64_t i = 0; i < nout * ntok; i++) diff += memcmp(&Y[i], &Y1[i], 4) != 0;
+    for (int64_t o = 0; o < nout; o += 7)
+        for (int t = 0; t < ntok; t++) {
+            const float v = akk_vec_dot_scalar(type, nin, W + o * wr, X + t * xr);
+            sdiff += memcmp(&v, &Y[t * nout + o], 4) != 0;
+        }
+    const double macs = (double)nout * (double)nin * ntok;
+    printf("%s %lldx%lld, %d tokens: rows %.1f GMAC/s (%.1f GB/s of weights), one dot per output %.1f GMAC/s; "
+           "outputs differing from the dot %d, from the scalar reference %d\n",
+           akk_type_name(type), (long long)nout, (long long)nin, ntok, macs / best_rows / 1e9,
+           (double)(wr * nout) / best_rows / 1e9, macs / best_dot / 1e9, diff, sdiff);
+    free(W); free(x); free(X); free(Y); free(Y1);
+    return diff || sdiff;
+}

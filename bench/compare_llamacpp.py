@@ -172,15 +172,16 @@ def main():
         keep = a.rows.split(",")
         rows = [r for r in rows if any(r[0].startswith(p) for p in keep)]
 
-    if a.sessions:
-        return main_sessions(a, rows, [int(n) for n in a.sessions.split(",")])
-    results = []
-    cache = {}
     kv_type = CONFIGS[a.config][0]
     model, flags = cpu_flags()
     print(f"CPU {model}; flags {' '.join(flags)}; ADAK_CPU={os.environ.get('ADAK_CPU', '(auto)')}")
-    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}, "
-          f"llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type}, flash attention {CONFIGS[a.config][1]})\n")
+    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}{' per stream' if a.sessions else ''}, "
+          f"rounds {a.rounds}, llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type}, "
+          f"flash attention {CONFIGS[a.config][1]})\n")
+    if a.sessions:
+        return main_sessions(a, rows, [int(n) for n in a.sessions.split(",")], kv_type, model)
+    results = []
+    cache = {}
     print("| row | prefill adak | prefill llama.cpp | ratio | decode adak | decode llama.cpp | ratio |")
     print("|---|---|---|---|---|---|---|")
     for label, path, k in rows:
@@ -213,13 +214,8 @@ def main():
     print(f"\nwrote {a.json}")
 
 
-def main_sessions(a, rows, counts):
+def main_sessions(a, rows, counts, kv_type, model):
     """Aggregate decode tok/s with N concurrent streams, both engines alternately per round."""
-    kv_type = CONFIGS[a.config][0]
-    model, flags = cpu_flags()
-    print(f"CPU {model}; flags {' '.join(flags)}")
-    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen} per stream, rounds {a.rounds}, "
-          f"llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type})\n")
     print("| row | N | decode adak (aggregate) | per stream | decode llama.cpp (aggregate) | ratio |")
     print("|---|---|---|---|---|---|")
     results = []

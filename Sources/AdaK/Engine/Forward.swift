@@ -213,6 +213,17 @@ final class ForwardState {
             clock?.end(.ropeKV)
             let scale = c.attentionScale ?? 1 / Float(hd).squareRoot()
             let window = c.swaLayers.isEmpty || !c.swaLayers[il] ? 0 : c.slidingWindow
+            if segments.count > 1 && L.sinks == nil && window == 0 {
+                // several sequences: one parallel region, a sequence per thread at a time
+                let seqs = segments.map { g in
+                    akk_attn_seq(q: q + g.start * qDim, out: attn + g.start * qDim, k: g.owner.kCache(il),
+                                 vt: g.owner.vCache(il), vt_stride: Int64(g.owner.nCtx), scratch: g.owner.attnScratch.p,
+                                 n_tok: Int32(g.count), pos0: Int32(g.pos0), n_ctx: Int32(g.owner.nCtx),
+                                 kv_type: g.owner.kvType.ggmlType)
+                }
+                akk_attention_seqs(seqs, Int32(seqs.count), Int64(qDim), Int64(kvDim), Int64(qDim), Int32(c.nHead),
+                                   Int32(c.nHeadKV), Int32(hd), scale, Int32(threads))
+            } else {
             for seg in segments {
                 let o = seg.owner, qs = q + seg.start * qDim, out = attn + seg.start * qDim
                 let kc = o.kCache(il), vc = o.vCache(il)
@@ -227,6 +238,7 @@ final class ForwardState {
                                   Int32(seg.pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), scale,
                                   o.attnScratch.p, Int32(o.nCtx), o.kvType.ggmlType, Int32(min(threads, o.threads)))
                 }
+            }
             }
             clock?.end(.attention)
             inB.set(attn, rows: n, cols: qDim)

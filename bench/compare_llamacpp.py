@@ -85,6 +85,47 @@ def run_llamacpp(path, arch, vocab, threads, k, n_prompt, n_gen, llm_cache, conf
     return n_prompt / (t1 - t0), n_gen / (t2 - t1)
 
 
+def run_llamacpp_parallel(path, arch, vocab, threads, k, n_prompt, n_gen, n_seq, config="default"):
+    """llama.cpp decoding `n_seq` sequences at once (llama_decode of a batch with distinct
+    seq_ids, as llama-server's parallel slots do): each sequence prefills its own prompt, then
+    every step decodes one token of each sequence in one llama_decode (logits for every row).
+    Returns the aggregate decode tokens/s. Tokens as `adak bench --sessions` (offset 7 per stream)."""
+    kv = {f"{arch}.expert_used_count": k} if k else None
+    kv_type, flash = CONFIGS[config]
+    llm = llama_cpp.Llama(model_path=path, n_ctx=32, n_batch=512, n_ubatch=512, n_threads=threads,
+                          n_threads_batch=threads, type_k=KV_GGML[kv_type], type_v=KV_GGML[kv_type],
+                          flash_attn=flash, kv_overrides=kv, verbose=False)
+    cp = llm.context_params
+    cp.n_seq_max = n_seq
+    cp.n_ctx = n_seq * ((n_prompt + n_gen + 16 + 255) // 256 * 256)  # per sequence, as llama.cpp pads it
+    ctx = llama_cpp.llama_init_from_model(llm._model.model, cp)
+    if not ctx:
+        raise RuntimeError("llama.cpp could not create the parallel context")
+    batch = llama_cpp.llama_batch_init(max(n_prompt, n_seq), 0, 1)
+
+    def decode(items):  # (token, position, sequence, wants logits)
+        batch.n_tokens = len(items)
+        for i, (t, p, sq, want) in enumerate(items):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = t, p, 1, want
+            batch.seq_id[i][0] = sq
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    try:
+        for sq in range(n_seq):
+            prompt = token_ids(n_prompt, sq * 7, vocab)
+            decode([(t, i, sq, i == n_prompt - 1) for i, t in enumerate(prompt)])
+        gens = [token_ids(n_gen, n_prompt + sq * 7, vocab) for sq in range(n_seq)]
+        t0 = time.perf_counter()
+        for j in range(n_gen):
+            decode([(gens[sq][j], n_prompt + j, sq, True) for sq in range(n_seq)])
+        return n_seq * n_gen / (time.perf_counter() - t0)
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        llama_cpp.llama_free(ctx)
+        llm.close()
+
+
 def run_adak(cli, path, threads, k, n_prompt, n_gen, extra):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
@@ -96,7 +137,7 @@ def run_adak(cli, path, threads, k, n_prompt, n_gen, extra):
     with open(out) as f:
         r = json.load(f)
     os.unlink(out)
-    return r["prefill_tps"], r["decode_tps"]
+    return r.get("prefill_tps"), r["decode_tps"]
 
 
 class IkEngine:
@@ -139,6 +180,8 @@ def main():
     ap.add_argument("--json", default=os.path.join(CACHE, "bench", "compare.json"))
     ap.add_argument("--ik-python", default=os.environ.get("ADAK_IK_PYTHON", ""),
                     help="Python with ik-llama-cpp-python: adds ik_llama.cpp (run-time repack) as a column")
+    ap.add_argument("--sessions", default="", help="comma list of N: aggregate decode of N parallel sequences "
+                    "(libadak: `bench --sessions N`; llama.cpp: N seq_ids per llama_decode) instead of the usual rows")
     a = ap.parse_args()
 
     rows = []
@@ -163,13 +206,16 @@ def main():
         keep = a.rows.split(",")
         rows = [r for r in rows if any(r[0].startswith(p) for p in keep)]
 
-    results = []
-    cache = {}
     kv_type = CONFIGS[a.config][0]
     model, flags = cpu_flags()
     print(f"CPU {model}; flags {' '.join(flags)}; ADAK_CPU={os.environ.get('ADAK_CPU', '(auto)')}")
-    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}, rounds {a.rounds}, "
-          f"llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type}, flash attention {CONFIGS[a.config][1]})\n")
+    print(f"threads {a.threads}, prompt {a.prompt}, decode {a.gen}{' per stream' if a.sessions else ''}, "
+          f"rounds {a.rounds}, llama.cpp {llama_cpp.__version__} config {a.config} (KV {kv_type}, "
+          f"flash attention {CONFIGS[a.config][1]})\n")
+    if a.sessions:
+        return main_sessions(a, rows, [int(n) for n in a.sessions.split(",")], kv_type, model)
+    results = []
+    cache = {}
     ik = bool(a.ik_python)
     if ik:
         print("ik_llama.cpp: run-time repack on, flash attention on (ik columns; ratios are libadak / ik_llama.cpp)\n")
@@ -226,6 +272,33 @@ def main():
                    "llama_cpp": llama_cpp.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    "rows": results}, f, indent=1)
     print(f"\nwrote {a.json}")
+
+
+def main_sessions(a, rows, counts, kv_type, model):
+    """Aggregate decode tok/s with N concurrent streams, both engines alternately per round."""
+    print("| row | N | decode adak (aggregate) | per stream | decode llama.cpp (aggregate) | ratio |")
+    print("|---|---|---|---|---|---|")
+    results = []
+    for label, path, k in rows:
+        arch, vocab, _ = gguf_info(path)
+        for n in counts:
+            ours, ref = [], []
+            for _ in range(a.rounds):
+                ours.append(run_adak(a.cli, path, a.threads, k, a.prompt, a.gen,
+                                     ["--kv-type", kv_type, "--sessions", str(n)])[1])
+                ref.append(run_llamacpp_parallel(path, arch, vocab, a.threads, k, a.prompt, a.gen, n, a.config))
+            r = {"row": label, "sessions": n, "decode_adak": statistics.median(ours),
+                 "decode_llamacpp": statistics.median(ref), "runs": {"adak": ours, "llamacpp": ref}}
+            r["ratio"] = r["decode_adak"] / r["decode_llamacpp"]
+            results.append(r)
+            print(f"| {label} | {n} | {r['decode_adak']:.2f} | {r['decode_adak'] / n:.2f} | "
+                  f"{r['decode_llamacpp']:.2f} | {r['ratio']:.2f} |", flush=True)
+    out = a.json.replace(".json", "-sessions.json")
+    with open(out, "w") as f:
+        json.dump({"threads": a.threads, "rounds": a.rounds, "prompt": a.prompt, "gen": a.gen, "config": a.config,
+                   "cpu": model, "llama_cpp": llama_cpp.__version__,
+                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": results}, f, indent=1)
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@
 #include <stdint.h>
 
 #define ADAK_VERSION_MAJOR 0
-#define ADAK_VERSION_MINOR 5
+#define ADAK_VERSION_MINOR 6
 #define ADAK_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 300 for 0.3.0. */
 #define ADAK_VERSION_NUMBER \
@@ -1372,6 +1372,41 @@ int adak_quantize_params_init(adak_quantize_params *params, size_t size);
  * ADAK_ERR_OUT_OF_MEMORY. Thread-safe.
  */
 int adak_model_quantize(const char *in_path, const char *out_path, const adak_quantize_params *params);
+
+/* ===========================================================================
+ * Batched decoding of several sessions (since 0.6)
+ * ========================================================================= */
+
+/**
+ * Appends tokens to several sessions of ONE model and runs them in ONE forward
+ * pass, as llama_decode runs a llama_batch of several sequences: every weight
+ * matrix is read once for all rows (the dense products take all rows as one
+ * batch; each MoE row keeps its session's routing policy, allocator and
+ * budget), while RoPE, the KV cache and attention are per session. Each
+ * session then holds the logits of its last token, exactly those
+ * adak_session_evaluate would give for the same tokens alone (bit for bit),
+ * and is sampled as usual (adak_session_sample with its own settings).
+ *
+ * `tokens` holds the sessions' tokens back to back (session 0's first);
+ * n_tokens[i] of them belong to sessions[i] (n_tokens NULL: one token each,
+ * the decode step). A token left pending by adak_session_generate is
+ * evaluated first (then n_tokens[i] may be 0). Decode tokens and chunks of
+ * newcomers' prompts mix in one call; a server keeps long prompts from
+ * stalling the streams by giving each step every decoding session's token
+ * first and then at most a fixed number of prompt tokens (python/adak/server.py).
+ * The pass runs with sessions[0]'s threads and working memory: all tokens
+ * together must fit its n_batch. Sessions must be distinct; a session must
+ * not be used by another thread during the call.
+ * Errors (no session changes): ADAK_ERR_INVALID_ARGUMENT (NULL/invalid or
+ * repeated sessions, sessions of different models, n_sessions 0 or above
+ * 65536, NULL tokens with tokens to read, a token outside [0, n_vocab), a
+ * session with nothing to evaluate, more tokens than n_batch, a call from a
+ * session's own token callback), ADAK_ERR_CONTEXT_FULL (a session's tokens do
+ * not fit its context), ADAK_ERR_UNSUPPORTED (several sessions of a model with
+ * multi-head latent attention), ADAK_ERR_OUT_OF_MEMORY.
+ */
+int adak_batch_decode(adak_session *const *sessions, size_t n_sessions, const adak_token *tokens,
+                      const size_t *n_tokens);
 
 #ifdef __cplusplus
 }

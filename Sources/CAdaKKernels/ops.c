@@ -457,3 +457,16 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
     }
 #undef N_USE
 }
+
+void akk_attention_seqs(const akk_attn_seq *seqs, int n_seqs, int64_t q_stride, int64_t k_stride,
+                        int64_t out_stride, int n_head, int n_head_kv, int head_dim, float scale, int nthreads) {
+    if (nthreads <= 0) nthreads = omp_get_max_threads();
+    if (nthreads > n_seqs) nthreads = n_seqs;
+    /* inside, each akk_attention runs on its calling thread (a nested region of one thread) */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int i = 0; i < n_seqs; i++) {
+        const akk_attn_seq *s = &seqs[i];
+        akk_attention(s->q, q_stride, s->k, k_stride, s->vt, s->vt_stride, s->out, out_stride, s->n_tok, s->pos0,
+                      n_head, n_head_kv, head_dim, scale, s->scratch, s->n_ctx, s->kv_type, 1);
+    }
+}

@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
     @Option(help: "KV cache type: f32 or f16") var kvType = "f32"
     @Flag(help: "Time the steps of each decoded token (attention, projections, routing, experts, ...) and print where the time goes")
     var phases = false
+    @Option(help: "Concurrent sessions decoded in batched steps (one forward pass per step for all)") var sessions = 1
     @OptionGroup var routing: RoutingOptions
 
     /// The benchmark's token ids (also used by bench/compare_llamacpp.py): deterministic,
@@ -41,6 +42,7 @@ struct Bench: ParsableCommand {
         sp.contextSize = promptTokens + genTokens + 1
         sp.kvType = kv
         sp.sampling = .greedy
+        if sessions > 1 { return try runSessions(m, sp) }
         let s = try Session(model: m, params: sp)
         try routing.apply(to: s)
         let vocab = m.config.nVocab
@@ -116,6 +118,57 @@ struct Bench: ParsableCommand {
                 "bandwidth_gbs": bw, "roofline_tps": roof, "bandwidth_runs": bandwidth,
                 "roofline_percent": roofPercent, "phases_us_per_token": phases ? phaseTable : NSNull(),
                 "kv_cache_bytes": m.kvBytesPerToken(position: sp.contextSize - 1, kvType: kv),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
+
+extension Bench {
+    /// `--sessions N`: N sessions prefill their own prompts (one at a time), then decode
+    /// `genTokens` steps in which ONE forward pass advances all N (Session.evaluate(batch:)).
+    /// Reports aggregate and per-stream decode tokens/s (medians over the rounds).
+    func runSessions(_ m: Model, _ sp: SessionParams) throws {
+        guard sessions <= 512 else { throw ValidationError("--sessions must be at most 512") }
+        let all = try (0..<sessions).map { _ in try Session(model: m, params: sp) }
+        for s in all { try routing.apply(to: s) }
+        let vocab = m.config.nVocab
+        // stream i: its own prompt and decode tokens (stream 0's are the single-session bench's)
+        let prompts = (0..<sessions).map { Self.tokenIds(count: promptTokens, offset: $0 * 7, vocab: vocab) }
+        let gens = (0..<sessions).map { Self.tokenIds(count: genTokens, offset: promptTokens + $0 * 7, vocab: vocab) }
+        try all[0].evaluate(Array(prompts[0].prefix(8)))   // warm-up: touch every weight once
+        // each round also decodes stream 0 alone right before, so the speed-up compares runs
+        // made under the same load (the host may be shared)
+        var decode: [Double] = [], alone: [Double] = []
+        for _ in 0..<rounds {
+            all[0].reset()
+            try all[0].evaluate(prompts[0])
+            let a0 = now()
+            for t in gens[0] { try all[0].evaluate([t]) }
+            alone.append(Double(genTokens) / (now() - a0))
+            for (s, p) in zip(all, prompts) {
+                s.reset()
+                try s.evaluate(p)
+                s.resetStats()
+            }
+            let t0 = now()
+            for t in 0..<genTokens { try Session.evaluate(batch: all.indices.map { (all[$0], [gens[$0][t]]) }) }
+            decode.append(Double(sessions * genTokens) / (now() - t0))
+        }
+        let speedup = median(zip(decode, alone).map { $0 / $1 })
+        let agg = median(decode), k = m.config.isMoE ? all.map { $0.stats.meanK }.reduce(0, +) / Double(sessions) : 0
+        print("model: \(model)")
+        print("  \(m.config.arch), \(m.config.nLayer) layers, d \(m.config.nEmbd), experts \(m.config.nExpert) (native K \(m.config.nExpertUsed)), threads \(all[0].threads), routing \(all[0].routing.policy.rawValue), sessions \(sessions)")
+        print("| sessions | aggregate decode tok/s | per-stream decode tok/s | one session alone tok/s | aggregate / alone | mean k |")
+        print("|---|---|---|---|---|---|")
+        print("| \(sessions) | \(fmt(agg, 2)) | \(fmt(agg / Double(sessions), 2)) | \(fmt(median(alone), 2)) | \(fmt(speedup, 2)) | \(fmt(k, 2)) |")
+        if let json {
+            let obj: [String: Any] = [
+                "model": model, "threads": all[0].threads, "routing": all[0].routing.policy.rawValue,
+                "sessions": sessions, "prompt_tokens": promptTokens, "gen_tokens": genTokens, "rounds": rounds,
+                "decode_tps": agg, "decode_tps_per_stream": agg / Double(sessions), "decode_runs": decode, "k": k,
+                "alone_runs": alone, "speedup_vs_alone": speedup,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))

@@ -149,6 +149,13 @@ static void null_and_bogus_handles(void) {
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_sample(bogus_session, &t), "adak_session_sample");
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_generate(NULL, &t, 1, 4, NULL, NULL, &n), "adak_session_generate");
     CHECK(n == 0);
+    /* Batched decoding (0.6). */
+    adak_session *batch[2] = {bogus_session, NULL};
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_batch_decode(NULL, 1, &t, NULL), "adak_batch_decode");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_batch_decode(batch, 1, &t, NULL), "adak_batch_decode");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_batch_decode(batch + 1, 1, &t, NULL), "adak_batch_decode");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_batch_decode(batch, 0, &t, NULL), "adak_batch_decode");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_batch_decode(batch, (size_t)-1, &t, NULL), "adak_batch_decode");
 
     /* Routing, budget, allocators, stats (0.2). */
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_set_string(NULL, "routing", "top_p"), "adak_session_set_string");

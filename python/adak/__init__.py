@@ -39,7 +39,7 @@ from . import _lib
 __all__ = ["AdakError", "InvalidArgumentError", "AdakTypeError", "AdakFileNotFoundError", "AdakIOError",
            "FormatError", "UnsupportedError", "AdakMemoryError", "ContextFullError", "CancelledError",
            "BufferTooSmallError", "Model", "Session", "Allocator", "RoutingStats", "load_allocator",
-           "carve", "train_allocator", "TrainProgress", "quantize", "QUANT_TYPES",
+           "batch_decode", "carve", "train_allocator", "TrainProgress", "quantize", "QUANT_TYPES",
            "set_log_callback", "log_to_logging", "ROUTING_POLICIES", "LOG_ERROR", "LOG_WARN",
            "LOG_INFO", "LOG_DEBUG", "version", "version_number", "library_path"]
 
@@ -909,6 +909,21 @@ class Session(_Owned):
         if self._handle is None:
             return "<adak.Session closed>"
         return f"<adak.Session position={self.position}/{self.n_ctx}>"
+
+
+def batch_decode(sessions: Sequence["Session"], tokens: Sequence[Sequence[int]]) -> None:
+    """Appends ``tokens[i]`` to ``sessions[i]`` for every i in ONE forward pass
+    (``adak_batch_decode``): the sessions (of one model) share each weight read; each keeps its
+    cache, sampling and routing settings, and afterwards holds the logits of its last token,
+    equal to those of evaluating the same tokens alone. All tokens together must fit the first
+    session's ``n_batch``; a decode step passes one token per session, a newcomer a prompt chunk."""
+    if len(sessions) != len(tokens):
+        raise InvalidArgumentError(_lib.ERR_INVALID_ARGUMENT,
+                                   f"{len(sessions)} sessions but {len(tokens)} token lists")
+    handles = (ctypes.c_void_p * max(len(sessions), 1))(*[s.handle for s in sessions])
+    counts = (ctypes.c_size_t * max(len(tokens), 1))(*[len(t) for t in tokens])
+    flat = _tokens_array([t for ts in tokens for t in ts])
+    _check(_C.adak_batch_decode(handles, len(sessions), flat, counts))
 
 
 def _drain(q: "queue.Queue") -> None:

@@ -206,6 +206,7 @@ _PROTOTYPES = {
     "adak_session_logits": (ctypes.POINTER(ctypes.c_float), [_P, ctypes.POINTER(_SIZE), ctypes.POINTER(_SIZE)]),
     "adak_session_copy_logits": (ctypes.c_int, [_P, _SIZE, ctypes.POINTER(ctypes.c_float), _SIZE]),
     "adak_session_sample": (ctypes.c_int, [_P, ctypes.POINTER(_I32)]),
+    "adak_batch_decode": (ctypes.c_int, [ctypes.POINTER(_P), _SIZE, ctypes.POINTER(_I32), ctypes.POINTER(_SIZE)]),
     "adak_session_generate": (
         ctypes.c_int,
         [_P, ctypes.POINTER(_I32), _SIZE, _I32, TOKEN_CALLBACK, _P, ctypes.POINTER(_SIZE)],

@@ -10,9 +10,9 @@ policy name or {"policy": ..., "k": .., "p": .., "k_max": ..}), ``allocator`` (a
 of static Top-K's expert FLOPs) and ``ignore_eos``; ``usage`` reports the expert-FLOPs fraction
 and mean k the request achieved.
 
-Decoding runs in a :class:`Scheduler`: a pool of ``--parallel`` sessions of the one shared model,
-one request per session, each generation a blocking C call in its own worker thread. A batched
-decoder (several sessions in one forward pass) can replace it behind the same ``submit`` call.
+Decoding runs in a :class:`Scheduler`: ``--parallel`` sessions of the one shared model, one
+request per session, all advanced together in batched steps (one forward pass per step for every
+running request, ``adak.batch_decode``), newcomers' prompts evaluated in chunks between them.
 """
 
 from __future__ import annotations
@@ -44,10 +44,6 @@ try:
 except ImportError as e:  # pragma: no cover - a clear message instead of a traceback
     raise SystemExit(f"adak.server needs FastAPI and uvicorn: pip install 'adak[server]' ({e})")
 
-# Why a generation stopped (Session.stop_reason) -> OpenAI's finish_reason.
-_FINISH = {"end_of_generation": "stop", "stop_string": "stop", "max_tokens": "length", "context_full": "length",
-           "callback": "cancelled"}
-
 
 # -- errors ----------------------------------------------------------------------------------
 class APIError(Exception):
@@ -78,7 +74,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     parallel: int = 1              # sessions (requests decoded at once)
-    threads: int = 0               # compute threads per session (0: cores / parallel)
+    threads: int = 0               # compute threads of the batched steps (0: all cores)
     n_ctx: int = 2048              # context per session
     queue_size: int = 64           # requests waiting for a session beyond which 429
     queue_timeout: float = 300.0   # seconds a request may wait for a session before 503
@@ -86,6 +82,7 @@ class ServerConfig:
     max_tokens_limit: int = 2048   # the largest max_tokens a request may ask for
     allocators: Dict[str, str] = field(default_factory=dict)   # name -> allocator file
     default_routing: str = "topk"
+    prefill_chunk: int = 64        # prompt tokens per batched step (beside one token per stream)
 
     def __post_init__(self) -> None:
         if not self.model_id:
@@ -164,32 +161,64 @@ class Metrics:
 
 
 # -- the scheduler ---------------------------------------------------------------------------
+class _Stream:
+    """A running job on its session: prompt tokens still to evaluate, the token to feed next,
+    text held back while it may begin a stop string, and the tokens produced."""
+
+    def __init__(self, job: Job, session: adak.Session):
+        self.job, self.session = job, session
+        self.left: List[int] = list(job.prompt)
+        self.next: Optional[int] = None
+        self.held = b""
+        self.stops = [s.encode("utf-8") for s in job.stop]
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.produced = 0
+
+    def emit_bytes(self, data: bytes, final: bool = False) -> None:
+        text = self.decoder.decode(data, final=final)
+        if text:
+            self.job.emit("text", text)
+
+    def held_suffix(self) -> int:
+        """Bytes at the end of ``held`` that begin some stop string (held back)."""
+        keep = 0
+        for s in self.stops:
+            for n in range(min(len(s) - 1, len(self.held)), keep, -1):
+                if self.held.endswith(s[:n]):
+                    keep = n
+                    break
+        return keep
+
+
 class Scheduler:
-    """Runs jobs on a pool of sessions of one model: one job per session at a time, each in the
-    session's worker thread (the C calls block; sessions of one model may run on different
-    threads). ``submit`` queues a job or raises 429 when ``queue_size`` jobs already wait.
-    This is the seam for a batched decoder: anything with ``submit``, ``busy``, ``waiting``,
-    ``slots`` and ``close`` can take its place."""
+    """Decodes up to ``parallel`` requests at once in batched steps: one thread runs every step
+    as ONE forward pass over the sessions of the one model (``adak.batch_decode``): first one
+    token of every stream that is decoding, then prompt tokens of newcomers up to
+    ``prefill_chunk`` per step, so a long prompt never stalls the streams. Each session keeps
+    its request's sampling, routing, allocator and budget. ``submit`` queues a job or raises 429
+    when ``queue_size`` jobs already wait."""
 
     def __init__(self, model: adak.Model, config: ServerConfig, allocators: Dict[str, adak.Allocator],
                  metrics: Metrics):
         self.model, self.config, self.allocators, self.metrics = model, config, allocators, metrics
         self.slots = config.parallel
         self.busy = 0
-        self._running: set = set()
         self._queue: "queue.Queue[Optional[Job]]" = queue.Queue(maxsize=config.queue_size)
-        self._lock = threading.Lock()
         self.closing = False
         self.moe = bool(model.moe_layers)
         self.eog = [t for t in range(model.n_vocab) if model.is_eog(t)]
-        threads = config.threads or max(1, (os.cpu_count() or 1) // config.parallel)
-        self._sessions = [model.session(n_ctx=config.n_ctx, n_threads=threads) for _ in range(config.parallel)]
-        self._workers = [threading.Thread(target=self._work, args=(s,), name=f"adak-slot-{i}", daemon=True)
-                         for i, s in enumerate(self._sessions)]
+        self._eog = set(self.eog)
+        self._pieces: Dict[int, bytes] = {}
+        threads = config.threads or (os.cpu_count() or 1)
+        n_batch = config.parallel + config.prefill_chunk
+        self._sessions = [model.session(n_ctx=config.n_ctx, n_threads=threads, n_batch=n_batch)
+                          for _ in range(config.parallel)]
+        self._free = list(self._sessions)
+        self._streams: List[_Stream] = []
         # the library's routing defaults, restored before every request
         self._routing_defaults = self._sessions[0].routing if self.moe else {}
-        for w in self._workers:
-            w.start()
+        self._worker = threading.Thread(target=self._work, name="adak-batch", daemon=True)
+        self._worker.start()
 
     @property
     def waiting(self) -> int:
@@ -206,11 +235,8 @@ class Scheduler:
                            code="queue_full") from None
 
     def close(self) -> None:
-        """Answers waiting jobs 503, stops running ones, ends the workers, frees the sessions."""
+        """Answers waiting jobs 503, stops running ones, ends the worker, frees the sessions."""
         self.closing = True
-        with self._lock:
-            for job in self._running:
-                job.cancel.set()
         while True:
             try:
                 job = self._queue.get_nowait()
@@ -218,18 +244,31 @@ class Scheduler:
                 break
             if job is not None:
                 job.emit("error", APIError(503, "the server is shutting down", code="unavailable"))
-        for _ in self._workers:
-            self._queue.put(None)
-        for w in self._workers:
-            w.join()
+        self._queue.put(None)
+        self._worker.join()
         for s in self._sessions:
             s.close()
 
-    def _work(self, session: adak.Session) -> None:
+    # -- the decode loop --
+    def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
+            if not self._admit():
+                break
+            if self._streams:
+                self._step()
+        for st in list(self._streams):
+            st.job.emit("error", APIError(503, "the server is shutting down", code="unavailable"))
+            self._release(st)
+
+    def _admit(self) -> bool:
+        """Takes waiting jobs while sessions are free (blocks while nothing runs); False: close."""
+        while self._free:
+            try:
+                job = self._queue.get(block=not self._streams)
+            except queue.Empty:
+                return True
+            if job is None or self.closing:
+                return False
             if job.cancel.is_set():  # its client left while it waited
                 self.metrics.count("cancelled")
                 continue
@@ -238,23 +277,100 @@ class Scheduler:
                                                 "retry later", code="queue_timeout"))
                 self.metrics.count("timeout")
                 continue
-            with self._lock:
-                self.busy += 1
-                self._running.add(job)
+            session = self._free.pop()
             try:
-                event: Tuple[Any, ...] = self._run(session, job)
-            except adak.AdakError as e:
-                status = 400 if e.status in (_lib.ERR_INVALID_ARGUMENT, _lib.ERR_UNSUPPORTED) else 500
-                event = ("error", APIError(status, e.message))
-                self.metrics.count("error")
+                self._configure(session, job)
             except Exception as e:  # noqa: BLE001 - answered, never fatal to the worker
-                event = ("error", APIError(500, f"internal error: {e}"))
+                self._free.append(session)
+                job.emit("error", self._api_error(e))
+                continue
+            self.busy += 1
+            self._streams.append(_Stream(job, session))
+            job.emit("started")
+        return True
+
+    def _step(self) -> None:
+        """One forward pass: decode tokens first, then prompt chunks up to ``prefill_chunk``."""
+        for st in [s for s in self._streams if s.job.cancel.is_set() or self.closing]:
+            self._finish(st, "cancelled")
+        entries: List[Tuple[_Stream, List[int]]] = [(st, [st.next]) for st in self._streams if st.next is not None]
+        budget = self.config.prefill_chunk
+        for st in self._streams:
+            if st.left and budget > 0:
+                chunk, st.left = st.left[:budget], st.left[budget:]
+                entries.append((st, chunk))
+                budget -= len(chunk)
+        if not entries:
+            return
+        try:
+            adak.batch_decode([st.session for st, _ in entries], [toks for _, toks in entries])
+        except Exception as e:  # noqa: BLE001 - the step's requests fail, the server goes on
+            for st, _ in entries:
+                st.job.emit("error", self._api_error(e))
                 self.metrics.count("error")
-            finally:
-                with self._lock:
-                    self.busy -= 1
-                    self._running.discard(job)
-            job.emit(*event)  # after the slot is free: a client that got its answer sees it free
+                self._release(st)
+            return
+        for st, _ in entries:
+            st.next = None
+            if not st.left:  # the prompt is done: sample the next token
+                self._sample(st)
+
+    def _sample(self, st: _Stream) -> None:
+        token = st.session.sample()
+        if token in self._eog:
+            if st.held:
+                st.emit_bytes(st.held)
+            self._finish(st, "stop")
+            return
+        st.produced += 1
+        self.metrics.add_tokens(1)
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.model.token_to_piece(token)
+        full = st.session.position >= self.config.n_ctx  # no room to evaluate this token
+        last = st.produced >= st.job.max_tokens or full
+        if st.stops:
+            st.held += piece
+            cuts = [i for i in (st.held.find(s) for s in st.stops) if i >= 0]
+            if cuts:
+                st.emit_bytes(st.held[:min(cuts)])
+                self._finish(st, "stop")
+                return
+            keep = 0 if last else st.held_suffix()
+            piece, st.held = st.held[:len(st.held) - keep], st.held[len(st.held) - keep:]
+        st.emit_bytes(piece)
+        if last:
+            self._finish(st, "length")
+        else:
+            st.next = token
+
+    def _finish(self, st: _Stream, finish: str) -> None:
+        st.emit_bytes(b"", final=True)
+        job = st.job
+        if job.cancel.is_set() or self.closing:
+            finish = "cancelled"
+        stats = st.session.stats if self.moe else None
+        self.metrics.add_request(len(job.prompt), stats)
+        self.metrics.count("cancelled" if finish == "cancelled" else "ok")
+        usage: Dict[str, Any] = {"prompt_tokens": len(job.prompt), "completion_tokens": st.produced,
+                                 "total_tokens": len(job.prompt) + st.produced}
+        if stats is not None:
+            usage.update(expert_flops_fraction=stats.expert_fraction, mean_k=stats.mean_k,
+                         k_native=stats.k_native, routed_tokens=stats.tokens)
+        self._release(st)
+        job.emit("done", finish, usage)  # after the slot is free: a client that got its answer sees it free
+
+    def _release(self, st: _Stream) -> None:
+        self._streams.remove(st)
+        self._free.append(st.session)
+        self.busy -= 1
+
+    @staticmethod
+    def _api_error(e: Exception) -> APIError:
+        if isinstance(e, adak.AdakError):
+            status = 400 if e.status in (_lib.ERR_INVALID_ARGUMENT, _lib.ERR_UNSUPPORTED) else 500
+            return APIError(status, e.message)
+        return APIError(500, f"internal error: {e}")
 
     def _configure(self, session: adak.Session, job: Job) -> None:
         """Applies the request's settings to a pooled session, all of them, so nothing of the
@@ -271,40 +387,6 @@ class Scheduler:
         session.set_logit_bias({t: float("-inf") for t in self.eog} if job.ignore_eos else {})
         session.reset()
         session.reset_stats()
-
-    def _run(self, session: adak.Session, job: Job) -> Tuple[Any, ...]:
-        """Decodes ``job`` on ``session``, emitting its text; returns the closing event."""
-        self._configure(session, job)
-        job.emit("started")
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        produced = 0
-        eog = set(self.eog)
-        pieces = session.generate_tokens(job.prompt, job.max_tokens, stop=job.stop)
-        try:
-            for token, piece in pieces:
-                if job.cancel.is_set():
-                    break  # closing the generator stops the library's generation
-                text = decoder.decode(piece)
-                if text:
-                    job.emit("text", text)
-                if token not in eog:  # an end token only brings text held back for a stop string
-                    produced += 1
-                    self.metrics.add_tokens(1)
-        finally:
-            pieces.close()
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            job.emit("text", tail)
-        finish = "cancelled" if job.cancel.is_set() else _FINISH.get(session.stop_reason or "", "stop")
-        stats = session.stats if self.moe else None
-        self.metrics.add_request(len(job.prompt), stats)
-        self.metrics.count("cancelled" if finish == "cancelled" else "ok")
-        usage: Dict[str, Any] = {"prompt_tokens": len(job.prompt), "completion_tokens": produced,
-                                 "total_tokens": len(job.prompt) + produced}
-        if stats is not None:
-            usage.update(expert_flops_fraction=stats.expert_fraction, mean_k=stats.mean_k,
-                         k_native=stats.k_native, routed_tokens=stats.tokens)
-        return ("done", finish, usage)
 
 
 # -- request parsing -------------------------------------------------------------------------
@@ -729,7 +811,9 @@ def parse_args(argv: Optional[List[str]] = None) -> ServerConfig:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free one; the line 'listening on' tells)")
     p.add_argument("--parallel", "-np", type=int, default=1, help="requests decoded at once (sessions)")
-    p.add_argument("--threads", "-t", type=int, default=0, help="compute threads per session (0: cores / parallel)")
+    p.add_argument("--threads", "-t", type=int, default=0, help="compute threads (0: all cores)")
+    p.add_argument("--prefill-chunk", type=int, default=64,
+                   help="prompt tokens evaluated per step beside the streams' tokens (default 64)")
     p.add_argument("--ctx", type=int, default=2048, help="context tokens per session")
     p.add_argument("--queue", type=int, default=64, help="requests that may wait for a session (more: 429)")
     p.add_argument("--queue-timeout", type=float, default=300.0,
@@ -749,12 +833,13 @@ def parse_args(argv: Optional[List[str]] = None) -> ServerConfig:
         allocators[name] = path
     for name, value, lo in (("--parallel", a.parallel, 1), ("--ctx", a.ctx, 16), ("--queue", a.queue, 1),
                             ("--max-request-bytes", a.max_request_bytes, 1024), ("--max-tokens", a.max_tokens, 1),
-                            ("--threads", a.threads, 0)):
+                            ("--threads", a.threads, 0), ("--prefill-chunk", a.prefill_chunk, 1)):
         if value < lo:
             p.error(f"{name} must be at least {lo}")
     return ServerConfig(model=a.model, model_id=a.model_id, host=a.host, port=a.port, parallel=a.parallel,
                         threads=a.threads, n_ctx=a.ctx, queue_size=a.queue, queue_timeout=a.queue_timeout, max_request_bytes=a.max_request_bytes,
-                        max_tokens_limit=a.max_tokens, allocators=allocators, default_routing=a.routing)
+                        max_tokens_limit=a.max_tokens, allocators=allocators, default_routing=a.routing,
+                        prefill_chunk=a.prefill_chunk)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -96,7 +96,7 @@ final class ForwardState {
         (logits.p).update(from: logits.p + v, count: rows * v)
     }
 
-    enum LogitRows { case none, last, all(firstRow: Int) }
+    enum LogitRows { case none, last, all(firstRow: Int), lastOfEach }
 
     /// y[t] = W · input[t] for `n` rows of `input`.
     @inline(__always)
@@ -123,9 +123,30 @@ final class ForwardState {
         akk_matmul_multi(mmJobs, 3, Int32(threads))
     }
 
+    /// Rows `start..<start+count` of a batched pass belong to one sequence: `owner` holds its KV
+    /// cache (and gets its logits), `pos0` is the position of its first row, `router` its routing.
+    struct Segment {
+        let owner: ForwardState
+        let start: Int
+        let count: Int
+        let pos0: Int
+        let router: RouterState
+    }
+
+    /// One sequence (this state's own cache): a batch of one segment.
     func forward(tokens: UnsafeBufferPointer<Int32>, pos0: Int, router: RouterState, logits want: LogitRows) {
+        forward(tokens: tokens, segments: [Segment(owner: self, start: 0, count: tokens.count, pos0: pos0, router: router)],
+                logits: want)
+    }
+
+    /// The forward pass over `tokens`, cut into `segments` of different sequences (Batch.swift):
+    /// every matrix reads its weights once for all rows; RoPE, the KV cache and attention are per
+    /// segment on its owner's cache; each segment routes with its own settings. Several segments
+    /// take `.lastOfEach`: this state's logits hold row i = the last row of segment i.
+    func forward(tokens: UnsafeBufferPointer<Int32>, segments: [Segment], logits want: LogitRows) {
         let c = config
         let n = tokens.count
+        let pos0 = segments[0].pos0
         let d = c.nEmbd, hd = c.headDim
         let qDim = c.nHead * hd, kvDim = c.nHeadKV * hd
         let x = x.p, xn = xn.p, q = q.p, k = k.p, v = v.p, attn = attn.p, tmp = tmp.p
@@ -146,7 +167,7 @@ final class ForwardState {
             for t in 0..<n { akk_rmsnorm(x + t * d, L.attnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
-            if let mla = L.mla, let scratch = mlaScratch {
+            if let mla = L.mla, let scratch = mlaScratch {   // one segment (Batch.swift refuses more)
                 DeepSeek2.attention(self, mla, wo: L.wo, scratch: scratch, layer: il, rows: n, pos0: pos0, out: tmp)
                 clock?.end(.attention)
                 addResidual(x, tmp, n * d)
@@ -172,44 +193,52 @@ final class ForwardState {
             }
             clock?.end(.qkv)
             let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
-            for t in 0..<n where !c.rope.isYaRN {
-                akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
-                akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos0 + t), c.ropeFreqBase, neox)
-            }
-            for t in 0..<n where c.rope.isYaRN {
-                c.rope.apply(q + t * qDim, nHead: c.nHead, headStride: hd, nRot: c.nRot, pos: pos0 + t, freqBase: c.ropeFreqBase, neox: neox != 0)
-                c.rope.apply(k + t * kvDim, nHead: c.nHeadKV, headStride: hd, nRot: c.nRot, pos: pos0 + t, freqBase: c.ropeFreqBase, neox: neox != 0)
-            }
-            let kc = kCache(il), vc = vCache(il)
-            switch kvType {
-            case .f32:
-                (kc + pos0 * kvDim).update(from: k, count: n * kvDim)
-                for t in 0..<n {
-                    let vt = v + t * kvDim, col = vc + pos0 + t
-                    for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+            for seg in segments {
+            for t in seg.start..<(seg.start + seg.count) {
+                let pos = seg.pos0 + t - seg.start
+                if c.rope.isYaRN {
+                    c.rope.apply(q + t * qDim, nHead: c.nHead, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
+                    c.rope.apply(k + t * kvDim, nHead: c.nHeadKV, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
+                } else {
+                    akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
+                    akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
                 }
-            case .f16: // ggml_cpy f32 -> f16: round to nearest even (F16C or its scalar twin)
-                let kh = UnsafeMutableRawPointer(kc).assumingMemoryBound(to: UInt16.self)
-                let vh = UnsafeMutableRawPointer(vc).assumingMemoryBound(to: UInt16.self)
-                akk_fp32_to_fp16_row(k, kh + pos0 * kvDim, Int64(n * kvDim))
-                // V rounded as one row (F16C) into `attn`, free until the attention writes it
-                let v16 = UnsafeMutableRawPointer(attn).assumingMemoryBound(to: UInt16.self)
-                akk_fp32_to_fp16_row(v, v16, Int64(n * kvDim))
-                for t in 0..<n {
-                    let vt = v16 + t * kvDim, col = vh + pos0 + t
-                    for i in 0..<kvDim { col[i * nCtx] = vt[i] }
-                }
+            }
+            }
+            // V rounded to f16 goes through `attn`, free until the attention writes it
+            for seg in segments {
+                seg.owner.storeKV(layer: il, k: k + seg.start * kvDim, v: v + seg.start * kvDim, rows: seg.count,
+                                  pos0: seg.pos0, scratch: attn + seg.start * qDim)
             }
             clock?.end(.ropeKV)
             let scale = c.attentionScale ?? 1 / Float(hd).squareRoot()
             let window = c.swaLayers.isEmpty || !c.swaLayers[il] ? 0 : c.slidingWindow
-            if L.sinks != nil || window > 0 {
-                // Attention.swift: sinks and sliding windows (gpt-oss)
-                attendWithSinks(q: q, k: kc, vt: vc, out: attn, rows: n, pos0: pos0, scale: scale, sinks: L.sinks, window: window)
+            if segments.count > 1 && L.sinks == nil && window == 0 {
+                // several sequences: one parallel region, a sequence per thread at a time
+                let seqs = segments.map { g in
+                    akk_attn_seq(q: q + g.start * qDim, out: attn + g.start * qDim, k: g.owner.kCache(il),
+                                 vt: g.owner.vCache(il), vt_stride: Int64(g.owner.nCtx), scratch: g.owner.attnScratch.p,
+                                 n_tok: Int32(g.count), pos0: Int32(g.pos0), n_ctx: Int32(g.owner.nCtx),
+                                 kv_type: g.owner.kvType.ggmlType)
+                }
+                akk_attention_seqs(seqs, Int32(seqs.count), Int64(qDim), Int64(kvDim), Int64(qDim), Int32(c.nHead),
+                                   Int32(c.nHeadKV), Int32(hd), scale, Int32(threads))
             } else {
-                akk_attention(q, Int64(qDim), kc, Int64(kvDim), vc, Int64(nCtx), attn, Int64(qDim), Int32(n),
-                              Int32(pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), scale,
-                              attnScratch.p, Int32(nCtx), kvType.ggmlType, Int32(threads))
+            for seg in segments {
+                let o = seg.owner, qs = q + seg.start * qDim, out = attn + seg.start * qDim
+                let kc = o.kCache(il), vc = o.vCache(il)
+                if L.sinks != nil || window > 0 {
+                    // Attention.swift: sinks and sliding windows (gpt-oss)
+                    o.attendWithSinks(q: qs, k: kc, vt: vc, out: out, rows: seg.count, pos0: seg.pos0, scale: scale,
+                                      sinks: L.sinks, window: window)
+                } else {
+                    // the owner's scratch holds max(its threads, heads) rows; the values do not
+                    // depend on the thread count
+                    akk_attention(qs, Int64(qDim), kc, Int64(kvDim), vc, Int64(o.nCtx), out, Int64(qDim), Int32(seg.count),
+                                  Int32(seg.pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), scale,
+                                  o.attnScratch.p, Int32(o.nCtx), o.kvType.ggmlType, Int32(min(threads, o.threads)))
+                }
+            }
             }
             clock?.end(.attention)
             inB.set(attn, rows: n, cols: qDim)
@@ -224,7 +253,7 @@ final class ForwardState {
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
             if L.isMoE, let moe {
-                moe.run(layer: L, index: il, state: self, rows: n, pos0: pos0, router: router, out: tmp, clock: clock)
+                moe.run(layer: L, index: il, state: self, rows: n, segments: segments, out: tmp, clock: clock)
             } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
                 let capture = ffnCapture.map { cap in { (h: UnsafePointer<Float>) in cap(il, n, xn, h) } }
                 swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp, onHidden: capture)
@@ -244,12 +273,46 @@ final class ForwardState {
             linear(model.output, inA, out: logits.p, outStride: vocab)
             if c.logitScale != 1 { let s = 1 / c.logitScale; for i in 0..<vocab { logits.p[i] *= s } }
             clock?.end(.lmHead)
+        case .lastOfEach:
+            for (i, seg) in segments.enumerated() {
+                akk_rmsnorm(x + (seg.start + seg.count - 1) * d, model.outputNorm, xn + i * d, Int64(d), c.rmsEps)
+            }
+            inA.set(xn, rows: segments.count, cols: d)
+            linear(model.output, inA, out: logits.p, outStride: vocab)
+            if c.logitScale != 1 { let s = 1 / c.logitScale; for i in 0..<(segments.count * vocab) { logits.p[i] *= s } }
         case .all(let firstRow):
             for t in 0..<n { akk_rmsnorm(x + t * d, model.outputNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             linear(model.output, inA, out: logits.p + firstRow * vocab, outStride: vocab)
             if c.logitScale != 1 { let s = 1 / c.logitScale; for i in (firstRow * vocab)..<((firstRow + n) * vocab) { logits.p[i] *= s } }
             clock?.end(.lmHead)
+        }
+    }
+
+    /// Writes `rows` rows of K and V (f32) at positions pos0... of this state's cache for `layer`;
+    /// `scratch` (rows × kvDim floats) takes V rounded to f16 for an f16 cache.
+    func storeKV(layer il: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, rows n: Int, pos0: Int,
+                 scratch: UnsafeMutablePointer<Float>) {
+        let kvDim = config.nHeadKV * config.headDim
+        let kc = kCache(il), vc = vCache(il)
+        switch kvType {
+        case .f32:
+            (kc + pos0 * kvDim).update(from: k, count: n * kvDim)
+            for t in 0..<n {
+                let vt = v + t * kvDim, col = vc + pos0 + t
+                for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+            }
+        case .f16: // ggml_cpy f32 -> f16: round to nearest even (F16C or its scalar twin)
+            let kh = UnsafeMutableRawPointer(kc).assumingMemoryBound(to: UInt16.self)
+            let vh = UnsafeMutableRawPointer(vc).assumingMemoryBound(to: UInt16.self)
+            akk_fp32_to_fp16_row(k, kh + pos0 * kvDim, Int64(n * kvDim))
+            // V rounded as one row (F16C), then scattered into the transposed cache
+            let v16 = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
+            akk_fp32_to_fp16_row(v, v16, Int64(n * kvDim))
+            for t in 0..<n {
+                let vt = v16 + t * kvDim, col = vh + pos0 + t
+                for i in 0..<kvDim { col[i * nCtx] = vt[i] }
+            }
         }
     }
 

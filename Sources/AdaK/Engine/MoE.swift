@@ -48,8 +48,8 @@ final class MoEScratch {
         }
     }
 
-    func run(layer L: LayerWeights, index il: Int, state s: ForwardState, rows n: Int, pos0: Int,
-             router routing: RouterState, out: UnsafeMutablePointer<Float>, clock: PhaseClock?) {
+    func run(layer L: LayerWeights, index il: Int, state s: ForwardState, rows n: Int,
+             segments: [ForwardState.Segment], out: UnsafeMutablePointer<Float>, clock: PhaseClock?) {
         let c = config
         let d = c.nEmbd, nE = c.nExpert
         guard let router = L.router, let gateExps = L.gateExps, let upExps = L.upExps, let downExps = L.downExps else { return }
@@ -88,9 +88,15 @@ final class MoEScratch {
             for j in 0..<nE { sorted.p[t * nE + j] = p[Int(idx[j])] }
         }
 
-        // k per token from the routing policy, then the expert table
+        // k per token from each segment's routing policy, then one expert table for all rows
         let x = s.inA.src!
-        var ks = routing.decide(layer: il, pos0: pos0, n: n, probs: probs.p, sorted: sorted.p, hidden: x, nEmbd: d)
+        var ks: [Int] = []
+        for g in segments {
+            let o = g.start
+            let part = g.router.decide(layer: il, pos0: g.pos0, n: g.count, probs: probs.p + o * nE,
+                                       sorted: sorted.p + o * nE, hidden: x + o * d, nEmbd: d)
+            ks += part
+        }
         // group-limited routers never pick outside the chosen groups
         if gated { for t in 0..<n where ks[t] > eligible[t] { ks[t] = eligible[t] } }
         let kMax = ks.max() ?? 1

@@ -69,6 +69,23 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
                    int n_tok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
                    float *scratch, int n_ctx, int kv_type, int nthreads);
 
+/* One sequence of akk_attention_seqs: its q/out rows, its cache, positions and scratch. */
+typedef struct akk_attn_seq {
+    const float *q;
+    float *out;
+    const void *k;
+    const void *vt;
+    int64_t vt_stride;
+    float *scratch;      /* max(1, n_head) * n_ctx floats */
+    int n_tok, pos0, n_ctx, kv_type;
+} akk_attn_seq;
+
+/* akk_attention for n_seqs sequences (batched decoding: each its own cache) in ONE parallel
+ * region, a sequence per thread at a time (one fork/join instead of one per sequence). Strides,
+ * heads and scale are shared. The values are akk_attention's: they do not depend on threads. */
+void akk_attention_seqs(const akk_attn_seq *seqs, int n_seqs, int64_t q_stride, int64_t k_stride,
+                        int64_t out_stride, int n_head, int n_head_kv, int head_dim, float scale, int nthreads);
+
 /* The fp16 dots of the F16 cache: one_acc = 0: ggml_vec_dot_f16 (4 x 8 lanes, the n % 32 tail in
  * double), 1: tinyBLAS on fp16 (one 8-lane accumulator, n % 8 == 0). SIMD or scalar reference,
  * bit-identical. */

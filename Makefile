@@ -142,8 +142,8 @@ test-swift:
 # The kernel suites and model-equality suites again under each lower kernel level this CPU has
 # (ADAK_CPU=scalar|avx2|avx512, dispatch.c), so one AVX-512 machine tests every path; test-swift
 # ran them at the best level. CPU_LEVELS=all runs the best level here too.
+CPU_PATH_MODEL_TESTS := TinyModelTests|SmolLM2Tests/logitsAreLlamaCppsToTheBit
 CPU_PATH_TESTS := KernelTests|OpsTests|QuantizeTests|$(CPU_PATH_MODEL_TESTS)
-CPU_PATH_MODEL_TESTS := TinyModelTests|SmolLM2Tests
 CPU_LEVELS ?= lower
 test-cpu-paths:
 	@best=scalar; \

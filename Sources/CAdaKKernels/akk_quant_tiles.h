@@ -118,30 +118,20 @@ QT_INLINE void tile(const int type, const int PRE, const int R, const int T, con
 
 /* Tiles of any shape up to TILE_MAX x TILE_MAX; wsc == NULL selects the per-block table path. */
 #define CALL_TILE(r, t)                                                                            \
-    (wsc ? tile(TYPE, 1, r, t, w, wrow, nb, x, xs, y, ys, yr, wsc, xsc, scs)                       \
-         : tile(TYPE, 0, r, t, w, wrow, nb, x, xs, y, ys, yr, 0, 0, 0))
+    (wsc ? tile(TILE_TYPE, 1, r, t, w, wrow, nb, x, xs, y, ys, yr, wsc, xsc, scs)                  \
+         : tile(TILE_TYPE, 0, r, t, w, wrow, nb, x, xs, y, ys, yr, 0, 0, 0))
 
-#define TYPE AKK_Q8_0
-QT_FN void tile_q8_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
-                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
-                           const float *xsc, int64_t scs) {
-    TILE_CASES(CALL_TILE)
-}
-#undef TYPE
-#define TYPE AKK_Q4_0
-QT_FN void tile_q4_0_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
-                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
-                           const float *xsc, int64_t scs) {
-    TILE_CASES(CALL_TILE)
-}
-#undef TYPE
-#define TYPE AKK_Q4_1
-QT_FN void tile_q4_1_any(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
-                           int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,
-                           const float *xsc, int64_t scs) {
-    TILE_CASES(CALL_TILE)
-}
-#undef TYPE
+/* tile_<type>_any: the tile of weight type TYPE, any shape */
+#define TILE_ANY(name, TYPE)                                                                       \
+    QT_FN void name(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,    \
+                    int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,                \
+                    const float *xsc, int64_t scs) {                                               \
+        enum { TILE_TYPE = TYPE };                                                                 \
+        TILE_CASES(CALL_TILE)                                                                      \
+    }
+TILE_ANY(tile_q8_0_any, AKK_Q8_0)
+TILE_ANY(tile_q4_0_any, AKK_Q4_0)
+TILE_ANY(tile_q4_1_any, AKK_Q4_1)
 
 typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
                         int64_t xs, float *y, int64_t ys, int64_t yr, const float *wsc,

@@ -9,6 +9,8 @@
 #   make demo            generate text from the demo model
 #   make test            every test: Swift tests (release), export check, C programs built
 #                        with pkg-config against a temporary install, Python binding (pytest)
+#   make test-cpu-paths  the kernel and model-equality Swift tests under each lower kernel level
+#                        (ADAK_CPU=scalar, avx2; CPU_LEVELS=all adds the best)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -46,7 +48,7 @@ VENV := $(CURDIR)/$(BUILD)/venv
 SWIFT_SOURCES := $(shell find Sources -type f) Package.swift
 
 .PHONY: all lib cli install uninstall setup system-packages model carved demo test test-swift \
-        test-install test-c test-python clean quant-models
+        test-install test-c test-python test-cpu-paths clean quant-models
 
 all: lib cli
 
@@ -122,7 +124,7 @@ quant-models: $(BUILD)/bin/adak | model
 	scripts/quant-models.sh $(BUILD)/bin/adak "$(ADAK_CACHE)/quant" "$(FIXTURES)" "$(DEMO_MODEL)"
 
 # Every group runs even when an earlier one fails; the exit status says whether all passed.
-TEST_GROUPS := quant-models test-swift test-install test-c test-python
+TEST_GROUPS := quant-models test-swift test-cpu-paths test-install test-c test-python
 test:
 	@passed=0; failed=0; failures=""; \
 	for t in $(TEST_GROUPS); do \
@@ -136,6 +138,26 @@ test:
 
 test-swift:
 	$(SWIFT) test -c release
+
+# The kernel suites and model-equality suites again under each lower kernel level this CPU has
+# (ADAK_CPU=scalar|avx2|avx512, dispatch.c), so one AVX-512 machine tests every path; test-swift
+# ran them at the best level. SmolLM2's logits take minutes on the scalar kernels, so the scalar
+# level runs the tiny models only. CPU_LEVELS=all runs the best level here too.
+CPU_PATH_KERNEL_TESTS := KernelTests|OpsTests|QuantizeTests|TinyModelTests
+CPU_PATH_TESTS := $(CPU_PATH_KERNEL_TESTS)|SmolLM2Tests/logitsAreLlamaCppsToTheBit
+CPU_LEVELS ?= lower
+test-cpu-paths:
+	@best=scalar; \
+	if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then best=avx2; fi; \
+	if [ $$best = avx2 ] && grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && \
+	   grep -qw avx512vl /proc/cpuinfo && grep -qw avx512_vnni /proc/cpuinfo; then best=avx512; fi; \
+	for level in scalar avx2 avx512; do \
+	    if [ "$(CPU_LEVELS)" != all ] && [ $$level = $$best ]; then break; fi; \
+	    filter='$(CPU_PATH_TESTS)'; if [ $$level = scalar ]; then filter='$(CPU_PATH_KERNEL_TESTS)'; fi; \
+	    echo "== ADAK_CPU=$$level (best on this CPU: $$best)"; \
+	    ADAK_CPU=$$level $(SWIFT) test -c release --filter "$$filter"; \
+	    if [ $$level = $$best ]; then break; fi; \
+	done
 
 # A temporary install, as a user would make it; the C and Python tests use only this.
 $(TEST_PREFIX)/.installed: $(BUILD)/lib/$(LIBFILE) $(BUILD)/bin/adak $(BUILD)/adak.pc

@@ -15,4 +15,11 @@ AVX2_INLINE float hsum8(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
+/* 4 bytes at p in every 32-bit lane. */
+AVX2_INLINE __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
 #endif

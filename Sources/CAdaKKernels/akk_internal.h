@@ -136,7 +136,13 @@ void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
 extern const struct akk_impl akk_impl_avx2;
+/* fp16 -> fp32 of every half, for the SIMD kernels' scale broadcasts (akk_avx2_prepare). */
+extern float akk_fp16_lut[65536];
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */
 void akk_avx2_prepare(void);
+/* The AVX-512 (F/BW/VL + VNNI) set (simd_avx512.c): akk_impl_avx2's kernels with its own in place
+ * where it has one. Filled by akk_avx512_prepare (once, after akk_avx2_prepare). */
+extern struct akk_impl akk_impl_avx512;
+void akk_avx512_prepare(void);
 
 #endif

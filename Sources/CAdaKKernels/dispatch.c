@@ -1,5 +1,6 @@
 /*
- * Run-time selection between the scalar references and the AVX2+FMA+F16C kernels, the matmul
+ * Run-time selection between the scalar references, the AVX2+FMA+F16C kernels and the AVX-512
+ * (F/BW/VL + VNNI) kernels, the matmul
  * driver (OpenMP over output rows) and the memory-bandwidth probe.
  *
  * akk_init() is idempotent and thread-safe (pthread_once); every dispatching entry point calls it
@@ -10,6 +11,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -97,38 +99,106 @@ static const struct akk_impl impl_scalar = {
     .read_bytes = read_bytes_scalar,
 };
 
-/* ---- selection ---- */
+/* ---- selection: a ladder scalar < avx2 < avx512 ----
+ * The CPU's best level (CPUID), capped once at init by ADAK_CPU=scalar|avx2|avx512 (a level the
+ * CPU lacks falls back to the best it has, with a warning akk_cpu_warning() hands to the log);
+ * akk_force_level overrides both until akk_force_level(-1). */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static _Atomic(const struct akk_impl *) g_best = NULL; /* set once by select_impl */
-static atomic_int g_forced_scalar = 0;
+static const struct akk_impl *const g_impls[AKK_CPU_N_LEVELS] = {&impl_scalar, &akk_impl_avx2, &akk_impl_avx512};
+static const char *const g_level_names[AKK_CPU_N_LEVELS] = {"scalar", "avx2", "avx512"};
+static int g_max_level, g_env_level, g_bf16; /* set once by select_impl */
+static char g_warning[160];
+static _Atomic(const struct akk_impl *) g_cur = NULL; /* the set in force; NULL before init */
+static atomic_int g_level = 0;                         /* its level */
+
+static void set_level(int level) {
+    atomic_store(&g_level, level);
+    atomic_store_explicit(&g_cur, g_impls[level], memory_order_release);
+}
 
 static void select_impl(void) {
     __builtin_cpu_init();
-    const int simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                     __builtin_cpu_supports("f16c");
-    if (simd) akk_avx2_prepare();
-    atomic_store(&g_best, simd ? &akk_impl_avx2 : &impl_scalar);
+    int max = AKK_CPU_SCALAR;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+        max = AKK_CPU_AVX2;
+        akk_avx2_prepare();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+            max = AKK_CPU_AVX512;
+            akk_avx512_prepare();
+        }
+    }
+    g_max_level = max;
+    g_bf16 = max == AKK_CPU_AVX512 && __builtin_cpu_supports("avx512bf16");
+    int level = max;
+    const char *env = getenv("ADAK_CPU");
+    if (env && *env) {
+        int want = -1;
+        for (int l = 0; l < AKK_CPU_N_LEVELS; l++)
+            if (strcmp(env, g_level_names[l]) == 0) want = l;
+        if (want < 0)
+            snprintf(g_warning, sizeof g_warning, "ADAK_CPU=%.32s is not scalar, avx2 or avx512; using %s",
+                     env, g_level_names[max]);
+        else if (want > max)
+            snprintf(g_warning, sizeof g_warning, "ADAK_CPU=%s: this CPU lacks %s; using %s", env,
+                     want == AKK_CPU_AVX512 ? "AVX-512 F/BW/VL/VNNI" : "AVX2/FMA/F16C", g_level_names[max]);
+        else
+            level = want;
+    }
+    g_env_level = level;
+    set_level(level);
 }
 
 int akk_init(void) {
     pthread_once(&g_once, select_impl);
-    return atomic_load(&g_best) == &akk_impl_avx2 && !atomic_load(&g_forced_scalar);
+    return atomic_load(&g_level) >= AKK_CPU_AVX2;
 }
 
 /* The implementation in force for this call. */
 static inline const struct akk_impl *impl(void) {
-    const struct akk_impl *p = atomic_load_explicit(&g_best, memory_order_acquire);
+    const struct akk_impl *p = atomic_load_explicit(&g_cur, memory_order_acquire);
     if (__builtin_expect(p == NULL, 0)) {
         akk_init();
-        p = atomic_load(&g_best);
+        p = atomic_load(&g_cur);
     }
-    return atomic_load_explicit(&g_forced_scalar, memory_order_relaxed) ? &impl_scalar : p;
+    return p;
 }
 
-int akk_have_avx2(void) { return impl() == &akk_impl_avx2; }
+int akk_cpu_level(void) {
+    akk_init();
+    return atomic_load_explicit(&g_level, memory_order_relaxed);
+}
 
-void akk_force_scalar(int on) { atomic_store(&g_forced_scalar, on != 0); }
+int akk_cpu_max_level(void) {
+    akk_init();
+    return g_max_level;
+}
+
+int akk_cpu_has_bf16(void) {
+    akk_init();
+    return g_bf16;
+}
+
+const char *akk_cpu_level_name(int level) {
+    return level >= 0 && level < AKK_CPU_N_LEVELS ? g_level_names[level] : "unknown";
+}
+
+const char *akk_cpu_warning(void) {
+    akk_init();
+    return g_warning[0] ? g_warning : NULL;
+}
+
+int akk_force_level(int level) {
+    akk_init();
+    const int l = level < 0 ? g_env_level : level > g_max_level ? g_max_level : level;
+    set_level(l);
+    return l;
+}
+
+int akk_have_avx2(void) { return impl() != &impl_scalar; }
+
+void akk_force_scalar(int on) { akk_force_level(on ? AKK_CPU_SCALAR : -1); }
 
 /* ---- dispatching entry points ---- */
 

@@ -88,7 +88,7 @@ struct Bench: ParsableCommand {
         let roofPercent = noProbe ? 0 : median(zip(decode, bandwidth).map { 100 * $0 * bytes / ($1 * 1e9) })
         let st = s.stats
         print("model: \(model)")
-        print("  \(m.config.arch), \(m.config.nLayer) layers, d \(m.config.nEmbd), experts \(m.config.nExpert) (native K \(m.config.nExpertUsed)), threads \(s.threads), routing \(s.routing.policy.rawValue)\(s.routing.budget.map { ", budget \($0)" } ?? "")")
+        print("  \(m.config.arch), \(m.config.nLayer) layers, d \(m.config.nEmbd), experts \(m.config.nExpert) (native K \(m.config.nExpertUsed)), threads \(s.threads), routing \(s.routing.policy.rawValue)\(s.routing.budget.map { ", budget \($0)" } ?? ""), \(CPUInfo.summary)")
         print("| prefill tok/s | decode tok/s | mean k | expert FLOPs | MB/token | read GB/s | roofline tok/s | % of roofline |")
         print("|---|---|---|---|---|---|---|---|")
         print("| \(fmt(pre, 1)) | \(fmt(dec, 2)) | \(fmt(k, 2)) | \(fmt(100 * st.expertFraction, 1))% | \(fmt(bytes / 1e6, 1)) | \(fmt(bw, 1)) | \(fmt(roof, 2)) | \(roof > 0 ? fmt(roofPercent, 1) : "-") |")
@@ -110,7 +110,7 @@ struct Bench: ParsableCommand {
         }
         if let json {
             let obj: [String: Any] = [
-                "model": model, "threads": s.threads, "routing": s.routing.policy.rawValue,
+                "model": model, "threads": s.threads, "cpu_level": CPUInfo.level, "routing": s.routing.policy.rawValue,
                 "budget": s.routing.budget.map { Double($0) } ?? NSNull(), "k": k,
                 "prompt_tokens": promptTokens, "gen_tokens": genTokens, "rounds": rounds,
                 "prefill_tps": pre, "decode_tps": dec, "prefill_runs": prefill, "decode_runs": decode,

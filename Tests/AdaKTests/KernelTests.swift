@@ -84,20 +84,67 @@ private func withScalar<T>(_ body: () throws -> T) rethrows -> T {
 
 private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
+private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
+
 /// Serialized: the scalar/SIMD switch is process-wide.
 @Suite(.serialized) struct KernelTests {
     init() { _ = akk_init() }
 
     @Test func simdPathIsActiveOnThisMachine() {
         #if arch(x86_64)
-        // The project's machines are AMD Zen 3 (AVX2, FMA, F16C); otherwise the exactness tests
-        // below would compare the scalar path with itself.
-        #expect(akk_init() == 1)
-        #expect(akk_have_avx2() == 1)
+        // The project's machines have AVX2 (Zen 3) or AVX-512 (Zen 4); otherwise the exactness
+        // tests below would compare the scalar path with itself.
+        #expect(akk_cpu_max_level() >= level(AKK_CPU_AVX2))
         #endif
-        akk_force_scalar(1)
+        // The default level is ADAK_CPU's when the CPU has it (else the best, with a warning).
+        let best = akk_cpu_max_level()
+        let asked = ProcessInfo.processInfo.environment["ADAK_CPU"].map { name in
+            (0..<level(AKK_CPU_N_LEVELS)).first { String(cString: akk_cpu_level_name($0)) == name } ?? -1
+        }
+        let want = asked.map { $0 >= 0 && $0 <= best ? $0 : best } ?? best
+        #expect((akk_cpu_warning() != nil) == (asked.map { $0 < 0 || $0 > best } ?? false))
+        #expect(akk_force_level(-1) == want)
+        #expect(akk_init() == (want >= level(AKK_CPU_AVX2) ? 1 : 0))
+        for l in 0..<level(AKK_CPU_N_LEVELS) { #expect(akk_force_level(l) == min(l, best)) }
+        #expect(akk_force_level(99) == best)
+        #expect(akk_force_level(level(AKK_CPU_SCALAR)) == 0)
         #expect(akk_have_avx2() == 0)
         akk_force_scalar(0)
+        #expect(akk_force_level(-1) == want)
+        #expect(String(cString: akk_cpu_level_name(level(AKK_CPU_AVX512))) == "avx512")
+    }
+
+    /// The tests below compare the level in force (ADAK_CPU's or the best) with the scalar
+    /// references; these force each SIMD level in turn over the row kernels' decode and prefill
+    /// paths (tile tails, token chunks, both threads' splits), so one machine checks every level.
+    @Test func avx2EqualsScalarExactly() { expectLevelEqualsScalar(level(AKK_CPU_AVX2)) }
+
+    @Test(.enabled(if: akk_cpu_max_level() >= level(AKK_CPU_AVX512), "this CPU lacks AVX-512 F/BW/VL/VNNI"))
+    func avx512EqualsScalarExactly() { expectLevelEqualsScalar(level(AKK_CPU_AVX512)) }
+
+    private func expectLevelEqualsScalar(_ want: Int32) {
+        var rng = SplitMix64(seed: 17 + UInt64(want))
+        let q4 = Int32(AKK_Q4_0.rawValue), r8 = Int32(AKK_Q4_0_R8.rawValue)
+        for type in matmulTypes + [r8] {
+            let base = type == r8 ? q4 : type
+            for (nIn, nOut, tokens) in [(96, 8, 1), (32 * 37, 64, 1), (32 * 8, 1032, 1), (32 * 5, 24, 3),
+                                        (32 * 3, 40, 9), (32 * 24, 208, 70), (32 * 40, 48, 130)] {
+                var w = randomWeights(base, rows: nOut, n: nIn, rng: &rng)
+                if type == r8 {
+                    var packed = w
+                    #expect(akk_repack_q4_0_r8(w, &packed, Int64(nOut), Int64(nIn)) == 0)
+                    w = packed
+                }
+                let x = quantize(base, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+                let scalar = withScalar { matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1) }
+                #expect(akk_force_level(want) == want)
+                for threads: Int32 in [1, 2] {
+                    let y = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
+                    #expect(bits(y) == bits(scalar), "\(String(cString: akk_cpu_level_name(want))) \(typeName(type)) \(nIn)x\(nOut)x\(tokens) threads \(threads)")
+                }
+                _ = akk_force_level(-1)
+            }
+        }
     }
 
     // MARK: fp16

@@ -49,7 +49,7 @@ public final class Model: @unchecked Sendable {
     }
 
     public init(gguf: GGUFFile, params: ModelParams = ModelParams()) throws {
-        _ = akk_init()
+        _ = CPUInfo.initialize
         gguf.storage.populate()
         self.gguf = gguf
         var config = try ModelConfig(gguf: gguf)

@@ -68,15 +68,35 @@ enum akk_type {
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
 #define AKK_QK_K 256  /* elements per K-quant super-block */
 
-/* Selects the SIMD paths (AVX2+FMA+F16C when the CPU has them). Idempotent and thread-safe; the
- * dispatching entry points call it lazily, so calling it at load is optional. Returns 1 if the
- * AVX2 paths are in use. */
+/* Selects the SIMD paths (the best level the CPU has, see akk_cpu_level). Idempotent and
+ * thread-safe; the dispatching entry points call it lazily, so calling it at load is optional.
+ * Returns 1 if SIMD paths (AVX2 or above) are in use. */
 int akk_init(void);
-/* 1 when the AVX2 paths are active. */
+/* 1 when the AVX2 paths (or a level above) are active. */
 int akk_have_avx2(void);
 /* Force the scalar reference paths (for tests; process-wide, don't toggle while other threads run
  * kernels); 0 restores automatic dispatch. Scalar and SIMD results are bit-identical. */
 void akk_force_scalar(int on);
+
+/* Kernel levels, each a superset of the one below: scalar references; AVX2+FMA+F16C; AVX-512
+ * F/BW/VL + VNNI (the AVX2 kernels where no AVX-512 one exists). Every level gives bit-identical
+ * results. The level in force is the CPU's best, capped by the environment variable
+ * ADAK_CPU=scalar|avx2|avx512 (read once, at init; a level the CPU lacks falls back to the best
+ * it has and sets akk_cpu_warning). */
+enum akk_cpu_level { AKK_CPU_SCALAR = 0, AKK_CPU_AVX2 = 1, AKK_CPU_AVX512 = 2, AKK_CPU_N_LEVELS = 3 };
+/* The level in force, and the best this CPU supports. */
+int akk_cpu_level(void);
+int akk_cpu_max_level(void);
+/* 1 if the CPU has AVX-512 BF16 (recorded for kernels that may use it). */
+int akk_cpu_has_bf16(void);
+/* "scalar", "avx2", "avx512" ("unknown" for other numbers). */
+const char *akk_cpu_level_name(int level);
+/* Why ADAK_CPU was not followed (one line), or NULL. */
+const char *akk_cpu_warning(void);
+/* Force a level (for tests and benchmarks; process-wide like akk_force_scalar); a level above the
+ * CPU's best gives the best, -1 restores the default (ADAK_CPU's or the best). Returns the level
+ * now in force. */
+int akk_force_level(int level);
 
 /* Elements per block of `type`, 0 for unknown types. */
 int64_t akk_block_elems(int type);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Decode speed under a FLOPs budget against static Top-K, side by side (issue 19, acceptance 3).
 
-One model, one session per setting, decoding in alternating blocks of tokens (A B C A B C ...)
+One model, one session per setting, decoding in alternating blocks of tokens (A B C, B C A, ...)
 so a shared, drifting host loads every setting alike. Settings: static Top-K (native K), the
 budget (the identity allocator with `--budget`, the global price; or a threshold policy), and
 static Top-K at the k the budget reaches (what the engine does at that k with no budget
@@ -59,8 +59,10 @@ def main():
     b.reset_stats()
 
     secs = {name: 0.0 for name in settings}
-    for _ in range(a.blocks):
-        for name, s in settings.items():
+    names = list(settings)
+    for i in range(a.blocks):
+        for name in names[i % len(names):] + names[:i % len(names)]:   # rotated: no setting always first
+            s = settings[name]
             t0 = time.perf_counter()
             for _ in range(a.block):
                 s.evaluate([s.sample()])

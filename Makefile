@@ -113,9 +113,9 @@ carved: $(CARVED_MODEL)
 demo: all model $(CARVED_MODEL)
 	@echo "== dense SmolLM2-135M (Q4_1), greedy"
 	$(BUILD)/bin/adak generate -m $(DEMO_MODEL) --temp 0 -n 48 --echo --verbose -p "$(DEMO_PROMPT)"
-	@echo "== carved MoE (16 experts, native top-8), trained Ada-K allocator, expert-FLOPs budget 0.9 of static top-8"
+	@echo "== carved MoE (16 experts, native top-8), trained Ada-K allocator, expert-FLOPs budget 0.75 of static top-8, one price for all layers"
 	$(BUILD)/bin/adak generate -m $(CARVED_MODEL) --temp 0 -n 48 --echo --verbose --stats \
-	    --repeat-penalty 1.15 --routing adak --allocator $(DEMO_ALLOCATOR) --budget 0.9 -p "$(DEMO_PROMPT)"
+	    --repeat-penalty 1.15 --routing adak --allocator $(DEMO_ALLOCATOR) --budget 0.75 --budget-mode global -p "$(DEMO_PROMPT)"
 
 # Quantized models other tests read: $(ADAK_CACHE)/quant/<base>.<TYPE>.gguf for SmolLM2 (from the
 # demo Q4_1) and the moe256 fixture, written by `adak quantize` and checked against the hash of

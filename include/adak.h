@@ -79,7 +79,7 @@
 /* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 300 for 0.3.0. */
 #define ADAK_VERSION_NUMBER \
     (ADAK_VERSION_MAJOR * 10000 + ADAK_VERSION_MINOR * 100 + ADAK_VERSION_PATCH)
-#define ADAK_VERSION_STRING "0.5.0"
+#define ADAK_VERSION_STRING "0.6.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -761,6 +761,21 @@ enum adak_routing_policy {
 };
 
 /**
+ * How a FLOPs budget spreads over the MoE layers (adak_routing_params.budget_mode,
+ * since 0.6):
+ *   ADAK_BUDGET_GLOBAL     one knob (Ada-K's price mu, the threshold policies'
+ *                          threshold) shared by every layer: the policy's own
+ *                          per-layer and per-token shares survive and the whole
+ *                          model meets the budget. The default.
+ *   ADAK_BUDGET_PER_LAYER  one knob per layer: every layer's mean k meets
+ *                          budget x K on its own.
+ */
+enum adak_budget_mode {
+    ADAK_BUDGET_GLOBAL = 0,
+    ADAK_BUDGET_PER_LAYER = 1
+};
+
+/**
  * Routing settings (since 0.5), changed as one unit with
  * adak_session_set_routing. Defaults (adak_routing_params_init) in brackets.
  */
@@ -777,6 +792,8 @@ typedef struct adak_routing_params {
                               k = argmax(logit_k - mu * k), the same in every layer, [-64, 64] [0] */
     double flops_budget;   /* expert-FLOPs budget as a fraction of static Top-K,
                               (0, 16]; 0 = no budget [0] (see adak_session_set_flops_budget) */
+    int32_t budget_mode;   /* (since 0.6) enum adak_budget_mode: how the budget spreads over
+                              the MoE layers [ADAK_BUDGET_GLOBAL] */
 } adak_routing_params;
 
 /**
@@ -835,11 +852,17 @@ int adak_session_get_string(const adak_session *session, const char *key, char *
  * much as Top-K, 0.75 = a quarter less; values above 1 allow more). Accepted:
  * 0 < fraction <= 16, finite. The current policy meets it by moving its knob:
  * Ada-K a price mu per expert, "top_p"/"skip"/"entropy" their threshold,
- * "topk" by alternating between floor and ceil of fraction x K. While
- * decoding one token at a time the knob follows the running error between
- * achieved and target cost per layer (dual ascent), so the running average
- * converges to the target; a prompt batch spends a pool of
- * fraction x K x n_tokens expert slots as exactly as the policy allows.
+ * "topk" by alternating between floor and ceil of fraction x K. With
+ * ADAK_BUDGET_GLOBAL (the default, adak_routing_params.budget_mode) one knob
+ * serves every layer: while decoding one token at a time it follows the
+ * running error between achieved and target cost over all layers (dual
+ * ascent), so the running average converges to the target; a batch of
+ * tokens, and the first token after the settings change, is first run once
+ * to measure (the batch costs two forward passes), the knob is solved over
+ * every layer's decisions so the batch spends fraction x K x n_tokens x
+ * n_moe_layers expert slots as exactly as the policy allows, and the batch
+ * then runs with it. ADAK_BUDGET_PER_LAYER does the same per layer (no
+ * measuring pass), holding every layer at fraction x K.
  * "routing.k_min"/"routing.k_max" still bound k, so a budget outside what
  * they allow is met only as closely as they permit. Read back with the float
  * key "flops_budget". Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT

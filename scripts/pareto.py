@@ -199,10 +199,11 @@ def main():
             curves[f"Ada-K λ={args.main} + price μ"] = [cache.get(f"adak lambda={args.main}")] + [
                 run_eval(args, ["--routing", "adak", "--allocator", p, f"--price={mu}"], cache,
                          f"adak lambda={args.main} price={mu}") for mu in args.prices if mu != 0]
-            # the budget knob: every layer held at budget·K on average, tokens traded within a layer
+            # the per-layer budget: every layer held at budget·K on average, tokens traded within
+            # a layer (the cache's "budget=" entries were made so, before the global budget)
             curves[f"Ada-K λ={args.main} + budget"] = [
-                run_eval(args, ["--routing", "adak", "--allocator", p, "--budget", str(b)], cache,
-                         f"adak lambda={args.main} budget={b}") for b in args.budgets]
+                run_eval(args, ["--routing", "adak", "--allocator", p, "--budget", str(b), "--budget-mode", "per_layer"],
+                         cache, f"adak lambda={args.main} budget={b}") for b in args.budgets]
 
     curves = {n: [p for p in pts if p is not None] for n, pts in curves.items()}
     curves = {n: pts for n, pts in curves.items() if pts}

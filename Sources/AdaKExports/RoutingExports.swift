@@ -15,8 +15,14 @@ let routingPolicies: [(code: Int64, policy: RoutingPolicy)] = {
     return pairs.map { (Int64($0.0.rawValue), $0.1) }
 }()
 
+/// enum adak_budget_mode in include/adak.h.
+let budgetModes: [(code: Int32, mode: BudgetMode)] = [
+    (Int32(ADAK_BUDGET_GLOBAL.rawValue), .global), (Int32(ADAK_BUDGET_PER_LAYER.rawValue), .perLayer),
+]
+
 extension adak_routing_params: SizeTagged {
-    static let firstVersionSize = MemoryLayout<adak_routing_params>.size
+    /// 0.5's struct ended at flops_budget.
+    static let firstVersionSize = MemoryLayout<adak_routing_params>.offset(of: \.flops_budget)! + MemoryLayout<Double>.size
 
     init(_ r: RoutingConfig) {
         self.init()
@@ -30,12 +36,14 @@ extension adak_routing_params: SizeTagged {
         tau = r.tau
         price = r.price
         flops_budget = r.budget.map(Double.init) ?? 0
+        budget_mode = budgetModes.first { $0.mode == r.budgetMode }!.code
     }
 
     /// `base` with every field of the struct applied (settings the C API does not show, such as
-    /// forced-k hooks, stay); nil for an unknown policy.
+    /// forced-k hooks, stay); nil for an unknown policy or budget mode.
     func config(base: RoutingConfig) -> RoutingConfig? {
-        guard let entry = routingPolicies.first(where: { $0.code == Int64(policy) }) else { return nil }
+        guard let entry = routingPolicies.first(where: { $0.code == Int64(policy) }),
+              let mode = budgetModes.first(where: { $0.code == budget_mode }) else { return nil }
         var r = base
         r.policy = entry.policy
         r.k = k == 0 ? nil : Int(k)
@@ -46,6 +54,7 @@ extension adak_routing_params: SizeTagged {
         r.tau = tau
         r.price = price
         r.budget = flops_budget == 0 ? nil : Float(flops_budget)
+        r.budgetMode = mode.mode
         return r
     }
 }
@@ -60,7 +69,9 @@ public func adak_session_set_routing(_ session: OpaquePointer?, _ params: Unsafe
     let f = "adak_session_set_routing"
     return setSessionStruct(session, params, defaults: adak_routing_params(RoutingConfig()), function: f) { box, p in
         guard let r = p.config(base: box.session.routing) else {
-            throw AdaKError.invalidArgument("policy \(p.policy) is not an adak_routing_policy (0...\(routingPolicies.count - 1))")
+            throw AdaKError.invalidArgument(budgetModes.contains { $0.code == p.budget_mode }
+                ? "policy \(p.policy) is not an adak_routing_policy (0...\(routingPolicies.count - 1))"
+                : "budget_mode \(p.budget_mode) is not an adak_budget_mode (0...\(budgetModes.count - 1))")
         }
         try box.session.setRouting(r)
     }

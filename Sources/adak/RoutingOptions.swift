@@ -13,6 +13,7 @@ struct RoutingOptions: ParsableArguments {
     @Option(help: "Largest k any policy may choose") var kMax: Int?
     @Option(help: "Ada-K allocator file (GGUF); 'identity' for the untrained one; implies --routing adak") var allocator: String?
     @Option(parsing: .unconditional, help: "Expert-FLOPs budget as a fraction of static Top-K (e.g. 0.75)") var budget: Float?
+    @Option(help: "How --budget spreads over the MoE layers: global (one price for the whole model, keeping the policy's per-layer shares; the default) or per_layer (every layer at budget × K)") var budgetMode = "global"
     @Option(help: "Fixed price per expert for --routing adak without a budget, the same in every layer: k = argmax(logit_k − price·k)") var price: Float = 0
 
     /// The policy: --routing, else adak when an allocator is given, else topk.
@@ -25,6 +26,9 @@ struct RoutingOptions: ParsableArguments {
         if policy == .adak && allocator == nil {
             throw ValidationError("--routing adak needs an allocator: --allocator FILE (or --allocator identity for the untrained one)")
         }
+        guard let mode = BudgetMode(rawValue: budgetMode) else {
+            throw ValidationError("unknown --budget-mode '\(budgetMode)' (global, per_layer)")
+        }
         if let allocator, policy != .adak {
             throw ValidationError("--allocator \(allocator) is only used by --routing adak (given: --routing \(policyName))")
         }
@@ -36,6 +40,7 @@ struct RoutingOptions: ParsableArguments {
         r.kMin = kMin
         r.kMax = kMax
         r.budget = budget
+        r.budgetMode = mode
         r.price = price
         return r
     }

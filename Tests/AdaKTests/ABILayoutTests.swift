@@ -45,6 +45,7 @@ import Testing
         "adak_routing_params": swift(adak_routing_params.self, [
             "size": \.size, "policy": \.policy, "k": \.k, "k_min": \.k_min, "k_max": \.k_max,
             "p": \.p, "beta": \.beta, "tau": \.tau, "price": \.price, "flops_budget": \.flops_budget,
+            "budget_mode": \.budget_mode,
         ]),
         "adak_quantize_params": swift(adak_quantize_params.self, [
             "size": \.size, "ftype": \.ftype, "n_threads": \.n_threads, "allow_requantize": \.allow_requantize,
@@ -99,7 +100,7 @@ import Testing
         #expect(MemoryLayout<adak_session_params>.offset(of: \.kv_type) == 24)
         #expect(MemoryLayout<adak_stats>.size == 80)
         #expect(MemoryLayout<adak_sampling_params>.size == 40)
-        #expect(MemoryLayout<adak_routing_params>.size == 48)
+        #expect(MemoryLayout<adak_routing_params>.offset(of: \.budget_mode) == 48)
         #expect(MemoryLayout<adak_quantize_params>.size == 16)
     }
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
     CHECK(adak_routing_params_init(&r, sizeof r) == ADAK_OK);
     CHECK(r.size == sizeof r && r.policy == ADAK_ROUTING_TOPK && r.k == 0 && r.k_min == 1 && r.k_max == 0);
     CHECK(r.p == 0.5f && r.beta == 0.5f && r.tau == 1.0f && r.price == 0.0f && r.flops_budget == 0.0);
+    CHECK(r.budget_mode == ADAK_BUDGET_GLOBAL);
     adak_sampling_params sp;
     CHECK(adak_sampling_params_init(&sp, sizeof sp) == ADAK_OK);
     CHECK(sp.size == sizeof sp && sp.temperature == 0.8f && sp.top_k == 40 && sp.top_p == 0.95f);
@@ -95,7 +97,7 @@ int main(int argc, char **argv) {
     CHECK(adak_session_get_float(s, "flops_budget", &budget) == ADAK_OK && budget == 0.75);
 
     /* Each invalid field: refused with a message naming the function, nothing changes. */
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 18; i++) {
         adak_routing_params bad = before;
         const char *what = "";
         switch (i) {
@@ -115,6 +117,8 @@ int main(int argc, char **argv) {
         case 13: bad.flops_budget = -0.5; what = "budget < 0"; break;
         case 14: bad.flops_budget = 17.0; what = "budget > 16"; break;
         case 15: bad.flops_budget = NAN; what = "budget NaN"; break;
+        case 16: bad.budget_mode = 2; what = "budget_mode 2"; break;
+        case 17: bad.budget_mode = -1; what = "budget_mode -1"; break;
         }
         int st = adak_session_set_routing(s, &bad);
         if (st != ADAK_ERR_INVALID_ARGUMENT || !strstr(adak_last_error(), "adak_session_set_routing")) {
@@ -197,8 +201,22 @@ int main(int argc, char **argv) {
     CHECK(big[sizeof big - 1] == 0);  /* a newer caller's unknown tail is zeroed */
     CHECK(adak_session_set_routing(s, (const adak_routing_params *)(const void *)big) == ADAK_OK);
     memset(big, 0xCD, sizeof big);
-    ((adak_routing_params *)(void *)big)->size = sizeof(adak_routing_params) - 8;  /* up to price */
+    ((adak_routing_params *)(void *)big)->size = offsetof(adak_routing_params, flops_budget);  /* up to price */
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_session_get_routing(s, (adak_routing_params *)(void *)big), "size");
+
+    /* budget_mode (0.6): set and read back; a 0.5 caller (struct up to flops_budget) is
+       accepted, gets the default (global) mode, and reads nothing past its size. */
+    adak_routing_params pl = routing_of(s);
+    pl.budget_mode = ADAK_BUDGET_PER_LAYER;
+    CHECK(adak_session_set_routing(s, &pl) == ADAK_OK);
+    CHECK(routing_of(s).budget_mode == ADAK_BUDGET_PER_LAYER);
+    pl.size = offsetof(adak_routing_params, budget_mode);
+    CHECK(adak_session_set_routing(s, &pl) == ADAK_OK);
+    CHECK(routing_of(s).budget_mode == ADAK_BUDGET_GLOBAL);
+    memset(big, 0xCD, sizeof big);
+    ((adak_routing_params *)(void *)big)->size = offsetof(adak_routing_params, budget_mode);
+    CHECK(adak_session_get_routing(s, (adak_routing_params *)(void *)big) == ADAK_OK);
+    CHECK(big[offsetof(adak_routing_params, budget_mode)] == 0xCD);
     adak_sampling_params sout;
     memset(&sout, 0xCD, sizeof sout);
     sout.size = sizeof sout;

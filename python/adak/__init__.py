@@ -516,11 +516,11 @@ class Session(_Owned):
                 raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown sampling setting {key!r}")
         _check(_C.adak_session_set_sampling(self.handle, ctypes.byref(raw)))
 
-    _ROUTING_KEYS = ("policy", "k", "p", "beta", "tau", "price", "k_min", "k_max")
+    _ROUTING_KEYS = ("policy", "k", "p", "beta", "tau", "price", "k_min", "k_max", "budget_mode")
 
     def set(self, key: str, value: Union[int, float, str, None]) -> None:
         """Changes one setting: a sampling key (see :meth:`set_sampling`), a routing key
-        ("policy", "k", "p", "beta", "tau", "price", "k_min", "k_max", also as "routing.k"...;
+        ("policy", "k", "p", "beta", "tau", "price", "k_min", "k_max", "budget_mode", also as "routing.k"...;
         see :meth:`set_routing`) or "flops_budget" (a fraction, or None to remove it)."""
         if not isinstance(key, str):
             raise AdakTypeError(f"key needs a str, got {key!r}")
@@ -566,6 +566,7 @@ class Session(_Owned):
 
     # -- routing ----------------------------------------------------------------------------
     _ROUTING_NAMES = {v: k for k, v in _lib.ROUTING_POLICIES.items()}
+    _BUDGET_MODE_NAMES = {v: k for k, v in _lib.BUDGET_MODES.items()}
 
     def _routing_params(self) -> "_lib.RoutingParams":
         raw = _lib.RoutingParams()
@@ -575,10 +576,11 @@ class Session(_Owned):
 
     @property
     def routing(self) -> Dict[str, Union[str, int, float]]:
-        """The routing settings: ``policy`` and the knobs p, beta, tau, price, k, k_min, k_max
-        (k and k_max 0 mean the defaults, see :meth:`set_routing`)."""
+        """The routing settings: ``policy``, the knobs p, beta, tau, price, k, k_min, k_max
+        (k and k_max 0 mean the defaults, see :meth:`set_routing`) and ``budget_mode``."""
         raw = self._routing_params()
-        d: Dict[str, Union[str, int, float]] = {"policy": self._ROUTING_NAMES[raw.policy]}
+        d: Dict[str, Union[str, int, float]] = {"policy": self._ROUTING_NAMES[raw.policy],
+                                                "budget_mode": self._BUDGET_MODE_NAMES[raw.budget_mode]}
         for name in ("p", "beta", "tau", "price"):
             d[name] = _as_double(getattr(raw, name))
         for name in ("k", "k_min", "k_max"):
@@ -588,7 +590,8 @@ class Session(_Owned):
     def set_routing(self, policy: Optional[str] = None, *, k: Optional[int] = None,
                     p: Optional[float] = None, beta: Optional[float] = None,
                     tau: Optional[float] = None, k_min: Optional[int] = None,
-                    k_max: Optional[int] = None, price: Optional[float] = None) -> None:
+                    k_max: Optional[int] = None, price: Optional[float] = None,
+                    budget_mode: Optional[str] = None) -> None:
         """Chooses how many experts each token uses at each MoE layer.
 
         :param policy: "topk" (static, ``k`` experts; the default), "adak" (the allocator set
@@ -599,6 +602,9 @@ class Session(_Owned):
         :param k_min: lower bound on k for every policy.
         :param k_max: upper bound on k (0: the policy's default).
         :param price: "adak" without a budget: a fixed price per expert, the same in every layer.
+        :param budget_mode: how :meth:`set_budget`'s budget spreads over the MoE layers: "global"
+            (one price for the whole model; the policy's per-layer shares survive; the default)
+            or "per_layer" (every layer at budget x K).
 
         Knobs not given keep their values. All or nothing: the library validates the whole
         set at once (adak_session_set_routing); when a value is refused the session keeps its
@@ -610,6 +616,11 @@ class Session(_Owned):
                 known = ", ".join(repr(n) for n in _lib.ROUTING_POLICIES)
                 raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown routing policy {policy!r} (known: {known})")
             raw.policy = _lib.ROUTING_POLICIES[policy]
+        if budget_mode is not None:
+            if budget_mode not in _lib.BUDGET_MODES:
+                known = ", ".join(repr(n) for n in _lib.BUDGET_MODES)
+                raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"unknown budget mode {budget_mode!r} (known: {known})")
+            raw.budget_mode = _lib.BUDGET_MODES[budget_mode]
         for name, value in (("k", k), ("k_min", k_min), ("k_max", k_max)):
             if value is not None:
                 setattr(raw, name, _c_int(name, value, 32))
@@ -627,8 +638,9 @@ class Session(_Owned):
     def set_budget(self, fraction: Optional[float]) -> None:
         """Limits the routed experts to ``fraction`` x the expert FLOPs of static Top-K with
         the native K (0 < fraction <= 16; 1.0 = as much as Top-K). The policy's knob follows the
-        running cost, so the average over the tokens decoded meets the target. None removes
-        the budget."""
+        running cost, so the average over the tokens decoded meets the target; a prompt batch is
+        measured first and meets it too. One knob serves the whole model unless
+        ``set_routing(budget_mode="per_layer")``. None removes the budget."""
         if fraction is None:
             _check(_C.adak_session_clear_flops_budget(self.handle))
         elif isinstance(fraction, bool) or not isinstance(fraction, (int, float)):

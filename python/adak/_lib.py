@@ -33,6 +33,7 @@ WEIGHT_TYPES = {"default": 0, "f32": 1, "q8_0": 2, "q4_0": 3}
 
 
 ROUTING_POLICIES = {"topk": 0, "adak": 1, "top_p": 2, "skip": 3, "entropy": 4}
+BUDGET_MODES = {"global": 0, "per_layer": 1}
 
 LOG_ERROR = 1
 LOG_WARN = 2
@@ -123,7 +124,8 @@ class SamplingParams(ctypes.Structure):
 
 
 class RoutingParams(ctypes.Structure):
-    """adak_routing_params (since 0.5; size-tagged, initialise through adak_routing_params_init)."""
+    """adak_routing_params (since 0.5, budget_mode since 0.6; size-tagged, initialise through
+    adak_routing_params_init)."""
 
     _fields_ = [
         ("size", ctypes.c_uint32),
@@ -136,6 +138,7 @@ class RoutingParams(ctypes.Structure):
         ("tau", ctypes.c_float),
         ("price", ctypes.c_float),
         ("flops_budget", ctypes.c_double),
+        ("budget_mode", ctypes.c_int32),
     ]
 
 

@@ -57,6 +57,7 @@ def test_binding_constants_equal_the_headers():
         if name in h:
             assert value == h[name], name
     assert {k: h[f"ROUTING_{k.upper()}"] for k in _lib.ROUTING_POLICIES} == _lib.ROUTING_POLICIES
+    assert {k: h[f"BUDGET_{k.upper()}"] for k in _lib.BUDGET_MODES} == _lib.BUDGET_MODES
     assert {k: h[f"KV_{k.upper()}"] for k in _lib.KV_TYPES} == _lib.KV_TYPES
     assert {k: h[f"WEIGHT_{k.upper()}"] for k in _lib.WEIGHT_TYPES} == _lib.WEIGHT_TYPES
     assert {k: v for k, v in h.items() if k.startswith("ERR_")} == {k: v for k, v in flat.items() if k.startswith("ERR_")}

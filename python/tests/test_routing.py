@@ -117,6 +117,29 @@ def test_budget_is_met_while_decoding(tiny_model, policy, target):
     assert st.expert_fraction == pytest.approx(target, abs=0.02 * target + 0.005), st
 
 
+@pytest.mark.parametrize("mode", ["global", "per_layer"])
+def test_budget_mode_round_trips_and_meets_a_prompt_batch(tiny_model, mode):
+    """budget_mode is one of the routing settings; either mode meets the budget over a prompt
+    batch (global: measured, then solved for the whole model) and then while decoding."""
+    with tiny_model.session(n_ctx=1024, temperature=1.0, seed=7) as s:
+        with tiny_model.identity_allocator() as alloc:
+            s.set_allocator(alloc)
+        assert s.routing["budget_mode"] == "global"
+        s.set_routing("adak", budget_mode=mode)
+        s.set_budget(0.5)
+        assert s.routing["budget_mode"] == mode and s.get("budget_mode") == mode
+        s.evaluate(tiny_model.tokenize("The quick brown fox jumps over the lazy dog. " * 4))
+        assert s.stats.expert_fraction == pytest.approx(0.5, abs=0.01), s.stats
+        s.reset_stats()
+        for _ in range(300):
+            s.evaluate([s.sample()])
+        assert s.stats.expert_fraction == pytest.approx(0.5, abs=0.01), s.stats
+        with pytest.raises(adak.AdakError) as e:
+            s.set_routing(budget_mode="layerwise")
+        assert "layerwise" in e.value.message and "per_layer" in e.value.message
+        assert s.routing["budget_mode"] == mode
+
+
 def test_stats_are_consistent(tiny_model):
     with tiny_model.session(n_ctx=256, temperature=0.9, seed=3) as s:
         empty = s.stats

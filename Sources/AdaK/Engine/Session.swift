@@ -205,6 +205,14 @@ public final class Session {
             let n = min(batchSize, tokens.count - start)
             let wantRows: ForwardState.LogitRows = allLogits ? .all(firstRow: start) : (start + n == tokens.count ? .last : .none)
             tokens.withUnsafeBufferPointer {
+                if router.needsProbe(n: n) {
+                    // global budget: a measuring pass at the current price, whose rows fix the price
+                    // for the batch (Routing/Router.swift); the real pass rewrites the same KV rows
+                    router.beginProbe()
+                    state.forward(tokens: UnsafeBufferPointer(rebasing: $0[start..<start + n]), pos0: position + start,
+                                  router: router, logits: .none)
+                    router.endProbe()
+                }
                 state.forward(tokens: UnsafeBufferPointer(rebasing: $0[start..<start + n]), pos0: position + start,
                               router: router, logits: wantRows)
             }

@@ -181,6 +181,7 @@ extension Session {
         sampler.restore(rngState: rng, history: hist)
         router.knob = knob
         router.dither = dither
+        router.calibrated = pos > 0
         stopReason = nil
     }
 
@@ -239,6 +240,7 @@ extension Session {
         s.router.config = router.config
         s.router.knob = router.knob
         s.router.dither = router.dither
+        s.router.calibrated = router.calibrated
         s.router.stats = router.stats
         s.sampler = sampler
         s.stopStrings = stopStrings

@@ -19,6 +19,15 @@ public enum RoutingPolicy: String, Sendable, CaseIterable {
     case entropy
 }
 
+/// How a budget spreads over the MoE layers (docs/DESIGN.md §4).
+public enum BudgetMode: String, Sendable, CaseIterable {
+    /// One price (knob) shared by every layer: the policy's per-layer and per-token shares
+    /// survive and only the model's total meets the budget. The default.
+    case global
+    /// One knob per layer: every layer's mean k/K meets the budget on its own.
+    case perLayer = "per_layer"
+}
+
 /// The routing settings of a session.
 public struct RoutingConfig: Sendable, Equatable {
     public var policy: RoutingPolicy = .topK
@@ -39,6 +48,8 @@ public struct RoutingConfig: Sendable, Equatable {
     /// Fixed price μ per expert for `adak` without a budget: k = argmax(logit_k − μ·k), the same μ
     /// in every layer, so the allocator's per-layer shares survive (docs/DESIGN.md §4).
     public var price: Float = 0
+    /// How the budget is spread over the layers.
+    public var budgetMode: BudgetMode = .global
 
     public init(policy: RoutingPolicy = .topK) { self.policy = policy }
 
@@ -49,6 +60,7 @@ public struct RoutingConfig: Sendable, Equatable {
     public static func == (a: RoutingConfig, b: RoutingConfig) -> Bool {
         a.policy == b.policy && a.k == b.k && a.p == b.p && a.beta == b.beta && a.tau == b.tau
             && a.kMin == b.kMin && a.kMax == b.kMax && a.budget == b.budget && a.price == b.price
+            && a.budgetMode == b.budgetMode
             && (a.forcedK == nil) == (b.forcedK == nil)
     }
 

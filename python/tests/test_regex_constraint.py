@@ -30,8 +30,9 @@ def test_regex_on_smollm2(smollm2_model):
         [{"role": "system", "content": "You are a helpful assistant."},
          {"role": "user", "content": "What is the capital of France? Answer with one city."}]))
     with smollm2_model.session(n_ctx=256, temperature=0.0) as s:
-        s.set_regex(r"[A-Z][a-z]+")
-        assert _answer(s, prompt, 16) == "Paris"
+        s.set_regex(r"(The answer is )?[A-Z][a-z]+( \(France\))?\.")
+        text = _answer(s, prompt, 24)
+        assert re.fullmatch(r"(The answer is )?[A-Z][a-z]+( \(France\))?\.", text) and "Paris" in text, text
         s.set_regex(None)
         s.set_choices(["yes", "no"])
         s.set_regex(r"\d{4}")  # replaces the choices

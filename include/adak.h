@@ -655,6 +655,28 @@ int adak_session_set_choices(adak_session *session, const char *const *choices,
                              const size_t *lengths, size_t n);
 
 /**
+ * Constrains sampling to texts that match the regular expression `pattern` as
+ * a whole (since 0.6): a token is allowed only while the text sampled so far
+ * plus its piece can still grow into a match, end-of-generation tokens only
+ * once the text matches (and only they when nothing can continue it), so
+ * adak_session_generate ends with a match unless max_tokens or the context cut
+ * it short. The pattern (UTF-8) is compiled to a DFA over UTF-8 bytes.
+ * Syntax: literal characters; `.` (any character but \n); classes [a-z_],
+ * [^...]; \d \D \w \W \s \S (ASCII meanings); escapes \n \r \t \f \v \0 \xHH
+ * \uHHHH \u{H...} and \ before punctuation; groups (...) and (?:...); |;
+ * quantifiers * + ? {m} {m,} {m,n} (counts up to 1000; lazy forms allowed,
+ * they match the same texts); ^ first and $ last (matches are always of the
+ * whole text). It replaces the choices of adak_session_set_choices and they
+ * replace it; the text counts from the same events. NULL removes the
+ * constraint. Errors (constraint unchanged; adak_last_error says what and
+ * where): ADAK_ERR_INVALID_ARGUMENT (bad session, a pattern that is not UTF-8,
+ * malformed, matches no text or needs more than 10000 DFA states),
+ * ADAK_ERR_UNSUPPORTED (look-around, back references, \b, \p{...}, other (?...)
+ * groups, possessive quantifiers).
+ */
+int adak_session_set_regex(adak_session *session, const char *pattern);
+
+/**
  * Saves the session's state: the tokens and KV cache of its context, the last
  * row of logits, a pending token, the sampler's random sequence and history,
  * the budget controller. Settings (sampling, routing, stop strings, bias,

@@ -19,6 +19,7 @@ cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/misuse.c" -o 
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/carve_train.c" -o "$out/carve_train" $flags -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/typed_settings.c" -o "$out/typed_settings" $flags -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/session_features.c" -o "$out/session_features" $flags -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE "$repo/Tests/C/regex_constraint.c" -o "$out/regex_constraint" $flags
 c++ -std=c++17 -Wall -Wextra -Werror -O2 "$repo/examples/cpp/chat.cpp" -o "$out/chat" $flags
 # Reliability tests (issue 8): second misuse suite, shared model across threads, fuzz-corpus
 # replay, soak.
@@ -47,6 +48,7 @@ run "typed routing and sampling settings (env -i)" env -i "$out/typed_settings" 
 demo_arg=()
 if [ -n "$demo" ] && [ -f "$demo" ]; then demo_arg=("$demo"); fi
 run "chat template, stop reasons, state, truncate, copy (env -i)" env -i "$out/session_features" "$tiny" "${demo_arg[@]}"
+run "regex constraint (env -i)" env -i "$out/regex_constraint" "$tiny" "${demo_arg[@]}"
 calib=$fixtures/text/train.txt
 run "carve/train API, training on tiny-mixtral (env -i)" env -i "$out/carve_train" "$tiny" "$calib"
 run "generate tiny-mixtral, budget 0.5 (env -i)" sh -c \

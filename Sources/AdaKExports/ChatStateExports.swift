@@ -78,6 +78,23 @@ public func adak_session_set_choices(_ session: OpaquePointer?, _ choices: Unsaf
     }
 }
 
+@_cdecl("adak_session_set_regex")
+public func adak_session_set_regex(_ session: OpaquePointer?, _ pattern: UnsafePointer<CChar>?) -> Int32 {
+    let f = "adak_session_set_regex"
+    guard let box = mutableSessionBox(session, f) else { return Status.invalidArgument }
+    var text: String? = nil
+    if let pattern {
+        guard let t = hostString(pattern) else { return invalid(f, "pattern is not valid UTF-8") }
+        text = t
+    }
+    do {
+        try box.session.setRegex(text)
+        return Status.ok
+    } catch {
+        return fail(error, in: f)
+    }
+}
+
 @_cdecl("adak_session_set_logit_bias")
 public func adak_session_set_logit_bias(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int32>?,
                                         _ biases: UnsafePointer<Float>?, _ n: Int) -> Int32 {

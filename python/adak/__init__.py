@@ -814,6 +814,22 @@ class Session(_Owned):
         adak_session_set_choices); None or [] removes the constraint."""
         self._set_texts(_C.adak_session_set_choices, choices or [], "choices")
 
+    def set_regex(self, pattern: Optional[Union[str, bytes]]) -> None:
+        """Constrains the next answers to texts that match ``pattern`` as a whole (the
+        library's adak_session_set_regex, whose syntax is in adak.h: literals, classes, ., *,
+        +, ?, {m,n}, |, groups); it replaces :meth:`set_choices`. None removes it. A malformed
+        pattern raises :class:`InvalidArgumentError`, an unsupported feature (look-around,
+        back references, ...) :class:`UnsupportedError`; both are ValueErrors."""
+        if pattern is None:
+            _check(_C.adak_session_set_regex(self.handle, None))
+            return
+        if not isinstance(pattern, (str, bytes)):
+            raise AdakTypeError(f"pattern needs str, bytes or None, got {pattern!r}")
+        data = pattern.encode() if isinstance(pattern, str) else pattern
+        if b"\0" in data:
+            raise InvalidArgumentError(_lib.ERR_INVALID_ARGUMENT, "pattern contains a NUL character (write \\x00 in the pattern instead)")
+        _check(_C.adak_session_set_regex(self.handle, data))
+
     @property
     def stop_reason(self) -> Optional[str]:
         """Why the last generation stopped: "end_of_generation", "max_tokens", "context_full",

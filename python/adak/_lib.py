@@ -245,6 +245,7 @@ _PROTOTYPES = {
     "adak_session_stop_reason": (ctypes.c_int, [_P, ctypes.POINTER(_I32)]),
     "adak_session_set_stop_strings": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_SIZE), _SIZE]),
     "adak_session_set_choices": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(_SIZE), _SIZE]),
+    "adak_session_set_regex": (ctypes.c_int, [_P, ctypes.c_char_p]),
     "adak_session_set_logit_bias": (ctypes.c_int, [_P, ctypes.POINTER(_I32), ctypes.POINTER(ctypes.c_float), _SIZE]),
     "adak_session_set_logits_callback": (ctypes.c_int, [_P, LOGITS_CALLBACK, _P]),
     "adak_session_save_state": (ctypes.c_int, [_P, _P, _SIZE, ctypes.POINTER(_SIZE)]),

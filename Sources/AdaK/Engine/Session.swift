@@ -152,6 +152,20 @@ public final class Session {
     public func setChoices(_ choices: [[UInt8]]?) throws {
         guard let choices, !choices.isEmpty else { self.choices = nil; return }
         self.choices = try ChoiceConstraint(choices)
+        loadPieces()
+    }
+
+    /// Constrains sampling to texts that match the regular expression `pattern` as a whole
+    /// (`RegexDFA` says which syntax; nil removes it): generation ends once the text matches and
+    /// nothing can continue it. Replaces `setChoices` (and they it); the text counts as for them.
+    /// On error the constraint is unchanged.
+    public func setRegex(_ pattern: String?) throws {
+        guard let pattern else { self.choices = nil; return }
+        self.choices = try ChoiceConstraint(regex: pattern)
+        loadPieces()
+    }
+
+    private func loadPieces() {
         if pieces.isEmpty {
             pieces = (0..<model.config.nVocab).map { model.tokenizer.piece(Int32($0), special: false) }
         }

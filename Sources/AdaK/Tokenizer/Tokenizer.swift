@@ -185,7 +185,7 @@ public final class Tokenizer: @unchecked Sendable {
             guard let (preTokenizer, ignoreMerges, clean, preAddsBOS) = PreTokenizer.forPre(pre) else {
                 throw AdaKError.unsupported("tokenizer: pre-tokenizer '\(pre)' is not supported")
             }
-            bos = 11; eos = 11
+            bos = PreTokenizer.clearsDefaultBOS(pre) ? nil : 11; eos = 11
             cleanSpaces = clean
             addBOS = preAddsBOS ?? false
             model = .bpe(BPEModel(vocab: vocab, merges: merges, preTokenizer: preTokenizer, ignoreMerges: ignoreMerges))

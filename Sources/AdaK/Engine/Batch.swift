@@ -36,6 +36,9 @@ extension Session {
             guard toks.count <= s.contextSize - s.position else {
                 throw AdaKError.contextFull("session \(i): context full: \(s.position) + \(toks.count) tokens > context size \(s.contextSize)")
             }
+            guard toks.count <= s.batchSize || !s.router.needsProbe(n: toks.count) else {
+                throw AdaKError.invalidArgument("session \(i) is under a FLOPs budget and got \(toks.count) tokens; its n_batch is \(s.batchSize)")
+            }
             rows.append(toks)
         }
         if entries.count == 1 {   // one session: its own evaluate (prefill in batches of its n_batch)
@@ -51,6 +54,15 @@ extension Session {
         }
         try first.state.reserveLogits(rows: entries.count)
         for e in entries.dropFirst() { try e.session.state.reserveLogits(rows: 1) }
+
+        // A session under a global budget first measures its rows alone, as `evaluate` does, and
+        // fixes its price from them (Routing/Router.swift); the shared pass then routes at that price.
+        for (e, toks) in zip(entries, rows) where e.session.router.needsProbe(n: toks.count) {
+            let s = e.session
+            s.router.beginProbe()
+            toks.withUnsafeBufferPointer { s.state.forward(tokens: $0, pos0: s.position, router: s.router, logits: .none) }
+            s.router.endProbe()
+        }
 
         var segments: [ForwardState.Segment] = []
         var start = 0

@@ -27,15 +27,7 @@ import Testing
 
     static func session(_ m: Model, budget: Float?, mode: BudgetMode = .global, ctx: Int = 1024,
                         allocator: String = demoAllocator) throws -> Session {
-        var p = SessionParams()
-        p.contextSize = ctx
-        p.threads = 2
-        p.sampling.temperature = 1
-        p.sampling.topK = 0
-        p.sampling.topP = 1
-        p.sampling.minP = 0
-        p.sampling.seed = 7
-        let s = try Session(model: m, params: p)
+        let s = try Session(model: m, params: RoutingTests.samplingParams(contextSize: ctx))
         try s.setAllocator(Allocator(path: Fixtures.repoRoot + "/assets/allocators/" + allocator, model: m))
         var r = RoutingConfig(policy: .adak)
         r.budget = budget

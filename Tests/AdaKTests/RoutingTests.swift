@@ -136,15 +136,20 @@ import Testing
 
     /// A session on `NAME.f32.gguf` that samples at temperature 1 (seed 7) over a 600-token context.
     static func samplingSession(_ name: String) throws -> Session {
+        try Session(model: try Model(path: Fixtures.path("models/\(name).f32.gguf")), params: samplingParams(contextSize: 600))
+    }
+
+    /// Two threads, sampling at temperature 1 from the full distribution, seed 7.
+    static func samplingParams(contextSize: Int) -> SessionParams {
         var p = SessionParams()
-        p.contextSize = 600
+        p.contextSize = contextSize
         p.threads = 2
         p.sampling.temperature = 1.0
         p.sampling.topK = 0
         p.sampling.topP = 1
         p.sampling.minP = 0
         p.sampling.seed = 7
-        return try Session(model: try Model(path: Fixtures.path("models/\(name).f32.gguf")), params: p)
+        return p
     }
 
     @Test func badSettingsAreRejectedAndLeaveTheSessionAlone() throws {

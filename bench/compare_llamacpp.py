@@ -97,6 +97,7 @@ def run_llamacpp_parallel(path, arch, vocab, threads, k, n_prompt, n_gen, n_seq,
                           flash_attn=flash, kv_overrides=kv, verbose=False)
     cp = llm.context_params
     cp.n_seq_max = n_seq
+    cp.n_batch = cp.n_ubatch = 512  # the Llama above clamped them to its 32-token context
     cp.n_ctx = n_seq * ((n_prompt + n_gen + 16 + 255) // 256 * 256)  # per sequence, as llama.cpp pads it
     ctx = llama_cpp.llama_init_from_model(llm._model.model, cp)
     if not ctx:

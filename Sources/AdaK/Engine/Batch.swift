@@ -57,11 +57,8 @@ extension Session {
 
         // A session under a global budget first measures its rows alone, as `evaluate` does, and
         // fixes its price from them (Routing/Router.swift); the shared pass then routes at that price.
-        for (e, toks) in zip(entries, rows) where e.session.router.needsProbe(n: toks.count) {
-            let s = e.session
-            s.router.beginProbe()
-            toks.withUnsafeBufferPointer { s.state.forward(tokens: $0, pos0: s.position, router: s.router, logits: .none) }
-            s.router.endProbe()
+        for (e, toks) in zip(entries, rows) {
+            toks.withUnsafeBufferPointer { e.session.measurePriceIfNeeded($0, pos0: e.session.position) }
         }
 
         var segments: [ForwardState.Segment] = []

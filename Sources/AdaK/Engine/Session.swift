@@ -219,14 +219,7 @@ public final class Session {
             let n = min(batchSize, tokens.count - start)
             let wantRows: ForwardState.LogitRows = allLogits ? .all(firstRow: start) : (start + n == tokens.count ? .last : .none)
             tokens.withUnsafeBufferPointer {
-                if router.needsProbe(n: n) {
-                    // global budget: a measuring pass at the current price, whose rows fix the price
-                    // for the batch (Routing/Router.swift); the real pass rewrites the same KV rows
-                    router.beginProbe()
-                    state.forward(tokens: UnsafeBufferPointer(rebasing: $0[start..<start + n]), pos0: position + start,
-                                  router: router, logits: .none)
-                    router.endProbe()
-                }
+                measurePriceIfNeeded(UnsafeBufferPointer(rebasing: $0[start..<start + n]), pos0: position + start)
                 state.forward(tokens: UnsafeBufferPointer(rebasing: $0[start..<start + n]), pos0: position + start,
                               router: router, logits: wantRows)
             }
@@ -238,6 +231,15 @@ public final class Session {
         self.tokens += tokens
         logitRows = allLogits ? tokens.count : 1
         for t in tokens { sampler.accept(t) }
+    }
+
+    /// Under a global budget: a measuring pass over `tokens` at the current price, whose rows fix
+    /// the price for them (Routing/Router.swift); the real pass then rewrites the same KV rows.
+    func measurePriceIfNeeded(_ tokens: UnsafeBufferPointer<Int32>, pos0: Int) {
+        guard router.needsProbe(n: tokens.count) else { return }
+        router.beginProbe()
+        state.forward(tokens: tokens, pos0: pos0, router: router, logits: .none)
+        router.endProbe()
     }
 
     /// The logits of the last evaluate: `logitRows` rows of n_vocab floats.

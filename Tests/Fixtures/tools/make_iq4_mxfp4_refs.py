@@ -32,26 +32,19 @@ cache F32, flash attention off, n_batch = n_ubatch = 512, default CPU repacking 
 """
 import argparse
 import ctypes
-import hashlib
 import json
 import os
 import sys
 
 import numpy as np
 
+from fixture_files import sha256
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(FIX))
 
 GGML_TYPE = {"Q8_0": 8, "Q8_K": 15, "IQ4_NL": 20, "IQ4_XS": 23, "MXFP4": 39}
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- kernels through ggml's traits

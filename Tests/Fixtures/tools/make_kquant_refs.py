@@ -23,13 +23,14 @@ usage: make_kquant_refs.py [--cache DIR] [--only NAME[,NAME...]] [--quantize-onl
 Runs with /work/venvs/llama/bin/python (llama-cpp-python 0.3.36 built from source, numpy).
 """
 import argparse
-import hashlib
 import json
 import os
 import sys
 
 import numpy as np
 import llama_cpp
+
+from fixture_files import sha256
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.dirname(HERE)
@@ -39,14 +40,6 @@ SMOL_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]
 MOE_TYPES = ["Q4_K_M", "Q2_K"]
 GREEDY = 32
 WINDOW = 512
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def quantize(src, dst, type_name):

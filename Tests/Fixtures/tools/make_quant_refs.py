@@ -31,6 +31,8 @@ from gguf import GGUFReader, GGUFWriter
 
 import llama_cpp
 
+from fixture_files import sha256
+
 FTYPES = {  # llama_ftype numbers (llama.h)
     "F16": 1, "Q3_K_S": 11, "Q3_K_L": 13, "Q4_K_S": 14, "Q5_K_S": 16, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_M": 12, "Q4_K_M": 15,
     "Q5_K_M": 17, "Q6_K": 18, "IQ4_NL": 25, "IQ4_XS": 30, "MXFP4_MOE": 38,
@@ -39,14 +41,6 @@ ROW_TYPES = {  # ggml type numbers
     "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8, "Q2_K": 10, "Q3_K": 11,
     "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "IQ4_NL": 20, "IQ4_XS": 23, "MXFP4": 39,
 }
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def quantize(src, dst, ftype):
@@ -74,11 +68,11 @@ def file_refs(model, tmp):
         rc, secs = quantize(model, dst, ftype)
         if rc != 0:
             sys.exit("llama_model_quantize(%s, %s) failed" % (model, name))
-        types[name] = {"file_sha256": sha256_file(dst), "size": os.path.getsize(dst),
+        types[name] = {"file_sha256": sha256(dst), "size": os.path.getsize(dst),
                        "seconds": round(secs, 3), "tensors": tensor_hashes(dst)}
         os.unlink(dst)
         print("%s %s %.2fs" % (os.path.basename(model), name, secs), file=sys.stderr)
-    return {"source_sha256": sha256_file(model), "llama_cpp_python": llama_cpp.__version__, "types": types}
+    return {"source_sha256": sha256(model), "llama_cpp_python": llama_cpp.__version__, "types": types}
 
 
 def ggml_lib():

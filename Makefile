@@ -48,7 +48,7 @@ VENV := $(CURDIR)/$(BUILD)/venv
 SWIFT_SOURCES := $(shell find Sources -type f) Package.swift
 
 .PHONY: all lib cli install uninstall setup system-packages model carved demo test test-swift \
-        test-install test-c test-python test-cpu-paths clean quant-models
+        test-install test-c test-python test-cpu-paths test-scripts clean quant-models
 
 all: lib cli
 
@@ -124,7 +124,7 @@ quant-models: $(BUILD)/bin/adak | model
 	scripts/quant-models.sh $(BUILD)/bin/adak "$(ADAK_CACHE)/quant" "$(FIXTURES)" "$(DEMO_MODEL)"
 
 # Every group runs even when an earlier one fails; the exit status says whether all passed.
-TEST_GROUPS := quant-models test-swift test-cpu-paths test-install test-c test-python
+TEST_GROUPS := quant-models test-swift test-cpu-paths test-install test-c test-python test-scripts
 test:
 	@passed=0; failed=0; failures=""; \
 	for t in $(TEST_GROUPS); do \
@@ -174,6 +174,11 @@ test-c: $(TEST_PREFIX)/.installed
 
 test-python: $(TEST_PREFIX)/.installed
 	scripts/test-python.sh $(TEST_PREFIX) "$(VENV)" "$(FIXTURES)" "$(DEMO_MODEL)"
+
+# The evaluation protocol's own tests (scripts/tests: the split, no test text before the choices
+# are frozen); plain python3, no packages.
+test-scripts:
+	python3 -m unittest discover -s scripts/tests
 
 clean:
 	rm -rf $(BUILD) $(RELEASE_SCRATCH)

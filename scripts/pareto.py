@@ -19,6 +19,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval_protocol import schedule  # noqa: E402  (the per-layer schedule, one definition)
+
 FUNCTION_WORDS = set("""a an the and or but nor so yet for of in on at by to from with without into onto upon
 about above after against along among around as before behind below beneath beside between beyond
 during except inside near off out outside over past since through throughout till toward towards
@@ -77,22 +80,6 @@ def interp_ppl(pts, x, tol=1e-6):
     if len(f) == 1:
         return float(np.exp(f[0][1]))
     return float(np.exp(np.interp(x, [a for a, _ in f], [b for _, b in f])))
-
-
-def schedule(sens, K, budget, kmin=1):
-    """One static K per layer: the total of k is round(budget·L·K); the layers whose perplexity
-    suffers least lose experts first, with a quadratic loss model s_l·((K−k)/4)² per layer."""
-    L = len(sens)
-    ks = [K] * L
-    target = int(round(budget * L * K))
-    s = [max(v, 1e-6) for v in sens]
-    while sum(ks) > target:
-        cost = [s[l] * ((K - ks[l] + 1) ** 2 - (K - ks[l]) ** 2) if ks[l] > kmin else np.inf for l in range(L)]
-        l = int(np.argmin(cost))
-        if not np.isfinite(cost[l]):
-            break
-        ks[l] -= 1
-    return ks
 
 
 def main():

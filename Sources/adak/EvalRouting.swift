@@ -57,6 +57,8 @@ struct EvalRouting: ParsableCommand {
             "expert_fraction": st.expertFraction, "total_fraction": st.totalFraction, "mean_k": st.meanK,
             "mean_k_per_layer": st.meanKPerLayer, "k_histogram": st.kHistogram, "seconds": secs,
             "tokens_per_second": Double(tokens.count) / secs,
+            // per-window mean nll: standard errors over windows and paired differences (scripts/eval_protocol.py)
+            "window_nll": r.chunkMeanNLL,
         ]
         if let trace, let tokensOut {
             var pieces: [String] = [], meanK: [Double] = [], perLayer: [[Int32]] = []

@@ -253,6 +253,13 @@ def cmd_test(args):
     c = load_frozen(args.out)
     if sha256_file(args.model) != c["model_sha256"]:
         raise SystemExit("the model differs from the one the choices were made with")
+    # more seeds of the chosen recipe, trained after the freeze: reported next to the chosen
+    # allocator as replications, never chosen from
+    reps = dict(r.split("=", 1) for r in args.replicate)
+    for label in reps:
+        if label.split("/")[0] != c["recipe"] or label in c["allocators"]:
+            raise SystemExit(f"--replicate {label}: only new seeds of the chosen recipe '{c['recipe']}' may be added")
+    c = dict(c, allocators={**c["allocators"], **reps}, replications=sorted(reps))
     runner = Runner(args, "test")
     runner.allow_test()
     tests = dict(t.split("=", 1) for t in args.test)
@@ -276,7 +283,7 @@ def make_tables(c, r, labels):
     """Per test text and budget: each family's ppl ± (over windows), achieved FLOPs, and the chosen
     allocator's paired relative difference to it."""
     main = f"Ada-K {c['allocator']}"
-    out = {}
+    out = {"allocator": c["allocator"], "replications": c.get("replications", [])}
     for t in labels:
         rows = {}
         for b in c["budgets"]:
@@ -306,7 +313,10 @@ def family_of(name):
 def tables_md(c, tables):
     main = f"Ada-K {c['allocator']}"
     lines = []
+    reps = tables.get("replications", [])
     for t, tab in tables.items():
+        if not isinstance(tab, dict) or "budgets" not in tab:
+            continue
         lines.append(f"### {t}\n")
         lines.append(f"static Top-K k = {8}: ppl {tab['topk_native']['ppl']:.2f} ± {tab['topk_native']['se']:.2f}\n")
         budgets = list(tab["budgets"])
@@ -318,7 +328,10 @@ def tables_md(c, tables):
             for b in budgets:
                 v = tab["budgets"][b][n]
                 cells.append(f"{v['ppl']:.2f} ± {v['se']:.2f} ({v['expert_fraction']:.3f})")
-            lines.append(f"| {'**' + n + '**' if n == main else family_of(n)} | " + " | ".join(cells) + " |")
+            name = f"**{n}** (chosen)" if n == main else family_of(n)
+            if n[len("Ada-K "):] in reps:
+                name += " (replication seed, trained after the freeze)"
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(f"{main} relative to each setting (paired over windows; negative: Ada-K lower):\n")
         lines.append("| vs | " + " | ".join(f"B = {b}" for b in budgets) + " |")
@@ -415,6 +428,8 @@ def main(argv=None):
     p.add_argument("--run-only", action="store_true", help="run and cache, freeze nothing (more candidates to come)")
     p = sub.add_parser("test", parents=[common, run])
     p.add_argument("--test", action="append", required=True, help="LABEL=PATH of a test text (repeatable)")
+    p.add_argument("--replicate", action="append", default=[],
+                   help="RECIPE/SEED=PATH: another seed of the chosen recipe, reported, not chosen from")
     p.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
     {"split": cmd_split, "validate": cmd_validate, "test": cmd_test}[args.stage](args)

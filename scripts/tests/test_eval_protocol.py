@@ -143,6 +143,22 @@ class ProtocolTests(unittest.TestCase):
             self.run_test_stage()
         self.assertNotIn(self.test_text, self.texts_read())
 
+    def test_replications_must_be_new_seeds_of_the_chosen_recipe(self):
+        self.allocs = self.allocs[::2]      # one seed per recipe at the freeze
+        self.validate()
+        c = json.load(open(os.path.join(self.out, "choices.json")))
+        other = "b" if c["recipe"] == "a" else "a"
+        extra = os.path.join(self.dir, "late.gguf")
+        open(extra, "w").write("late seed")
+        for label in [f"{other}/s1", f"{c['recipe']}/s0"]:
+            with self.assertRaises(SystemExit):
+                ep.main(["test", "--out", self.out, "--test", f"t={self.test_text}", "--no-plots",
+                         "--replicate", f"{label}={extra}"] + self.run_args)
+        self.assertNotIn(self.test_text, self.texts_read())
+        ep.main(["test", "--out", self.out, "--test", f"t={self.test_text}", "--no-plots",
+                 "--replicate", f"{c['recipe']}/s1={extra}"] + self.run_args)
+        self.assertIn("replication seed", open(os.path.join(self.out, "tables.md")).read())
+
     def test_validation_text_must_not_be_a_test_text(self):
         open(self.test_text, "w").write(open(self.valid).read())
         with self.assertRaises(SystemExit):

@@ -198,12 +198,15 @@ def cmd_validate(args):
     allocs = dict(a.split("=", 1) for a in args.allocator)
     cand = {"thresholds": {f: [K, E] for f in THRESHOLD_FAMILIES}, "allocators": allocs,
             "schedule": {str(b): schedule(sens, K, b) for b in BUDGETS}}
-    jobs = [(key("valid", n, b), valid, args.windows, flags) for b in BUDGETS for n, flags in settings_at(b, cand).items()]
+    chosen_on = args.choose_budgets or BUDGETS
+    jobs = [(key("valid", n, b), valid, args.windows, flags) for b in chosen_on for n, flags in settings_at(b, cand).items()]
     r = runner.run_all(jobs)
     if args.run_only:
         return
-    mean_logppl = lambda name: sum(math.log(r[key("valid", name, b)]["ppl"]) for b in BUDGETS) / len(BUDGETS)
+    mean_logppl = lambda name: sum(math.log(r[key("valid", name, b)]["ppl"]) for b in chosen_on) / len(chosen_on)
     caps = {f: min([K, E], key=lambda c: mean_logppl(f"{f} kmax={c}")) for f in THRESHOLD_FAMILIES}
+    # the threshold families run on test: the best --test-thresholds of them on validation
+    kept = sorted(THRESHOLD_FAMILIES, key=lambda f: mean_logppl(f"{f} kmax={caps[f]}"))[:args.test_thresholds]
     recipes = {}
     for label in allocs:
         recipes.setdefault(label.split("/")[0], []).append(label)
@@ -215,7 +218,7 @@ def cmd_validate(args):
         "valid_sha256": vh, "model_sha256": sha256_file(args.model),
         "calibration": {"windows": args.calib_windows, "sensitivity": sens},
         "schedule": cand["schedule"],
-        "thresholds": {f: [c] for f, c in caps.items()},
+        "thresholds": {f: [caps[f]] for f in kept}, "chosen_on_budgets": chosen_on,
         "recipe": recipe, "recipe_valid_mean_log_ppl": recipe_score,
         "allocator": best,
         # every seed of the chosen recipe is reported on test; `allocator` is the one committed
@@ -268,12 +271,16 @@ def cmd_test(args):
         jobs.append((key(label, "static Top-K k=K", 1.0), path, c["windows"], ["--routing", "topk"]))
         for b in c["budgets"]:
             jobs += [(key(label, n, b), path, c["windows"], flags) for n, flags in settings_at(b, c).items()]
-    r = runner.run_all(jobs)
+    # the most important first (a stopped run leaves the comparisons that matter most): the chosen
+    # allocator, the schedule and Top-K, then the threshold policies, then replication seeds
+    tier = lambda j: (0 if not any(f" {f} " in j[0] for f in THRESHOLD_FAMILIES) and not any(f"Ada-K {l} " in j[0] for l in reps)
+                      else 1 if not any(f"Ada-K {l} " in j[0] for l in reps) else 2)
+    r = runner.run_all(sorted(jobs, key=tier))
     tables = make_tables(c, r, list(tests))
     with open(os.path.join(args.out, "tables.json"), "w") as f:
         json.dump(tables, f, indent=1, sort_keys=True)
     with open(os.path.join(args.out, "tables.md"), "w") as f:
-        f.write(tables_md(c, tables))
+        f.write(tables_md(c, tables) + valid_md(c))
     if not args.no_plots:
         plots(c, r, list(tests), args.out)
     print(open(os.path.join(args.out, "tables.md")).read())
@@ -359,6 +366,21 @@ def tables_md(c, tables):
     return "\n".join(lines) + "\n"
 
 
+def valid_md(c):
+    """The validation runs the choices were made from (ppl, achieved FLOPs) as a table."""
+    rows = {}
+    for k, v in c["valid"].items():
+        _, name, b = [x.strip() for x in k.split("|")]
+        rows.setdefault(name, {})[b[2:]] = v
+    budgets = [str(b) for b in c["chosen_on_budgets"]]
+    lines = ["### validation (the choices' basis)\n", "| setting | " + " | ".join(f"B = {b}" for b in budgets) + " |",
+             "|---" * (len(budgets) + 1) + "|"]
+    for name, v in sorted(rows.items()):
+        lines.append(f"| {family_of(name)} | " + " | ".join(
+            f"{v[b]['ppl']:.2f} ({v[b]['expert_fraction']:.3f})" if b in v else "" for b in budgets) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plots(c, r, labels, out):
     import matplotlib
     matplotlib.use("Agg")
@@ -426,6 +448,10 @@ def main(argv=None):
     p.add_argument("--calib-windows", type=int, default=2)
     p.add_argument("--forbid", action="append", default=[], help="test texts the validation text must not be")
     p.add_argument("--run-only", action="store_true", help="run and cache, freeze nothing (more candidates to come)")
+    p.add_argument("--choose-budgets", type=lambda v: [float(x) for x in v.split(",")],
+                   help="the budgets whose validation runs make the choices (default: all)")
+    p.add_argument("--test-thresholds", type=int, default=len(THRESHOLD_FAMILIES),
+                   help="how many threshold families (the best on validation) run on test")
     p = sub.add_parser("test", parents=[common, run])
     p.add_argument("--test", action="append", required=True, help="LABEL=PATH of a test text (repeatable)")
     p.add_argument("--replicate", action="append", default=[],

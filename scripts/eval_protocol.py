@@ -275,7 +275,11 @@ def cmd_test(args):
     # allocator, the schedule and Top-K, then the threshold policies, then replication seeds
     tier = lambda j: (0 if not any(f" {f} " in j[0] for f in THRESHOLD_FAMILIES) and not any(f"Ada-K {l} " in j[0] for l in reps)
                       else 1 if not any(f"Ada-K {l} " in j[0] for l in reps) else 2)
+    if args.only_replications:
+        jobs = [j for j in jobs if tier(j) == 2]
     r = runner.run_all(sorted(jobs, key=tier))
+    if args.only_replications:
+        return
     tables = make_tables(c, r, list(tests))
     with open(os.path.join(args.out, "tables.json"), "w") as f:
         json.dump(tables, f, indent=1, sort_keys=True)
@@ -456,6 +460,8 @@ def main(argv=None):
     p.add_argument("--test", action="append", required=True, help="LABEL=PATH of a test text (repeatable)")
     p.add_argument("--replicate", action="append", default=[],
                    help="RECIPE/SEED=PATH: another seed of the chosen recipe, reported, not chosen from")
+    p.add_argument("--only-replications", action="store_true",
+                   help="run the replication seeds only (e.g. into another OUT while the main test runs), no tables")
     p.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
     {"split": cmd_split, "validate": cmd_validate, "test": cmd_test}[args.stage](args)

@@ -356,7 +356,8 @@ def tables_md(c, tables):
                 cells.append(f"{100 * v['adak_vs']:+.1f}% ± {100 * v['adak_vs_se']:.1f}")
             lines.append(f"| {family_of(n)} | " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append("| B | Ada-K lowest of Top-K / Top-P / β-skip / entropy? | ≥ 5% lower than the schedule? |")
+        baselines = [family_of(n).split(" kmax")[0] for n in names if not n.startswith("Ada-K") and n != "per-layer schedule"]
+        lines.append(f"| B | Ada-K lowest of {' / '.join(baselines)}? | ≥ 5% lower than the schedule? |")
         lines.append("|---|---|---|")
         for b in budgets:
             row = tab["budgets"][b]
@@ -412,6 +413,7 @@ def plots(c, r, labels, out):
         plt.close(fig)
     # the chosen allocator's mean k per layer under each budget, per test text
     rows = [(f"{t} B={b}", r[key(t, main, b)]["mean_k_per_layer"]) for t in labels for b in c["budgets"]]
+    rows += [(f"schedule B={b}", c["schedule"][str(b)]) for b in c["budgets"]]   # for comparison
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
     im = ax.imshow([v for _, v in rows], aspect="auto", cmap="viridis", vmin=0, vmax=16)
     ax.set_yticks(range(len(rows)))
@@ -423,7 +425,7 @@ def plots(c, r, labels, out):
             ax.text(j, i, f"{k:.0f}" if abs(k - round(k)) < 0.05 else f"{k:.1f}", ha="center", va="center", fontsize=6,
                     color="white" if k < 8 else "black")
     fig.colorbar(im, ax=ax, label="mean k")
-    ax.set_title(f"{main}: mean k per layer under the global budget")
+    ax.set_title(f"{main}: mean k per layer under the global budget (last rows: the validation-calibrated schedule)")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "layers-heatmap.png"), dpi=110)
     plt.close(fig)

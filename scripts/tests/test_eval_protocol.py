@@ -126,6 +126,9 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(self.texts_read(), {self.valid, self.test_text})
         md = open(os.path.join(self.out, "tables.md")).read()
         self.assertIn("≥ 5% lower than the schedule?", md)
+        header = next(l for l in md.splitlines() if "Ada-K lowest of" in l)
+        for fam in ["static Top-K", "Top-P", "β-skip", "entropy"]:
+            self.assertIn(fam, header)
         tables = json.load(open(os.path.join(self.out, "tables.json")))
         self.assertEqual(sorted(tables["t"]["budgets"]), sorted(str(b) for b in ep.BUDGETS))
 
@@ -158,6 +161,15 @@ class ProtocolTests(unittest.TestCase):
         ep.main(["test", "--out", self.out, "--test", f"t={self.test_text}", "--no-plots",
                  "--replicate", f"{c['recipe']}/s1={extra}"] + self.run_args)
         self.assertIn("replication seed", open(os.path.join(self.out, "tables.md")).read())
+
+    def test_only_the_best_threshold_families_reach_test(self):
+        self.validate("--test-thresholds", "1", "--choose-budgets", "0.5,0.625")
+        c = json.load(open(os.path.join(self.out, "choices.json")))
+        self.assertEqual(len(c["thresholds"]), 1)
+        self.assertEqual(c["chosen_on_budgets"], [0.5, 0.625])
+        self.run_test_stage()
+        header = next(l for l in open(os.path.join(self.out, "tables.md")).read().splitlines() if "Ada-K lowest of" in l)
+        self.assertEqual(header.count(" / "), 1)
 
     def test_validation_text_must_not_be_a_test_text(self):
         open(self.test_text, "w").write(open(self.valid).read())

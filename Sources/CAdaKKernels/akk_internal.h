@@ -125,6 +125,12 @@ AKK_KQ_ROWS_DECL(akk_rows_q6_k_avx2)
 /* AVX2 Q8_K quantiser (simd_avx2_kquant.c): the bytes of akk_quantize_row_q8_K. */
 void akk_quantize_row_q8_K_avx2(const float *x, void *y, int64_t n);
 float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x);
+/* llama.cpp's tiled order (kquant_dot.c), taken by products of >= AKK_TILED_MIN_ROWS activation
+ * rows for the types akk_kq_tiled_type names (Q2_K, Q3_K, Q5_K, Q6_K, IQ4_XS); row kernels of
+ * these types get the product's whole row count as n_tok and choose by it. */
+#define AKK_TILED_MIN_ROWS 8
+int akk_kq_tiled_type(int wtype);
+float akk_vec_dot_kq_tiled_scalar(int wtype, int64_t n, const void *w, const void *x);
 float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x);
 /* Sub-block scales (and mins) of Q4_K/Q5_K (12 packed bytes) and Q3_K (12 bytes at offset 96). */
 void akk_k4_scales_mins(const uint8_t *q, int sc[8], int m[8]);

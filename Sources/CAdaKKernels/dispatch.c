@@ -21,9 +21,11 @@
 static void rows_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                         const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride,
                         int wtype) {
+    const int tiled = n_tok >= AKK_TILED_MIN_ROWS && akk_kq_tiled_type(wtype);
     for (int64_t o = r0; o < r1; o++)
         for (int64_t t = 0; t < n_tok; t++)
-            Y[t * ystride + o] = akk_vec_dot_scalar(wtype, n_in, W + o * wrow, X + t * xstride);
+            Y[t * ystride + o] = tiled ? akk_vec_dot_kq_tiled_scalar(wtype, n_in, W + o * wrow, X + t * xstride)
+                                       : akk_vec_dot_scalar(wtype, n_in, W + o * wrow, X + t * xstride);
 }
 
 void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,

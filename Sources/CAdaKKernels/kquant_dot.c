@@ -286,6 +286,99 @@ static float dot_q6_K(int64_t n, const uint8_t *w, const uint8_t *x) {
     return akk_hsum8_ref(acc);
 }
 
+/* ---- llama.cpp's tiled order (products of >= AKK_TILED_MIN_ROWS activation rows) ----
+ * llama.cpp (ggml-cpu/tiled, AVX2 build) multiplies Q2_K, Q3_K, Q5_K, Q6_K and IQ4_XS weights it
+ * does not repack by a tiled kernel when the product has >= 8 activation rows (tokens, or rows
+ * routed to one expert); fewer rows take the vec_dot order above. Per super-block it forms the
+ * exact int32 totals S = sum of sub-block scale x signed quant x activation quant and, for the
+ * types with mins, M = sum of min x bsum; then res = d_w*S (res = fma(-dmin_w, M, res)) and
+ * acc = fma(res, d_x, acc) from acc = 0, block after block. The integers are ours (layouts as in
+ * kquants.c / iq4mx.c); only their totals enter the float steps, so any exact way to form them
+ * gives these bits. */
+
+/* Signed quant of element e, its scale, per-16 mins, d and dmin of one block of `type`. */
+static int tiled_block(int type, const uint8_t *w, int q[256], int sc[256], int m16[16], float *d, float *dmin) {
+    *dmin = 0.0f;
+    switch (type) {
+    case AKK_Q2_K:
+        for (int e = 0; e < 256; e++) {
+            q[e] = (w[16 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            sc[e] = w[e / 16] & 15;
+        }
+        for (int i = 0; i < 16; i++) m16[i] = w[i] >> 4;
+        *d = akk_load_f16(w + 80);
+        *dmin = akk_load_f16(w + 82);
+        return 1;
+    case AKK_Q3_K: {
+        int s16[16];
+        akk_q3_k_scales(w + 96, s16);
+        for (int e = 0; e < 256; e++) {
+            const int c = e / 32, byte = e % 32;
+            q[e] = ((w[32 + 32 * (c / 4) + byte] >> (2 * (c % 4))) & 3) - ((w[byte] >> c) & 1 ? 0 : 4);
+            sc[e] = s16[e / 16];
+        }
+        *d = akk_load_f16(w + 108);
+        return 0;
+    }
+    case AKK_Q5_K: {
+        int s8[8], m8[8];
+        akk_k4_scales_mins(w + 4, s8, m8);
+        for (int e = 0; e < 256; e++) {
+            const int nib = (w[48 + 32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15;
+            q[e] = nib | ((w[16 + e % 32] >> (e / 32)) & 1) << 4;
+            sc[e] = s8[e / 32];
+        }
+        for (int i = 0; i < 16; i++) m16[i] = m8[i / 2];
+        *d = akk_load_f16(w);
+        *dmin = akk_load_f16(w + 2);
+        return 1;
+    }
+    case AKK_Q6_K:
+        for (int e = 0; e < 256; e++) {
+            const int h = e / 128, qq = (e % 128) / 32, l = e % 32;
+            const int nib = (w[64 * h + l + 32 * (qq & 1)] >> (qq >= 2 ? 4 : 0)) & 15;
+            q[e] = (nib | ((w[128 + 32 * h + l] >> (2 * qq)) & 3) << 4) - 32;
+            sc[e] = (int8_t)w[192 + e / 16];
+        }
+        *d = akk_load_f16(w + 208);
+        return 0;
+    default: /* IQ4_XS */
+        for (int e = 0; e < 256; e++) {
+            const int ib = e / 32, j = e % 32;
+            q[e] = akk_kvalues_iq4nl[j < 16 ? w[8 + 16 * ib + j] & 15 : w[8 + 16 * ib + j - 16] >> 4];
+            sc[e] = akk_iq4_xs_scale(w, ib);
+        }
+        *d = akk_load_f16(w);
+        return 0;
+    }
+}
+
+int akk_kq_tiled_type(int wtype) {
+    return wtype == AKK_Q2_K || wtype == AKK_Q3_K || wtype == AKK_Q5_K || wtype == AKK_Q6_K || wtype == AKK_IQ4_XS;
+}
+
+float akk_vec_dot_kq_tiled_scalar(int wtype, int64_t n, const void *w, const void *x) {
+    const int bytes = wtype == AKK_Q2_K ? 84 : wtype == AKK_Q3_K ? 110 : wtype == AKK_Q5_K ? 176
+                    : wtype == AKK_Q6_K ? 210 : 136;
+    const uint8_t *wb = (const uint8_t *)w, *xb = (const uint8_t *)x;
+    int q[256], sc[256], m16[16];
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 256; b++, wb += bytes, xb += 292) {
+        float d, dmin;
+        const int has_min = tiled_block(wtype, wb, q, sc, m16, &d, &dmin);
+        const int8_t *qx = (const int8_t *)(xb + 4);
+        int32_t S = 0, M = 0;
+        for (int e = 0; e < 256; e++) S += sc[e] * q[e] * qx[e];
+        float res = d * (float)S;
+        if (has_min) {
+            for (int i = 0; i < 16; i++) M += m16[i] * bsum(xb, i);
+            res = fmaf(-dmin, (float)M, res);
+        }
+        acc = fmaf(res, akk_load_f32(xb), acc);
+    }
+    return acc;
+}
+
 float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x) {
     const uint8_t *a = (const uint8_t *)w, *b = (const uint8_t *)x;
     switch (wtype) {

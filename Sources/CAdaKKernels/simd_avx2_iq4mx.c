@@ -13,6 +13,7 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include "akk_avx2.h"
+#include <math.h>
 
 /* The activations of TOK_CHUNK tokens stay in L2 while a thread's row tiles pass over them. */
 #define TOK_CHUNK 64
@@ -109,13 +110,15 @@ AVX2_INLINE __m256i grid32x(const uint8_t *qs, __m256i table2) {
     return _mm256_shuffle_epi8(table2, n);
 }
 
-/* IQ4_XS x Q8_K, shaped as tile_nl (nb super-blocks of 256). */
-AVX2_INLINE void tile_xs(const int R, const int T, const uint8_t *w, int64_t rstride, int64_t nb,
+/* IQ4_XS x Q8_K, shaped as tile_nl (nb super-blocks of 256). TL = 1: llama.cpp's tiled order
+ * (akk_vec_dot_kq_tiled_scalar): acc = fma(d_w * (exact block total), d_x, acc). */
+AVX2_INLINE void tile_xs(const int TL, const int R, const int T, const uint8_t *w, int64_t rstride, int64_t nb,
                          const uint8_t *x, int64_t xstride, float *y, int64_t ystride, int64_t yrow) {
     const __m256i table2 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl));
     __m256 acc[4][4];
+    float acc1[4][4];
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); acc1[r][t] = 0.0f; }
     for (int64_t b = 0; b < nb; b++) {
         __m256i sumi[4][4], sc[4];
         for (int r = 0; r < R; r++) {
@@ -139,18 +142,26 @@ AVX2_INLINE void tile_xs(const int R, const int T, const uint8_t *w, int64_t rst
             for (int t = 0; t < T; t++) {
                 float xd;
                 memcpy(&xd, x + t * xstride + b * 292, 4);
+                if (TL) {
+                    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi[r][t]), _mm256_extracti128_si256(sumi[r][t], 1));
+                    s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+                    acc1[r][t] = fmaf(wd * (float)_mm_cvtsi128_si32(s4), xd, acc1[r][t]);
+                    continue;
+                }
                 acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
             }
         }
     }
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ystride + r * yrow] = hsum8(acc[r][t]);
+        for (int t = 0; t < T; t++) y[t * ystride + r * yrow] = TL ? acc1[r][t] : hsum8(acc[r][t]);
 }
 
-/* Tiles of R in {1, 2, 4} rows x T in {1, 2} tokens, and 1 x 4, per type (KIND 0 IQ4_NL, 1 MXFP4, 2 IQ4_XS). */
+/* Tiles of R in {1, 2, 4} rows x T in {1, 2} tokens, and 1 x 4, per type (KIND 0 IQ4_NL, 1 MXFP4,
+ * 2 IQ4_XS, 3 IQ4_XS in the tiled order). */
 AVX2_INLINE void tile_kind(const int KIND, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
                            const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
-    if (KIND == 2) tile_xs(R, T, w, rs, nb, x, xs, y, ys, yr);
+    if (KIND >= 2) tile_xs(KIND == 3, R, T, w, rs, nb, x, xs, y, ys, yr);
     else tile_nl(KIND, R, T, w, rs, nb, x, xs, y, ys, yr);
 }
 
@@ -171,6 +182,8 @@ AVX2_FN void tile_mxfp4(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, 
                         float *y, int64_t ys, int64_t yr) { TILE_SWITCH(1) }
 AVX2_FN void tile_iq4_xs(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
                          float *y, int64_t ys, int64_t yr) { TILE_SWITCH(2) }
+AVX2_FN void tile_iq4_xs_tl(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
+                            float *y, int64_t ys, int64_t yr) { TILE_SWITCH(3) }
 
 /* ---- the _X8 views: one exact integer per block and row, a float fma chain per row ----
  * Eight rows (rstride bytes apart) at once: their 8-lane block sums are folded with hadd into one
@@ -289,6 +302,10 @@ void akk_rows_tiled_avx2(akk_tile_fn tile, int64_t be, int tr1, int tr, int tt, 
  * prefill of 64 tokens 43 GMAC/s (2 x 2: 32), decode 24.7 (4 x 1: 21.7). */
 ROWS_FN(akk_rows_iq4_nl_avx2, tile_iq4_nl, 32, 4, 2, 2)
 ROWS_FN(akk_rows_mxfp4_avx2, tile_mxfp4, 32, 4, 2, 2)
-ROWS_FN(akk_rows_iq4_xs_avx2, tile_iq4_xs, 256, 1, 1, 4)
+void akk_rows_iq4_xs_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                          int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    akk_rows_tiled_avx2(n_tok >= AKK_TILED_MIN_ROWS ? tile_iq4_xs_tl : tile_iq4_xs, 256, 1, 1, 4, W, wrow, r0, r1, n_in,
+                        X, xs, n_tok, Y, ys);
+}
 ROWS_FN(akk_rows_iq4_nl_x8_avx2, tile_iq4_nl_x8, 32, 8, 8, 2)
 ROWS_FN(akk_rows_mxfp4_x8_avx2, tile_mxfp4_x8, 32, 8, 8, 2)

@@ -210,7 +210,16 @@ AVX2_INLINE __m128 totals2(__m256i s, __m256i m) {
  *   Q6_K  acc = fma(d_x*d_w, lanes - 32*(scale lanes of bsums), acc)
  * result hsum8(acc) (+ summs), or acc1 - accm.
  */
-AVX2_INLINE void tile_kq(const int type, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
+AVX2_INLINE int32_t hsum8_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+/* TL = 1: llama.cpp's tiled order instead (akk_vec_dot_kq_tiled_scalar, kquant_dot.c): the
+ * block's exact totals S (and M) from the same lanes, res = d_w*S (fma(-dmin_w, M, res)),
+ * acc = fma(res, d_x, acc). Q2_K, Q3_K, Q5_K, Q6_K. */
+AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
                          const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
     const int wbs = type == AKK_Q2_K ? 84 : type == AKK_Q3_K ? 110 : type == AKK_Q4_K ? 144 : type == AKK_Q5_K ? 176 : 210;
     __m256 acc[4][8];
@@ -244,6 +253,18 @@ AVX2_INLINE void tile_kq(const int type, const int R, const int T, const uint8_t
             const float dx = akk_load_f32(xb);
             for (int r = 0; r < R; r++) {
                 const float d = dx * k[r].d;
+                if (TL) {
+                    __m256i S = sum[r][t];
+                    int32_t M = 0;
+                    if (type == AKK_Q6_K)
+                        S = _mm256_sub_epi32(S, _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(xb + 260)), k[r].mins16), 5));
+                    if (type == AKK_Q2_K) M = hsum8_epi32(_mm256_madd_epi16(k[r].mins16, _mm256_loadu_si256((const __m256i *)(xb + 260))));
+                    if (type == AKK_Q5_K) M = hsum8_epi32(mins_k4(xb, k[r].m));
+                    float res = k[r].d * (float)hsum8_epi32(S);
+                    if (type == AKK_Q2_K || type == AKK_Q5_K) res = fmaf(-k[r].dmin, (float)M, res);
+                    acc1[r][t] = fmaf(res, dx, acc1[r][t]);
+                    continue;
+                }
                 switch (type) {
                 case AKK_Q2_K: {
                     const __m256i pm = _mm256_madd_epi16(k[r].mins16, _mm256_loadu_si256((const __m256i *)(xb + 260)));
@@ -274,7 +295,7 @@ AVX2_INLINE void tile_kq(const int type, const int R, const int T, const uint8_t
     }
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
-            y[t * ys + r * yr] = type == AKK_Q4_K ? acc1[r][t] - accm[r][t]
+            y[t * ys + r * yr] = TL ? acc1[r][t] : type == AKK_Q4_K ? acc1[r][t] - accm[r][t]
                                : type == AKK_Q5_K ? hsum8(acc[r][t]) + acc1[r][t] : hsum8(acc[r][t]);
 }
 
@@ -293,11 +314,11 @@ AVX2_INLINE void tile_kq(const int type, const int R, const int T, const uint8_t
     }
 #define CALL_Q5_0(R, T) tile_q5(0, R, T, w, rs, nb, x, xs, y, ys, yr)
 #define CALL_Q5_1(R, T) tile_q5(1, R, T, w, rs, nb, x, xs, y, ys, yr)
-#define CALL_Q2_K(R, T) tile_kq(AKK_Q2_K, R, T, w, rs, nb, x, xs, y, ys, yr)
-#define CALL_Q3_K(R, T) tile_kq(AKK_Q3_K, R, T, w, rs, nb, x, xs, y, ys, yr)
-#define CALL_Q4_K(R, T) tile_kq(AKK_Q4_K, R, T, w, rs, nb, x, xs, y, ys, yr)
-#define CALL_Q5_K(R, T) tile_kq(AKK_Q5_K, R, T, w, rs, nb, x, xs, y, ys, yr)
-#define CALL_Q6_K(R, T) tile_kq(AKK_Q6_K, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q2_K(R, T) tile_kq(AKK_Q2_K, 0, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q3_K(R, T) tile_kq(AKK_Q3_K, 0, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q4_K(R, T) tile_kq(AKK_Q4_K, 0, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q5_K(R, T) tile_kq(AKK_Q5_K, 0, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q6_K(R, T) tile_kq(AKK_Q6_K, 0, R, T, w, rs, nb, x, xs, y, ys, yr)
 KQ_TILES(tile_q5_0, CALL_Q5_0)
 KQ_TILES(tile_q5_1, CALL_Q5_1)
 KQ_TILES(tile_q2_K, CALL_Q2_K)
@@ -305,6 +326,14 @@ KQ_TILES(tile_q3_K, CALL_Q3_K)
 KQ_TILES(tile_q4_K, CALL_Q4_K)
 KQ_TILES(tile_q5_K, CALL_Q5_K)
 KQ_TILES(tile_q6_K, CALL_Q6_K)
+#define CALL_Q2_K_TL(R, T) tile_kq(AKK_Q2_K, 1, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q3_K_TL(R, T) tile_kq(AKK_Q3_K, 1, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q5_K_TL(R, T) tile_kq(AKK_Q5_K, 1, R, T, w, rs, nb, x, xs, y, ys, yr)
+#define CALL_Q6_K_TL(R, T) tile_kq(AKK_Q6_K, 1, R, T, w, rs, nb, x, xs, y, ys, yr)
+KQ_TILES(tile_q2_K_tl, CALL_Q2_K_TL)
+KQ_TILES(tile_q3_K_tl, CALL_Q3_K_TL)
+KQ_TILES(tile_q5_K_tl, CALL_Q5_K_TL)
+KQ_TILES(tile_q6_K_tl, CALL_Q6_K_TL)
 
 static akk_tile_fn tile_for(int wtype) {
     switch (wtype) {
@@ -331,18 +360,19 @@ float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x) {
  * also from DRAM: the kernel is bound by its unpacking, not by the stream), prefill of 64 tokens
  * 1 x 4 (Q4_K 47, Q5_K 46, Q6_K 43; 2 x 4 42-45; one dot per output 24-30) and 1 x 8 for Q6_K
  * (50; Q4_K drops to 37). */
-#define KQ_ROWS(name, type, tile, tt)                                                              \
+#define KQ_ROWS(name, type, tile, tile_tl, tt)                                                     \
     void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
               int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                   \
-        akk_rows_tiled_avx2(tile, akk_block_elems(type), 1, 1, tt, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys); \
+        akk_rows_tiled_avx2(n_tok >= AKK_TILED_MIN_ROWS ? tile_tl : tile, akk_block_elems(type), 1, 1, tt, \
+                            W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                           \
     }
-KQ_ROWS(akk_rows_q5_0_avx2, AKK_Q5_0, tile_q5_0, 4)
-KQ_ROWS(akk_rows_q5_1_avx2, AKK_Q5_1, tile_q5_1, 4)
-KQ_ROWS(akk_rows_q2_k_avx2, AKK_Q2_K, tile_q2_K, 4)
-KQ_ROWS(akk_rows_q3_k_avx2, AKK_Q3_K, tile_q3_K, 4)
-KQ_ROWS(akk_rows_q4_k_avx2, AKK_Q4_K, tile_q4_K, 4)
-KQ_ROWS(akk_rows_q5_k_avx2, AKK_Q5_K, tile_q5_K, 4)
-KQ_ROWS(akk_rows_q6_k_avx2, AKK_Q6_K, tile_q6_K, 8)
+KQ_ROWS(akk_rows_q5_0_avx2, AKK_Q5_0, tile_q5_0, tile_q5_0, 4)
+KQ_ROWS(akk_rows_q5_1_avx2, AKK_Q5_1, tile_q5_1, tile_q5_1, 4)
+KQ_ROWS(akk_rows_q2_k_avx2, AKK_Q2_K, tile_q2_K, tile_q2_K_tl, 4)
+KQ_ROWS(akk_rows_q3_k_avx2, AKK_Q3_K, tile_q3_K, tile_q3_K_tl, 4)
+KQ_ROWS(akk_rows_q4_k_avx2, AKK_Q4_K, tile_q4_K, tile_q4_K, 4)
+KQ_ROWS(akk_rows_q5_k_avx2, AKK_Q5_K, tile_q5_K, tile_q5_K_tl, 4)
+KQ_ROWS(akk_rows_q6_k_avx2, AKK_Q6_K, tile_q6_K, tile_q6_K_tl, 8)
 
 /* ---- Q8_K activations (akk_quantize_row_q8_K's results, kquant_dot.c) ----
  * |x| max with NaN skipped (vmaxps returns its second operand when the first is NaN, as the

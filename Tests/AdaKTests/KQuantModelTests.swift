@@ -117,15 +117,15 @@ import CAdaKKernels
         }
         print("\(name): max|Δ| incremental \(inc.max) batch \(batch.max), mean|Δ| \(inc.mean) / \(batch.mean), first position \(first.max); greedy identical \(greedySame)/\(ref.cases.count)")
         // The first position of a batch involves every weight kernel but no attention over other
-        // positions: equal to the bit whatever llama.cpp's build (SmolLM2; the qwen3moe fixture
-        // differs by a few ulp there against the AVX-512 build, cause not pinned down).
-        let knownIssue = ref.avx512 && name.hasPrefix("SmolLM2")
+        // positions.
+        // Known issue: SmolLM2's Q4_K_M and Q3_K_M hold dense Q4_K matrices (ffn_down), which
+        // llama.cpp's repacked q4_K_8x8 gemm multiplies in groups of 4 activation rows with one
+        // fma per 64 elements (its gemv, which we follow, one per 256); until that order is
+        // ours their batches differ from the second position on (their references also still
+        // come from the AVX-512 build). Recorded, not failed.
+        let knownIssue = name.hasPrefix("SmolLM2") && (name.hasSuffix("Q4_K_M") || name.hasSuffix("Q3_K_M"))
         if knownIssue {
-            // Known issue: against the AVX-512 reference build some SmolLM2 K-quant files differ
-            // already at the first position (Q6_K 0.33, Q5_K_M 0.18 max |Δ|; cause not found, a
-            // repacked kernel of that build is suspected). Recorded, not failed, until the
-            // references are remade with an AVX2-only llama.cpp (docs/QUANTIZE.md).
-            withKnownIssue("AVX-512 llama.cpp reference build", isIntermittent: true) {
+            withKnownIssue("SmolLM2 dense Q4_K: llama.cpp's 4-row gemm order", isIntermittent: true) {
                 #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
             }
         } else {
@@ -147,7 +147,7 @@ import CAdaKKernels
         let unit = pow(10, floor(log10(ref.ppl)) - 3)
         print("\(name): perplexity \(r.ppl) over \(r.scoredTokens) tokens (llama.cpp \(ref.ppl))")
         if knownIssue {
-            withKnownIssue("AVX-512 llama.cpp reference build", isIntermittent: true) {
+            withKnownIssue("SmolLM2 dense Q4_K: llama.cpp's 4-row gemm order", isIntermittent: true) {
                 #expect(abs(r.ppl - ref.ppl) / ref.ppl <= 0.01, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
             }
         } else if ref.avx512 {

@@ -96,7 +96,10 @@ final class ForwardState {
         (logits.p).update(from: logits.p + v, count: rows * v)
     }
 
-    enum LogitRows { case none, last, all(firstRow: Int), lastOfEach }
+    enum LogitRows {
+        case none, last, all(firstRow: Int), lastOfEach
+        var isLast: Bool { if case .last = self { return true } else { return false } }
+    }
 
     /// y[t] = W · input[t] for `n` rows of `input`.
     @inline(__always)
@@ -252,14 +255,19 @@ final class ForwardState {
             for t in 0..<n { akk_rmsnorm(x + t * d, L.ffnNorm, xn + t * d, Int64(d), c.rmsEps) }
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
+            // Like llama.cpp, a dense last layer whose only output is the last row runs its FFN on
+            // that row alone (llama.cpp picks some kernels by the row count, e.g. the K-quants'
+            // tiled order from 8 rows: the same row count gives the same bits).
+            let r0 = il == model.layers.count - 1 && !L.isMoE && ffnCapture == nil && want.isLast ? n - 1 : 0
             if L.isMoE, let moe {
                 moe.run(layer: L, index: il, state: self, rows: n, segments: segments, out: tmp, clock: clock)
             } else if let gate = L.ffnGate, let up = L.ffnUp, let down = L.ffnDown {
+                if r0 > 0 { inA.set(xn + r0 * d, rows: n - r0, cols: d) }
                 let capture = ffnCapture.map { cap in { (h: UnsafePointer<Float>) in cap(il, n, xn, h) } }
-                swiGLU(gate: gate, up: up, down: down, input: inA, rows: n, out: tmp, onHidden: capture)
+                swiGLU(gate: gate, up: up, down: down, input: inA, rows: n - r0, out: tmp + r0 * d, onHidden: capture)
                 clock?.end(.ffn)
             }
-            addResidual(x, tmp, n * d)
+            addResidual(x + r0 * d, tmp + r0 * d, (n - r0) * d)
         }
 
         // output norm and LM head

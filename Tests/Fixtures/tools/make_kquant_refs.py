@@ -20,7 +20,9 @@ usage: make_kquant_refs.py [--cache DIR] [--only NAME[,NAME...]] [--quantize-onl
      (moe256.ppl_tokens.npy).
    Top 32: descending logit, ties -> lower id. Output: kquant/<base>.<TYPE>/ with info.json (ids,
    greedy ids, perplexity, sha256 of the model, versions, settings).
-Runs with /work/venvs/llama/bin/python (llama-cpp-python 0.3.36 built from source, numpy).
+Runs with /work/venvs/llama-avx2/bin/python: llama-cpp-python 0.3.36 built from source with
+GGML_NATIVE=OFF GGML_AVX2=ON (the AVX2 build whose arithmetic libadak follows, see the fixtures
+README), and numpy.
 """
 import argparse
 import json

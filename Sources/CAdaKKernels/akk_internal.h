@@ -100,13 +100,6 @@ void akk_rows_iq4_nl_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
                              const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_mxfp4_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
-#define AKK_IQ4MX_ROWS_DECL(name)                                                                  \
-    void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
-              int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
-/* AVX-512 IQ4_XS / IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
-AKK_IQ4MX_ROWS_DECL(akk_rows_iq4_xs_avx512)
-AKK_IQ4MX_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)
-AKK_IQ4MX_ROWS_DECL(akk_rows_mxfp4_x8_avx512)
 /* A register tile of the AVX2 kernels: R weight rows (rs bytes apart) x T tokens (xs apart) over
  * nb blocks; the output of row r, token t goes to y[t*ys + r*yr]. */
 typedef void (*akk_tile_fn)(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
@@ -141,6 +134,11 @@ void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+
+/* AVX-512 IQ4_XS / IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_mxfp4_x8_avx512)
 
 extern const struct akk_impl akk_impl_avx2;
 /* fp16 -> fp32 of every half, for the SIMD kernels' scale broadcasts (akk_avx2_prepare). */

@@ -221,22 +221,33 @@ Z_INLINE __m256i x8_isum(const __m256i wv[8], const uint8_t *x, int32_t c) {
     return _mm256_add_epi32(s0, s1);
 }
 
-/* 8 adjacent rows (wrow bytes apart) x T tokens over nb blocks; wd[b*8 + k]: the float scale of
- * row k, block b; xd/xc: x8_prepare's of each token (scs apart). Output y[t*ystride + k]. */
+/* The scales of one block of 8 rows (rows wrow bytes apart, blk: row 0's block) as floats, by a
+ * gather of each row's first 4 bytes: MXFP4's e8m0 (akk_e8m0_to_fp32_half) or IQ4_NL's fp16. */
+Z_INLINE __m256 x8_scales(const int MX, const uint8_t *blk, __m256i rows) {
+    const __m256i g = _mm256_i32gather_epi32((const int *)(const void *)blk, rows, 1);
+    if (!MX) return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(g));
+    const __m256i e = _mm256_and_si256(g, _mm256_set1_epi32(0xff));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    const __m256i sub = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e); /* e = 0, 1 */
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e)));
+}
+
+/* 8 adjacent rows (wrow bytes apart) x T tokens over nb blocks; xd/xc: x8_prepare's of each
+ * token (scs apart). Output y[t*ystride + k]. */
 Z_INLINE void x8_tile(const int MX, const int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x,
-                      int64_t xstride, const float *wd, const float *xd, const int32_t *xc, int64_t scs,
-                      float *y, int64_t ystride) {
+                      int64_t xstride, const float *xd, const int32_t *xc, int64_t scs, float *y, int64_t ystride) {
     const int wbs = MX ? 17 : 18, qoff = MX ? 1 : 2;
     int8_t biased[16];
     const int8_t *kv = MX ? akk_kvalues_mxfp4 : akk_kvalues_iq4nl;
     for (int i = 0; i < 16; i++) biased[i] = (int8_t)(kv[i] + 128);
     const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)biased));
+    const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)wrow));
     __m256 acc[8];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i wv[8];
         x8_weights(w + b * wbs + qoff, wrow, table, wv);
-        const __m256 ws = _mm256_loadu_ps(wd + 8 * b);
+        const __m256 ws = x8_scales(MX, w + b * wbs, rows);
         for (int t = 0; t < T; t++) {
             const __m256i s = x8_isum(wv, x + t * xstride + b * 34 + 2, xc[t * scs + b]);
             const __m256 d = _mm256_mul_ps(ws, _mm256_set1_ps(xd[t * scs + b]));
@@ -249,51 +260,48 @@ Z_INLINE void x8_tile(const int MX, const int T, const uint8_t *w, int64_t wrow,
 #define X8_TT 8 /* prefill tile tokens */
 
 Z_FN void x8_tile_any(int MX, int T, const uint8_t *w, int64_t wrow, int64_t nb, const uint8_t *x, int64_t xstride,
-                      const float *wd, const float *xd, const int32_t *xc, int64_t scs, float *y, int64_t ystride) {
+                      const float *xd, const int32_t *xc, int64_t scs, float *y, int64_t ystride) {
 #define X8_CASE(t)                                                                                 \
     case t:                                                                                        \
-        if (MX) x8_tile(1, t, w, wrow, nb, x, xstride, wd, xd, xc, scs, y, ystride);               \
-        else x8_tile(0, t, w, wrow, nb, x, xstride, wd, xd, xc, scs, y, ystride);                  \
+        if (MX) x8_tile(1, t, w, wrow, nb, x, xstride, xd, xc, scs, y, ystride);                   \
+        else x8_tile(0, t, w, wrow, nb, x, xstride, xd, xc, scs, y, ystride);                      \
         break;
     switch (T) { X8_CASE(1) X8_CASE(2) X8_CASE(3) X8_CASE(4) X8_CASE(5) X8_CASE(6) X8_CASE(7) X8_CASE(8) default: break; }
 #undef X8_CASE
 }
 
 /* Rows [r0, r1) x n_tok >= 2 tokens: groups of 8 adjacent rows (leftover rows by the AVX2 kernel,
- * the same values). Zen 4, 1 thread, GMAC/s AVX-512 / AVX2: MXFP4_X8 3584 x 1024 x 32 tokens 80 /
- * 30, 512 x 1024 x 16 102 / 31, x 2 42 / 31. Token chunks of TOK_CHUNK whose scales and sums are prepared once; per group its
- * block scales as floats, then token tiles of X8_TT over the group's weights. */
+ * the same values). Token chunks of TOK_CHUNK whose scales and sums are prepared once; per group,
+ * token tiles of X8_TT over the group's weights. Zen 4, 1 thread, GMAC/s AVX-512 / AVX2:
+ * MXFP4_X8 3584 x 1024 x 32 tokens 88 / 29, 512 x 1024 x 16 100 / 31, x 8 92 / 31. Decode stays
+ * on the AVX2 kernel: from DRAM (14336 x 4096) this tile read 8 (two groups at once: 16) row
+ * streams and ran at 19 (21.5) against AVX2's 22 GMAC/s; a repacked layout (2 streams, as
+ * AKK_Q4_0_R8) is what would pay there. */
 static void rows_x8(int MX, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                     const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
-    const int64_t nb = n_in / 32, wbs = MX ? 17 : 18;
+    const int64_t nb = n_in / 32;
     const int64_t chunk = n_tok < TOK_CHUNK ? n_tok : TOK_CHUNK, g1 = r0 + (r1 - r0) / 8 * 8;
     akk_rows_fn plain = MX ? akk_rows_mxfp4_x8_avx2 : akk_rows_iq4_nl_x8_avx2;
-    float *wd = n_tok > 1 ? malloc((size_t)(nb * 8 + chunk * nb) * sizeof(float) + (size_t)(chunk * nb) * sizeof(int32_t)) : NULL;
-    if (!wd) { /* decode (faster there: 24 against 18 GMAC/s, 4096 x 4096), or no scratch: the AVX2
-                * kernel, the same values */
+    float xd_small[256];
+    int32_t xc_small[256];
+    float *xd = n_tok == 1 ? NULL : chunk * nb <= 256 ? xd_small : malloc((size_t)(chunk * nb) * (sizeof(float) + sizeof(int32_t)));
+    if (!xd || wrow > INT32_MAX / 8) { /* decode, no scratch, or rows too long for the gather: the
+                                         * AVX2 kernel, the same values */
         plain(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
         return;
     }
-    float *xd = wd + nb * 8;
-    int32_t *xc = (int32_t *)(xd + chunk * nb);
+    int32_t *xc = xd == xd_small ? xc_small : (int32_t *)(xd + chunk * nb);
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
         for (int64_t t = c0; t < c1; t++) x8_prepare(X + t * xstride, nb, xd + (t - c0) * nb, xc + (t - c0) * nb);
-        for (int64_t g = r0; g < g1; g += 8) {
-            const uint8_t *grp = W + g * wrow;
-            for (int64_t b = 0; b < nb; b++)
-                for (int k = 0; k < 8; k++) {
-                    const uint8_t *blk = grp + k * wrow + b * wbs;
-                    wd[8 * b + k] = MX ? akk_e8m0_to_fp32_half(blk[0]) : lut16(blk);
-                }
+        for (int64_t g = r0; g < g1; g += 8)
             for (int64_t t = c0; t < c1; t += X8_TT) {
                 const int T = (int)(c1 - t < X8_TT ? c1 - t : X8_TT);
-                x8_tile_any(MX, T, grp, wrow, nb, X + t * xstride, xstride, wd, xd + (t - c0) * nb, xc + (t - c0) * nb, nb,
+                x8_tile_any(MX, T, W + g * wrow, wrow, nb, X + t * xstride, xstride, xd + (t - c0) * nb, xc + (t - c0) * nb, nb,
                             Y + t * ystride + g, ystride);
             }
-        }
     }
-    free(wd);
+    if (xd != xd_small) free(xd);
     if (g1 < r1) plain(W, wrow, g1, r1, n_in, X, xstride, n_tok, Y, ystride);
 }
 

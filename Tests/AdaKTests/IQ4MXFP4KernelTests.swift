@@ -8,6 +8,10 @@ private let iq4nlX8 = Int32(AKK_IQ4_NL_X8.rawValue), mxfp4X8 = Int32(AKK_MXFP4_X
 private let newTypes = [iq4nl, iq4xs, mxfp4, iq4nlX8, mxfp4X8]
 
 private func name(_ t: Int32) -> String { String(cString: akk_type_name(t)) }
+/// The SIMD kernel levels this CPU has (AVX2, AVX-512).
+private var simdLevels: [Int32] {
+    [Int32(AKK_CPU_AVX2.rawValue), Int32(AKK_CPU_AVX512.rawValue)].filter { $0 <= akk_cpu_max_level() }
+}
 private func rowBytes(_ t: Int32, _ n: Int) -> Int { Int(akk_row_bytes(t, Int64(n))) }
 
 /// Random rows: random quant bytes; sane scales (fp16 d of 0.001...0.05, either sign; e8m0 near
@@ -91,8 +95,9 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
     }
 
     /// Matmuls of every shape class (block counts odd and even, row counts around the 4-row and
-    /// 8-row tiles, 1..9 tokens, several token chunks) on 1 and 2 threads: SIMD = scalar bit for
-    /// bit, and every element equals the single dot product.
+    /// 8-row tiles, 1..9 tokens and token tails of the 4- and 8-token prefill tiles, several token
+    /// chunks) on 1 and 2 threads: every SIMD level (AVX2, and AVX-512 where the CPU has it) =
+    /// scalar bit for bit, and every element equals the single dot product.
     @Test func matmulScalarEqualsSIMDExactly() {
         var rng = SplitMix64(seed: 2026)
         var checked = 0
@@ -101,16 +106,20 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
             let blocks = be == 256 ? [1, 2, 3, 6] : [1, 2, 3, 5, 8, 9, 18]
             for (i, nb) in blocks.enumerated() {
                 let nIn = nb * be
-                for (nOut, tokens) in [(1, 1), (7, 1), (8, 3), (13, 2), (17 + i, 1 + i % 9), (64, 70)] {
+                for (nOut, tokens) in [(1, 1), (7, 1), (8, 3), (13, 2), (17 + i, 1 + i % 9), (40, 11), (24, 37), (64, 70)] {
                     let w = iqWeights(type, rows: nOut, n: nIn, rng: &rng)
                     let x = acts(type, count: nIn, tokens: tokens, rng: &rng)
-                    akk_force_scalar(1)
+                    _ = akk_force_level(Int32(AKK_CPU_SCALAR.rawValue))
                     let scalar = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
-                    akk_force_scalar(0)
-                    for threads: Int32 in [1, 2] {
-                        let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
-                        #expect(simd.map(\.bitPattern) == scalar.map(\.bitPattern), "\(name(type)) \(nIn)x\(nOut)x\(tokens) threads \(threads)")
+                    for level in simdLevels {
+                        #expect(akk_force_level(level) == level)
+                        for threads: Int32 in [1, 2] {
+                            let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
+                            #expect(simd.map(\.bitPattern) == scalar.map(\.bitPattern),
+                                    "\(String(cString: akk_cpu_level_name(level))) \(name(type)) \(nIn)x\(nOut)x\(tokens) threads \(threads)")
+                        }
                     }
+                    _ = akk_force_level(-1)
                     let xs = rowBytes(akk_vec_dot_type(type), nIn), wr = rowBytes(type, nIn)
                     let o = nOut - 1, t = tokens - 1
                     let d = w.withUnsafeBytes { wp in x.withUnsafeBytes { xp in
@@ -121,7 +130,7 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
                 }
             }
         }
-        #expect(checked == 6 * (7 + 4 + 7 + 7 + 7))
+        #expect(checked == 8 * (7 + 4 + 7 + 7 + 7))
     }
 
     /// Corrupted scales (NaN, inf, the largest e8m0): no crash, SIMD = scalar (NaN = NaN).
@@ -129,15 +138,18 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
         var rng = SplitMix64(seed: 99)
         for type in newTypes {
             let nIn = Int(akk_block_elems(type)) * (type == iq4xs ? 2 : 9)
-            for tokens in [1, 5] {
+            for tokens in [1, 5, 9] {
                 let w = iqWeights(type, rows: 16, n: nIn, corrupt: true, rng: &rng)
                 let x = acts(type, count: nIn, tokens: tokens, rng: &rng)
-                akk_force_scalar(1)
+                _ = akk_force_level(Int32(AKK_CPU_SCALAR.rawValue))
                 let scalar = matmul(type, w, nOut: 16, nIn: nIn, x, tokens: tokens, threads: 1)
-                akk_force_scalar(0)
-                let simd = matmul(type, w, nOut: 16, nIn: nIn, x, tokens: tokens, threads: 2)
-                #expect(same(simd, scalar), "\(name(type)) tokens \(tokens)")
-                #expect(!simd.contains(12345))
+                for level in simdLevels {
+                    _ = akk_force_level(level)
+                    let simd = matmul(type, w, nOut: 16, nIn: nIn, x, tokens: tokens, threads: 2)
+                    #expect(same(simd, scalar), "\(String(cString: akk_cpu_level_name(level))) \(name(type)) tokens \(tokens)")
+                    #expect(!simd.contains(12345))
+                }
+                _ = akk_force_level(-1)
             }
         }
     }

@@ -4,7 +4,8 @@
  *
  * akk_impl_avx512 starts as a copy of akk_impl_avx2 and replaces the kernels that are faster
  * here (measured on Zen 4, docs/PERFORMANCE.md): the quantised tiles of akk_quant_tiles.h with
- * vpdpbusd (VNNI on 256-bit registers) in place of AVX2's maddubs + madd (+ add). The integer
+ * vpdpbusd (VNNI on 256-bit registers) in place of AVX2's maddubs + madd (+ add); the K-quant
+ * ones (Q4_K_R8, Q6_K) come from simd_avx512_kquant.c. The integer
  * sums of a block are exact either way and the float steps are the shared template's, so every
  * output is bit-identical to the AVX2 and scalar paths.
  */
@@ -51,4 +52,5 @@ void akk_avx512_prepare(void) {
     akk_impl_avx512.rows_q4_0 = rows_q4_0;
     akk_impl_avx512.rows_q4_1 = rows_q4_1;
     akk_impl_avx512.rows_q4_0_r8 = rows_q4_0_r8;
+    akk_avx512_kquant_prepare(&akk_impl_avx512);
 }

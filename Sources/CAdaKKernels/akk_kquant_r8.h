@@ -12,10 +12,8 @@
  */
 #ifndef AKK_KQUANT_R8_H
 #define AKK_KQUANT_R8_H
-#include <stdlib.h>
 
 #define KR8_BLOCK 1152
-#define KR8_CHUNK 64 /* tokens whose scales and B pairs are prepared together (as TOK_CHUNK) */
 
 /* The 64 scales (byte 8c+i) and 64 mins (byte 16k+2i+j: m[2k+j] of row i) of a packed block. */
 KR8_INLINE void kr8_unpack_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]) {
@@ -92,49 +90,20 @@ KR8_FN void kr8_decode2(const uint8_t *ga, const uint8_t *gb, int64_t nb, const 
     kr8_tile(2, 1, ga, gb, nb, x, 0, xd, bp, nb, ya, yb, 0);
 }
 
-/* Rows [r0, r1) (multiples of 8) x all tokens, as rows_q4_0_r8 (akk_quant_tiles.h): token chunks
- * whose scales and B pairs are prepared once; per group, token tiles of KR8_TT; decode takes
- * group i of each half of the range together (two streams), then an odd one. */
+/* Block scale (float) and B pairs of one token's Q8_K activations. */
+KR8_FN void kr8_prepare(const uint8_t *x, int64_t nb, float *xd, int32_t *bp) {
+    for (int64_t b = 0; b < nb; b++) {
+        xd[b] = akk_load_f32(x + b * 292);
+        akk_q8_K_bpairs(x + b * 292, bp + 4 * b);
+    }
+}
+
+/* Rows [r0, r1) (multiples of 8) x all tokens (akk_rows_r8): token tiles of KR8_TT per group. */
 static void rows_q4_k_r8(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
-    const int64_t nb = n_in / AKK_QK_K, chunk = n_tok < KR8_CHUNK ? n_tok : KR8_CHUNK;
-    float xd_small[256];
-    int32_t bp_small[1024];
-    float *xd = xd_small;
-    int32_t *bp = bp_small;
-    if (chunk * nb > 256) {
-        xd = malloc((size_t)(chunk * nb) * 5 * sizeof(float));
-        if (!xd) { /* no scratch: the scalar reference gives the same values */
-            akk_rows_q4_k_r8_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
-            return;
-        }
-        bp = (int32_t *)(xd + chunk * nb);
-    }
-    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
-        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
-        for (int64_t t = c0; t < c1; t++)
-            for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *xb = X + t * xstride + b * 292;
-                xd[(t - c0) * nb + b] = akk_load_f32(xb);
-                akk_q8_K_bpairs(xb, bp + ((t - c0) * nb + b) * 4);
-            }
-        if (n_tok == 1) {
-            const int64_t g0 = r0 / 8, half = (r1 / 8 - g0) / 2;
-            for (int64_t i = 0; i < half; i++)
-                kr8_decode2(W + (g0 + i) * 8 * wrow, W + (g0 + half + i) * 8 * wrow, nb, X, xd, bp,
-                            Y + (g0 + i) * 8, Y + (g0 + half + i) * 8);
-            if ((r1 / 8 - g0) % 2)
-                kr8_tile_any(1, W + (r1 / 8 - 1) * 8 * wrow, nb, X, xstride, xd, bp, nb, Y + (r1 / 8 - 1) * 8, ystride);
-            continue;
-        }
-        for (int64_t g = r0 / 8; g < r1 / 8; g++)
-            for (int64_t t = c0; t < c1; t += KR8_TT) {
-                const int T = (int)(c1 - t < KR8_TT ? c1 - t : KR8_TT);
-                kr8_tile_any(T, W + g * 8 * wrow, nb, X + t * xstride, xstride, xd + (t - c0) * nb,
-                             bp + (t - c0) * nb * 4, nb, Y + t * ystride + g * 8, ystride);
-            }
-    }
-    if (xd != xd_small) free(xd);
+    static const struct akk_r8_kernel k = {AKK_QK_K, 4, KR8_TT, kr8_prepare, kr8_tile_any, kr8_decode2,
+                                           akk_rows_q4_k_r8_scalar};
+    akk_rows_r8(&k, W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
 }
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * Kernel levels side by side: akk_matmul of random Q8_0 / Q4_0 / Q4_1 / Q4_0_R8 weights on one
+ * Kernel levels side by side: akk_matmul of random Q8_0 / Q4_0 / Q4_1 / Q4_0_R8 / Q4_K / Q4_K_R8 /
+ * Q6_K weights on one
  * thread at each level (scalar, avx2, avx512), best of `reps` runs, and whether all three give
  * the same bits. Decode (1 token) and prefill (64 tokens) shapes.
  *
@@ -21,9 +22,13 @@ static uint32_t rnd(void) { z ^= z << 13; z ^= z >> 7; z ^= z << 17; return (uin
 static float frand(void) { return (float)(rnd() >> 8) / 16777216.0f * 2 - 1; }
 static void put_f16(uint8_t *p, float f) { uint16_t h = akk_fp32_to_fp16(f); memcpy(p, &h, 2); }
 
-/* n_out rows of n_in random weights of `type` (Q4_1: random nibbles, scales and mins). */
+/* The plain type a repacked one is made from. */
+static int base_type(int type) { return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 ? AKK_Q4_K : type; }
+
+/* n_out rows of n_in random weights of `type` (Q4_1, K-quants: random quants and sub-block
+ * scales, random fp16 scales of sane size). */
 static void random_rows(int type, uint8_t *w, int n_out, int n_in) {
-    const int base = type == AKK_Q4_0_R8 ? AKK_Q4_0 : type;
+    const int base = base_type(type);
     const int64_t rb = akk_row_bytes(base, n_in);
     float *f = malloc(sizeof(float) * (size_t)n_in);
     for (int o = 0; o < n_out; o++) {
@@ -31,6 +36,13 @@ static void random_rows(int type, uint8_t *w, int n_out, int n_in) {
         for (int i = 0; i < n_in; i++) f[i] = frand();
         if (base == AKK_Q4_0) akk_quantize_row_q4_0_ref(f, row, n_in);
         else if (base == AKK_Q8_0) akk_quantize_row_q8_0_scalar(f, row, n_in);
+        else if (base == AKK_Q4_K || base == AKK_Q6_K)
+            for (int b = 0; b < n_in / 256; b++) {
+                uint8_t *blk = row + b * akk_block_bytes(base);
+                for (int k = 0; k < akk_block_bytes(base); k++) blk[k] = (uint8_t)rnd();
+                put_f16(blk + (base == AKK_Q6_K ? 208 : 0), frand() * 0.01f);
+                if (base == AKK_Q4_K) put_f16(blk + 2, frand() * 0.01f);
+            }
         else
             for (int b = 0; b < n_in / 32; b++) {
                 for (int k = 4; k < 20; k++) row[b * 20 + k] = (uint8_t)rnd();
@@ -38,9 +50,10 @@ static void random_rows(int type, uint8_t *w, int n_out, int n_in) {
                 put_f16(row + b * 20 + 2, frand() * 0.1f);
             }
     }
-    if (type == AKK_Q4_0_R8) {
+    if (type != base) {
         uint8_t *packed = malloc((size_t)(rb * n_out));
-        akk_repack_q4_0_r8(w, packed, n_out, n_in);
+        if (type == AKK_Q4_0_R8) akk_repack_q4_0_r8(w, packed, n_out, n_in);
+        else akk_repack_q4_k_r8(w, packed, n_out, n_in);
         memcpy(w, packed, (size_t)(rb * n_out));
         free(packed);
     }
@@ -50,11 +63,11 @@ static void random_rows(int type, uint8_t *w, int n_out, int n_in) {
 int main(int argc, char **argv) {
     const int n_out = argc > 1 ? atoi(argv[1]) : 1024, n_in = argc > 2 ? atoi(argv[2]) : 1024;
     const int reps = argc > 3 ? atoi(argv[3]) : 20;
-    const int types[] = {AKK_Q8_0, AKK_Q4_0, AKK_Q4_1, AKK_Q4_0_R8}, toks[] = {1, 64};
+    const int types[] = {AKK_Q8_0, AKK_Q4_0, AKK_Q4_1, AKK_Q4_0_R8, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q6_K}, toks[] = {1, 64};
     akk_init();
     printf("best level %s, BF16 %d\n", akk_cpu_level_name(akk_cpu_max_level()), akk_cpu_has_bf16());
-    for (int ti = 0; ti < 4; ti++) {
-        const int type = types[ti], base = type == AKK_Q4_0_R8 ? AKK_Q4_0 : type;
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {
+        const int type = types[ti], base = base_type(type);
         uint8_t *w = malloc((size_t)(akk_row_bytes(base, n_in) * n_out));
         random_rows(type, w, n_out, n_in);
         for (int k = 0; k < 2; k++) {

@@ -76,11 +76,43 @@ struct akk_impl {
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
+    akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
 };
 
 /* Scalar reference of the AKK_Q4_0_R8 matmul (repack.c); r0 and r1 multiples of 8. */
 void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                              const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+
+/* The row driver of the 8-row repacked types (repack.c): token chunks whose per-block activation
+ * scales xd and aux ints (aux_per_block per block) `prep` fills once, then per group of 8 rows
+ * token tiles of up to tt (`tile`), or for decode two groups from the two halves of the range at
+ * once (`decode2`: two weight streams in flight). `scalar`: the reference, used without scratch. */
+typedef void (*akk_r8_prep_fn)(const uint8_t *x, int64_t nb, float *xd, int32_t *aux);
+typedef void (*akk_r8_tile_fn)(int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
+                               const float *xd, const int32_t *aux, int64_t scs, float *y, int64_t ystride);
+typedef void (*akk_r8_decode2_fn)(const uint8_t *ga, const uint8_t *gb, int64_t nb, const uint8_t *x,
+                                  const float *xd, const int32_t *aux, float *ya, float *yb);
+struct akk_r8_kernel {
+    int64_t be;        /* elements per block */
+    int aux_per_block, tt;
+    akk_r8_prep_fn prep;
+    akk_r8_tile_fn tile;
+    akk_r8_decode2_fn decode2;
+    akk_rows_fn scalar;
+};
+void akk_rows_r8(const struct akk_r8_kernel *k, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                 const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+
+/* AKK_Q4_K_R8 (repack_q4_k.c): the scalar reference matmul (r0, r1 multiples of 8), the B pairs
+ * of a Q8_K block its SIMD drivers share, the AVX2 kernel (simd_avx2_kquant.c) and the AVX-512
+ * entries (simd_avx512_kquant.c) put into an implementation set. */
+void akk_rows_q4_k_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_q8_K_bpairs(const uint8_t *xb, int32_t bp[4]);
+void akk_rows_q4_k_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+struct akk_impl;
+void akk_avx512_kquant_prepare(struct akk_impl *impl);
 
 /* Decode attention: out[i] = dot(a[i], b[i]) * scale for i < m, each dot in ggml_vec_dot_f32's
  * (f32) or ggml_vec_dot_f16's (f16) order; four at a time (simd_avx2.c). */
@@ -142,7 +174,6 @@ void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
 /* AVX-512 IQ4_XS / IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
-AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_mxfp4_x8_avx512)
 

@@ -272,45 +272,13 @@ QT_FN void r8_prepare(const uint8_t *x, int64_t nb, float *xd, int32_t *xs8) {
     }
 }
 
-/* Rows [r0, r1) (multiples of 8) x all tokens. Tokens go in chunks of TOK_CHUNK whose scales and
- * sums are prepared once; per group of 8 rows, token tiles of 4 pass over the group's weights
- * (8 rows x n_in/2 bytes, in L1/L2). Decode reads each group once, one sequential stream. */
+/* Rows [r0, r1) (multiples of 8) x all tokens (akk_rows_r8): per group of 8 rows, token tiles of
+ * 4 pass over the group's weights (8 rows x n_in/2 bytes, in L1/L2). Decode reads each group
+ * once, two groups' streams at a time. */
 static void rows_q4_0_r8(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
-    const int64_t nb = n_in / 32;
-    const int64_t chunk = n_tok < TOK_CHUNK ? n_tok : TOK_CHUNK;
-    float xd_small[1024];
-    int32_t xs_small[1024];
-    float *xd = xd_small;
-    int32_t *xs = xs_small;
-    if (chunk * nb > 1024) {
-        xd = malloc((size_t)(chunk * nb) * (sizeof(float) + sizeof(int32_t)));
-        if (!xd) { /* no scratch: the scalar reference gives the same values */
-            akk_rows_q4_0_r8_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
-            return;
-        }
-        xs = (int32_t *)(xd + chunk * nb);
-    }
-    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
-        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
-        for (int64_t t = c0; t < c1; t++) r8_prepare(X + t * xstride, nb, xd + (t - c0) * nb, xs + (t - c0) * nb);
-        if (n_tok == 1) { /* decode: group i of each half of the range together, then an odd one */
-            const int64_t g0 = r0 / 8, half = (r1 / 8 - g0) / 2;
-            for (int64_t i = 0; i < half; i++)
-                r8_decode2(W + (g0 + i) * 8 * wrow, W + (g0 + half + i) * 8 * wrow, nb, X, xd, xs,
-                           Y + (g0 + i) * 8, Y + (g0 + half + i) * 8);
-            if ((r1 / 8 - g0) % 2)
-                r8_tile_any(1, W + (r1 / 8 - 1) * 8 * wrow, nb, X, xstride, xd, xs, nb, Y + (r1 / 8 - 1) * 8, ystride);
-            continue;
-        }
-        for (int64_t g = r0 / 8; g < r1 / 8; g++)
-            for (int64_t t = c0; t < c1; t += 4) {
-                const int T = (int)(c1 - t < 4 ? c1 - t : 4);
-                r8_tile_any(T, W + g * 8 * wrow, nb, X + t * xstride, xstride, xd + (t - c0) * nb,
-                            xs + (t - c0) * nb, nb, Y + t * ystride + g * 8, ystride);
-            }
-    }
-    if (xd != xd_small) free(xd);
+    static const struct akk_r8_kernel k = {32, 1, 4, r8_prepare, r8_tile_any, r8_decode2, akk_rows_q4_0_r8_scalar};
+    akk_rows_r8(&k, W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
 }
 
 #endif

@@ -99,6 +99,7 @@ static const struct akk_impl impl_scalar = {
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
     .read_bytes = read_bytes_scalar,
+    .rows_q4_k_r8 = akk_rows_q4_k_r8_scalar,
 };
 
 /* ---- selection: a ladder scalar < avx2 < avx512 ----
@@ -236,7 +237,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype);
 
 static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype) {
     akk_rows_fn r = rows_for(p, wtype);
-    const int by_dot = !r && wtype != AKK_Q4_0_R8 && akk_vec_dot_type(wtype) >= 0;
+    const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && akk_vec_dot_type(wtype) >= 0;
     return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
 }
 
@@ -265,6 +266,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_Q4_K: return p->rows_q4_k;
     case AKK_Q5_K: return p->rows_q5_k;
     case AKK_Q6_K: return p->rows_q6_k;
+    case AKK_Q4_K_R8: return p->rows_q4_k_r8;
     default: return NULL;
     }
 }

@@ -27,6 +27,7 @@
 #include "akk_internal.h"
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in) {
@@ -92,4 +93,41 @@ void akk_rows_q4_0_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
             }
         }
     }
+}
+
+void akk_rows_r8(const struct akk_r8_kernel *k, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                 const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    const int64_t nb = n_in / k->be, chunk = n_tok < 64 ? n_tok : 64, ab = k->aux_per_block;
+    float xd_small[1024];
+    int32_t aux_small[4 * 1024];
+    float *xd = xd_small;
+    int32_t *aux = aux_small;
+    if (chunk * nb > 1024 || ab > 4) {
+        xd = malloc((size_t)(chunk * nb) * (size_t)(1 + ab) * sizeof(float));
+        if (!xd) { /* no scratch: the scalar reference gives the same values */
+            k->scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
+            return;
+        }
+        aux = (int32_t *)(xd + chunk * nb);
+    }
+    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
+        for (int64_t t = c0; t < c1; t++) k->prep(X + t * xstride, nb, xd + (t - c0) * nb, aux + (t - c0) * nb * ab);
+        if (n_tok == 1) { /* decode: group i of each half of the range together, then an odd one */
+            const int64_t g0 = r0 / 8, half = (r1 / 8 - g0) / 2;
+            for (int64_t i = 0; i < half; i++)
+                k->decode2(W + (g0 + i) * 8 * wrow, W + (g0 + half + i) * 8 * wrow, nb, X, xd, aux,
+                           Y + (g0 + i) * 8, Y + (g0 + half + i) * 8);
+            if ((r1 / 8 - g0) % 2)
+                k->tile(1, W + (r1 / 8 - 1) * 8 * wrow, nb, X, xstride, xd, aux, nb, Y + (r1 / 8 - 1) * 8, ystride);
+            continue;
+        }
+        for (int64_t g = r0 / 8; g < r1 / 8; g++)
+            for (int64_t t = c0; t < c1; t += k->tt) {
+                const int T = (int)(c1 - t < k->tt ? c1 - t : k->tt);
+                k->tile(T, W + g * 8 * wrow, nb, X + t * xstride, xstride, xd + (t - c0) * nb,
+                        aux + (t - c0) * nb * ab, nb, Y + t * ystride + g * 8, ystride);
+            }
+    }
+    if (xd != xd_small) free(xd);
 }

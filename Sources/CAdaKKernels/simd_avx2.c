@@ -311,4 +311,5 @@ const struct akk_impl akk_impl_avx2 = {
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .read_bytes = read_bytes,
+    .rows_q4_k_r8 = akk_rows_q4_k_r8_avx2,
 };

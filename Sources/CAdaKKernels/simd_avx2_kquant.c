@@ -423,3 +423,27 @@ void akk_quantize_row_q8_K_avx2(const float *x, void *y, int64_t n) {
         memcpy(p, &d, 4);
     }
 }
+
+/* ---- Q4_K repacked in groups of 8 rows (AKK_Q4_K_R8, repack_q4_k.c) ----
+ * AVX2 has no u8 x s8 dot into int32: the 8 maddubs of a sub-block (each pair sum <= 2*15*128)
+ * add up in int16 (<= 30720) and one madd with the scale in both halves of the lane gives
+ * sc * dot exactly. */
+#define KR8_FN AVX2_FN
+#define KR8_INLINE AVX2_INLINE
+#define KR8_TT 4
+AVX2_INLINE __m256i kr8_scale(const uint8_t *p) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+AVX2_INLINE __m256i kr8_sub(__m256i acc, const __m256i w[8], const int8_t *x, __m256i sc) {
+    __m256i p = _mm256_maddubs_epi16(w[0], bcast4(x));
+    for (int j = 1; j < 8; j++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[j], bcast4(x + 4 * j)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+}
+AVX2_INLINE __m256i kr8_pairs(__m256i acc, __m256i mp, __m256i bp) { return _mm256_add_epi32(acc, _mm256_madd_epi16(mp, bp)); }
+#include "akk_kquant_r8.h"
+
+void akk_rows_q4_k_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                           int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    rows_q4_k_r8(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+}

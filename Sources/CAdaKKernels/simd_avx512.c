@@ -4,10 +4,11 @@
  *
  * akk_impl_avx512 starts as a copy of akk_impl_avx2 and replaces the kernels that are faster
  * here (measured on Zen 4, docs/PERFORMANCE.md): the quantised tiles of akk_quant_tiles.h with
- * vpdpbusd (VNNI on 256-bit registers) in place of AVX2's maddubs + madd (+ add). The integer
+ * vpdpbusd (VNNI on 256-bit registers) in place of AVX2's maddubs + madd (+ add); the K-quant
+ * ones (Q4_K_R8, Q6_K) come from simd_avx512_kquant.c. The integer
  * sums of a block are exact either way and the float steps are the shared template's, so every
- * output is bit-identical to the AVX2 and scalar paths. The IQ4_XS and IQ4_NL/MXFP4 8-row-view
- * prefill kernels are in simd_avx512_iq4mx.c.
+ * output is bit-identical to the AVX2 and scalar paths. The IQ4_NL/MXFP4 8-row-view prefill
+ * kernels are in simd_avx512_iq4mx.c.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
@@ -52,7 +53,7 @@ void akk_avx512_prepare(void) {
     akk_impl_avx512.rows_q4_0 = rows_q4_0;
     akk_impl_avx512.rows_q4_1 = rows_q4_1;
     akk_impl_avx512.rows_q4_0_r8 = rows_q4_0_r8;
-    akk_impl_avx512.rows_iq4_xs = akk_rows_iq4_xs_avx512;
     akk_impl_avx512.rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx512;
     akk_impl_avx512.rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx512;
+    akk_avx512_kquant_prepare(&akk_impl_avx512);
 }

@@ -251,6 +251,52 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
 
     /// Corrupted blocks (NaN / infinite scales, random bytes) never crash; results are NaN/inf
     /// or garbage, the same on both paths.
+    /// Q4_K repacked in groups of 8 rows (AKK_Q4_K_R8): the repacking is lossless, its scalar
+    /// reference equals the plain Q4_K kernel bit for bit (same float order per row), and every
+    /// SIMD level equals it: decode (odd and even group counts: the two-stream path) and prefill
+    /// (token tiles with tails, a second chunk of 64), 1 and 2 threads, normal and extreme scales.
+    @Test func q4KRepackedEqualsQ4KExactlyAtEveryLevel() {
+        var rng = SplitMix64(seed: 31)
+        let q4k = Int32(AKK_Q4_K.rawValue), r8 = Int32(AKK_Q4_K_R8.rawValue)
+        #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_K.rawValue))
+        #expect(akk_row_bytes(r8, 512) == akk_row_bytes(q4k, 512))
+        let levels = (Int32(AKK_CPU_AVX2.rawValue)...akk_cpu_max_level()).map { $0 }
+        for (blocks, nOut, tokens) in [(1, 8, 1), (2, 16, 1), (3, 24, 1), (2, 40, 2), (1, 8, 3), (5, 16, 5),
+                                       (2, 24, 9), (3, 8, 70), (1, 16, 130), (8, 72, 4)] {
+            let nIn = blocks * 256, rb = Int(akk_row_bytes(q4k, Int64(nIn)))
+            for scales in [ScaleRange.normal, .extreme] {
+                let w = randomKQuantWeights(q4k, rows: nOut, n: nIn, scales: scales, rng: &rng)
+                var packed = [UInt8](repeating: 0, count: w.count), row = [UInt8](repeating: 0, count: rb)
+                #expect(akk_repack_q4_k_r8(w, &packed, Int64(nOut), Int64(nIn)) == 0)
+                for r in 0..<nOut {
+                    #expect(akk_q4_k_r8_row(packed, Int64(r), Int64(nIn), &row) == 0)
+                    #expect(row[...] == w[(r * rb)..<((r + 1) * rb)], "row \(r) of \(nOut)x\(nIn)")
+                }
+                let x = quantized(q4k, activations(nIn * tokens, rng: &rng), n: nIn, rows: tokens)
+                akk_force_scalar(1)
+                let plain = matmul(q4k, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                let scalar = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                akk_force_scalar(0)
+                let label = "\(nIn)x\(nOut)x\(tokens) \(scales)"
+                #expect(same(scalar, plain), "scalar q4_k_r8 vs q4_k \(label)")
+                for level in levels {
+                    #expect(akk_force_level(level) == level)
+                    for threads: Int32 in [1, 2] {
+                        let y = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
+                        #expect(same(y, scalar), "\(String(cString: akk_cpu_level_name(level))) \(label) threads \(threads)")
+                    }
+                }
+                _ = akk_force_level(-1)
+            }
+        }
+        // Rows that do not fill groups of 8, or rows that are not whole super-blocks, are refused.
+        var out = [UInt8](repeating: 0, count: 144 * 12)
+        let src = [UInt8](repeating: 0, count: 144 * 12)
+        #expect(akk_repack_q4_k_r8(src, &out, 12, 256) == -1)
+        #expect(akk_repack_q4_k_r8(src, &out, 8, 128) == -1)
+        #expect(akk_q4_k_r8_row(src, -1, 256, &out) == -1)
+    }
+
     @Test func corruptedBlocksDoNotCrash() {
         var rng = SplitMix64(seed: 5)
         for t in kquantTypes {

@@ -157,11 +157,17 @@ import CAdaKKernels
         }
     }
 
-    /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file.
+    /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file; Q4_K
+    /// matrices of whole 8-row groups repacked (AKK_Q4_K_R8: the same bits, its own copy).
     static func checkUsedAsStored(_ m: Model, _ name: String) throws {
         var seen = 0
         func check(_ tensor: String, _ type: Int32?, _ data: UnsafeRawPointer?) {
             guard let t = m.gguf.tensor(tensor), kquantTypes.contains(Int32(bitPattern: t.type)) else { return }
+            if type == Int32(AKK_Q4_K_R8.rawValue) {
+                #expect(t.type == AKK_Q4_K.rawValue, "\(name): \(tensor) repacked from \(t.typeName)")
+                seen += 1
+                return
+            }
             #expect(type == Int32(bitPattern: t.type) && data == m.gguf.data(t), "\(name): \(tensor) converted at load")
             seen += 1
         }

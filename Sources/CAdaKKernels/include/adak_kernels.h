@@ -63,6 +63,9 @@ enum akk_type {
      * (exact integer sum of a block), d_w * d_x, acc) block after block. See iq4mx.c. */
     AKK_IQ4_NL_X8 = 1020,
     AKK_MXFP4_X8 = 1039,
+    /* libadak's own: Q4_K rows repacked in groups of 8 (same bytes per row as Q4_K, results those
+     * of Q4_K's dot to the bit); see akk_repack_q4_k_r8. Addressed by row index as AKK_Q4_0_R8. */
+    AKK_Q4_K_R8 = 1012,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
@@ -138,6 +141,9 @@ void akk_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 int akk_repack_q4_0_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in);
 /* Row `row` of an AKK_Q4_0_R8 matrix W, written back as a plain Q4_0 row into dst. 0 or -1. */
 int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
+/* The same for Q4_K (n_in a multiple of 256) and AKK_Q4_K_R8 (repack_q4_k.c). */
+int akk_repack_q4_k_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+int akk_q4_k_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 
 /* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/Q5_0/IQ4_NL/MXFP4
  * -> Q8_0, Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K/IQ4_XS -> Q8_K; -1 if the type cannot be used as a matmul

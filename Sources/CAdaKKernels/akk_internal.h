@@ -173,7 +173,7 @@ void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r
 void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 
-/* AVX-512 IQ4_XS / IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
+/* AVX-512 IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
 AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_mxfp4_x8_avx512)
 

@@ -18,6 +18,7 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TL_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
@@ -83,60 +84,72 @@ TL_INLINE __m256i xs_scales8(const uint8_t *wb) {
     return _mm256_sub_epi32(_mm256_or_si256(l, _mm256_slli_epi32(h, 4)), _mm256_set1_epi32(32));
 }
 
+/* One row's super-block, unpacked for the tiles: the 4 chunks of 64 unsigned quants, their scales
+ * as the dword operand of vpdpwssd (Q6_K) or vpmulld (IQ4_XS), the offset correction's words
+ * (against the 16 bsums) and d_w. */
+struct tl_pack {
+    __m512i q[4], sc[4];
+    __m256i k;
+    float d;
+};
+
+/* Q6_K (XS = 0) or IQ4_XS (XS = 1) block wb into *pk. */
+TL_INLINE void tl_unpack(const int XS, const uint8_t *wb, struct tl_pack *pk) {
+    if (XS) {
+        const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
+        const __m256i s8 = xs_scales8(wb);
+        const __m512i half16 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        for (int c = 0; c < 4; c++) {
+            pk->q[c] = xs_chunk(wb, c, table);
+            pk->sc[c] = _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(2 * c), half16), _mm512_zextsi256_si512(s8));
+        }
+        /* words 2j, 2j+1: -128*sc_j */
+        const __m256i v = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s8, 7));
+        pk->k = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(v, 16));
+        pk->d = half(wb);
+    } else {
+        for (int c = 0; c < 4; c++) {
+            pk->q[c] = q6_chunk(wb, c);
+            pk->sc[c] = scale_words4(wb + 192 + 4 * c);
+        }
+        /* word j: -32*sc_j */
+        pk->k = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192))), 5));
+        pk->d = half(wb + 208);
+    }
+}
+
 /*
- * Q6_K (XS = 0) or IQ4_XS (XS = 1) x Q8_K in the tiled order: R rows (rs bytes apart) x T tokens
- * (xs apart), R*T <= 16, over nb super-blocks; output of row r, token t at y[t*ys + r*yr]. Lane
- * p = r*T + t of the 16-lane float accumulator belongs to (r, t).
+ * R unpacked rows x T tokens (xs bytes apart) over nb super-blocks, pk[b*R + r] the block b of row
+ * r; R*T <= 16; output of row r, token t at y[t*ys + r]. Lane p = r*T + t of the 16-lane float
+ * accumulator belongs to (r, t).
  */
-TL_INLINE void tile_tl(const int XS, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
-                       const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
-    const int wbs = XS ? 136 : 210, n = R * T;
+TL_INLINE void tile_tl(const int XS, const int R, const int T, const struct tl_pack *pk, int64_t nb,
+                       const uint8_t *x, int64_t xs, float *y, int64_t ys) {
+    const int n = R * T;
     int ridx[16], tidx[16];
     for (int p = 0; p < 16; p++) { ridx[p] = p < n ? p / T : 0; tidx[p] = p < n ? p % T : 0; }
     const __m512i vr = _mm512_loadu_si512((const void *)ridx), vt = _mm512_loadu_si512((const void *)tidx);
-    /* the IQ4_XS grid + 128 in every 128-bit lane */
-    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
-    const __m512i half16 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     __m512 acc = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m512i S[16], xsc[16];
+    for (int64_t b = 0; b < nb; b++, pk += R) {
+        __m512i S[16];
         float dw[16], dx[16];
-        /* the offsets: S = -32*sum(sc_j*bsum_j) (Q6_K), -128*sum(sc_ib*(bsum_2ib + bsum_2ib+1)) */
         for (int r = 0; r < R; r++) {
-            const uint8_t *wb = w + r * rs + b * wbs;
-            __m256i k16;
-            if (XS) { /* words 2j, 2j+1: -128*sc_j */
-                xsc[r] = _mm512_zextsi256_si512(xs_scales8(wb));
-                const __m256i v = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm512_castsi512_si256(xsc[r]), 7));
-                k16 = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(v, 16));
-            } else {
-                k16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192))), 5);
-                k16 = _mm256_sub_epi16(_mm256_setzero_si256(), k16);
-            }
-            const __m512i k = _mm512_zextsi256_si512(k16);
-            dw[r] = half(wb + (XS ? 0 : 208));
-            for (int t = 0; t < T; t++) {
+            dw[r] = pk[r].d;
+            for (int t = 0; t < T; t++) { /* the offset: -32*sum(sc_j*bsum_j), -128*sum(sc_ib*(bsum_2ib + bsum_2ib+1)) */
                 const __m512i bs = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(x + t * xs + b * 292 + 260)));
-                S[r * T + t] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), bs, k);
+                S[r * T + t] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), bs, _mm512_zextsi256_si512(pk[r].k));
             }
         }
         for (int t = 0; t < T; t++) memcpy(&dx[t], x + t * xs + b * 292, 4);
-        for (int c = 0; c < 4; c++) {
-            __m512i q[16], sc[16];
-            for (int r = 0; r < R; r++) {
-                const uint8_t *wb = w + r * rs + b * wbs;
-                q[r] = XS ? xs_chunk(wb, c, table) : q6_chunk(wb, c);
-                sc[r] = XS ? _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(2 * c), half16), xsc[r]) : scale_words4(wb + 192 + 4 * c);
-            }
+        for (int c = 0; c < 4; c++)
             for (int t = 0; t < T; t++) {
                 const __m512i xq = _mm512_loadu_si512((const void *)(x + t * xs + b * 292 + 4 + 64 * c));
                 for (int r = 0; r < R; r++) {
-                    const __m512i l = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[r], xq);
-                    S[r * T + t] = XS ? _mm512_add_epi32(S[r * T + t], _mm512_mullo_epi32(l, sc[r]))
-                                      : _mm512_dpwssd_epi32(S[r * T + t], l, sc[r]);
+                    const __m512i l = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pk[r].q[c], xq);
+                    S[r * T + t] = XS ? _mm512_add_epi32(S[r * T + t], _mm512_mullo_epi32(l, pk[r].sc[c]))
+                                      : _mm512_dpwssd_epi32(S[r * T + t], l, pk[r].sc[c]);
                 }
             }
-        }
         const __m512 tot = _mm512_cvtepi32_ps(reduce16(n, S));
         const __m512 vdw = _mm512_permutexvar_ps(vr, _mm512_loadu_ps(dw));
         const __m512 vdx = _mm512_permutexvar_ps(vt, _mm512_loadu_ps(dx));
@@ -145,40 +158,75 @@ TL_INLINE void tile_tl(const int XS, const int R, const int T, const uint8_t *w,
     float out[16];
     _mm512_storeu_ps(out, acc);
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ys + r * yr] = out[r * T + t];
+        for (int t = 0; t < T; t++) y[t * ys + r] = out[r * T + t];
 }
 
-/* The shapes the row driver asks for (akk_rows_tiled_avx2 with tr x tt tiles: R in {1, tr},
- * T in {tt, tt/2, ..., 1}). */
+/* Tiles of TL_TR rows x TL_TT tokens, and the edges: fewer rows, tokens halved. */
+#ifndef TL_TR
 #define TL_TR 4
 #define TL_TT 4
-#define TL_SWITCH(XS)                                                                              \
-    if (R == TL_TR) {                                                                              \
-        switch (T) {                                                                               \
-        case 4: tile_tl(XS, TL_TR, 4, w, rs, nb, x, xs, y, ys, yr); break;                         \
-        case 2: tile_tl(XS, TL_TR, 2, w, rs, nb, x, xs, y, ys, yr); break;                         \
-        default: tile_tl(XS, TL_TR, 1, w, rs, nb, x, xs, y, ys, yr); break;                        \
-        }                                                                                          \
-    } else {                                                                                       \
-        switch (T) {                                                                               \
-        case 4: tile_tl(XS, 1, 4, w, rs, nb, x, xs, y, ys, yr); break;                             \
-        case 2: tile_tl(XS, 1, 2, w, rs, nb, x, xs, y, ys, yr); break;                             \
-        default: tile_tl(XS, 1, 1, w, rs, nb, x, xs, y, ys, yr); break;                            \
-        }                                                                                          \
+#endif
+#define TL_T(XS, R)                                                                                \
+    switch (T) {                                                                                   \
+    case 4: tile_tl(XS, R, 4, pk, nb, x, xs, y, ys); break;                                        \
+    case 2: tile_tl(XS, R, 2, pk, nb, x, xs, y, ys); break;                                        \
+    default: tile_tl(XS, R, 1, pk, nb, x, xs, y, ys); break;                                       \
     }
-TL_FN void tile_q6_k_tl(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
-                        float *y, int64_t ys, int64_t yr) { TL_SWITCH(0) }
-TL_FN void tile_iq4_xs_tl(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
-                          float *y, int64_t ys, int64_t yr) { TL_SWITCH(1) }
+#define TL_SWITCH(XS)                                                                              \
+    switch (R) {                                                                                   \
+    case 4: TL_T(XS, 4) break;                                                                     \
+    case 3: TL_T(XS, 3) break;                                                                     \
+    case 2: TL_T(XS, 2) break;                                                                     \
+    default: TL_T(XS, 1) break;                                                                    \
+    }
+TL_FN void tile_q6_k_tl(int R, int T, const struct tl_pack *pk, int64_t nb, const uint8_t *x, int64_t xs, float *y,
+                        int64_t ys) { TL_SWITCH(0) }
+TL_FN void tile_iq4_xs_tl(int R, int T, const struct tl_pack *pk, int64_t nb, const uint8_t *x, int64_t xs, float *y,
+                          int64_t ys) { TL_SWITCH(1) }
+TL_FN void unpack_rows(const int XS, int R, const uint8_t *W, int64_t wrow, int64_t nb, struct tl_pack *pk) {
+    for (int64_t b = 0; b < nb; b++)
+        for (int r = 0; r < R; r++) {
+            if (XS) tl_unpack(1, W + r * wrow + b * 136, &pk[b * R + r]);
+            else tl_unpack(0, W + r * wrow + b * 210, &pk[b * R + r]);
+        }
+}
+
+/* The activations of TL_TOK_CHUNK tokens stay in L2 while the row groups pass over them; each
+ * group of TL_TR rows is unpacked once per chunk (into a buffer of TL_TR x nb blocks) for all its
+ * tokens. NULL from the allocation: the AVX2 kernel instead (same bits). */
+#define TL_TOK_CHUNK 64
+static void rows_tl(const int XS, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                    const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    const int64_t nb = n_in / 256;
+    struct tl_pack *pk = aligned_alloc(64, (size_t)(TL_TR * nb) * sizeof(struct tl_pack));
+    if (!pk) {
+        (XS ? akk_rows_iq4_xs_avx2 : akk_rows_q6_k_avx2)(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+        return;
+    }
+    for (int64_t c0 = 0; c0 < n_tok; c0 += TL_TOK_CHUNK) {
+        const int64_t c1 = c0 + TL_TOK_CHUNK < n_tok ? c0 + TL_TOK_CHUNK : n_tok;
+        for (int64_t r = r0; r < r1; r += TL_TR) {
+            const int R = r1 - r < TL_TR ? (int)(r1 - r) : TL_TR;
+            unpack_rows(XS, R, W + r * wrow, wrow, nb, pk);
+            for (int64_t t = c0; t < c1;) {
+                int T = TL_TT;
+                while (T > c1 - t) T /= 2;
+                (XS ? tile_iq4_xs_tl : tile_q6_k_tl)(R, T, pk, nb, X + t * xs, xs, Y + t * ys + r, ys);
+                t += T;
+            }
+        }
+    }
+    free(pk);
+}
 
 /* Row kernels (akk_rows_fn): the tiles above from AKK_TILED_MIN_ROWS rows, else the AVX2 set's. */
 void akk_rows_q6_k_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
                           int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
     if (n_tok < AKK_TILED_MIN_ROWS) akk_rows_q6_k_avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-    else akk_rows_tiled_avx2(tile_q6_k_tl, 256, 1, TL_TR, TL_TT, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    else rows_tl(0, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 void akk_rows_iq4_xs_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
                             int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
     if (n_tok < AKK_TILED_MIN_ROWS) akk_rows_iq4_xs_avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-    else akk_rows_tiled_avx2(tile_iq4_xs_tl, 256, 1, TL_TR, TL_TT, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    else rows_tl(1, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }

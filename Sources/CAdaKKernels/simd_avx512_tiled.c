@@ -40,15 +40,6 @@ TL_INLINE __m512i reduce16(const int n, const __m512i *v) {
     return _mm512_add_epi32(_mm512_shuffle_i32x4(d[0], d[1], 0x88), _mm512_shuffle_i32x4(d[0], d[1], 0xdd));
 }
 
-/* The 16-byte vector [s0 x4, s1 x4, s2 x4, s3 x4] of the 4 bytes at p, as dwords whose low word is
- * the signed byte and high word 0 (the scale operand of vpdpwssd against int16-sized lanes). */
-TL_INLINE __m512i scale_words4(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    const __m128i rep = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)v), _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
-    return _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(rep));
-}
-
 /* Q6_K elements 64c..64c+63 of block wb as unsigned bytes q+32 (kquants.c's layout: low nibbles
  * of ql[64h..64h+63], shifted by 4 for the second pair of 32-element groups of a half h = c/2;
  * two high bits of qh[32h..32h+31] at bits 2s, s = 2(c%2) for the first 32, 2(c%2)+1 after). */
@@ -84,46 +75,60 @@ TL_INLINE __m256i xs_scales8(const uint8_t *wb) {
     return _mm256_sub_epi32(_mm256_or_si256(l, _mm256_slli_epi32(h, 4)), _mm256_set1_epi32(32));
 }
 
-/* One row's super-block, unpacked for the tiles: the 4 chunks of 64 unsigned quants, their scales
- * as the dword operand of vpdpwssd (Q6_K) or vpmulld (IQ4_XS), the offset correction's words
- * (against the 16 bsums) and d_w. */
+/*
+ * Both operands are stored "transposed": chunk c, dword lane l holds dword 4l + c of the block's
+ * 256 bytes, i.e. elements 16l + 4c .. 16l + 4c + 3. So lane l of every chunk belongs to the 16
+ * elements 16l..16l+15: Q6_K's sub-block l, half of IQ4_XS's sub-block l/2, the span of the
+ * activations' bsum l. The four vpdpbusd of a block then accumulate into one register whose lane l
+ * is that span's integer sum, and one vpmulld by the lane's scale finishes the block.
+ */
+TL_INLINE void transpose64(const uint32_t in[64], uint32_t out[64]) {
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 16; l++) out[16 * c + l] = in[4 * l + c];
+}
+
+/* One row's super-block for the tiles: the transposed unsigned quants, each lane's scale, d_w. */
 struct tl_pack {
-    __m512i q[4], sc[4];
-    __m256i k;
+    __m512i q[4], sc;
     float d;
+};
+
+/* A token's super-block: the transposed activation quants and, per lane l, -off*bsum_l (off = the
+ * weights' unsigned offset: 32 Q6_K, 128 IQ4_XS), the start of that lane's sum. */
+struct tl_act {
+    __m512i q[4], off;
 };
 
 /* Q6_K (XS = 0) or IQ4_XS (XS = 1) block wb into *pk. */
 TL_INLINE void tl_unpack(const int XS, const uint8_t *wb, struct tl_pack *pk) {
+    __m512i q[4];
     if (XS) {
         const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
-        const __m256i s8 = xs_scales8(wb);
-        const __m512i half16 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        for (int c = 0; c < 4; c++) {
-            pk->q[c] = xs_chunk(wb, c, table);
-            pk->sc[c] = _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(2 * c), half16), _mm512_zextsi256_si512(s8));
-        }
-        /* words 2j, 2j+1: -128*sc_j */
-        const __m256i v = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s8, 7));
-        pk->k = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(v, 16));
+        for (int c = 0; c < 4; c++) q[c] = xs_chunk(wb, c, table);
+        /* lane l: scale of sub-block l/2 */
+        pk->sc = _mm512_permutexvar_epi32(_mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1),
+                                          _mm512_zextsi256_si512(xs_scales8(wb)));
         pk->d = half(wb);
     } else {
-        for (int c = 0; c < 4; c++) {
-            pk->q[c] = q6_chunk(wb, c);
-            pk->sc[c] = scale_words4(wb + 192 + 4 * c);
-        }
-        /* word j: -32*sc_j */
-        pk->k = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wb + 192))), 5));
+        for (int c = 0; c < 4; c++) q[c] = q6_chunk(wb, c);
+        pk->sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wb + 192)));
         pk->d = half(wb + 208);
     }
+    transpose64((const uint32_t *)q, (uint32_t *)pk->q);
+}
+
+TL_INLINE void tl_act_prepare(const int XS, const uint8_t *xb, struct tl_act *a) {
+    transpose64((const uint32_t *)(xb + 4), (uint32_t *)a->q);
+    const __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(xb + 260)));
+    a->off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(bs, XS ? 7 : 5));
 }
 
 /*
- * R unpacked rows x T tokens (xs bytes apart) over nb super-blocks, pk[b*R + r] the block b of row
- * r; R*T <= 16; output of row r, token t at y[t*ys + r]. Lane p = r*T + t of the 16-lane float
- * accumulator belongs to (r, t).
+ * R unpacked rows x T prepared tokens over nb super-blocks: pk[b*R + r] is block b of row r,
+ * act[t*nb + b] block b of token t, x the raw activations (for d_x); R*T <= 16; output of row r,
+ * token t at y[t*ys + r]. Lane p = r*T + t of the 16-lane float accumulator belongs to (r, t).
  */
-TL_INLINE void tile_tl(const int XS, const int R, const int T, const struct tl_pack *pk, int64_t nb,
+TL_INLINE void tile_tl(const int R, const int T, const struct tl_pack *pk, const struct tl_act *act, int64_t nb,
                        const uint8_t *x, int64_t xs, float *y, int64_t ys) {
     const int n = R * T;
     int ridx[16], tidx[16];
@@ -133,23 +138,18 @@ TL_INLINE void tile_tl(const int XS, const int R, const int T, const struct tl_p
     for (int64_t b = 0; b < nb; b++, pk += R) {
         __m512i S[16];
         float dw[16], dx[16];
-        for (int r = 0; r < R; r++) {
-            dw[r] = pk[r].d;
-            for (int t = 0; t < T; t++) { /* the offset: -32*sum(sc_j*bsum_j), -128*sum(sc_ib*(bsum_2ib + bsum_2ib+1)) */
-                const __m512i bs = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(x + t * xs + b * 292 + 260)));
-                S[r * T + t] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), bs, _mm512_zextsi256_si512(pk[r].k));
-            }
+        for (int r = 0; r < R; r++) dw[r] = pk[r].d;
+        for (int t = 0; t < T; t++) {
+            memcpy(&dx[t], x + t * xs + b * 292, 4);
+            for (int r = 0; r < R; r++) S[r * T + t] = act[t * nb + b].off;
         }
-        for (int t = 0; t < T; t++) memcpy(&dx[t], x + t * xs + b * 292, 4);
         for (int c = 0; c < 4; c++)
             for (int t = 0; t < T; t++) {
-                const __m512i xq = _mm512_loadu_si512((const void *)(x + t * xs + b * 292 + 4 + 64 * c));
-                for (int r = 0; r < R; r++) {
-                    const __m512i l = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pk[r].q[c], xq);
-                    S[r * T + t] = XS ? _mm512_add_epi32(S[r * T + t], _mm512_mullo_epi32(l, pk[r].sc[c]))
-                                      : _mm512_dpwssd_epi32(S[r * T + t], l, pk[r].sc[c]);
-                }
+                const __m512i xq = act[t * nb + b].q[c];
+                for (int r = 0; r < R; r++) S[r * T + t] = _mm512_dpbusd_epi32(S[r * T + t], pk[r].q[c], xq);
             }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) S[r * T + t] = _mm512_mullo_epi32(S[r * T + t], pk[r].sc);
         const __m512 tot = _mm512_cvtepi32_ps(reduce16(n, S));
         const __m512 vdw = _mm512_permutexvar_ps(vr, _mm512_loadu_ps(dw));
         const __m512 vdx = _mm512_permutexvar_ps(vt, _mm512_loadu_ps(dx));
@@ -166,23 +166,21 @@ TL_INLINE void tile_tl(const int XS, const int R, const int T, const struct tl_p
 #define TL_TR 4
 #define TL_TT 4
 #endif
-#define TL_T(XS, R)                                                                                \
+#define TL_T(R)                                                                                    \
     switch (T) {                                                                                   \
-    case 4: tile_tl(XS, R, 4, pk, nb, x, xs, y, ys); break;                                        \
-    case 2: tile_tl(XS, R, 2, pk, nb, x, xs, y, ys); break;                                        \
-    default: tile_tl(XS, R, 1, pk, nb, x, xs, y, ys); break;                                       \
+    case 4: tile_tl(R, 4, pk, act, nb, x, xs, y, ys); break;                                       \
+    case 2: tile_tl(R, 2, pk, act, nb, x, xs, y, ys); break;                                       \
+    default: tile_tl(R, 1, pk, act, nb, x, xs, y, ys); break;                                      \
     }
-#define TL_SWITCH(XS)                                                                              \
-    switch (R) {                                                                                   \
-    case 4: TL_T(XS, 4) break;                                                                     \
-    case 3: TL_T(XS, 3) break;                                                                     \
-    case 2: TL_T(XS, 2) break;                                                                     \
-    default: TL_T(XS, 1) break;                                                                    \
+TL_FN void tile_any(int R, int T, const struct tl_pack *pk, const struct tl_act *act, int64_t nb, const uint8_t *x,
+                    int64_t xs, float *y, int64_t ys) {
+    switch (R) {
+    case 4: TL_T(4) break;
+    case 3: TL_T(3) break;
+    case 2: TL_T(2) break;
+    default: TL_T(1) break;
     }
-TL_FN void tile_q6_k_tl(int R, int T, const struct tl_pack *pk, int64_t nb, const uint8_t *x, int64_t xs, float *y,
-                        int64_t ys) { TL_SWITCH(0) }
-TL_FN void tile_iq4_xs_tl(int R, int T, const struct tl_pack *pk, int64_t nb, const uint8_t *x, int64_t xs, float *y,
-                          int64_t ys) { TL_SWITCH(1) }
+}
 TL_FN void unpack_rows(const int XS, int R, const uint8_t *W, int64_t wrow, int64_t nb, struct tl_pack *pk) {
     for (int64_t b = 0; b < nb; b++)
         for (int r = 0; r < R; r++) {
@@ -190,33 +188,45 @@ TL_FN void unpack_rows(const int XS, int R, const uint8_t *W, int64_t wrow, int6
             else tl_unpack(0, W + r * wrow + b * 210, &pk[b * R + r]);
         }
 }
+TL_FN void prepare_tokens(const int XS, int64_t T, const uint8_t *X, int64_t xs, int64_t nb, struct tl_act *act) {
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            if (XS) tl_act_prepare(1, X + t * xs + b * 292, &act[t * nb + b]);
+            else tl_act_prepare(0, X + t * xs + b * 292, &act[t * nb + b]);
+        }
+}
 
-/* The activations of TL_TOK_CHUNK tokens stay in L2 while the row groups pass over them; each
- * group of TL_TR rows is unpacked once per chunk (into a buffer of TL_TR x nb blocks) for all its
- * tokens. NULL from the allocation: the AVX2 kernel instead (same bits). */
+/* Token chunks of TL_TOK_CHUNK: their prepared activations stay in L2 while the row groups pass
+ * over them; each group of TL_TR rows is unpacked once per chunk (into a buffer of TL_TR x nb
+ * blocks) for all its tokens. Allocation failure: the AVX2 kernel instead (same bits). */
 #define TL_TOK_CHUNK 64
 static void rows_tl(const int XS, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                     const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
     const int64_t nb = n_in / 256;
     struct tl_pack *pk = aligned_alloc(64, (size_t)(TL_TR * nb) * sizeof(struct tl_pack));
-    if (!pk) {
+    struct tl_act *act = aligned_alloc(64, (size_t)(TL_TOK_CHUNK * nb) * sizeof(struct tl_act));
+    if (!pk || !act) {
+        free(pk);
+        free(act);
         (XS ? akk_rows_iq4_xs_avx2 : akk_rows_q6_k_avx2)(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
         return;
     }
     for (int64_t c0 = 0; c0 < n_tok; c0 += TL_TOK_CHUNK) {
         const int64_t c1 = c0 + TL_TOK_CHUNK < n_tok ? c0 + TL_TOK_CHUNK : n_tok;
+        prepare_tokens(XS, c1 - c0, X + c0 * xs, xs, nb, act);
         for (int64_t r = r0; r < r1; r += TL_TR) {
             const int R = r1 - r < TL_TR ? (int)(r1 - r) : TL_TR;
             unpack_rows(XS, R, W + r * wrow, wrow, nb, pk);
             for (int64_t t = c0; t < c1;) {
                 int T = TL_TT;
                 while (T > c1 - t) T /= 2;
-                (XS ? tile_iq4_xs_tl : tile_q6_k_tl)(R, T, pk, nb, X + t * xs, xs, Y + t * ys + r, ys);
+                tile_any(R, T, pk, act + (t - c0) * nb, nb, X + t * xs, xs, Y + t * ys + r, ys);
                 t += T;
             }
         }
     }
     free(pk);
+    free(act);
 }
 
 /* Row kernels (akk_rows_fn): the tiles above from AKK_TILED_MIN_ROWS rows, else the AVX2 set's. */

@@ -51,6 +51,9 @@ void akk_avx512_prepare(void) {
     akk_impl_avx512.rows_q4_0 = rows_q4_0;
     akk_impl_avx512.rows_q4_1 = rows_q4_1;
     akk_impl_avx512.rows_q4_0_r8 = rows_q4_0_r8;
+    akk_impl_avx512.rows_q2_k = akk_rows_q2_k_avx512;
+    akk_impl_avx512.rows_q3_k = akk_rows_q3_k_avx512;
+    akk_impl_avx512.rows_q5_k = akk_rows_q5_k_avx512;
     akk_impl_avx512.rows_q6_k = akk_rows_q6_k_avx512;
     akk_impl_avx512.rows_iq4_xs = akk_rows_iq4_xs_avx512;
 }

@@ -102,9 +102,11 @@ TL_INLINE __m512i q5_chunk(const uint8_t *wb, int c) {
 /*
  * Both operands are stored "transposed": chunk c, dword lane l holds dword 4l + c of the block's
  * 256 bytes, i.e. elements 16l + 4c .. 16l + 4c + 3. So lane l of every chunk belongs to the 16
- * elements 16l..16l+15: Q6_K's sub-block l, half of IQ4_XS's sub-block l/2, the span of the
- * activations' bsum l. The four vpdpbusd of a block then accumulate into one register whose lane l
- * is that span's integer sum, and one vpmulld by the lane's scale finishes the block.
+ * elements 16l..16l+15: sub-block l of Q2_K, Q3_K, Q6_K (16 elements), half of sub-block l/2 of
+ * Q5_K, IQ4_XS (32), the span of the activations' bsum l. The four vpdpbusd of a block then
+ * accumulate into one register whose lane l is that span's integer sum, and one vpmulld by the
+ * lane's scale finishes the block. The weights are transposed once when unpacked, the activations
+ * once per token chunk.
  */
 TL_INLINE void transpose64(const uint32_t in[64], uint32_t out[64]) {
     for (int c = 0; c < 4; c++)

@@ -111,6 +111,13 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
                         let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
                         #expect(simd.map(\.bitPattern) == scalar.map(\.bitPattern), "\(name(type)) \(nIn)x\(nOut)x\(tokens) threads \(threads)")
                     }
+                    // every SIMD level this CPU has (AVX2, AVX-512: its own tiled-order IQ4_XS tiles)
+                    for level in stride(from: Int32(AKK_CPU_AVX2.rawValue), through: akk_cpu_max_level(), by: 1) {
+                        _ = akk_force_level(level)
+                        let simd = matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+                        _ = akk_force_level(-1)
+                        #expect(simd.map(\.bitPattern) == scalar.map(\.bitPattern), "\(name(type)) \(nIn)x\(nOut)x\(tokens) \(String(cString: akk_cpu_level_name(level)))")
+                    }
                     let xs = rowBytes(akk_vec_dot_type(type), nIn), wr = rowBytes(type, nIn)
                     let o = nOut - 1, t = tokens - 1
                     let d = w.withUnsafeBytes { wp in x.withUnsafeBytes { xp in

@@ -108,9 +108,18 @@ TL_INLINE __m512i q5_chunk(const uint8_t *wb, int c) {
  * lane's scale finishes the block. The weights are transposed once when unpacked, the activations
  * once per token chunk.
  */
-TL_INLINE void transpose64(const uint32_t in[64], uint32_t out[64]) {
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < 16; l++) out[16 * c + l] = in[4 * l + c];
+TL_INLINE void transpose64(const __m512i in[4], __m512i out[4]) {
+    /* a: lanes [in0 4j+c, in1 4j+c (j < 4)] for c = 0 then 1 (b: 2, 3); then the halves of c */
+    const __m512i i0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512i a01 = _mm512_permutex2var_epi32(in[0], i0, in[1]), b01 = _mm512_permutex2var_epi32(in[0], i1, in[1]);
+    const __m512i a23 = _mm512_permutex2var_epi32(in[2], i0, in[3]), b23 = _mm512_permutex2var_epi32(in[2], i1, in[3]);
+    out[0] = _mm512_permutex2var_epi32(a01, lo, a23);
+    out[1] = _mm512_permutex2var_epi32(a01, hi, a23);
+    out[2] = _mm512_permutex2var_epi32(b01, lo, b23);
+    out[3] = _mm512_permutex2var_epi32(b01, hi, b23);
 }
 
 /* One row's super-block for the tiles: the transposed unsigned quants, each lane's scale and min
@@ -179,11 +188,13 @@ TL_INLINE void tl_unpack(const int type, const uint8_t *wb, struct tl_pack *pk) 
         pk->d = half(wb);
     }
     }
-    transpose64((const uint32_t *)q, (uint32_t *)pk->q);
+    transpose64(q, pk->q);
 }
 
 TL_INLINE void tl_act_prepare(const int type, const uint8_t *xb, struct tl_act *a) {
-    transpose64((const uint32_t *)(xb + 4), (uint32_t *)a->q);
+    __m512i q[4];
+    for (int c = 0; c < 4; c++) q[c] = _mm512_loadu_si512((const void *)(xb + 4 + 64 * c));
+    transpose64(q, a->q);
     a->bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(xb + 260)));
     a->off = _mm512_mullo_epi32(a->bs, _mm512_set1_epi32(-tl_offset(type)));
 }

@@ -13,7 +13,7 @@
  *   - a tile is R rows x T tokens (R*T <= 16): the R*T lane vectors are reduced together (a
  *     transposed add tree) to one vector of 16 block totals, and the float steps run on those 16
  *     lanes at once (vector mul and fma = the scalar ones lane by lane).
- * Measurements: docs/PERFORMANCE.md.
+ * Measurements: docs/BENCHMARKS.md ("Tiled-order GEMM at the avx512 level").
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
@@ -247,7 +247,7 @@ TL_INLINE void tile_tl(const int MIN, const int R, const int T, const struct tl_
 /* Tiles of TL_TR rows x TL_TT tokens, and the edges: fewer rows, tokens halved. */
 #define TL_TR 4
 #define TL_TT 4
-#define TL_T(MIN, R)                                                                                 \
+#define TL_T(MIN, R)                                                                               \
     switch (T) {                                                                                   \
     case 4: tile_tl(MIN, R, 4, pk, act, nb, x, xs, y, ys); break;                                  \
     case 2: tile_tl(MIN, R, 2, pk, act, nb, x, xs, y, ys); break;                                  \
@@ -257,16 +257,16 @@ TL_INLINE void tile_tl(const int MIN, const int R, const int T, const struct tl_
     TL_FN void name(int R, int T, const struct tl_pack *pk, const struct tl_act *act, int64_t nb,  \
                     const uint8_t *x, int64_t xs, float *y, int64_t ys) {                          \
         switch (R) {                                                                               \
-        case 4: TL_T(MIN, 4) break;                                                                   \
-        case 3: TL_T(MIN, 3) break;                                                                   \
-        case 2: TL_T(MIN, 2) break;                                                                   \
-        default: TL_T(MIN, 1) break;                                                                  \
+        case 4: TL_T(MIN, 4) break;                                                                \
+        case 3: TL_T(MIN, 3) break;                                                                \
+        case 2: TL_T(MIN, 2) break;                                                                \
+        default: TL_T(MIN, 1) break;                                                               \
         }                                                                                          \
     }
 TL_ANY(tile_plain, 0)
 TL_ANY(tile_min, 1)
 
-/* Rows W[r*wrow], r < R, all nb blocks into pk; T tokens X[t*xs] into act. */
+/* Rows W[r*wrow], r < R, all nb blocks into pk; T tokens X[t*xs] into act (R or T 0: only the other). */
 #define TL_PREP(name, type)                                                                        \
     TL_FN void name(int R, const uint8_t *W, int64_t wrow, int64_t T, const uint8_t *X, int64_t xs, \
                     int64_t nb, struct tl_pack *pk, struct tl_act *act) {                          \

@@ -186,5 +186,12 @@ void akk_avx2_prepare(void);
  * where it has one. Filled by akk_avx512_prepare (once, after akk_avx2_prepare). */
 extern struct akk_impl akk_impl_avx512;
 void akk_avx512_prepare(void);
+/* AVX-512 VNNI row kernels in llama.cpp's tiled order from AKK_TILED_MIN_ROWS rows, the AVX2
+ * ones below (simd_avx512_tiled.c). */
+AKK_KQ_ROWS_DECL(akk_rows_q2_k_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_q3_k_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_q5_k_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_q6_k_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
 
 #endif

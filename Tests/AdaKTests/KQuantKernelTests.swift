@@ -177,6 +177,13 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
                     akk_force_scalar(0)
                     #expect(same(simd1, scalar), "\(name(t)) case \(k) \(scales)")
                     #expect(same(simd2, scalar), "\(name(t)) case \(k) \(scales) 2 threads")
+                    // every SIMD level this CPU has (AVX2, AVX-512: its own tiled-order tiles)
+                    for level in stride(from: Int32(AKK_CPU_AVX2.rawValue), through: akk_cpu_max_level(), by: 1) {
+                        _ = akk_force_level(level)
+                        let y = matmul(t, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 2)
+                        _ = akk_force_level(-1)
+                        #expect(same(y, scalar), "\(name(t)) case \(k) \(scales) \(String(cString: akk_cpu_level_name(level)))")
+                    }
                     if scales == .normal { let finite = scalar.allSatisfy { $0.isFinite }; #expect(finite, "\(name(t)) case \(k)") }
                     let wr = Int(akk_row_bytes(t, Int64(nIn))), xr = Int(akk_row_bytes(akk_vec_dot_type(t), Int64(nIn)))
                     let o = nOut - 1, tk = tokens - 1

@@ -1,0 +1,335 @@
+/*
+ * AVX-512 VNNI GEMM tiles in llama.cpp's tiled order (akk_vec_dot_kq_tiled_scalar, kquant_dot.c)
+ * for Q2_K, Q3_K, Q5_K, Q6_K and IQ4_XS, taken by products of >= AKK_TILED_MIN_ROWS activation
+ * rows; fewer rows keep the AVX2 set's kernels. Per super-block only the exact int32 totals
+ * S = sum of scale x quant x activation (and M = sum of min x bsum) enter the float steps
+ * (res = d_w*S, res = fma(-dmin_w, M, res), acc = fma(res, d_x, acc)), so any exact way of forming
+ * them gives the scalar reference's bits. Here:
+ *   - weights are unpacked to unsigned bytes (Q6_K q+32, Q3_K q+4, IQ4_XS grid value+128 by a
+ *     vpshufb table; Q2_K, Q5_K as they are), once per group of 4 rows and 64-token chunk;
+ *   - products with the signed Q8_K activations by vpdpbusd, 64 per instruction, in a lane order
+ *     where each int32 lane gathers one 16-element span (below); the offsets come back out by
+ *     starting each lane at -offset x the span's bsum, the scales by one vpmulld per block;
+ *   - a tile is R rows x T tokens (R*T <= 16): the R*T lane vectors are reduced together (a
+ *     transposed add tree) to one vector of 16 block totals, and the float steps run on those 16
+ *     lanes at once (vector mul and fma = the scalar ones lane by lane).
+ * Measurements: docs/BENCHMARKS.md ("Tiled-order GEMM at the avx512 level").
+ */
+#pragma STDC FP_CONTRACT OFF
+#include "adak_kernels.h"
+#include "akk_internal.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TL_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+#define TL_FN static __attribute__((target(TL_TARGET)))
+#define TL_INLINE static inline __attribute__((always_inline, target(TL_TARGET)))
+
+TL_INLINE float half(const uint8_t *p) { return _cvtsh_ss(akk_load_u16(p)); }
+
+/* Lane p of the result = sum of the 16 int32 lanes of v[p] (v[p] for p >= n taken as zero). */
+TL_INLINE __m512i reduce16(const int n, const __m512i *v) {
+    __m512i a[16], b[8], c[4], d[2];
+    for (int p = 0; p < 16; p++) a[p] = p < n ? v[p] : _mm512_setzero_si512();
+    for (int p = 0; p < 8; p++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        b[p] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * p], a[2 * p + 1]), _mm512_unpackhi_epi32(a[2 * p], a[2 * p + 1]));
+    for (int p = 0; p < 4; p++) /* per 128-bit lane: partial totals of v[4p..4p+3] */
+        c[p] = _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * p], b[2 * p + 1]), _mm512_unpackhi_epi64(b[2 * p], b[2 * p + 1]));
+    for (int p = 0; p < 2; p++)
+        d[p] = _mm512_add_epi32(_mm512_shuffle_i32x4(c[2 * p], c[2 * p + 1], 0x88), _mm512_shuffle_i32x4(c[2 * p], c[2 * p + 1], 0xdd));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(d[0], d[1], 0x88), _mm512_shuffle_i32x4(d[0], d[1], 0xdd));
+}
+
+/* Q6_K elements 64c..64c+63 of block wb as unsigned bytes q+32 (kquants.c's layout: low nibbles
+ * of ql[64h..64h+63], shifted by 4 for the second pair of 32-element groups of a half h = c/2;
+ * two high bits of qh[32h..32h+31] at bits 2s, s = 2(c%2) for the first 32, 2(c%2)+1 after). */
+TL_INLINE __m512i q6_chunk(const uint8_t *wb, int c) {
+    const int h = c / 2, s = 2 * (c % 2);
+    __m512i lo = _mm512_loadu_si512((const void *)(wb + 64 * h));
+    if (c % 2) lo = _mm512_srli_epi16(lo, 4);
+    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb + 128 + 32 * h)));
+    /* bits 2s (first 32 bytes) or 2s+2 (last 32) down to bits 0..1, then up to 4..5 */
+    const __m512i cnt = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16((short)(2 * s)), _mm512_set1_epi16((short)(2 * s + 2)));
+    const __m512i hi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, cnt), _mm512_set1_epi8(3)), 4);
+    return _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi8(0x0f)), hi);
+}
+
+/* IQ4_XS elements 64c..64c+63 (sub-blocks 2c, 2c+1: low nibbles of their 16 bytes, then high) as
+ * the grid values + 128, unsigned. */
+TL_INLINE __m512i xs_chunk(const uint8_t *wb, int c, __m512i table) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb + 8 + 32 * c)));
+    const __m512i rep = _mm512_shuffle_i64x2(v, v, 0x50); /* 128-bit lanes [A, A, B, B] */
+    const __m512i n = _mm512_and_si512(_mm512_srlv_epi16(rep, _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll,
+                                                                                 0, 0, 0x0004000400040004ll, 0x0004000400040004ll)),
+                                       _mm512_set1_epi8(0x0f));
+    return _mm512_shuffle_epi8(table, n);
+}
+
+/* The 8 IQ4_XS sub-block scales of block wb as int32 (akk_iq4_xs_scale: low 4 bits from bytes
+ * 4..7, high 2 from the 16-bit word at 2, minus 32). */
+TL_INLINE __m256i xs_scales8(const uint8_t *wb) {
+    uint32_t lo;
+    memcpy(&lo, wb + 4, 4);
+    const __m256i l = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)lo), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)), _mm256_set1_epi32(15));
+    const __m256i h = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(akk_load_u16(wb + 2)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
+    return _mm256_sub_epi32(_mm256_or_si256(l, _mm256_slli_epi32(h, 4)), _mm256_set1_epi32(32));
+}
+
+/* Bytes 64c..64c+63 of 2-bit fields: the 32 bytes at p shifted right by s (first 32 elements) and
+ * s+2 (last 32), masked to 2 bits. Q2_K and Q3_K's low bits. */
+TL_INLINE __m512i two_bits(const uint8_t *p, int s) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i cnt = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16((short)s), _mm512_set1_epi16((short)(s + 2)));
+    return _mm512_and_si512(_mm512_srlv_epi16(v, cnt), _mm512_set1_epi8(3));
+}
+
+/* Bit j (first 32 elements) and j+1 (last 32) of the 32 bytes at p, at bit position `to`. */
+TL_INLINE __m512i one_bit(const uint8_t *p, int j, int to) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i cnt = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16((short)j), _mm512_set1_epi16((short)(j + 1)));
+    return _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(v, cnt), _mm512_set1_epi8(1)), to);
+}
+
+/* Q5_K elements 64c..64c+63: low nibbles of qs[32c..32c+31], then their high nibbles, with bit 2c
+ * (2c+1) of qh[0..31] as bit 4. */
+TL_INLINE __m512i q5_chunk(const uint8_t *wb, int c) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb + 48 + 32 * c)));
+    const __m512i lo = _mm512_and_si512(_mm512_mask_blend_epi64(0xf0, v, _mm512_srli_epi16(v, 4)), _mm512_set1_epi8(0x0f));
+    return _mm512_or_si512(lo, one_bit(wb + 16, 2 * c, 4));
+}
+
+/*
+ * Both operands are stored "transposed": chunk c, dword lane l holds dword 4l + c of the block's
+ * 256 bytes, i.e. elements 16l + 4c .. 16l + 4c + 3. So lane l of every chunk belongs to the 16
+ * elements 16l..16l+15: sub-block l of Q2_K, Q3_K, Q6_K (16 elements), half of sub-block l/2 of
+ * Q5_K, IQ4_XS (32), the span of the activations' bsum l. The four vpdpbusd of a block then
+ * accumulate into one register whose lane l is that span's integer sum, and one vpmulld by the
+ * lane's scale finishes the block. The weights are transposed once when unpacked, the activations
+ * once per token chunk.
+ */
+TL_INLINE void transpose64(const __m512i in[4], __m512i out[4]) {
+    /* a: lanes [in0 4j+c, in1 4j+c (j < 4)] for c = 0 then 1 (b: 2, 3); then the halves of c */
+    const __m512i i0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512i a01 = _mm512_permutex2var_epi32(in[0], i0, in[1]), b01 = _mm512_permutex2var_epi32(in[0], i1, in[1]);
+    const __m512i a23 = _mm512_permutex2var_epi32(in[2], i0, in[3]), b23 = _mm512_permutex2var_epi32(in[2], i1, in[3]);
+    out[0] = _mm512_permutex2var_epi32(a01, lo, a23);
+    out[1] = _mm512_permutex2var_epi32(a01, hi, a23);
+    out[2] = _mm512_permutex2var_epi32(b01, lo, b23);
+    out[3] = _mm512_permutex2var_epi32(b01, hi, b23);
+}
+
+/* One row's super-block for the tiles: the transposed unsigned quants, each lane's scale and min
+ * (Q2_K, Q5_K), d_w and dmin_w. */
+struct tl_pack {
+    __m512i q[4], sc, m;
+    float d, dmin;
+};
+
+/* A token's super-block: the transposed activation quants, per lane l -off*bsum_l (off = the
+ * weight type's unsigned offset) where that lane's sum starts, and bsum_l (for the mins). */
+struct tl_act {
+    __m512i q[4], off, bs;
+};
+
+TL_INLINE int tl_offset(int type) {
+    return type == AKK_Q6_K ? 32 : type == AKK_IQ4_XS ? 128 : type == AKK_Q3_K ? 4 : 0;
+}
+TL_INLINE int tl_block_bytes(int type) {
+    return type == AKK_Q2_K ? 84 : type == AKK_Q3_K ? 110 : type == AKK_Q5_K ? 176 : type == AKK_Q6_K ? 210 : 136;
+}
+
+/* Block wb of `type` into *pk (layouts as tiled_block in kquant_dot.c). */
+TL_INLINE void tl_unpack(const int type, const uint8_t *wb, struct tl_pack *pk) {
+    const __m512i pairs = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+    __m512i q[4];
+    pk->m = _mm512_setzero_si512();
+    pk->dmin = 0.0f;
+    switch (type) {
+    case AKK_Q2_K: {
+        for (int c = 0; c < 4; c++) q[c] = two_bits(wb + 16 + 32 * (c / 2), 4 * (c % 2));
+        const __m512i sm = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)wb));
+        pk->sc = _mm512_and_si512(sm, _mm512_set1_epi32(15));
+        pk->m = _mm512_srli_epi32(sm, 4);
+        pk->d = half(wb + 80);
+        pk->dmin = half(wb + 82);
+        break;
+    }
+    case AKK_Q3_K: { /* q + 4 = low 2 bits | hmask bit << 2 */
+        int s16[16];
+        for (int c = 0; c < 4; c++) q[c] = _mm512_or_si512(two_bits(wb + 32 + 32 * (c / 2), 4 * (c % 2)), one_bit(wb, 2 * c, 2));
+        akk_q3_k_scales(wb + 96, s16);
+        pk->sc = _mm512_loadu_si512((const void *)s16);
+        pk->d = half(wb + 108);
+        break;
+    }
+    case AKK_Q5_K: {
+        int s8[8], m8[8];
+        for (int c = 0; c < 4; c++) q[c] = q5_chunk(wb, c);
+        akk_k4_scales_mins(wb + 4, s8, m8);
+        pk->sc = _mm512_permutexvar_epi32(pairs, _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)s8)));
+        pk->m = _mm512_permutexvar_epi32(pairs, _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)m8)));
+        pk->d = half(wb);
+        pk->dmin = half(wb + 2);
+        break;
+    }
+    case AKK_Q6_K:
+        for (int c = 0; c < 4; c++) q[c] = q6_chunk(wb, c);
+        pk->sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wb + 192)));
+        pk->d = half(wb + 208);
+        break;
+    default: { /* IQ4_XS */
+        const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
+        for (int c = 0; c < 4; c++) q[c] = xs_chunk(wb, c, table);
+        pk->sc = _mm512_permutexvar_epi32(pairs, _mm512_zextsi256_si512(xs_scales8(wb)));
+        pk->d = half(wb);
+    }
+    }
+    transpose64(q, pk->q);
+}
+
+TL_INLINE void tl_act_prepare(const int type, const uint8_t *xb, struct tl_act *a) {
+    __m512i q[4];
+    for (int c = 0; c < 4; c++) q[c] = _mm512_loadu_si512((const void *)(xb + 4 + 64 * c));
+    transpose64(q, a->q);
+    a->bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(xb + 260)));
+    a->off = _mm512_mullo_epi32(a->bs, _mm512_set1_epi32(-tl_offset(type)));
+}
+
+/*
+ * R unpacked rows x T prepared tokens over nb super-blocks: pk[b*R + r] is block b of row r,
+ * act[t*nb + b] block b of token t, x the raw activations (for d_x); R*T <= 16; output of row r,
+ * token t at y[t*ys + r]. Lane p = r*T + t of the 16-lane float accumulator belongs to (r, t).
+ * MIN: the types with mins.
+ */
+TL_INLINE void tile_tl(const int MIN, const int R, const int T, const struct tl_pack *pk, const struct tl_act *act,
+                       int64_t nb, const uint8_t *x, int64_t xs, float *y, int64_t ys) {
+    const int n = R * T;
+    int ridx[16], tidx[16];
+    for (int p = 0; p < 16; p++) { ridx[p] = p < n ? p / T : 0; tidx[p] = p < n ? p % T : 0; }
+    const __m512i vr = _mm512_loadu_si512((const void *)ridx), vt = _mm512_loadu_si512((const void *)tidx);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, pk += R) {
+        __m512i S[16];
+        float dw[16], dm[16], dx[16];
+        for (int r = 0; r < R; r++) { dw[r] = pk[r].d; dm[r] = -pk[r].dmin; }
+        for (int t = 0; t < T; t++) {
+            memcpy(&dx[t], x + t * xs + b * 292, 4);
+            for (int r = 0; r < R; r++) S[r * T + t] = act[t * nb + b].off;
+        }
+        for (int c = 0; c < 4; c++)
+            for (int t = 0; t < T; t++) {
+                const __m512i xq = act[t * nb + b].q[c];
+                for (int r = 0; r < R; r++) S[r * T + t] = _mm512_dpbusd_epi32(S[r * T + t], pk[r].q[c], xq);
+            }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) S[r * T + t] = _mm512_mullo_epi32(S[r * T + t], pk[r].sc);
+        const __m512 tot = _mm512_cvtepi32_ps(reduce16(n, S));
+        const __m512 vdw = _mm512_permutexvar_ps(vr, _mm512_loadu_ps(dw));
+        const __m512 vdx = _mm512_permutexvar_ps(vt, _mm512_loadu_ps(dx));
+        __m512 res = _mm512_mul_ps(vdw, tot);
+        if (MIN) {
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < T; t++) S[r * T + t] = _mm512_mullo_epi32(act[t * nb + b].bs, pk[r].m);
+            res = _mm512_fmadd_ps(_mm512_permutexvar_ps(vr, _mm512_loadu_ps(dm)), _mm512_cvtepi32_ps(reduce16(n, S)), res);
+        }
+        acc = _mm512_fmadd_ps(res, vdx, acc);
+    }
+    float out[16];
+    _mm512_storeu_ps(out, acc);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) y[t * ys + r] = out[r * T + t];
+}
+
+/* Tiles of TL_TR rows x TL_TT tokens, and the edges: fewer rows, tokens halved. */
+#define TL_TR 4
+#define TL_TT 4
+#define TL_T(MIN, R)                                                                               \
+    switch (T) {                                                                                   \
+    case 4: tile_tl(MIN, R, 4, pk, act, nb, x, xs, y, ys); break;                                  \
+    case 2: tile_tl(MIN, R, 2, pk, act, nb, x, xs, y, ys); break;                                  \
+    default: tile_tl(MIN, R, 1, pk, act, nb, x, xs, y, ys); break;                                 \
+    }
+#define TL_ANY(name, MIN)                                                                          \
+    TL_FN void name(int R, int T, const struct tl_pack *pk, const struct tl_act *act, int64_t nb,  \
+                    const uint8_t *x, int64_t xs, float *y, int64_t ys) {                          \
+        switch (R) {                                                                               \
+        case 4: TL_T(MIN, 4) break;                                                                \
+        case 3: TL_T(MIN, 3) break;                                                                \
+        case 2: TL_T(MIN, 2) break;                                                                \
+        default: TL_T(MIN, 1) break;                                                               \
+        }                                                                                          \
+    }
+TL_ANY(tile_plain, 0)
+TL_ANY(tile_min, 1)
+
+/* Rows W[r*wrow], r < R, all nb blocks into pk; T tokens X[t*xs] into act (R or T 0: only the other). */
+#define TL_PREP(name, type)                                                                        \
+    TL_FN void name(int R, const uint8_t *W, int64_t wrow, int64_t T, const uint8_t *X, int64_t xs, \
+                    int64_t nb, struct tl_pack *pk, struct tl_act *act) {                          \
+        for (int64_t b = 0; b < nb; b++)                                                           \
+            for (int r = 0; r < R; r++) tl_unpack(type, W + r * wrow + b * tl_block_bytes(type), &pk[b * R + r]); \
+        for (int64_t t = 0; t < T; t++)                                                            \
+            for (int64_t b = 0; b < nb; b++) tl_act_prepare(type, X + t * xs + b * 292, &act[t * nb + b]); \
+    }
+TL_PREP(prep_q2_k, AKK_Q2_K)
+TL_PREP(prep_q3_k, AKK_Q3_K)
+TL_PREP(prep_q5_k, AKK_Q5_K)
+TL_PREP(prep_q6_k, AKK_Q6_K)
+TL_PREP(prep_iq4_xs, AKK_IQ4_XS)
+typedef void (*tl_prep_fn)(int R, const uint8_t *W, int64_t wrow, int64_t T, const uint8_t *X, int64_t xs,
+                           int64_t nb, struct tl_pack *pk, struct tl_act *act);
+
+/* Token chunks of TL_TOK_CHUNK: their prepared activations stay in L2 while the row groups pass
+ * over them; each group of TL_TR rows is unpacked once per chunk (into a buffer of TL_TR x nb
+ * blocks) for all its tokens. Fewer than AKK_TILED_MIN_ROWS tokens, or allocation failure: the
+ * AVX2 kernel (the same bits in the second case). */
+#define TL_TOK_CHUNK 64
+static void rows_tl(int type, tl_prep_fn prep, akk_rows_fn avx2, const uint8_t *W, int64_t wrow, int64_t r0,
+                    int64_t r1, int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    const int64_t nb = n_in / 256;
+    struct tl_pack *pk = NULL;
+    struct tl_act *act = NULL;
+    if (n_tok >= AKK_TILED_MIN_ROWS) {
+        pk = aligned_alloc(64, (size_t)(TL_TR * nb) * sizeof(struct tl_pack));
+        act = aligned_alloc(64, (size_t)(TL_TOK_CHUNK * nb) * sizeof(struct tl_act));
+    }
+    if (!pk || !act) {
+        free(pk);
+        free(act);
+        avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+        return;
+    }
+    const int min = type == AKK_Q2_K || type == AKK_Q5_K;
+    for (int64_t c0 = 0; c0 < n_tok; c0 += TL_TOK_CHUNK) {
+        const int64_t c1 = c0 + TL_TOK_CHUNK < n_tok ? c0 + TL_TOK_CHUNK : n_tok;
+        prep(0, W, wrow, c1 - c0, X + c0 * xs, xs, nb, pk, act);
+        for (int64_t r = r0; r < r1; r += TL_TR) {
+            const int R = r1 - r < TL_TR ? (int)(r1 - r) : TL_TR;
+            prep(R, W + r * wrow, wrow, 0, X, xs, nb, pk, act);
+            for (int64_t t = c0; t < c1;) {
+                int T = TL_TT;
+                while (T > c1 - t) T /= 2;
+                (min ? tile_min : tile_plain)(R, T, pk, act + (t - c0) * nb, nb, X + t * xs, xs, Y + t * ys + r, ys);
+                t += T;
+            }
+        }
+    }
+    free(pk);
+    free(act);
+}
+
+/* Row kernels (akk_rows_fn, akk_internal.h). */
+#define TL_ROWS(name, type, prep, avx2)                                                            \
+    void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
+              int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                   \
+        rows_tl(type, prep, avx2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                     \
+    }
+TL_ROWS(akk_rows_q2_k_avx512, AKK_Q2_K, prep_q2_k, akk_rows_q2_k_avx2)
+TL_ROWS(akk_rows_q3_k_avx512, AKK_Q3_K, prep_q3_k, akk_rows_q3_k_avx2)
+TL_ROWS(akk_rows_q5_k_avx512, AKK_Q5_K, prep_q5_k, akk_rows_q5_k_avx2)
+TL_ROWS(akk_rows_q6_k_avx512, AKK_Q6_K, prep_q6_k, akk_rows_q6_k_avx2)
+TL_ROWS(akk_rows_iq4_xs_avx512, AKK_IQ4_XS, prep_iq4_xs, akk_rows_iq4_xs_avx2)

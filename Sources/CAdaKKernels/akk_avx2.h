@@ -1,5 +1,5 @@
 /* Shared by the AVX2 kernel sources: per-function target attributes (no -march flags, so the
- * library stays portable; dispatch.c selects these kernels at run time) and the horizontal sum. */
+ * library stays portable; dispatch.c selects these kernels at run time) and the horizontal sums. */
 #ifndef AKK_AVX2_H
 #define AKK_AVX2_H
 #include <immintrin.h>
@@ -13,6 +13,13 @@ AVX2_INLINE float hsum8(__m256 v) {
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     return _mm_cvtss_f32(r);
+}
+
+/* Sum of 8 int32 lanes (exact: any order gives the same total). */
+AVX2_INLINE int32_t hsum8_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
 }
 
 /* 4 bytes at p in every 32-bit lane. */

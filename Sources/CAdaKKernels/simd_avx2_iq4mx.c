@@ -143,10 +143,7 @@ AVX2_INLINE void tile_xs(const int TL, const int R, const int T, const uint8_t *
                 float xd;
                 memcpy(&xd, x + t * xstride + b * 292, 4);
                 if (TL) {
-                    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi[r][t]), _mm256_extracti128_si256(sumi[r][t], 1));
-                    s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
-                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
-                    acc1[r][t] = fmaf(wd * (float)_mm_cvtsi128_si32(s4), xd, acc1[r][t]);
+                    acc1[r][t] = fmaf(wd * (float)hsum8_epi32(sumi[r][t]), xd, acc1[r][t]);
                     continue;
                 }
                 acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);

@@ -210,11 +210,6 @@ AVX2_INLINE __m128 totals2(__m256i s, __m256i m) {
  *   Q6_K  acc = fma(d_x*d_w, lanes - 32*(scale lanes of bsums), acc)
  * result hsum8(acc) (+ summs), or acc1 - accm.
  */
-AVX2_INLINE int32_t hsum8_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
-}
 
 /* TL = 1: llama.cpp's tiled order instead (akk_vec_dot_kq_tiled_scalar, kquant_dot.c): the
  * block's exact totals S (and M) from the same lanes, res = d_w*S (fma(-dmin_w, M, res)),

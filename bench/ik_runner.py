@@ -10,12 +10,20 @@ A first line {"error": "..."} means the file could not be loaded (e.g. an archit
 lacks), and the caller leaves the column empty.
 usage: python ik_runner.py MODEL THREADS N_CTX [EXPERT_USED_COUNT]
 """
+import ctypes
+import importlib.util
 import json
+import os
 import sys
 import time
 
-from ik_llama_cpp import _ctypes_api as C
-from ik_llama_cpp._internals import make_batch_range, make_batch_single
+# The wheel's libllama.so has no run path to the libggml.so beside it: load that one first,
+# globally, so the dynamic linker finds its symbols.
+_pkg = os.path.dirname(importlib.util.find_spec("ik_llama_cpp").origin)
+ctypes.CDLL(os.path.join(_pkg, "lib", "libggml.so"), mode=ctypes.RTLD_GLOBAL)
+
+from ik_llama_cpp import _ctypes_api as C  # noqa: E402
+from ik_llama_cpp._internals import make_batch_range, make_batch_single  # noqa: E402
 
 
 def load(path, threads, n_ctx):

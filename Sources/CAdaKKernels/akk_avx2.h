@@ -29,4 +29,27 @@ AVX2_INLINE __m256i bcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
+/* quantize_row_q8_0 / quantize_row_q8_1 (FN: the target attributes) from BLOCK(x, qs, sum), which
+ * quantises 32 floats to qs and returns d (and the exact sum of the quants when sum != NULL). */
+#define AKK_Q8_ROWS(FN, BLOCK)                                                                     \
+    FN void quantize_row_q8_0(const float *x, void *y, int64_t n) {                                \
+        uint8_t *p = (uint8_t *)y;                                                                 \
+        for (int64_t b = 0; b < n / 32; b++, p += 34) {                                            \
+            const float d = BLOCK(x + b * 32, (int8_t *)(p + 2), 0);                               \
+            const uint16_t h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);                            \
+            __builtin_memcpy(p, &h, 2);                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    FN void quantize_row_q8_1(const float *x, void *y, int64_t n) {                                \
+        uint8_t *p = (uint8_t *)y;                                                                 \
+        for (int64_t b = 0; b < n / 32; b++, p += 36) {                                            \
+            int s;                                                                                 \
+            const float d = BLOCK(x + b * 32, (int8_t *)(p + 4), &s);                              \
+            const uint16_t hd = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);                           \
+            const uint16_t hs = _cvtss_sh(d * (float)s, _MM_FROUND_TO_NEAREST_INT);                \
+            __builtin_memcpy(p, &hd, 2);                                                           \
+            __builtin_memcpy(p + 2, &hs, 2);                                                       \
+        }                                                                                          \
+    }
+
 #endif

@@ -59,7 +59,8 @@ typedef void (*akk_rows_fn)(const uint8_t *W, int64_t wrow, int64_t r0, int64_t 
 typedef float (*akk_dot_fn)(int wtype, int64_t n, const void *w, const void *x);
 typedef void (*akk_quant_fn)(const float *x, void *y, int64_t n);
 
-/* One implementation set (scalar in dispatch.c, AVX2+FMA+F16C in simd_avx2.c). */
+/* One implementation set, one per level (scalar in dispatch.c, AVX2+FMA+F16C in simd_avx2.c, the
+ * AVX-512 one filled by akk_avx512_prepare); dispatch.c's kernel table lists every function. */
 struct akk_impl {
     akk_quant_fn quantize_q8_0;
     akk_quant_fn quantize_q8_1;
@@ -68,12 +69,19 @@ struct akk_impl {
     akk_rows_fn rows_f32, rows_q8_0, rows_q4_0, rows_q4_1, rows_q4_0_r8;
     akk_rows_fn rows_iq4_nl, rows_iq4_xs, rows_mxfp4, rows_iq4_nl_x8, rows_mxfp4_x8;
     akk_rows_fn rows_q5_0, rows_q5_1, rows_q2_k, rows_q3_k, rows_q4_k, rows_q5_k, rows_q6_k;
+    /* llama.cpp's tiled order of these types, which kernel_for (dispatch.c) takes for products of
+     * >= AKK_TILED_MIN_ROWS activation rows; the entries above keep the vec_dot order. */
+    akk_rows_fn rows_q2_k_tl, rows_q3_k_tl, rows_q5_k_tl, rows_q6_k_tl, rows_iq4_xs_tl;
     /* Weight types without a row kernel of their own: every output is one `dot` of its row and
      * token (wtype passed through), e.g. Q5_x and the K-quants. */
     void (*rows_dot)(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                      const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
+    /* Decode attention: out[i] = dot(a[i], b[i]) * scale for i < m, each dot in ggml_vec_dot_f32's
+     * (f32) or ggml_vec_dot_f16's (f16) order (ops.c: the scalar references). */
+    void (*attn_dots_f32)(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
+    void (*attn_dots_f16)(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
@@ -113,9 +121,15 @@ void akk_rows_q4_k_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r
                            const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 struct akk_impl;
 void akk_avx512_kquant_prepare(struct akk_impl *impl);
+/* The AVX-512 activation quantisers and fp32 -> fp16 rows (simd_avx512_rowops.c). */
+void akk_avx512_rowops_prepare(struct akk_impl *impl);
 
-/* Decode attention: out[i] = dot(a[i], b[i]) * scale for i < m, each dot in ggml_vec_dot_f32's
- * (f32) or ggml_vec_dot_f16's (f16) order; four at a time (simd_avx2.c). */
+/* The attention dots (akk_impl.attn_dots_*): the set in force's (dispatch.c), scalar references
+ * (ops.c), AVX2 four at a time (simd_avx2.c). */
+void akk_attn_dots_f32(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
+void akk_attn_dots_f16(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
+void akk_attn_dots_f32_scalar(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
+void akk_attn_dots_f16_scalar(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
 void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
 void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
 
@@ -126,6 +140,8 @@ void akk_rows_iq4_nl_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_iq4_xs_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_iq4_xs_tl_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_mxfp4_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                          const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_iq4_nl_x8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -154,14 +170,17 @@ AKK_KQ_ROWS_DECL(akk_rows_q3_k_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_q4_k_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_q5_k_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_q6_k_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q2_k_tl_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q3_k_tl_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q5_k_tl_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q6_k_tl_avx2)
 /* AVX2 Q8_K quantiser (simd_avx2_kquant.c): the bytes of akk_quantize_row_q8_K. */
 void akk_quantize_row_q8_K_avx2(const float *x, void *y, int64_t n);
 float akk_vec_dot_kq_scalar(int wtype, int64_t n, const void *w, const void *x);
-/* llama.cpp's tiled order (kquant_dot.c), taken by products of >= AKK_TILED_MIN_ROWS activation
- * rows for the types akk_kq_tiled_type names (Q2_K, Q3_K, Q5_K, Q6_K, IQ4_XS); row kernels of
- * these types get the product's whole row count as n_tok and choose by it. */
+/* llama.cpp's tiled order (kquant_dot.c) of Q2_K, Q3_K, Q5_K, Q6_K and IQ4_XS, taken by products
+ * of >= AKK_TILED_MIN_ROWS activation rows: the product's whole row count chooses between the
+ * rows_*_tl entries of struct akk_impl and the plain ones (kernel_for, dispatch.c). */
 #define AKK_TILED_MIN_ROWS 8
-int akk_kq_tiled_type(int wtype);
 float akk_vec_dot_kq_tiled_scalar(int wtype, int64_t n, const void *w, const void *x);
 float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x);
 /* Sub-block scales (and mins) of Q4_K/Q5_K (12 packed bytes) and Q3_K (12 bytes at offset 96). */
@@ -186,12 +205,16 @@ void akk_avx2_prepare(void);
  * where it has one. Filled by akk_avx512_prepare (once, after akk_avx2_prepare). */
 extern struct akk_impl akk_impl_avx512;
 void akk_avx512_prepare(void);
-/* AVX-512 VNNI row kernels in llama.cpp's tiled order from AKK_TILED_MIN_ROWS rows, the AVX2
- * ones below (simd_avx512_tiled.c). */
-AKK_KQ_ROWS_DECL(akk_rows_q2_k_avx512)
-AKK_KQ_ROWS_DECL(akk_rows_q3_k_avx512)
-AKK_KQ_ROWS_DECL(akk_rows_q5_k_avx512)
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_avx512)
-AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
+/* AVX-512 VNNI row kernels in llama.cpp's tiled order (simd_avx512_tiled.c). */
+AKK_KQ_ROWS_DECL(akk_rows_q2_k_tl_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_q3_k_tl_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_q5_k_tl_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_q6_k_tl_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_tl_avx512)
+
+/* Scratch memory of the calling thread, at least `bytes` and 64-byte aligned (NULL if there is no
+ * memory): kept between calls, grown when needed, freed when the thread exits (scratch.c). Valid
+ * until the thread's next call; row kernels use it for unpacked tiles, never nested. */
+void *akk_thread_scratch(size_t bytes);
 
 #endif

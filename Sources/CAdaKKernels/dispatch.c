@@ -9,6 +9,7 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <omp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,24 +21,24 @@
 
 static void rows_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                         const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride,
-                        int wtype) {
-    const int tiled = n_tok >= AKK_TILED_MIN_ROWS && akk_kq_tiled_type(wtype);
+                        int wtype, akk_dot_fn dot) {
     for (int64_t o = r0; o < r1; o++)
-        for (int64_t t = 0; t < n_tok; t++)
-            Y[t * ystride + o] = tiled ? akk_vec_dot_kq_tiled_scalar(wtype, n_in, W + o * wrow, X + t * xstride)
-                                       : akk_vec_dot_scalar(wtype, n_in, W + o * wrow, X + t * xstride);
+        for (int64_t t = 0; t < n_tok; t++) Y[t * ystride + o] = dot(wtype, n_in, W + o * wrow, X + t * xstride);
 }
 
 void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
-    rows_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride, wtype);
+    rows_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride, wtype, akk_vec_dot_scalar);
 }
 
-#define SCALAR_ROWS(name, type)                                                                    \
+/* Row kernels of one type: the vec_dot order (SCALAR_ROWS) or llama.cpp's tiled one (_TL). */
+#define SCALAR_ROWS_BY(name, type, dot)                                                            \
     static void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,         \
                      const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {          \
-        rows_scalar(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys, type);                             \
+        rows_scalar(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys, type, dot);                        \
     }
+#define SCALAR_ROWS(name, type) SCALAR_ROWS_BY(name, type, akk_vec_dot_scalar)
+#define SCALAR_ROWS_TL(name, type) SCALAR_ROWS_BY(name, type, akk_vec_dot_kq_tiled_scalar)
 SCALAR_ROWS(rows_f32_scalar, AKK_F32)
 SCALAR_ROWS(rows_q8_0_scalar, AKK_Q8_0)
 SCALAR_ROWS(rows_q4_0_scalar, AKK_Q4_0)
@@ -54,6 +55,11 @@ SCALAR_ROWS(rows_q3_k_scalar, AKK_Q3_K)
 SCALAR_ROWS(rows_q4_k_scalar, AKK_Q4_K)
 SCALAR_ROWS(rows_q5_k_scalar, AKK_Q5_K)
 SCALAR_ROWS(rows_q6_k_scalar, AKK_Q6_K)
+SCALAR_ROWS_TL(rows_q2_k_tl_scalar, AKK_Q2_K)
+SCALAR_ROWS_TL(rows_q3_k_tl_scalar, AKK_Q3_K)
+SCALAR_ROWS_TL(rows_q5_k_tl_scalar, AKK_Q5_K)
+SCALAR_ROWS_TL(rows_q6_k_tl_scalar, AKK_Q6_K)
+SCALAR_ROWS_TL(rows_iq4_xs_tl_scalar, AKK_IQ4_XS)
 
 static void fp16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = akk_fp16_to_fp32(x[i]);
@@ -95,9 +101,16 @@ static const struct akk_impl impl_scalar = {
     .rows_q4_k = rows_q4_k_scalar,
     .rows_q5_k = rows_q5_k_scalar,
     .rows_q6_k = rows_q6_k_scalar,
+    .rows_q2_k_tl = rows_q2_k_tl_scalar,
+    .rows_q3_k_tl = rows_q3_k_tl_scalar,
+    .rows_q5_k_tl = rows_q5_k_tl_scalar,
+    .rows_q6_k_tl = rows_q6_k_tl_scalar,
+    .rows_iq4_xs_tl = rows_iq4_xs_tl_scalar,
     .rows_dot = akk_rows_by_dot_scalar,
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
+    .attn_dots_f32 = akk_attn_dots_f32_scalar,
+    .attn_dots_f16 = akk_attn_dots_f16_scalar,
     .read_bytes = read_bytes_scalar,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_scalar,
 };
@@ -201,6 +214,45 @@ int akk_force_level(int level) {
 
 int akk_have_avx2(void) { return impl() != &impl_scalar; }
 
+/* ---- the kernel table: every function of struct akk_impl except rows_dot (one dot per output,
+ * for a weight type without a row kernel: none has none now) and read_bytes (the probe) ---- */
+#define KE(name, field) {name, offsetof(struct akk_impl, field)}
+static const struct { const char *name; size_t off; } g_kernels[] = {
+    KE("quantize q8_0", quantize_q8_0), KE("quantize q8_1", quantize_q8_1), KE("quantize q8_K", quantize_q8_K),
+    KE("dot", dot), KE("rows f32", rows_f32), KE("rows q8_0", rows_q8_0), KE("rows q4_0", rows_q4_0),
+    KE("rows q4_1", rows_q4_1), KE("rows q4_0_r8", rows_q4_0_r8), KE("rows q5_0", rows_q5_0),
+    KE("rows q5_1", rows_q5_1), KE("rows q2_k", rows_q2_k), KE("rows q3_k", rows_q3_k), KE("rows q4_k", rows_q4_k),
+    KE("rows q5_k", rows_q5_k), KE("rows q6_k", rows_q6_k), KE("rows q4_k_r8", rows_q4_k_r8),
+    KE("rows iq4_nl", rows_iq4_nl), KE("rows iq4_xs", rows_iq4_xs), KE("rows mxfp4", rows_mxfp4),
+    KE("rows iq4_nl_x8", rows_iq4_nl_x8), KE("rows mxfp4_x8", rows_mxfp4_x8),
+    KE("rows q2_k tiled", rows_q2_k_tl), KE("rows q3_k tiled", rows_q3_k_tl), KE("rows q5_k tiled", rows_q5_k_tl),
+    KE("rows q6_k tiled", rows_q6_k_tl), KE("rows iq4_xs tiled", rows_iq4_xs_tl),
+    KE("fp16->fp32 row", fp16_to_fp32_row), KE("fp32->fp16 row", fp32_to_fp16_row),
+    KE("attention dots f32", attn_dots_f32), KE("attention dots f16", attn_dots_f16),
+};
+#undef KE
+#define N_KERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
+_Static_assert(sizeof(struct akk_impl) == (N_KERNELS + 2) * sizeof(void (*)(void)),
+               "a function of struct akk_impl is missing from the kernel table");
+
+static void (*kernel_ptr(int level, int i))(void) {
+    void (*f)(void);
+    memcpy(&f, (const char *)g_impls[level] + g_kernels[i].off, sizeof f);
+    return f;
+}
+
+int akk_kernel_count(void) { return N_KERNELS; }
+
+const char *akk_kernel_name(int i) { return i >= 0 && i < N_KERNELS ? g_kernels[i].name : NULL; }
+
+int akk_kernel_origin(int i, int level) {
+    akk_init();
+    if (i < 0 || i >= N_KERNELS || level < 0 || level > g_max_level) return -1;
+    int l = level;
+    while (l > 0 && kernel_ptr(l - 1, i) == kernel_ptr(level, i)) l--;
+    return l;
+}
+
 void akk_force_scalar(int on) { akk_force_level(on ? AKK_CPU_SCALAR : -1); }
 
 /* ---- dispatching entry points ---- */
@@ -225,6 +277,13 @@ float akk_vec_dot(int wtype, int64_t n, const void *w, const void *x) {
 void akk_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) { impl()->fp16_to_fp32_row(x, y, n); }
 void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) { impl()->fp32_to_fp16_row(x, y, n); }
 
+void akk_attn_dots_f32(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
+    impl()->attn_dots_f32(n, m, a, b, scale, out);
+}
+void akk_attn_dots_f16(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
+    impl()->attn_dots_f16(n, m, a, b, scale, out);
+}
+
 /* Row kernel of a weight type: its own (rows) or one dot per output (dot_rows, for types
  * without one); neither when the type is no matmul weight. */
 struct rows_kernel {
@@ -233,10 +292,12 @@ struct rows_kernel {
     int wtype;
 };
 
-static akk_rows_fn rows_for(const struct akk_impl *p, int wtype);
+static akk_rows_fn rows_for(const struct akk_impl *p, int wtype, int tiled);
 
-static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype) {
-    akk_rows_fn r = rows_for(p, wtype);
+/* n_tok: the product's whole activation row count, which chooses llama.cpp's tiled order from
+ * AKK_TILED_MIN_ROWS rows (for the types that have one) however the rows are then split. */
+static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype, int64_t n_tok) {
+    akk_rows_fn r = rows_for(p, wtype, n_tok >= AKK_TILED_MIN_ROWS);
     const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && akk_vec_dot_type(wtype) >= 0;
     return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
 }
@@ -247,7 +308,7 @@ static inline void run_rows(const struct rows_kernel *k, const uint8_t *W, int64
     else k->dot_rows->rows_dot(k->wtype, W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
 }
 
-static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
+static akk_rows_fn rows_for(const struct akk_impl *p, int wtype, int tiled) {
     switch (wtype) {
     case AKK_F32: return p->rows_f32;
     case AKK_Q8_0: return p->rows_q8_0;
@@ -255,17 +316,17 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_Q4_1: return p->rows_q4_1;
     case AKK_Q4_0_R8: return p->rows_q4_0_r8;
     case AKK_IQ4_NL: return p->rows_iq4_nl;
-    case AKK_IQ4_XS: return p->rows_iq4_xs;
+    case AKK_IQ4_XS: return tiled ? p->rows_iq4_xs_tl : p->rows_iq4_xs;
     case AKK_MXFP4: return p->rows_mxfp4;
     case AKK_IQ4_NL_X8: return p->rows_iq4_nl_x8;
     case AKK_MXFP4_X8: return p->rows_mxfp4_x8;
     case AKK_Q5_0: return p->rows_q5_0;
     case AKK_Q5_1: return p->rows_q5_1;
-    case AKK_Q2_K: return p->rows_q2_k;
-    case AKK_Q3_K: return p->rows_q3_k;
+    case AKK_Q2_K: return tiled ? p->rows_q2_k_tl : p->rows_q2_k;
+    case AKK_Q3_K: return tiled ? p->rows_q3_k_tl : p->rows_q3_k;
     case AKK_Q4_K: return p->rows_q4_k;
-    case AKK_Q5_K: return p->rows_q5_k;
-    case AKK_Q6_K: return p->rows_q6_k;
+    case AKK_Q5_K: return tiled ? p->rows_q5_k_tl : p->rows_q5_k;
+    case AKK_Q6_K: return tiled ? p->rows_q6_k_tl : p->rows_q6_k;
     case AKK_Q4_K_R8: return p->rows_q4_k_r8;
     default: return NULL;
     }
@@ -327,7 +388,7 @@ int akk_work_next(akk_work_range *ranges, int nthreads, int me, int64_t *u0, int
 void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
                      const void *X, int64_t xstride, int64_t n_tok,
                      float *Y, int64_t ystride) {
-    const struct rows_kernel k = kernel_for(impl(), wtype);
+    const struct rows_kernel k = kernel_for(impl(), wtype, n_tok);
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if ((!k.rows && !k.dot_rows) || wrow <= 0 || row_end <= row_begin || n_tok <= 0) return;
     run_rows(&k, (const uint8_t *)W, wrow, row_begin, row_end, n_in, (const uint8_t *)X, xstride, n_tok, Y, ystride);
@@ -336,7 +397,7 @@ void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_en
 void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
                 const void *X, int64_t xstride, int64_t n_tok,
                 float *Y, int64_t ystride, int nthreads) {
-    const struct rows_kernel k = kernel_for(impl(), wtype);
+    const struct rows_kernel k = kernel_for(impl(), wtype, n_tok);
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if ((!k.rows && !k.dot_rows) || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
     const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;

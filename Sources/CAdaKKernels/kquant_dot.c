@@ -353,10 +353,6 @@ static int tiled_block(int type, const uint8_t *w, int q[256], int sc[256], int 
     }
 }
 
-int akk_kq_tiled_type(int wtype) {
-    return wtype == AKK_Q2_K || wtype == AKK_Q3_K || wtype == AKK_Q5_K || wtype == AKK_Q6_K || wtype == AKK_IQ4_XS;
-}
-
 float akk_vec_dot_kq_tiled_scalar(int wtype, int64_t n, const void *w, const void *x) {
     const int bytes = wtype == AKK_Q2_K ? 84 : wtype == AKK_Q3_K ? 110 : wtype == AKK_Q5_K ? 176
                     : wtype == AKK_Q6_K ? 210 : 136;

@@ -331,16 +331,20 @@ static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const 
     return (t->simd ? akk_vec_dot : akk_vec_dot_scalar)(AKK_F32, n, a, b);
 }
 
-/* out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale for i < m: with SIMD four dots at a time
- * (akk_attn_dots_*_avx2, bit-identical to these single dots, which are its scalar reference). */
+/* The scalar references of the attention dots (akk_impl.attn_dots_*): single dots in turn. */
+void akk_attn_dots_f32_scalar(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
+    for (int i = 0; i < m; i++) out[i] = akk_vec_dot_scalar(AKK_F32, n, a[i], b[i]) * scale;
+}
+void akk_attn_dots_f16_scalar(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
+    for (int i = 0; i < m; i++) out[i] = dot4_f16_scalar(n, a[i], b[i]) * scale;
+}
+
+/* out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale for i < m, by the level in force (the SIMD
+ * levels several dots at a time, bit-identical to the single dots). */
 static void dots_cache(const struct attn_dots *t, int64_t n, int m, const void *const *a, const void *const *b,
                        float scale, float *out) {
-    if (t->simd && t->f16)
-        akk_attn_dots_f16_avx2(n, m, (const uint16_t *const *)a, (const uint16_t *const *)b, scale, out);
-    else if (t->simd)
-        akk_attn_dots_f32_avx2(n, m, (const float *const *)a, (const float *const *)b, scale, out);
-    else
-        for (int i = 0; i < m; i++) out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale;
+    if (t->f16) akk_attn_dots_f16(n, m, (const uint16_t *const *)a, (const uint16_t *const *)b, scale, out);
+    else akk_attn_dots_f32(n, m, (const float *const *)a, (const float *const *)b, scale, out);
 }
 
 float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {

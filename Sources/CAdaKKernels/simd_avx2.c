@@ -78,26 +78,7 @@ AVX2_INLINE float q8_block(const float *x, int8_t *qs, int *sum) {
     return d;
 }
 
-AVX2_FN void quantize_row_q8_0(const float *x, void *y, int64_t n) {
-    uint8_t *p = (uint8_t *)y;
-    for (int64_t b = 0; b < n / 32; b++, p += 34) {
-        const float d = q8_block(x + b * 32, (int8_t *)(p + 2), 0);
-        const uint16_t h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
-        memcpy(p, &h, 2);
-    }
-}
-
-AVX2_FN void quantize_row_q8_1(const float *x, void *y, int64_t n) {
-    uint8_t *p = (uint8_t *)y;
-    for (int64_t b = 0; b < n / 32; b++, p += 36) {
-        int s;
-        const float d = q8_block(x + b * 32, (int8_t *)(p + 4), &s);
-        const uint16_t hd = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
-        const uint16_t hs = _cvtss_sh(d * (float)s, _MM_FROUND_TO_NEAREST_INT);
-        memcpy(p, &hd, 2);
-        memcpy(p + 2, &hs, 2);
-    }
-}
+AKK_Q8_ROWS(AVX2_FN, q8_block)
 
 /* ---- quantised tiles ---- */
 
@@ -307,9 +288,16 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_q4_k = akk_rows_q4_k_avx2,
     .rows_q5_k = akk_rows_q5_k_avx2,
     .rows_q6_k = akk_rows_q6_k_avx2,
+    .rows_q2_k_tl = akk_rows_q2_k_tl_avx2,
+    .rows_q3_k_tl = akk_rows_q3_k_tl_avx2,
+    .rows_q5_k_tl = akk_rows_q5_k_tl_avx2,
+    .rows_q6_k_tl = akk_rows_q6_k_tl_avx2,
+    .rows_iq4_xs_tl = akk_rows_iq4_xs_tl_avx2,
     .rows_dot = akk_rows_by_dot_avx2,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
+    .attn_dots_f32 = akk_attn_dots_f32_avx2,
+    .attn_dots_f16 = akk_attn_dots_f16_avx2,
     .read_bytes = read_bytes,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_avx2,
 };

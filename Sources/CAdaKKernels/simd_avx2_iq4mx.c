@@ -299,10 +299,7 @@ void akk_rows_tiled_avx2(akk_tile_fn tile, int64_t be, int tr1, int tr, int tt, 
  * prefill of 64 tokens 43 GMAC/s (2 x 2: 32), decode 24.7 (4 x 1: 21.7). */
 ROWS_FN(akk_rows_iq4_nl_avx2, tile_iq4_nl, 32, 4, 2, 2)
 ROWS_FN(akk_rows_mxfp4_avx2, tile_mxfp4, 32, 4, 2, 2)
-void akk_rows_iq4_xs_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                          int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    akk_rows_tiled_avx2(n_tok >= AKK_TILED_MIN_ROWS ? tile_iq4_xs_tl : tile_iq4_xs, 256, 1, 1, 4, W, wrow, r0, r1, n_in,
-                        X, xs, n_tok, Y, ys);
-}
+ROWS_FN(akk_rows_iq4_xs_avx2, tile_iq4_xs, 256, 1, 1, 4)
+ROWS_FN(akk_rows_iq4_xs_tl_avx2, tile_iq4_xs_tl, 256, 1, 1, 4)
 ROWS_FN(akk_rows_iq4_nl_x8_avx2, tile_iq4_nl_x8, 32, 8, 8, 2)
 ROWS_FN(akk_rows_mxfp4_x8_avx2, tile_mxfp4_x8, 32, 8, 8, 2)

@@ -355,19 +355,22 @@ float akk_vec_dot_kq_avx2(int wtype, int64_t n, const void *w, const void *x) {
  * also from DRAM: the kernel is bound by its unpacking, not by the stream), prefill of 64 tokens
  * 1 x 4 (Q4_K 47, Q5_K 46, Q6_K 43; 2 x 4 42-45; one dot per output 24-30) and 1 x 8 for Q6_K
  * (50; Q4_K drops to 37). */
-#define KQ_ROWS(name, type, tile, tile_tl, tt)                                                     \
+#define KQ_ROWS(name, type, tile, tt)                                                              \
     void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
               int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                   \
-        akk_rows_tiled_avx2(n_tok >= AKK_TILED_MIN_ROWS ? tile_tl : tile, akk_block_elems(type), 1, 1, tt, \
-                            W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                           \
+        akk_rows_tiled_avx2(tile, akk_block_elems(type), 1, 1, tt, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys); \
     }
-KQ_ROWS(akk_rows_q5_0_avx2, AKK_Q5_0, tile_q5_0, tile_q5_0, 4)
-KQ_ROWS(akk_rows_q5_1_avx2, AKK_Q5_1, tile_q5_1, tile_q5_1, 4)
-KQ_ROWS(akk_rows_q2_k_avx2, AKK_Q2_K, tile_q2_K, tile_q2_K_tl, 4)
-KQ_ROWS(akk_rows_q3_k_avx2, AKK_Q3_K, tile_q3_K, tile_q3_K_tl, 4)
-KQ_ROWS(akk_rows_q4_k_avx2, AKK_Q4_K, tile_q4_K, tile_q4_K, 4)
-KQ_ROWS(akk_rows_q5_k_avx2, AKK_Q5_K, tile_q5_K, tile_q5_K_tl, 4)
-KQ_ROWS(akk_rows_q6_k_avx2, AKK_Q6_K, tile_q6_K, tile_q6_K_tl, 8)
+KQ_ROWS(akk_rows_q5_0_avx2, AKK_Q5_0, tile_q5_0, 4)
+KQ_ROWS(akk_rows_q5_1_avx2, AKK_Q5_1, tile_q5_1, 4)
+KQ_ROWS(akk_rows_q2_k_avx2, AKK_Q2_K, tile_q2_K, 4)
+KQ_ROWS(akk_rows_q3_k_avx2, AKK_Q3_K, tile_q3_K, 4)
+KQ_ROWS(akk_rows_q4_k_avx2, AKK_Q4_K, tile_q4_K, 4)
+KQ_ROWS(akk_rows_q5_k_avx2, AKK_Q5_K, tile_q5_K, 4)
+KQ_ROWS(akk_rows_q6_k_avx2, AKK_Q6_K, tile_q6_K, 8)
+KQ_ROWS(akk_rows_q2_k_tl_avx2, AKK_Q2_K, tile_q2_K_tl, 4)
+KQ_ROWS(akk_rows_q3_k_tl_avx2, AKK_Q3_K, tile_q3_K_tl, 4)
+KQ_ROWS(akk_rows_q5_k_tl_avx2, AKK_Q5_K, tile_q5_K_tl, 4)
+KQ_ROWS(akk_rows_q6_k_tl_avx2, AKK_Q6_K, tile_q6_K_tl, 8)
 
 /* ---- Q8_K activations (akk_quantize_row_q8_K's results, kquant_dot.c) ----
  * |x| max with NaN skipped (vmaxps returns its second operand when the first is NaN, as the

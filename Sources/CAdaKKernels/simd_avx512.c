@@ -56,8 +56,10 @@ void akk_avx512_prepare(void) {
     akk_impl_avx512.rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx512;
     akk_impl_avx512.rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx512;
     akk_avx512_kquant_prepare(&akk_impl_avx512);
-    akk_impl_avx512.rows_q2_k = akk_rows_q2_k_avx512;
-    akk_impl_avx512.rows_q3_k = akk_rows_q3_k_avx512;
-    akk_impl_avx512.rows_q5_k = akk_rows_q5_k_avx512;
-    akk_impl_avx512.rows_iq4_xs = akk_rows_iq4_xs_avx512;
+    akk_avx512_rowops_prepare(&akk_impl_avx512);
+    akk_impl_avx512.rows_q2_k_tl = akk_rows_q2_k_tl_avx512;
+    akk_impl_avx512.rows_q3_k_tl = akk_rows_q3_k_tl_avx512;
+    akk_impl_avx512.rows_q5_k_tl = akk_rows_q5_k_tl_avx512;
+    akk_impl_avx512.rows_q6_k_tl = akk_rows_q6_k_tl_avx512;
+    akk_impl_avx512.rows_iq4_xs_tl = akk_rows_iq4_xs_tl_avx512;
 }

@@ -112,15 +112,11 @@ KR8_FN void tile_q6_k_avx512(int R, int T, const uint8_t *w, int64_t rs, int64_t
     }
 }
 
-/* Tiles 2 x 1 (decode: two streams) and 2 x 8. Zen 4, 1 thread, 1024 x 2048, GMAC/s: 64 tokens
- * 70 (2 x 4: 62, 4 x 4: 64, 4 x 8: 68; AVX2's 1 x 8: 50), 1 token 35 (AVX2: 32). */
+/* The vec_dot order (products of fewer than AKK_TILED_MIN_ROWS rows; the tiled order is in
+ * simd_avx512_tiled.c). Tiles 2 x 1 (decode: two streams) and 2 x 8. Zen 4, 1 thread, 1024 x 2048,
+ * GMAC/s: 64 tokens 70 (2 x 4: 62, 4 x 4: 64, 4 x 8: 68; AVX2's 1 x 8: 50), 1 token 35 (AVX2: 32). */
 static void rows_q6_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
                       int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    /* Products of >= AKK_TILED_MIN_ROWS rows take llama.cpp's tiled order (simd_avx512_tiled.c). */
-    if (n_tok >= AKK_TILED_MIN_ROWS) {
-        akk_rows_q6_k_avx512(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-        return;
-    }
     akk_rows_tiled_avx2(tile_q6_k_avx512, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 

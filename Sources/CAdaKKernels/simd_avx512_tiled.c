@@ -1,10 +1,10 @@
 /*
  * AVX-512 VNNI GEMM tiles in llama.cpp's tiled order (akk_vec_dot_kq_tiled_scalar, kquant_dot.c)
- * for Q2_K, Q3_K, Q5_K, Q6_K and IQ4_XS, taken by products of >= AKK_TILED_MIN_ROWS activation
- * rows; fewer rows keep the AVX2 set's kernels. Per super-block only the exact int32 totals
- * S = sum of scale x quant x activation (and M = sum of min x bsum) enter the float steps
- * (res = d_w*S, res = fma(-dmin_w, M, res), acc = fma(res, d_x, acc)), so any exact way of forming
- * them gives the scalar reference's bits. Here:
+ * for Q2_K, Q3_K, Q5_K, Q6_K and IQ4_XS: the rows_*_tl entries of the avx512 set, which
+ * dispatch.c takes for products of >= AKK_TILED_MIN_ROWS activation rows. Per super-block only
+ * the exact int32 totals S = sum of scale x quant x activation (and M = sum of min x bsum) enter
+ * the float steps (res = d_w*S, res = fma(-dmin_w, M, res), acc = fma(res, d_x, acc)), so any
+ * exact way of forming them gives the scalar reference's bits. Here:
  *   - weights are unpacked to unsigned bytes (Q6_K q+32, Q3_K q+4, IQ4_XS grid value+128 by a
  *     vpshufb table; Q2_K, Q5_K as they are), once per group of 4 rows and 64-token chunk;
  *   - products with the signed Q8_K activations by vpdpbusd, 64 per instruction, in a lane order
@@ -285,27 +285,23 @@ typedef void (*tl_prep_fn)(int R, const uint8_t *W, int64_t wrow, int64_t T, con
 
 /* Token chunks of TL_TOK_CHUNK: their prepared activations stay in L2 while the row groups pass
  * over them; each group of TL_TR rows is unpacked once per chunk (into a buffer of TL_TR x nb
- * blocks) for all its tokens. Fewer than AKK_TILED_MIN_ROWS tokens, or allocation failure: the
- * AVX2 kernel (the same bits in the second case). */
+ * blocks) for all its tokens. Both buffers are the thread's scratch (kept between calls: no heap
+ * allocation per product); without memory, the AVX2 tiled-order kernel (the same bits). */
 #define TL_TOK_CHUNK 64
 static void rows_tl(int type, tl_prep_fn prep, akk_rows_fn avx2, const uint8_t *W, int64_t wrow, int64_t r0,
                     int64_t r1, int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    const int64_t nb = n_in / 256;
-    struct tl_pack *pk = NULL;
-    struct tl_act *act = NULL;
-    if (n_tok >= AKK_TILED_MIN_ROWS) {
-        pk = aligned_alloc(64, (size_t)(TL_TR * nb) * sizeof(struct tl_pack));
-        act = aligned_alloc(64, (size_t)(TL_TOK_CHUNK * nb) * sizeof(struct tl_act));
-    }
-    if (!pk || !act) {
-        free(pk);
-        free(act);
+    const int64_t nb = n_in / 256, chunk = n_tok < TL_TOK_CHUNK ? n_tok : TL_TOK_CHUNK;
+    const size_t pk_bytes = (size_t)(TL_TR * nb) * sizeof(struct tl_pack);
+    uint8_t *scratch = akk_thread_scratch(pk_bytes + (size_t)(chunk * nb) * sizeof(struct tl_act));
+    if (!scratch) {
         avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
         return;
     }
+    struct tl_pack *pk = (struct tl_pack *)(void *)scratch;
+    struct tl_act *act = (struct tl_act *)(void *)(scratch + pk_bytes);
     const int min = type == AKK_Q2_K || type == AKK_Q5_K;
-    for (int64_t c0 = 0; c0 < n_tok; c0 += TL_TOK_CHUNK) {
-        const int64_t c1 = c0 + TL_TOK_CHUNK < n_tok ? c0 + TL_TOK_CHUNK : n_tok;
+    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
         prep(0, W, wrow, c1 - c0, X + c0 * xs, xs, nb, pk, act);
         for (int64_t r = r0; r < r1; r += TL_TR) {
             const int R = r1 - r < TL_TR ? (int)(r1 - r) : TL_TR;
@@ -318,8 +314,6 @@ static void rows_tl(int type, tl_prep_fn prep, akk_rows_fn avx2, const uint8_t *
             }
         }
     }
-    free(pk);
-    free(act);
 }
 
 /* Row kernels (akk_rows_fn, akk_internal.h). */
@@ -328,8 +322,8 @@ static void rows_tl(int type, tl_prep_fn prep, akk_rows_fn avx2, const uint8_t *
               int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                   \
         rows_tl(type, prep, avx2, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                     \
     }
-TL_ROWS(akk_rows_q2_k_avx512, AKK_Q2_K, prep_q2_k, akk_rows_q2_k_avx2)
-TL_ROWS(akk_rows_q3_k_avx512, AKK_Q3_K, prep_q3_k, akk_rows_q3_k_avx2)
-TL_ROWS(akk_rows_q5_k_avx512, AKK_Q5_K, prep_q5_k, akk_rows_q5_k_avx2)
-TL_ROWS(akk_rows_q6_k_avx512, AKK_Q6_K, prep_q6_k, akk_rows_q6_k_avx2)
-TL_ROWS(akk_rows_iq4_xs_avx512, AKK_IQ4_XS, prep_iq4_xs, akk_rows_iq4_xs_avx2)
+TL_ROWS(akk_rows_q2_k_tl_avx512, AKK_Q2_K, prep_q2_k, akk_rows_q2_k_tl_avx2)
+TL_ROWS(akk_rows_q3_k_tl_avx512, AKK_Q3_K, prep_q3_k, akk_rows_q3_k_tl_avx2)
+TL_ROWS(akk_rows_q5_k_tl_avx512, AKK_Q5_K, prep_q5_k, akk_rows_q5_k_tl_avx2)
+TL_ROWS(akk_rows_q6_k_tl_avx512, AKK_Q6_K, prep_q6_k, akk_rows_q6_k_tl_avx2)
+TL_ROWS(akk_rows_iq4_xs_tl_avx512, AKK_IQ4_XS, prep_iq4_xs, akk_rows_iq4_xs_tl_avx2)

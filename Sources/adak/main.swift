@@ -10,7 +10,7 @@ struct Adak: ParsableCommand {
         abstract: "libadak: adaptive Mixture-of-Experts inference on the CPU.",
         version: ADAK_VERSION_STRING,
         subcommands: [Generate.self, Chat.self, PerplexityCommand.self, Inspect.self, Bench.self, Convert.self, Carve.self,
-                      TrainAllocator.self, EvalRouting.self, Quantize.self])
+                      TrainAllocator.self, EvalRouting.self, Quantize.self, Kernels.self])
 }
 
 struct Inspect: ParsableCommand {

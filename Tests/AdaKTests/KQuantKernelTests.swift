@@ -9,8 +9,9 @@ let kquantTypes: [Int32] = [AKK_Q5_0, AKK_Q5_1, AKK_Q2_K, AKK_Q3_K, AKK_Q4_K, AK
 /// Byte offsets of the fp16 scales (d first, then dmin/m if any) in a block of `type`.
 private func scaleOffsets(_ type: Int32) -> [Int] {
     switch UInt32(type) {
-    case AKK_Q5_0.rawValue: [0]
-    case AKK_Q5_1.rawValue, AKK_Q4_K.rawValue, AKK_Q5_K.rawValue: [0, 2]
+    case AKK_Q5_0.rawValue, AKK_Q8_0.rawValue, AKK_Q4_0.rawValue, AKK_IQ4_NL.rawValue, AKK_IQ4_XS.rawValue,
+         AKK_IQ4_NL_X8.rawValue: [0]
+    case AKK_Q5_1.rawValue, AKK_Q4_1.rawValue, AKK_Q4_K.rawValue, AKK_Q5_K.rawValue: [0, 2]
     case AKK_Q2_K.rawValue: [80, 82]
     case AKK_Q3_K.rawValue: [108]
     case AKK_Q6_K.rawValue: [208]
@@ -20,13 +21,19 @@ private func scaleOffsets(_ type: Int32) -> [Int] {
 
 enum ScaleRange { case normal, extreme, nonFinite }
 
-/// Random blocks of a K-quant/Q5_x `type`: random quant and sub-scale bytes, fp16 scales of sane
-/// size, or (extreme) a mix of 0, fp16 subnormals and values up to 65504, or (nonFinite) some NaN
-/// and infinite scales.
+/// Random blocks of a quantised `type` (K-quants, Q5_x; also Q8_0, Q4_x, IQ4 and MXFP4): random
+/// quant and sub-scale bytes, fp16 scales of sane size, or (extreme) a mix of 0, fp16 subnormals
+/// and values up to 65504, or (nonFinite) some NaN and infinite scales. MXFP4's e8m0 scale: near
+/// 2^-7, or (extreme, nonFinite) some 0, 1, 254 and 255.
 func randomKQuantWeights(_ type: Int32, rows: Int, n: Int, scales: ScaleRange = .normal, rng: inout SplitMix64) -> [UInt8] {
     let bs = Int(akk_block_bytes(type))
     var out = (0..<(Int(akk_row_bytes(type, Int64(n))) * rows)).map { _ in UInt8.random(in: 0...255, using: &rng) }
     for b in 0..<(out.count / bs) {
+        if type == Int32(AKK_MXFP4.rawValue) || type == Int32(AKK_MXFP4_X8.rawValue) {
+            out[b * bs] = scales != .normal && Bool.random(using: &rng) ? [0, 1, 254, 255][Int.random(in: 0..<4, using: &rng)]
+                                                                          : UInt8.random(in: 115...129, using: &rng)
+            continue
+        }
         for (k, off) in scaleOffsets(type).enumerated() {
             var h: UInt16
             switch scales {

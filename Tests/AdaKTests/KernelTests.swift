@@ -147,6 +147,164 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
         }
     }
 
+    // MARK: every kernel of the table at every level
+
+    /// Walks the kernel table (akk_kernel_name: every function of an implementation set, as
+    /// `adak kernels` lists it): each entry, reached through the public entry point that runs it,
+    /// gives the scalar level's bits at every level this CPU has, on random inputs of odd sizes
+    /// with normal, extreme and non-finite scales (NaN = NaN: payloads are not part of the
+    /// contract), 1 and 2 threads. An entry this test does not know fails it.
+    @Test func everyKernelEqualsScalarAtEveryLevel() {
+        var rng = SplitMix64(seed: 1717)
+        let levels = Array(level(AKK_CPU_SCALAR)...akk_cpu_max_level())
+        func canon(_ a: [Float]) -> [UInt32] { a.map { $0.isNaN ? 0x7fc0_0000 : $0.bitPattern } }
+        var walked = 0
+        func atEveryLevel(_ label: String, _ run: () -> [UInt32]) {
+            _ = akk_force_level(level(AKK_CPU_SCALAR))
+            let ref = run()
+            walked += 1
+            for l in levels.dropFirst() {
+                _ = akk_force_level(l)
+                let same = run() == ref
+                #expect(same, "\(label) at \(String(cString: akk_cpu_level_name(l)))")
+            }
+            _ = akk_force_level(-1)
+        }
+        let typeIds: [Int32] = [0, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 39, 1002, 1012, 1020, 1039]
+        let typeNamed = Dictionary(uniqueKeysWithValues: typeIds.map { (typeName($0), $0) })
+        let scales: [ScaleRange] = [.normal, .extreme, .nonFinite]
+        let r8Base: [Int32: Int32] = [Int32(AKK_Q4_0_R8.rawValue): Int32(AKK_Q4_0.rawValue),
+                                      Int32(AKK_Q4_K_R8.rawValue): Int32(AKK_Q4_K.rawValue)]
+        func weights(_ type: Int32, rows: Int, n: Int, _ sc: ScaleRange) -> [UInt8] {
+            if type == Int32(AKK_F32.rawValue) {
+                var w = randomWeights(type, rows: rows, n: n, rng: &rng)
+                if sc == .nonFinite { w.withUnsafeMutableBytes { $0.storeBytes(of: Float.nan, toByteOffset: 4 * (rows * n / 2), as: Float.self) } }
+                return w
+            }
+            guard let base = r8Base[type] else { return randomKQuantWeights(type, rows: rows, n: n, scales: sc, rng: &rng) }
+            let w = randomKQuantWeights(base, rows: rows, n: n, scales: sc, rng: &rng)
+            var packed = w
+            let rc = type == Int32(AKK_Q4_0_R8.rawValue) ? akk_repack_q4_0_r8(w, &packed, Int64(rows), Int64(n))
+                                                          : akk_repack_q4_k_r8(w, &packed, Int64(rows), Int64(n))
+            #expect(rc == 0)
+            return packed
+        }
+        func rowsEntry(_ type: Int32, tiled: Bool, hasTiled: Bool) {
+            let base = r8Base[type] ?? type, be = Int(akk_block_elems(base))
+            let r8 = r8Base[type] != nil
+            // (blocks, rows, tokens): decode, few tokens, tile tails, the by-token split of few rows
+            // over 2 threads (8 rows x 9 tokens: 5 + 4 tokens, still one product of 9 rows), chunks
+            let shapes: [(Int, Int, Int)] = tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
+                : r8 ? [(1, 8, 1), (3, 16, 1), (2, 24, 3), (5, 8, 9), (1, 16, 70)]
+                : hasTiled ? [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (1, 9, 7)]
+                : [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70)]
+            for (k, (blocks, nOut, tokens)) in shapes.enumerated() {
+                let nIn = blocks * (be == 256 ? 256 : 32 * (k % 2 == 0 ? 3 : 7))
+                let sc = base == Int32(AKK_F32.rawValue) ? scales[k % 2 * 2] : scales[k % 3]
+                let w = weights(type, rows: nOut, n: nIn, sc)
+                let x = quantize(base, randomActivations(count: nIn * tokens, rng: &rng), n: nIn, tokens: tokens)
+                for threads: Int32 in [1, 2] {
+                    atEveryLevel("rows \(typeName(type))\(tiled ? " tiled" : "") \(nIn)x\(nOut)x\(tokens) \(sc) threads \(threads)") {
+                        canon(matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads))
+                    }
+                }
+            }
+        }
+        let names = (0..<akk_kernel_count()).map { String(cString: akk_kernel_name($0)) }
+        let hasTiled = Set(names.filter { $0.hasSuffix(" tiled") }.map { String($0.dropFirst(5).dropLast(6)) })
+        for name in names {
+            let parts = name.split(separator: " ").map(String.init)
+            if parts[0] == "rows", let type = typeNamed[parts[1]] {
+                rowsEntry(type, tiled: parts.count == 3, hasTiled: hasTiled.contains(parts[1]))
+            } else if parts[0] == "quantize", let act = ["q8_0": AKK_Q8_0, "q8_1": AKK_Q8_1, "q8_K": AKK_Q8_K][parts[1]] {
+                // through a weight type of that activation type; Q8_K also NaN and infinities
+                let wtype = Int32((act == AKK_Q8_0 ? AKK_Q8_0 : act == AKK_Q8_1 ? AKK_Q4_1 : AKK_Q4_K).rawValue)
+                #expect(akk_vec_dot_type(wtype) == Int32(act.rawValue))
+                let be = act == AKK_Q8_K ? 256 : 32
+                for blocks in [1, 2, 3, 7, 37] {
+                    var x = randomActivations(count: blocks * be, rng: &rng)
+                    if act == AKK_Q8_K { for i in x.indices where i % 97 == 13 { x[i] = [Float.nan, .infinity, -.infinity][i % 3] } }
+                    atEveryLevel("\(name) \(blocks) blocks") { quantize(wtype, x, n: x.count, tokens: 1).map(UInt32.init) }
+                }
+            } else if name == "dot" {
+                for type in typeIds where r8Base[type] == nil {
+                    let be = Int(akk_block_elems(type)), nIn = be == 256 ? 768 : 32 * 37
+                    let w = weights(type, rows: 1, n: nIn, scales[Int(type) % 3])
+                    let x = quantize(type, randomActivations(count: nIn, rng: &rng), n: nIn, tokens: 1)
+                    atEveryLevel("dot \(typeName(type))") {
+                        canon([w.withUnsafeBytes { wp in x.withUnsafeBytes { akk_vec_dot(type, Int64(nIn), wp.baseAddress!, $0.baseAddress!) } }])
+                    }
+                }
+            } else if name == "fp16->fp32 row" || name == "fp32->fp16 row" {
+                for n in [1, 7, 8, 15, 16, 17, 31, 33, 100, 1000] {
+                    let h = (0..<n).map { _ in UInt16.random(in: 0...UInt16.max, using: &rng) }
+                    let f = (0..<n).map { _ in Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng)) }
+                    atEveryLevel("\(name) n \(n)") {
+                        if name == "fp16->fp32 row" {
+                            var y = [Float](repeating: 0, count: n)
+                            akk_fp16_to_fp32_row(h, &y, Int64(n))
+                            return y.map(\.bitPattern)
+                        }
+                        var y = [UInt16](repeating: 0, count: n)
+                        akk_fp32_to_fp16_row(f, &y, Int64(n))
+                        return y.map(UInt32.init)
+                    }
+                }
+            } else if name.hasPrefix("attention dots f") {
+                let f16 = name.hasSuffix("f16"), type = Int32(f16 ? AKK_F16.rawValue : AKK_F32.rawValue)
+                for (nHead, nHeadKV, hd) in [(6, 3, 40), (4, 2, 72), (5, 5, 64)] {
+                    let nCtx = 260, kvDim = nHeadKV * hd, qDim = nHead * hd
+                    let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let q = (0..<(3 * qDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
+                    for (tokens, pos0) in [(1, 0), (1, 201), (3, 7)] {
+                        atEveryLevel("\(name) heads \(nHead)/\(nHeadKV) dim \(hd) tokens \(tokens) pos \(pos0)") {
+                            var out = [Float](repeating: 0, count: tokens * qDim)
+                            var scratch = [Float](repeating: 0, count: max(4, nHead) * nCtx)
+                            let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
+                                akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
+                                              Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, 2)
+                            }
+                            if f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                            else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                            return canon(out)
+                        }
+                    }
+                }
+            } else {
+                Issue.record("kernel table entry \(name) is not walked by this test")
+            }
+        }
+        #expect(names.count == Int(akk_kernel_count()) && names.contains("rows q6_k tiled"))
+        #expect(walked > 10 * names.count, "\(walked) cases")
+    }
+
+    /// The kernel table's coverage: every level of this CPU has every entry; a level runs its
+    /// own kernel or the level below's (never above); the avx512 level has its own kernels for
+    /// the prefill tiles and the activation quantisers (what `adak kernels` prints).
+    @Test func kernelTableListsEveryLevel() {
+        let best = akk_cpu_max_level()
+        for i in 0..<akk_kernel_count() {
+            let name = String(cString: akk_kernel_name(i))
+            for l in level(AKK_CPU_SCALAR)...best {
+                let o = akk_kernel_origin(i, l)
+                #expect(o >= 0 && o <= l, "\(name) at level \(l): \(o)")
+                if l > 0 { #expect(o == l || o == akk_kernel_origin(i, l - 1), "\(name) at level \(l)") }
+            }
+            #expect(akk_kernel_origin(i, level(AKK_CPU_SCALAR)) == 0)
+            if best < level(AKK_CPU_AVX512) { #expect(akk_kernel_origin(i, level(AKK_CPU_AVX512)) == -1) }
+        }
+        #expect(akk_kernel_name(-1) == nil && akk_kernel_name(akk_kernel_count()) == nil)
+        #expect(akk_kernel_origin(akk_kernel_count(), 0) == -1)
+        if best >= level(AKK_CPU_AVX512) {
+            let own = (0..<akk_kernel_count()).filter { akk_kernel_origin($0, best) == best }.map { String(cString: akk_kernel_name($0)) }
+            for name in ["rows q4_0", "rows q8_0", "rows q4_k_r8", "rows q6_k tiled", "rows iq4_xs tiled", "quantize q8_K"] {
+                #expect(own.contains(name), "\(name)")
+            }
+        }
+    }
+
     // MARK: fp16
 
     @Test func fp16ToFp32AllHalves() {

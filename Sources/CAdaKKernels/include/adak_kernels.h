@@ -100,6 +100,15 @@ const char *akk_cpu_warning(void);
  * CPU's best gives the best, -1 restores the default (ADAK_CPU's or the best). Returns the level
  * now in force. */
 int akk_force_level(int level);
+/* The kernel table, to see which implementation each level runs: entry i < akk_kernel_count() is
+ * named akk_kernel_name(i) ("rows q4_k", "rows q6_k tiled" for llama.cpp's tiled order taken from
+ * 8 activation rows, "quantize q8_K", "dot", "fp16->fp32 row", "attention dots f16", ...);
+ * akk_kernel_origin(i, level) is the level whose own kernel `level` runs for it (a level keeps the
+ * one below's where it has none of its own), -1 for a level this CPU lacks or a bad i (whose name
+ * is NULL). */
+int akk_kernel_count(void);
+const char *akk_kernel_name(int i);
+int akk_kernel_origin(int i, int level);
 
 /* Elements per block of `type`, 0 for unknown types. */
 int64_t akk_block_elems(int type);

@@ -100,6 +100,8 @@ static const struct akk_impl impl_scalar = {
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
     .read_bytes = read_bytes_scalar,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_scalar,
+    .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_scalar,
+    .rows_mxfp4_r8 = akk_rows_mxfp4_r8_scalar,
 };
 
 /* ---- selection: a ladder scalar < avx2 < avx512 ----
@@ -237,7 +239,8 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype);
 
 static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype) {
     akk_rows_fn r = rows_for(p, wtype);
-    const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && akk_vec_dot_type(wtype) >= 0;
+    const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && wtype != AKK_IQ4_NL_R8 &&
+                       wtype != AKK_MXFP4_R8 && akk_vec_dot_type(wtype) >= 0;
     return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
 }
 
@@ -267,6 +270,8 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_Q5_K: return p->rows_q5_k;
     case AKK_Q6_K: return p->rows_q6_k;
     case AKK_Q4_K_R8: return p->rows_q4_k_r8;
+    case AKK_IQ4_NL_R8: return p->rows_iq4_nl_r8;
+    case AKK_MXFP4_R8: return p->rows_mxfp4_r8;
     default: return NULL;
     }
 }

@@ -185,10 +185,12 @@ final class WeightLoader {
     }
 
     /// Q4_0, Q4_K, IQ4_NL and MXFP4 as 8-row groups when the loader repacks and every matrix has a
-    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace); the source (file pages or a converted copy) is released, so memory stays ~ the file size.
-    /// Mapped sources go in slices of ~8 MB whose pages are released as soon as they are packed: the
+    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace); the
+    /// source (file pages or a converted copy) is released, so memory stays ~ the file size.
+    /// Mapped sources go in slices of ~2 MB whose pages are released as soon as they are packed: the
     /// file is resident from the start (populate), so packing a whole expert stack before releasing
-    /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files).
+    /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files); slices
+    /// of 8 MB still left mixtral-shaped MXFP4 at 1.100 x (file + KV).
     private func repacked(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, count: Int, cols: Int,
                           allowed: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
         let packedType: Int32
@@ -203,7 +205,7 @@ final class WeightLoader {
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
         let out = try allocate(bytes)
         let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
-        let slice = max(8, (8 << 20) / rowBytes / 8 * 8)
+        let slice = max(8, (2 << 20) / rowBytes / 8 * 8)
         for r0 in stride(from: 0, to: total, by: slice) {
             let n = min(slice, total - r0), src = p.data + r0 * rowBytes, dst = out + r0 * rowBytes
             let rc = switch packedType {

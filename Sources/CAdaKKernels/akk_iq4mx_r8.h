@@ -9,6 +9,7 @@
  *                          w[2m] = grid values (+ bias) of elements 4m..4m+3 of the 8 rows,
  *                          w[2m+1] those of 16+4m..16+4m+3, q the token's 32 quants
  *   IR8_TT                 the prefill token tile (1..8)
+ *   IR8_LEVEL              the suffix of the row kernels it defines: akk_rows_{iq4_nl,mxfp4}_r8_<IR8_LEVEL>
  * The integer sums are exact either way and the float steps are the same here, so every includer
  * gives the scalar reference's bits.
  */
@@ -76,6 +77,7 @@ IR8_INLINE void ir8_tile(const int MX, const int G, const int T, const uint8_t *
 /* Block scale (float) and -bias * (sum of the 32 quants) of each Q8_0 block of one token. */
 IR8_INLINE void ir8_prepare(const int MX, const uint8_t *x, int64_t nb, float *xd, int32_t *xc) {
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    (void)MX; /* unused where the bias is the same for both types */
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *xb = x + b * 34;
         xd[b] = akk_fp16_lut[akk_load_u16(xb)];
@@ -85,7 +87,10 @@ IR8_INLINE void ir8_prepare(const int MX, const uint8_t *x, int64_t nb, float *x
     }
 }
 
-/* The akk_r8_kernel entries of one type (MX 0: IQ4_NL_R8, 1: MXFP4_R8) and its rows function. */
+#define IR8_CAT_(a, b) a##b
+#define IR8_CAT(a, b) IR8_CAT_(a, b)
+
+/* The akk_r8_kernel entries of one type (MX 0: IQ4_NL_R8, 1: MXFP4_R8) and its row kernel. */
 #define IR8_TYPE(MX, suffix, scalar_ref)                                                           \
     IR8_FN void ir8_prepare_##suffix(const uint8_t *x, int64_t nb, float *xd, int32_t *xc) {       \
         ir8_prepare(MX, x, nb, xd, xc);                                                            \
@@ -101,7 +106,7 @@ IR8_INLINE void ir8_prepare(const int MX, const uint8_t *x, int64_t nb, float *x
                                      const float *xd, const int32_t *xc, float *ya, float *yb) {   \
         ir8_tile(MX, 2, 1, ga, gb, nb, x, 0, xd, xc, nb, ya, yb, 0);                               \
     }                                                                                              \
-    static void rows_##suffix##_r8(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, \
+    void IR8_CAT(akk_rows_##suffix##_r8_, IR8_LEVEL)(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, \
                                    const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) { \
         static const struct akk_r8_kernel k = {32, 1, IR8_TT, ir8_prepare_##suffix, ir8_tile_##suffix, \
                                                ir8_decode2_##suffix, scalar_ref};                 \

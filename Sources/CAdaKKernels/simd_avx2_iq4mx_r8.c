@@ -14,6 +14,7 @@
 #define IR8_FN AVX2_FN
 #define IR8_INLINE AVX2_INLINE
 #define IR8_BIAS(MX) ((MX) ? 12 : 0)
+#define IR8_LEVEL avx2
 #define IR8_TT 4
 
 AVX2_INLINE __m256i ir8_isum(const int MX, const __m256i w[8], const int8_t *q, __m256i acc) {
@@ -35,13 +36,3 @@ AVX2_INLINE __m256i ir8_isum(const int MX, const __m256i w[8], const int8_t *q, 
 }
 
 #include "akk_iq4mx_r8.h"
-
-void akk_rows_iq4_nl_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                             int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4_nl_r8(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
-
-void akk_rows_mxfp4_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                            int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_mxfp4_r8(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}

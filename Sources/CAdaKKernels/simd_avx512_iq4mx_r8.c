@@ -13,6 +13,7 @@
 #define IR8_FN static __attribute__((target(IR8_TARGET)))
 #define IR8_INLINE static inline __attribute__((always_inline, target(IR8_TARGET)))
 #define IR8_BIAS(MX) 128
+#define IR8_LEVEL avx512
 #define IR8_TT 8
 
 /* two independent vpdpbusd chains (elements 0..15 and 16..31) */
@@ -28,13 +29,3 @@ IR8_INLINE __m256i ir8_isum(const int MX, const __m256i w[8], const int8_t *q, _
 }
 
 #include "akk_iq4mx_r8.h"
-
-void akk_rows_iq4_nl_r8_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                               int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_iq4_nl_r8(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
-
-void akk_rows_mxfp4_r8_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                              int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    rows_mxfp4_r8(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}

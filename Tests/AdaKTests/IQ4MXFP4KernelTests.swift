@@ -182,10 +182,8 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
                     #expect(same(scalar, ref) && !scalar.contains(12345), "scalar \(label) vs \(name(view))")
                     for level in simdLevels {
                         #expect(akk_force_level(level) == level)
-                        for threads: Int32 in [1, 2] {
-                            let y = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
-                            #expect(same(y, scalar), "\(String(cString: akk_cpu_level_name(level))) \(label) threads \(threads)")
-                        }
+                        let ys = [Int32(1), 2].map { matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: $0) }
+                        #expect(ys.allSatisfy { same($0, scalar) }, "\(String(cString: akk_cpu_level_name(level))) \(label), 1 and 2 threads")
                     }
                     _ = akk_force_level(-1)
                 }

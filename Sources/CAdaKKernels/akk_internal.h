@@ -85,6 +85,7 @@ struct akk_impl {
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
+    akk_rows_fn rows_iq4_nl_r8, rows_mxfp4_r8; /* AKK_IQ4_NL_R8, AKK_MXFP4_R8 (repack_iq4mx.c), as above */
 };
 
 /* Scalar reference of the AKK_Q4_0_R8 matmul (repack.c); r0 and r1 multiples of 8. */
@@ -191,6 +192,15 @@ void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+
+/* AKK_IQ4_NL_R8 / AKK_MXFP4_R8 (repack_iq4mx.c): scalar references (r0, r1 multiples of 8), the
+ * AVX2 (simd_avx2_iq4mx_r8.c) and AVX-512 VNNI (simd_avx512_iq4mx_r8.c) kernels. */
+AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_r8_scalar)
+AKK_KQ_ROWS_DECL(akk_rows_mxfp4_r8_scalar)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_r8_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_mxfp4_r8_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_r8_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_mxfp4_r8_avx512)
 
 /* AVX-512 IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
 AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)

@@ -73,6 +73,7 @@ int64_t akk_block_elems(int type) {
     case AKK_F32: case AKK_F16: case AKK_BF16: return 1;
     case AKK_Q4_0: case AKK_Q4_0_R8: case AKK_Q4_1: case AKK_Q5_0: case AKK_Q5_1: case AKK_Q8_0: case AKK_Q8_1: return AKK_QK;
     case AKK_IQ4_NL: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8: return AKK_QK;
+    case AKK_IQ4_NL_R8: case AKK_MXFP4_R8: return AKK_QK;
     case AKK_IQ4_XS: return AKK_QK_K;
     case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_Q8_K: return AKK_QK_K;
     case AKK_Q4_K_R8: return AKK_QK_K;
@@ -96,9 +97,9 @@ int64_t akk_block_bytes(int type) {
     case AKK_Q5_K: return 2 + 2 + 12 + 32 + 128;
     case AKK_Q6_K: return 128 + 64 + 16 + 2;
     case AKK_Q8_K: return 4 + 256 + 32;
-    case AKK_IQ4_NL: case AKK_IQ4_NL_X8: return 2 + 16;
+    case AKK_IQ4_NL: case AKK_IQ4_NL_X8: case AKK_IQ4_NL_R8: return 2 + 16;
     case AKK_IQ4_XS: return 2 + 2 + 4 + 128;
-    case AKK_MXFP4: case AKK_MXFP4_X8: return 1 + 16;
+    case AKK_MXFP4: case AKK_MXFP4_X8: case AKK_MXFP4_R8: return 1 + 16;
     default: return 0;
     }
 }
@@ -133,6 +134,8 @@ const char *akk_type_name(int type) {
     case AKK_IQ4_NL_X8: return "iq4_nl_x8";
     case AKK_MXFP4_X8: return "mxfp4_x8";
     case AKK_Q4_K_R8: return "q4_k_r8";
+    case AKK_IQ4_NL_R8: return "iq4_nl_r8";
+    case AKK_MXFP4_R8: return "mxfp4_r8";
     default: return "unknown";
     }
 }

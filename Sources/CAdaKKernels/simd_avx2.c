@@ -300,4 +300,6 @@ const struct akk_impl akk_impl_avx2 = {
     .attn_dots_f16 = akk_attn_dots_f16_avx2,
     .read_bytes = read_bytes,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_avx2,
+    .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_avx2,
+    .rows_mxfp4_r8 = akk_rows_mxfp4_r8_avx2,
 };

@@ -55,6 +55,8 @@ void akk_avx512_prepare(void) {
     akk_impl_avx512.rows_q4_0_r8 = rows_q4_0_r8;
     akk_impl_avx512.rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx512;
     akk_impl_avx512.rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx512;
+    akk_impl_avx512.rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_avx512;
+    akk_impl_avx512.rows_mxfp4_r8 = akk_rows_mxfp4_r8_avx512;
     akk_avx512_kquant_prepare(&akk_impl_avx512);
     akk_avx512_rowops_prepare(&akk_impl_avx512);
     akk_impl_avx512.rows_q2_k_tl = akk_rows_q2_k_tl_avx512;

@@ -154,6 +154,50 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
         }
     }
 
+    /// IQ4_NL and MXFP4 repacked in groups of 8 rows (AKK_IQ4_NL_R8, AKK_MXFP4_R8): the repacking is
+    /// lossless, the scalar reference equals the 8-row view's (the type it replaces at load) bit for
+    /// bit, and every SIMD level equals it: decode (one group, odd and even group counts: the
+    /// two-stream path), prefill (token tiles with tails, a second chunk of 64), 1 and 2 threads,
+    /// sane and corrupted scales (NaN, inf, e8m0 0, 1, 254, 255: NaN = NaN, no crash).
+    @Test func repackedEqualsEightRowViewExactlyAtEveryLevel() {
+        var rng = SplitMix64(seed: 1139)
+        for (plain, view, r8) in [(iq4nl, iq4nlX8, Int32(AKK_IQ4_NL_R8.rawValue)), (mxfp4, mxfp4X8, Int32(AKK_MXFP4_R8.rawValue))] {
+            #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_0.rawValue) && akk_row_bytes(r8, 96) == akk_row_bytes(plain, 96))
+            for (blocks, nOut, tokens) in [(1, 8, 1), (2, 16, 1), (3, 24, 1), (5, 40, 2), (9, 8, 3), (18, 16, 9),
+                                           (4, 24, 70), (1, 16, 130), (8, 72, 4), (128, 64, 1)] {
+                let nIn = blocks * 32, rb = rowBytes(plain, nIn)
+                for corrupt in [false, true] {
+                    let w = iqWeights(plain, rows: nOut, n: nIn, corrupt: corrupt, rng: &rng)
+                    var packed = [UInt8](repeating: 0, count: w.count), row = [UInt8](repeating: 0, count: rb)
+                    #expect(akk_repack_iq4mx_r8(plain, w, &packed, Int64(nOut), Int64(nIn)) == 0)
+                    for r in 0..<nOut {
+                        #expect(akk_iq4mx_r8_row(r8, packed, Int64(r), Int64(nIn), &row) == 0)
+                        #expect(row[...] == w[(r * rb)..<((r + 1) * rb)], "\(name(r8)) row \(r) of \(nOut)x\(nIn)")
+                    }
+                    let x = acts(plain, count: nIn, tokens: tokens, rng: &rng)
+                    _ = akk_force_level(Int32(AKK_CPU_SCALAR.rawValue))
+                    let ref = matmul(view, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                    let scalar = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                    let label = "\(name(r8)) \(nIn)x\(nOut)x\(tokens)\(corrupt ? " corrupted" : "")"
+                    #expect(same(scalar, ref) && !scalar.contains(12345), "scalar \(label) vs \(name(view))")
+                    for level in simdLevels {
+                        #expect(akk_force_level(level) == level)
+                        let ys = [Int32(1), 2].map { matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: $0) }
+                        #expect(ys.allSatisfy { same($0, scalar) }, "\(String(cString: akk_cpu_level_name(level))) \(label), 1 and 2 threads")
+                    }
+                    _ = akk_force_level(-1)
+                }
+            }
+        }
+        // Rows that do not fill groups of 8, rows that are not whole blocks, other types: refused.
+        let src = [UInt8](repeating: 0, count: 18 * 12)
+        var out = src
+        #expect(akk_repack_iq4mx_r8(iq4nl, src, &out, 12, 32) == -1)
+        #expect(akk_repack_iq4mx_r8(mxfp4, src, &out, 8, 48) == -1)
+        #expect(akk_repack_iq4mx_r8(Int32(AKK_Q4_0.rawValue), src, &out, 8, 32) == -1)
+        #expect(akk_iq4mx_r8_row(iq4nl, src, -1, 32, &out) == -1)
+    }
+
     /// The 8-row views compute the same sums as the plain types in another float order: close,
     /// and both close to a float64 dot of the dequantised rows.
     @Test func eightRowViewsAgreeWithPlainTypesAndDouble() {

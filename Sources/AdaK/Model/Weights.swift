@@ -79,8 +79,8 @@ public struct LayerWeights: @unchecked Sendable {
 final class WeightLoader {
     let gguf: GGUFFile
     let target: WeightType
-    /// Repack Q4_0 and Q4_K matrices into 8-row groups (`AKK_Q4_0_R8`, repack.c; `AKK_Q4_K_R8`,
-    /// repack_q4_k.c).
+    /// Repack Q4_0, Q4_K, IQ4_NL and MXFP4 matrices into 8-row groups (`AKK_Q4_0_R8`, repack.c;
+    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c).
     let repack: Bool
     private(set) var owned: [UnsafeMutableRawPointer] = []
 
@@ -184,28 +184,35 @@ final class WeightLoader {
         return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
     }
 
-    /// Q4_0 and Q4_K as 8-row groups when the loader repacks and every matrix has a multiple of 8
-    /// rows; the source (file pages or a converted copy) is released, so memory stays ~ the file size.
-    /// Mapped sources go in slices of ~8 MB whose pages are released as soon as they are packed: the
+    /// Q4_0, Q4_K, IQ4_NL and MXFP4 as 8-row groups when the loader repacks and every matrix has a
+    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace); the
+    /// source (file pages or a converted copy) is released, so memory stays ~ the file size.
+    /// Mapped sources go in slices of ~2 MB whose pages are released as soon as they are packed: the
     /// file is resident from the start (populate), so packing a whole expert stack before releasing
-    /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files).
+    /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files); slices
+    /// of 8 MB still left mixtral-shaped MXFP4 at 1.100 x (file + KV).
     private func repacked(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, count: Int, cols: Int,
                           allowed: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
         let packedType: Int32
         switch p.type {
         case Int32(AKK_Q4_0.rawValue): packedType = Int32(AKK_Q4_0_R8.rawValue)
         case Int32(AKK_Q4_K.rawValue): packedType = Int32(AKK_Q4_K_R8.rawValue)
+        case Int32(AKK_IQ4_NL.rawValue): packedType = Int32(AKK_IQ4_NL_R8.rawValue)
+        case Int32(AKK_MXFP4.rawValue): packedType = Int32(AKK_MXFP4_R8.rawValue)
         default: return p
         }
         guard repack, allowed, rows % 8 == 0, cols % Int(akk_block_elems(p.type)) == 0 else { return p }
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
         let out = try allocate(bytes)
         let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
-        let slice = max(8, (8 << 20) / rowBytes / 8 * 8)
+        let slice = max(8, (2 << 20) / rowBytes / 8 * 8)
         for r0 in stride(from: 0, to: total, by: slice) {
             let n = min(slice, total - r0), src = p.data + r0 * rowBytes, dst = out + r0 * rowBytes
-            let rc = packedType == Int32(AKK_Q4_0_R8.rawValue) ? akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
-                                                              : akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
+            let rc = switch packedType {
+            case Int32(AKK_Q4_0_R8.rawValue): akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
+            case Int32(AKK_Q4_K_R8.rawValue): akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
+            default: akk_repack_iq4mx_r8(p.type, src, dst, Int64(n), Int64(cols))
+            }
             guard rc == 0 else {
                 throw AdaKError.format("cannot repack a \(String(cString: akk_type_name(p.type))) matrix of \(rows) x \(cols)")
             }

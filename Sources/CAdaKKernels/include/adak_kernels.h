@@ -66,6 +66,10 @@ enum akk_type {
     /* libadak's own: Q4_K rows repacked in groups of 8 (same bytes per row as Q4_K, results those
      * of Q4_K's dot to the bit); see akk_repack_q4_k_r8. Addressed by row index as AKK_Q4_0_R8. */
     AKK_Q4_K_R8 = 1012,
+    /* libadak's own: IQ4_NL / MXFP4 rows repacked in groups of 8 (same bytes per row, results
+     * those of the _X8 views to the bit); see akk_repack_iq4mx_r8. Addressed as AKK_Q4_0_R8. */
+    AKK_IQ4_NL_R8 = 1120,
+    AKK_MXFP4_R8 = 1139,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
@@ -153,6 +157,10 @@ int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 /* The same for Q4_K (n_in a multiple of 256) and AKK_Q4_K_R8 (repack_q4_k.c). */
 int akk_repack_q4_k_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in);
 int akk_q4_k_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
+/* The same for IQ4_NL and MXFP4 (type: the plain type or its _X8 view; n_in a multiple of 32) as
+ * AKK_IQ4_NL_R8 / AKK_MXFP4_R8, and back (type: either; repack_iq4mx.c). */
+int akk_repack_iq4mx_r8(int type, const void *src, void *dst, int64_t n_rows, int64_t n_in);
+int akk_iq4mx_r8_row(int type, const void *W, int64_t row, int64_t n_in, void *dst);
 
 /* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/Q5_0/IQ4_NL/MXFP4
  * -> Q8_0, Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K/IQ4_XS -> Q8_K; -1 if the type cannot be used as a matmul

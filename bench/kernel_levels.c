@@ -1,6 +1,6 @@
 /*
  * Kernel levels side by side: akk_matmul of random Q8_0 / Q4_0 / Q4_1 / Q4_0_R8 / Q4_K / Q4_K_R8 /
- * Q6_K weights on one
+ * Q4_K_R8_DENSE / Q6_K weights on one
  * thread at each level (scalar, avx2, avx512), best of `reps` runs, and whether all three give
  * the same bits. Decode (1 token) and prefill (64 tokens) shapes.
  *
@@ -23,7 +23,9 @@ static float frand(void) { return (float)(rnd() >> 8) / 16777216.0f * 2 - 1; }
 static void put_f16(uint8_t *p, float f) { uint16_t h = akk_fp32_to_fp16(f); memcpy(p, &h, 2); }
 
 /* The plain type a repacked one is made from. */
-static int base_type(int type) { return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 ? AKK_Q4_K : type; }
+static int base_type(int type) {
+    return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 || type == AKK_Q4_K_R8_DENSE ? AKK_Q4_K : type;
+}
 
 /* n_out rows of n_in random weights of `type` (Q4_1, K-quants: random quants and sub-block
  * scales, random fp16 scales of sane size). */
@@ -63,7 +65,7 @@ static void random_rows(int type, uint8_t *w, int n_out, int n_in) {
 int main(int argc, char **argv) {
     const int n_out = argc > 1 ? atoi(argv[1]) : 1024, n_in = argc > 2 ? atoi(argv[2]) : 1024;
     const int reps = argc > 3 ? atoi(argv[3]) : 20;
-    const int types[] = {AKK_Q8_0, AKK_Q4_0, AKK_Q4_1, AKK_Q4_0_R8, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q6_K}, toks[] = {1, 64};
+    const int types[] = {AKK_Q8_0, AKK_Q4_0, AKK_Q4_1, AKK_Q4_0_R8, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q4_K_R8_DENSE, AKK_Q6_K}, toks[] = {1, 64};
     akk_init();
     printf("best level %s, BF16 %d\n", akk_cpu_level_name(akk_cpu_max_level()), akk_cpu_has_bf16());
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++) {

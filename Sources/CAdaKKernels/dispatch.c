@@ -100,6 +100,7 @@ static const struct akk_impl impl_scalar = {
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
     .read_bytes = read_bytes_scalar,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_scalar,
+    .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_scalar,
 };
 
 /* ---- selection: a ladder scalar < avx2 < avx512 ----
@@ -237,7 +238,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype);
 
 static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype) {
     akk_rows_fn r = rows_for(p, wtype);
-    const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && akk_vec_dot_type(wtype) >= 0;
+    const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && wtype != AKK_Q4_K_R8_DENSE && akk_vec_dot_type(wtype) >= 0;
     return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
 }
 
@@ -267,6 +268,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype) {
     case AKK_Q5_K: return p->rows_q5_k;
     case AKK_Q6_K: return p->rows_q6_k;
     case AKK_Q4_K_R8: return p->rows_q4_k_r8;
+    case AKK_Q4_K_R8_DENSE: return p->rows_q4_k_r8_dense;
     default: return NULL;
     }
 }
@@ -352,7 +354,8 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
         return;
     }
     if (by_tokens) {
-        const int64_t per = (n_tok + nthreads - 1) / nthreads;
+        /* a multiple of 4: AKK_Q4_K_R8_DENSE's groups of 4 rows stay in one call */
+        const int64_t per = ((n_tok + nthreads - 1) / nthreads + 3) / 4 * 4;
 #pragma omp parallel num_threads(nthreads)
         {
             const int64_t t0 = (int64_t)omp_get_thread_num() * per;

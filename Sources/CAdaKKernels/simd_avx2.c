@@ -312,4 +312,5 @@ const struct akk_impl akk_impl_avx2 = {
     .fp32_to_fp16_row = fp32_to_fp16_row,
     .read_bytes = read_bytes,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_avx2,
+    .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_avx2,
 };

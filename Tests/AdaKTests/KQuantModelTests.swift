@@ -118,19 +118,7 @@ import CAdaKKernels
         print("\(name): max|Δ| incremental \(inc.max) batch \(batch.max), mean|Δ| \(inc.mean) / \(batch.mean), first position \(first.max); greedy identical \(greedySame)/\(ref.cases.count)")
         // The first position of a batch involves every weight kernel but no attention over other
         // positions.
-        // Known issue: SmolLM2's Q4_K_M and Q3_K_M hold dense Q4_K matrices (ffn_down), which
-        // llama.cpp's repacked q4_K_8x8 gemm multiplies in groups of 4 activation rows with one
-        // fma per 64 elements (its gemv, which we follow, one per 256); until that order is
-        // ours their batches differ from the second position on (their references also still
-        // come from the AVX-512 build). Recorded, not failed.
-        let knownIssue = name.hasPrefix("SmolLM2") && (name.hasSuffix("Q4_K_M") || name.hasSuffix("Q3_K_M"))
-        if knownIssue {
-            withKnownIssue("SmolLM2 dense Q4_K: llama.cpp's 4-row gemm order", isIntermittent: true) {
-                #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
-            }
-        } else {
-            #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
-        }
+        #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
         if ref.avx512 {
             // Built with AVX-512, llama.cpp's f32 attention products sum in another order than its
             // AVX2 build (which libadak follows); SmolLM2's 30 layers and Q8 activation rounding
@@ -146,11 +134,7 @@ import CAdaKKernels
         let r = try Perplexity.evaluate(session: ps, tokens: ref.pplTokens, window: 512)
         let unit = pow(10, floor(log10(ref.ppl)) - 3)
         print("\(name): perplexity \(r.ppl) over \(r.scoredTokens) tokens (llama.cpp \(ref.ppl))")
-        if knownIssue {
-            withKnownIssue("SmolLM2 dense Q4_K: llama.cpp's 4-row gemm order", isIntermittent: true) {
-                #expect(abs(r.ppl - ref.ppl) / ref.ppl <= 0.01, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
-            }
-        } else if ref.avx512 {
+        if ref.avx512 {
             #expect(abs(r.ppl - ref.ppl) / ref.ppl <= 0.01, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
         } else {
             #expect(abs(r.ppl - ref.ppl) <= unit / 2, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
@@ -158,12 +142,15 @@ import CAdaKKernels
     }
 
     /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file; Q4_K
-    /// matrices of whole 8-row groups repacked (AKK_Q4_K_R8: the same bits, its own copy).
+    /// matrices of whole 8-row groups repacked (the same bits, its own copy): AKK_Q4_K_R8_DENSE for
+    /// dense matrices (llama.cpp's gemm order), AKK_Q4_K_R8 for expert stacks (its gemv).
     static func checkUsedAsStored(_ m: Model, _ name: String) throws {
         var seen = 0
         func check(_ tensor: String, _ type: Int32?, _ data: UnsafeRawPointer?) {
             guard let t = m.gguf.tensor(tensor), kquantTypes.contains(Int32(bitPattern: t.type)) else { return }
-            if type == Int32(AKK_Q4_K_R8.rawValue) {
+            let r8 = tensor.contains("_exps") ? AKK_Q4_K_R8 : AKK_Q4_K_R8_DENSE
+            #expect(type != Int32((tensor.contains("_exps") ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue), "\(name): \(tensor)")
+            if type == Int32(r8.rawValue) {
                 #expect(t.type == AKK_Q4_K.rawValue, "\(name): \(tensor) repacked from \(t.typeName)")
                 seen += 1
                 return

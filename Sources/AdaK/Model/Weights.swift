@@ -166,7 +166,7 @@ final class WeightLoader {
     func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false, mayRepack: Bool = true) throws -> Matrix {
         let t = try info(name, dims: [cols, rows])
         let p = eightRowView(try repacked(convert(t, rowCount: rows, cols: cols, forceF32: forceF32),
-                                          rows: rows, count: 1, cols: cols, allowed: mayRepack),
+                                          rows: rows, count: 1, cols: cols, allowed: mayRepack, dense: true),
                              rows: rows, allowed: mayRepack)
         return Matrix(type: p.type, data: p.data, rows: rows, cols: cols)
     }
@@ -179,7 +179,7 @@ final class WeightLoader {
     func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> ExpertStack {
         let t = try info(name, dims: [cols, rows, count])
         let p = eightRowView(try repacked(convert(t, rowCount: rows * count, cols: cols, forceF32: false),
-                                          rows: rows, count: count, cols: cols, allowed: true),
+                                          rows: rows, count: count, cols: cols, allowed: true, dense: false),
                              rows: rows, allowed: true)
         return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
     }
@@ -189,12 +189,14 @@ final class WeightLoader {
     /// Mapped sources go in slices of ~8 MB whose pages are released as soon as they are packed: the
     /// file is resident from the start (populate), so packing a whole expert stack before releasing
     /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files).
+    /// `dense`: a Q4_K matrix that is no expert stack multiplies as llama.cpp's dense products
+    /// with its repacked Q4_K do (AKK_Q4_K_R8_DENSE).
     private func repacked(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, count: Int, cols: Int,
-                          allowed: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
+                          allowed: Bool, dense: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
         let packedType: Int32
         switch p.type {
         case Int32(AKK_Q4_0.rawValue): packedType = Int32(AKK_Q4_0_R8.rawValue)
-        case Int32(AKK_Q4_K.rawValue): packedType = Int32(AKK_Q4_K_R8.rawValue)
+        case Int32(AKK_Q4_K.rawValue): packedType = Int32((dense ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue)
         default: return p
         }
         guard repack, allowed, rows % 8 == 0, cols % Int(akk_block_elems(p.type)) == 0 else { return p }

@@ -66,6 +66,10 @@ enum akk_type {
     /* libadak's own: Q4_K rows repacked in groups of 8 (same bytes per row as Q4_K, results those
      * of Q4_K's dot to the bit); see akk_repack_q4_k_r8. Addressed by row index as AKK_Q4_0_R8. */
     AKK_Q4_K_R8 = 1012,
+    /* The same bytes as AKK_Q4_K_R8 for a dense matrix: llama.cpp multiplies activation rows in
+     * groups of 4 with its repacked gemm's float order there (repack_q4_k.c); AKK_Q4_K_R8 is
+     * the experts' (its gemv for every row). */
+    AKK_Q4_K_R8_DENSE = 1013,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */

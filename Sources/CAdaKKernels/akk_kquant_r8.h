@@ -89,25 +89,26 @@ KR8_INLINE void kr8_tile(const int G, const int T, const int PAIRS, const uint8_
         for (int t = 0; t < T; t++) _mm256_storeu_ps((k ? yb : ya) + t * ystride, _mm256_sub_ps(acc[k][t], accm[k][t]));
 }
 
-KR8_FN void kr8_tile_any(int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
-                         const float *xd, const int32_t *bp, int64_t scs, float *y, int64_t ystride) {
+/* One group x T in 1..4 tokens (the token tails of akk_rows_r8's chunks). */
+KR8_INLINE void kr8_tile_t(int T, const int PAIRS, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
+                           const float *xd, const int32_t *bp, int64_t scs, float *y, int64_t ystride) {
     switch (T) {
-    case 1: kr8_tile(1, 1, 0, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    case 2: kr8_tile(1, 2, 0, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    case 3: kr8_tile(1, 3, 0, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    default: kr8_tile(1, 4, 0, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
+    case 1: kr8_tile(1, 1, PAIRS, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
+    case 2: kr8_tile(1, 2, PAIRS, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
+    case 3: kr8_tile(1, 3, PAIRS, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
+    default: kr8_tile(1, 4, PAIRS, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
     }
 }
 
-/* The gemm order's tile: token counts are multiples of 4 (akk_q4_k_r8_dense_gemm_rows), so 4. */
+KR8_FN void kr8_tile_any(int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
+                         const float *xd, const int32_t *bp, int64_t scs, float *y, int64_t ystride) {
+    kr8_tile_t(T, 0, grp, nb, x, xstride, xd, bp, scs, y, ystride);
+}
+
+/* The gemm order's tile (its token counts are multiples of 4: akk_q4_k_r8_dense_gemm_rows). */
 KR8_FN void kr8_tile_pairs(int T, const uint8_t *grp, int64_t nb, const uint8_t *x, int64_t xstride,
                            const float *xd, const int32_t *bp, int64_t scs, float *y, int64_t ystride) {
-    switch (T) {
-    case 1: kr8_tile(1, 1, 1, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    case 2: kr8_tile(1, 2, 1, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    case 3: kr8_tile(1, 3, 1, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    default: kr8_tile(1, 4, 1, grp, grp, nb, x, xstride, xd, bp, scs, y, y, ystride); break;
-    }
+    kr8_tile_t(T, 1, grp, nb, x, xstride, xd, bp, scs, y, ystride);
 }
 
 KR8_FN void kr8_decode2(const uint8_t *ga, const uint8_t *gb, int64_t nb, const uint8_t *x,

@@ -34,7 +34,9 @@ static double cpu(void) {
 }
 
 /* The plain type a repacked one is made from. */
-static int base_type(int type) { return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 ? AKK_Q4_K : type; }
+static int base_type(int type) {
+    return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 || type == AKK_Q4_K_R8_DENSE ? AKK_Q4_K : type;
+}
 
 /* Byte offsets of a block's fp16 scales (d, then dmin / m). */
 static int scale_offsets(int type, int off[2]) {
@@ -264,7 +266,7 @@ int main(int argc, char **argv) {
     const int n_out = argc > 1 ? atoi(argv[1]) : 1024, n_in = argc > 2 ? atoi(argv[2]) : 2048;
     const int reps = argc > 3 ? atoi(argv[3]) : 5;
     static const int types[] = {AKK_F32, AKK_Q8_0, AKK_Q4_0, AKK_Q4_1, AKK_Q4_0_R8, AKK_Q5_0, AKK_Q5_1, AKK_Q2_K,
-                                AKK_Q3_K, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q5_K, AKK_Q6_K, AKK_IQ4_NL, AKK_IQ4_XS,
+                                AKK_Q3_K, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q4_K_R8_DENSE, AKK_Q5_K, AKK_Q6_K, AKK_IQ4_NL, AKK_IQ4_XS,
                                 AKK_MXFP4, AKK_IQ4_NL_X8, AKK_MXFP4_X8};
     akk_init();
     printf("best level %s, BF16 %d; %d x %d, best of %d, CPU ms\n", akk_cpu_level_name(akk_cpu_max_level()),

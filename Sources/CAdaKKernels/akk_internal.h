@@ -86,6 +86,7 @@ struct akk_impl {
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
     akk_rows_fn rows_iq4_nl_r8, rows_mxfp4_r8; /* AKK_IQ4_NL_R8, AKK_MXFP4_R8 (repack_iq4mx.c), as above */
+    akk_rows_fn rows_q4_k_r8_dense; /* AKK_Q4_K_R8_DENSE (repack_q4_k.c); the same */
 };
 
 /* Scalar reference of the AKK_Q4_0_R8 matmul (repack.c); r0 and r1 multiples of 8. */
@@ -120,6 +121,13 @@ void akk_rows_q4_k_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
 void akk_q8_K_bpairs(const uint8_t *xb, int32_t bp[4]);
 void akk_rows_q4_k_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                            const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+/* AKK_Q4_K_R8_DENSE: how many of n_tok activation rows take llama.cpp's gemm order (the rest its
+ * gemv's, as AKK_Q4_K_R8), the scalar reference and the AVX2 kernel. */
+int64_t akk_q4_k_r8_dense_gemm_rows(int64_t n_tok);
+void akk_rows_q4_k_r8_dense_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                                   const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
+void akk_rows_q4_k_r8_dense_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                                 const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 struct akk_impl;
 void akk_avx512_kquant_prepare(struct akk_impl *impl);
 /* The AVX-512 activation quantisers and fp32 -> fp16 rows (simd_avx512_rowops.c). */

@@ -119,9 +119,11 @@ void akk_q8_K_bpairs(const uint8_t *xb, int32_t bp[4]) {
     }
 }
 
-/* The float steps of dot_q4_K in kquant_dot.c, per row of the group, from the packed layout. */
-void akk_rows_q4_k_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
-                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+/* The float steps per row of the group, from the packed layout: the exact integers S and M over
+ * `span` sub-blocks (8: dot_q4_K in kquant_dot.c, llama.cpp's gemv; 2: its gemm), then
+ * acc = fma(S, d_w*d_x, acc), accm = fma(M, dmin_w*d_x, accm); the result acc - accm. */
+static void rows_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                        int64_t xstride, int64_t n_tok, float *Y, int64_t ystride, int span) {
     const int64_t nb = n_in / AKK_QK_K;
     for (int64_t g = r0 / 8; g < r1 / 8; g++) {
         const uint8_t *grp = W + g * 8 * wrow;
@@ -137,6 +139,7 @@ void akk_rows_q4_k_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
                 int16_t bs[16];
                 memcpy(bs, xb + 260, 32);
                 for (int i = 0; i < 8; i++) {
+                    const float d = akk_load_f16(blk + 2 * i) * dx, dm = akk_load_f16(blk + 16 + 2 * i) * dx;
                     int S = 0, M = 0;
                     for (int c = 0; c < 8; c++) {
                         int dot = 0;
@@ -146,12 +149,34 @@ void akk_rows_q4_k_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t
                         }
                         S += sc[c][i] * dot;
                         M += m[c][i] * (bs[2 * c] + bs[2 * c + 1]);
+                        if ((c + 1) % span == 0) {
+                            acc[i] = fmaf((float)S, d, acc[i]);
+                            accm[i] = fmaf((float)M, dm, accm[i]);
+                            S = M = 0;
+                        }
                     }
-                    acc[i] = fmaf((float)S, akk_load_f16(blk + 2 * i) * dx, acc[i]);
-                    accm[i] = fmaf((float)M, akk_load_f16(blk + 16 + 2 * i) * dx, accm[i]);
                 }
             }
             for (int i = 0; i < 8; i++) Y[t * ystride + g * 8 + i] = acc[i] - accm[i];
         }
     }
+}
+
+void akk_rows_q4_k_r8_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    rows_scalar(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride, 8);
+}
+
+/* AKK_Q4_K_R8_DENSE: llama.cpp's dense product with a repacked q4_K_8x8 matrix (MUL_MAT) takes
+ * the activation rows in groups of 4 through its gemm (x86 AVX2 ggml_gemm_q4_K_8x8_q8_K: one fma
+ * per pair of sub-blocks, 64 elements) and the n_tok % 4 rows left over through the gemv (one
+ * per super-block), as the rows of fewer than 4-row products. Expert products (MUL_MAT_ID) take
+ * the gemv for every row: AKK_Q4_K_R8. */
+int64_t akk_q4_k_r8_dense_gemm_rows(int64_t n_tok) { return n_tok >= 4 ? n_tok - n_tok % 4 : 0; }
+
+void akk_rows_q4_k_r8_dense_scalar(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                                   const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    const int64_t n4 = akk_q4_k_r8_dense_gemm_rows(n_tok);
+    rows_scalar(W, wrow, r0, r1, n_in, X, xstride, n4, Y, ystride, 2);
+    rows_scalar(W, wrow, r0, r1, n_in, X + n4 * xstride, xstride, n_tok - n4, Y + n4 * ystride, ystride, 8);
 }

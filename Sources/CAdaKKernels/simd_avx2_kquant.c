@@ -445,3 +445,8 @@ void akk_rows_q4_k_r8_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r
                            int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
     rows_q4_k_r8(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
+
+void akk_rows_q4_k_r8_dense_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                                 int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    rows_q4_k_r8_dense(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+}

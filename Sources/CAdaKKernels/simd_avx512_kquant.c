@@ -123,5 +123,6 @@ static void rows_q6_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, in
 void akk_avx512_kquant_prepare(struct akk_impl *impl) {
     q6_prepare();
     impl->rows_q4_k_r8 = rows_q4_k_r8;
+    impl->rows_q4_k_r8_dense = rows_q4_k_r8_dense;
     impl->rows_q6_k = rows_q6_k;
 }

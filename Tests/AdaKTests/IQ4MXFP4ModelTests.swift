@@ -92,28 +92,30 @@ import Testing
         return (inc, bat, ppl.ppl)
     }
 
-    /// KNOWN ISSUE (open): these SmolLM2 references come from the AVX-512 (GGML_NATIVE) llama.cpp
-    /// build, whose f32 attention and softmax sums run 16 lanes wide; libadak follows the AVX2
-    /// build (Tests/Fixtures/README.md, kquant section), which also made the smollm2/ references.
-    /// Against that build (GGML_NATIVE=OFF GGML_AVX2=ON, 0.3.36) the IQ4_NL and IQ4_XS mixes are
-    /// bit-identical (capital and story, teacher-forced and token by token, all logits) since
-    /// IQ4_XS/Q5_K take llama.cpp's tiled order from 8 rows; the references are to be remade
-    /// with it (`/work/venvs/llama-avx2/bin/python Tests/Fixtures/tools/make_iq4_mxfp4_refs.py
-    /// --only models`), then these become strict.
-    func knownDifference(_ type: String) throws {
-        try withKnownIssue("SmolLM2 \(type): references from the AVX-512 llama.cpp build", isIntermittent: true) {
-            guard let r = try checkSmolLM2(type) else { return }
-            if type.hasSuffix(".pure") { #expect(r.incremental.max == 0 && r.batch.max == 0) }
-        }
+    /// The references come from llama.cpp's AVX2 build (GGML_NATIVE=OFF GGML_AVX2=ON, 0.3.36),
+    /// whose float order libadak follows (Tests/Fixtures/README.md, kquant section): every logit
+    /// equal to the bit, token by token and teacher-forced.
+    func exact(_ type: String) throws {
+        guard let r = try checkSmolLM2(type) else { return }
+        #expect(r.incremental.max == 0 && r.batch.max == 0, "SmolLM2 \(type): incremental \(r.incremental), batch \(r.batch)")
+    }
+
+    /// The references' llama.cpp build: the AVX2 one (an AVX-512 build sums its f32 attention in
+    /// another order).
+    @Test func referencesComeFromTheAVX2Build() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("iq4mx/models.json")))
+        let info = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let sys = try #require(info["system_info"] as? String)
+        #expect(sys.contains("AVX2 = 1") && !sys.contains("AVX512 = 1"), "\(sys)")
     }
 
     /// Every matrix IQ4_NL (llama.cpp's `pure` quantization).
-    @Test func smolLM2PureIQ4NL() throws { try knownDifference("IQ4_NL.pure") }
+    @Test func smolLM2PureIQ4NL() throws { try exact("IQ4_NL.pure") }
     /// IQ4_XS where rows are multiples of 256 (ffn_down), IQ4_NL elsewhere (`pure`).
-    @Test func smolLM2PureIQ4XS() throws { try knownDifference("IQ4_XS.pure") }
+    @Test func smolLM2PureIQ4XS() throws { try exact("IQ4_XS.pure") }
     /// llama.cpp's default IQ4_NL / IQ4_XS mixes (a few matrices promoted to K-quants).
-    @Test func smolLM2IQ4NL() throws { try knownDifference("IQ4_NL") }
-    @Test func smolLM2IQ4XS() throws { try knownDifference("IQ4_XS") }
+    @Test func smolLM2IQ4NL() throws { try exact("IQ4_NL") }
+    @Test func smolLM2IQ4XS() throws { try exact("IQ4_XS") }
 
     /// moe256 (qwen3moe, rows of 256): full logits of two 32-token sequences, decoded in one batch
     /// (prefill, grouped experts) and one token at a time (decode).
@@ -149,6 +151,17 @@ import Testing
             all.max = max(all.max, db.max, di.max)
             all.sum += db.sum + di.sum
             all.count += db.count + di.count
+        }
+        // perplexity on kquant/moe256.ppl_tokens.npy (the moe256 K-quant protocol), to 4 digits
+        let refPPL = (e["perplexity"] as? [String: Any])?["ppl"] as? Double
+        #expect(refPPL != nil, "\(key): models.json has no perplexity")
+        if let refPPL {
+            let ppl = try Perplexity.evaluate(session: try SmolLM2Tests.session(m, ctx: 512),
+                                              tokens: try Fixtures.npy("kquant/moe256.ppl_tokens.npy", as: Int32.self).values,
+                                              window: 512)
+            print("\(key): perplexity \(ppl.ppl) (llama.cpp \(refPPL))")
+            let unit = pow(10, floor(log10(refPPL)) - 3)  // the 4th significant digit
+            #expect(abs(ppl.ppl - refPPL) <= unit / 2, "\(key): perplexity \(ppl.ppl), llama.cpp \(refPPL)")
         }
         return all
     }

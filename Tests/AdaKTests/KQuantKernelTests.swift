@@ -271,12 +271,12 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
     /// (token tiles with tails, a second chunk of 64), 1 and 2 threads, normal and extreme scales.
     @Test func q4KRepackedEqualsQ4KExactlyAtEveryLevel() {
         var rng = SplitMix64(seed: 31)
-        let q4k = Int32(AKK_Q4_K.rawValue), r8 = Int32(AKK_Q4_K_R8.rawValue)
-        #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_K.rawValue))
-        #expect(akk_row_bytes(r8, 512) == akk_row_bytes(q4k, 512))
+        let q4k = Int32(AKK_Q4_K.rawValue), r8 = Int32(AKK_Q4_K_R8.rawValue), dn = Int32(AKK_Q4_K_R8_DENSE.rawValue)
+        #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_K.rawValue) && akk_vec_dot_type(dn) == Int32(AKK_Q8_K.rawValue))
+        #expect(akk_row_bytes(r8, 512) == akk_row_bytes(q4k, 512) && akk_row_bytes(dn, 512) == akk_row_bytes(q4k, 512))
         let levels = (Int32(AKK_CPU_AVX2.rawValue)...akk_cpu_max_level()).map { $0 }
         for (blocks, nOut, tokens) in [(1, 8, 1), (2, 16, 1), (3, 24, 1), (2, 40, 2), (1, 8, 3), (5, 16, 5),
-                                       (2, 24, 9), (3, 8, 70), (1, 16, 130), (8, 72, 4)] {
+                                       (2, 24, 9), (3, 8, 70), (1, 16, 130), (8, 72, 4), (2, 8, 7), (1, 8, 68)] {
             let nIn = blocks * 256, rb = Int(akk_row_bytes(q4k, Int64(nIn)))
             for scales in [ScaleRange.normal, .extreme] {
                 let w = randomKQuantWeights(q4k, rows: nOut, n: nIn, scales: scales, rng: &rng)
@@ -293,11 +293,25 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
                 akk_force_scalar(0)
                 let label = "\(nIn)x\(nOut)x\(tokens) \(scales)"
                 #expect(same(scalar, plain), "scalar q4_k_r8 vs q4_k \(label)")
+                // AKK_Q4_K_R8_DENSE (llama.cpp's gemm order for the rows in groups of 4): its scalar
+                // reference gives the rows left over (and products of < 4 rows) as AKK_Q4_K_R8, and
+                // the others by an independent evaluation of that order (q4KGemmOrder)
+                akk_force_scalar(1)
+                let dense = matmul(dn, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                akk_force_scalar(0)
+                let n4 = tokens >= 4 ? tokens - tokens % 4 : 0
+                #expect(same(Array(dense[(n4 * nOut)...]), Array(scalar[(n4 * nOut)...])), "dense tail \(label)")
+                if n4 > 0 {
+                    let gemm = q4KGemmOrder(w, nOut: nOut, nIn: nIn, x, tokens: n4)
+                    #expect(same(Array(dense[..<(n4 * nOut)]), gemm), "dense gemm order \(label)")
+                }
                 for level in levels {
                     #expect(akk_force_level(level) == level)
                     for threads: Int32 in [1, 2] {
                         let y = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
                         #expect(same(y, scalar), "\(String(cString: akk_cpu_level_name(level))) \(label) threads \(threads)")
+                        let yd = matmul(dn, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
+                        #expect(same(yd, dense), "dense \(String(cString: akk_cpu_level_name(level))) \(label) threads \(threads)")
                     }
                 }
                 _ = akk_force_level(-1)
@@ -309,6 +323,52 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
         #expect(akk_repack_q4_k_r8(src, &out, 12, 256) == -1)
         #expect(akk_repack_q4_k_r8(src, &out, 8, 128) == -1)
         #expect(akk_q4_k_r8_row(src, -1, 256, &out) == -1)
+    }
+
+    /// llama.cpp's x86 AVX2 ggml_gemm_q4_K_8x8_q8_K order, from the plain Q4_K rows (written from
+    /// its description, independently of repack_q4_k.c): per row and token, for each pair of
+    /// sub-blocks p of each super-block, S = sc[2p]*dot[2p] + sc[2p+1]*dot[2p+1] and M = m[2p]*B[2p]
+    /// + m[2p+1]*B[2p+1] (exact), acc = fma(S, d*d_x, acc), accm = fma(M, dmin*d_x, accm); acc - accm.
+    func q4KGemmOrder(_ w: [UInt8], nOut: Int, nIn: Int, _ x: [UInt8], tokens: Int) -> [Float] {
+        let nb = nIn / 256
+        func f16(_ p: Int) -> Float { akk_fp16_to_fp32(UInt16(w[p]) | UInt16(w[p + 1]) << 8) }
+        var y = [Float](repeating: 0, count: tokens * nOut)
+        for t in 0..<tokens {
+            for o in 0..<nOut {
+                var acc: Float = 0, accm: Float = 0
+                for b in 0..<nb {
+                    let wb = (o * nb + b) * 144, xb = (t * nb + b) * 292
+                    let dx = x.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: xb, as: Float.self) }
+                    // the 6-bit scales and mins of the 12 bytes at wb + 4 (ggml's get_scale_min_k4)
+                    let q = Array(w[(wb + 4)..<(wb + 16)])
+                    func scaleMin(_ j: Int) -> (Int, Int) {
+                        j < 4 ? (Int(q[j] & 63), Int(q[j + 4] & 63))
+                              : (Int(q[j + 4] & 0xF) | Int(q[j - 4] >> 6) << 4, Int(q[j + 4] >> 4) | Int(q[j] >> 6) << 4)
+                    }
+                    let d = f16(wb) * dx, dm = f16(wb + 2) * dx
+                    for p in 0..<4 {
+                        var S = 0, M = 0
+                        for c in [2 * p, 2 * p + 1] {
+                            let (sc, m) = scaleMin(c)
+                            var dot = 0, bsum = 0
+                            for e in 0..<32 {
+                                let byte = w[wb + 16 + 32 * p + e]
+                                let v = c % 2 == 0 ? Int(byte & 15) : Int(byte >> 4)
+                                let xv = Int(Int8(bitPattern: x[xb + 4 + 32 * c + e]))
+                                dot += v * xv
+                                bsum += xv
+                            }
+                            S += sc * dot
+                            M += m * bsum
+                        }
+                        acc = acc.addingProduct(Float(S), d) // fused, as _mm256_fmadd_ps
+                        accm = accm.addingProduct(Float(M), dm)
+                    }
+                }
+                y[t * nOut + o] = acc - accm
+            }
+        }
+        return y
     }
 
     @Test func corruptedBlocksDoNotCrash() {

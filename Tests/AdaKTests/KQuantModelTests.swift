@@ -19,7 +19,7 @@ import CAdaKKernels
         var cases: [Case]
         var ppl: Double
         var pplTokens: [Int32]
-        /// The references come from a llama.cpp built with AVX-512 (see below).
+        /// The reference was made by a llama.cpp built with AVX-512 (refused: see compare).
         var avx512: Bool
     }
 
@@ -77,6 +77,9 @@ import CAdaKKernels
     static func compare(_ name: String, exact: Bool) throws {
         guard let m = try load(name) else { return }
         let ref = try reference(name)
+        // Built with AVX-512, llama.cpp sums its f32 attention products in another order than its
+        // AVX2 build, which libadak follows (Tests/Fixtures/README.md, kquant/ "Which build").
+        #expect(!ref.avx512, "\(name): reference made by an AVX-512 llama.cpp build; remake it with the AVX2 one")
         try checkUsedAsStored(m, name)
         let s = try session(m, ctx: 2048)
         let v = m.config.nVocab
@@ -98,7 +101,7 @@ import CAdaKKernels
             }
             if ours == c.greedy { greedySame += 1 }
             let differs = zip(ours, c.greedy).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-            if !ref.avx512 { #expect(ours == c.greedy, "\(name) \(c.name): greedy differs from step \(differs ?? -1)") }
+            #expect(ours == c.greedy, "\(name) \(c.name): greedy differs from step \(differs ?? -1)")
             // teacher forcing in one batch
             let all = c.ids + c.greedy
             let ti = try Fixtures.npy("\(dir).top32_ids.npy", as: Int32.self).values
@@ -118,25 +121,8 @@ import CAdaKKernels
         print("\(name): max|Δ| incremental \(inc.max) batch \(batch.max), mean|Δ| \(inc.mean) / \(batch.mean), first position \(first.max); greedy identical \(greedySame)/\(ref.cases.count)")
         // The first position of a batch involves every weight kernel but no attention over other
         // positions.
-        // Known issue: SmolLM2's Q4_K_M and Q3_K_M hold dense Q4_K matrices (ffn_down), which
-        // llama.cpp's repacked q4_K_8x8 gemm multiplies in groups of 4 activation rows with one
-        // fma per 64 elements (its gemv, which we follow, one per 256); until that order is
-        // ours their batches differ from the second position on (their references also still
-        // come from the AVX-512 build). Recorded, not failed.
-        let knownIssue = name.hasPrefix("SmolLM2") && (name.hasSuffix("Q4_K_M") || name.hasSuffix("Q3_K_M"))
-        if knownIssue {
-            withKnownIssue("SmolLM2 dense Q4_K: llama.cpp's 4-row gemm order", isIntermittent: true) {
-                #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
-            }
-        } else {
-            #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
-        }
-        if ref.avx512 {
-            // Built with AVX-512, llama.cpp's f32 attention products sum in another order than its
-            // AVX2 build (which libadak follows); SmolLM2's 30 layers and Q8 activation rounding
-            // amplify those last-bit differences (its own Q4_1 logits move by up to 0.6 against
-            // the AVX2 build's). Only the first position compares exactly (above).
-        } else if exact {
+        #expect(first.max <= (exact ? 0 : 1e-5), "\(name): first-position logits differ from llama.cpp's")
+        if exact {
             #expect(inc.max <= 1e-4 && batch.max <= 1e-4, "\(name): not llama.cpp's logits")
         } else {
             #expect(inc.mean <= 1e-3 && batch.mean <= 1e-3, "\(name): mean |Δ| above 1e-3")
@@ -146,24 +132,19 @@ import CAdaKKernels
         let r = try Perplexity.evaluate(session: ps, tokens: ref.pplTokens, window: 512)
         let unit = pow(10, floor(log10(ref.ppl)) - 3)
         print("\(name): perplexity \(r.ppl) over \(r.scoredTokens) tokens (llama.cpp \(ref.ppl))")
-        if knownIssue {
-            withKnownIssue("SmolLM2 dense Q4_K: llama.cpp's 4-row gemm order", isIntermittent: true) {
-                #expect(abs(r.ppl - ref.ppl) / ref.ppl <= 0.01, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
-            }
-        } else if ref.avx512 {
-            #expect(abs(r.ppl - ref.ppl) / ref.ppl <= 0.01, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
-        } else {
-            #expect(abs(r.ppl - ref.ppl) <= unit / 2, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
-        }
+        #expect(abs(r.ppl - ref.ppl) <= unit / 2, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
     }
 
     /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file; Q4_K
-    /// matrices of whole 8-row groups repacked (AKK_Q4_K_R8: the same bits, its own copy).
+    /// matrices of whole 8-row groups repacked (the same bits, its own copy): AKK_Q4_K_R8_DENSE for
+    /// dense matrices (llama.cpp's gemm order), AKK_Q4_K_R8 for expert stacks (its gemv).
     static func checkUsedAsStored(_ m: Model, _ name: String) throws {
         var seen = 0
         func check(_ tensor: String, _ type: Int32?, _ data: UnsafeRawPointer?) {
             guard let t = m.gguf.tensor(tensor), kquantTypes.contains(Int32(bitPattern: t.type)) else { return }
-            if type == Int32(AKK_Q4_K_R8.rawValue) {
+            let r8 = tensor.contains("_exps") ? AKK_Q4_K_R8 : AKK_Q4_K_R8_DENSE
+            #expect(type != Int32((tensor.contains("_exps") ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue), "\(name): \(tensor)")
+            if type == Int32(r8.rawValue) {
                 #expect(t.type == AKK_Q4_K.rawValue, "\(name): \(tensor) repacked from \(t.typeName)")
                 seen += 1
                 return

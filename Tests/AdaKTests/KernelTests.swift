@@ -171,11 +171,12 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             _ = akk_force_level(-1)
         }
         let typeIds: [Int32] = [0, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 39, 1002, 1012, 1020, 1039,
-                                 Int32(AKK_IQ4_NL_R8.rawValue), Int32(AKK_MXFP4_R8.rawValue)]
+                                 Int32(AKK_Q4_K_R8_DENSE.rawValue), Int32(AKK_IQ4_NL_R8.rawValue), Int32(AKK_MXFP4_R8.rawValue)]
         let typeNamed = Dictionary(uniqueKeysWithValues: typeIds.map { (typeName($0), $0) })
         let scales: [ScaleRange] = [.normal, .extreme, .nonFinite]
         let r8Base: [Int32: Int32] = [Int32(AKK_Q4_0_R8.rawValue): Int32(AKK_Q4_0.rawValue),
                                       Int32(AKK_Q4_K_R8.rawValue): Int32(AKK_Q4_K.rawValue),
+                                      Int32(AKK_Q4_K_R8_DENSE.rawValue): Int32(AKK_Q4_K.rawValue),
                                       Int32(AKK_IQ4_NL_R8.rawValue): Int32(AKK_IQ4_NL.rawValue),
                                       Int32(AKK_MXFP4_R8.rawValue): Int32(AKK_MXFP4.rawValue)]
         func weights(_ type: Int32, rows: Int, n: Int, _ sc: ScaleRange) -> [UInt8] {
@@ -188,7 +189,7 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             let w = randomKQuantWeights(base, rows: rows, n: n, scales: sc, rng: &rng)
             var packed = w
             let rc = type == Int32(AKK_Q4_0_R8.rawValue) ? akk_repack_q4_0_r8(w, &packed, Int64(rows), Int64(n))
-                : type == Int32(AKK_Q4_K_R8.rawValue) ? akk_repack_q4_k_r8(w, &packed, Int64(rows), Int64(n))
+                : akk_block_elems(base) == 256 ? akk_repack_q4_k_r8(w, &packed, Int64(rows), Int64(n))
                 : akk_repack_iq4mx_r8(base, w, &packed, Int64(rows), Int64(n))
             #expect(rc == 0)
             return packed

@@ -166,7 +166,7 @@ final class WeightLoader {
     func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false, mayRepack: Bool = true) throws -> Matrix {
         let t = try info(name, dims: [cols, rows])
         let p = eightRowView(try repacked(convert(t, rowCount: rows, cols: cols, forceF32: forceF32),
-                                          rows: rows, count: 1, cols: cols, allowed: mayRepack),
+                                          rows: rows, count: 1, cols: cols, allowed: mayRepack, dense: true),
                              rows: rows, allowed: mayRepack)
         return Matrix(type: p.type, data: p.data, rows: rows, cols: cols)
     }
@@ -179,7 +179,7 @@ final class WeightLoader {
     func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> ExpertStack {
         let t = try info(name, dims: [cols, rows, count])
         let p = eightRowView(try repacked(convert(t, rowCount: rows * count, cols: cols, forceF32: false),
-                                          rows: rows, count: count, cols: cols, allowed: true),
+                                          rows: rows, count: count, cols: cols, allowed: true, dense: false),
                              rows: rows, allowed: true)
         return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
     }
@@ -191,12 +191,14 @@ final class WeightLoader {
     /// file is resident from the start (populate), so packing a whole expert stack before releasing
     /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files); slices
     /// of 8 MB still left mixtral-shaped MXFP4 at 1.100 x (file + KV).
+    /// `dense`: a Q4_K matrix that is no expert stack multiplies as llama.cpp's dense products
+    /// with its repacked Q4_K do (AKK_Q4_K_R8_DENSE).
     private func repacked(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, count: Int, cols: Int,
-                          allowed: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
+                          allowed: Bool, dense: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
         let packedType: Int32
         switch p.type {
         case Int32(AKK_Q4_0.rawValue): packedType = Int32(AKK_Q4_0_R8.rawValue)
-        case Int32(AKK_Q4_K.rawValue): packedType = Int32(AKK_Q4_K_R8.rawValue)
+        case Int32(AKK_Q4_K.rawValue): packedType = Int32((dense ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue)
         case Int32(AKK_IQ4_NL.rawValue): packedType = Int32(AKK_IQ4_NL_R8.rawValue)
         case Int32(AKK_MXFP4.rawValue): packedType = Int32(AKK_MXFP4_R8.rawValue)
         default: return p
@@ -210,7 +212,8 @@ final class WeightLoader {
             let n = min(slice, total - r0), src = p.data + r0 * rowBytes, dst = out + r0 * rowBytes
             let rc = switch packedType {
             case Int32(AKK_Q4_0_R8.rawValue): akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
-            case Int32(AKK_Q4_K_R8.rawValue): akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
+            case Int32(AKK_Q4_K_R8.rawValue), Int32(AKK_Q4_K_R8_DENSE.rawValue):
+                akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
             default: akk_repack_iq4mx_r8(p.type, src, dst, Int64(n), Int64(cols))
             }
             guard rc == 0 else {

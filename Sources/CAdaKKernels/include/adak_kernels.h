@@ -70,6 +70,10 @@ enum akk_type {
      * those of the _X8 views to the bit); see akk_repack_iq4mx_r8. Addressed as AKK_Q4_0_R8. */
     AKK_IQ4_NL_R8 = 1120,
     AKK_MXFP4_R8 = 1139,
+    /* The same bytes as AKK_Q4_K_R8 for a dense matrix: llama.cpp multiplies activation rows in
+     * groups of 4 with its repacked gemm's float order there (repack_q4_k.c); AKK_Q4_K_R8 is
+     * the experts' (its gemv for every row). */
+    AKK_Q4_K_R8_DENSE = 1013,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */

@@ -18,7 +18,8 @@ Writes, under --out (default Tests/Fixtures/iq4mx):
                steps (row 0: the last prompt position) and of one teacher-forced decode of
                prompt + those 32 greedy tokens (every position).
   moe256.TYPE.SEQ.{batch,incremental}.logits.npy  for TYPE in MXFP4_MOE, IQ4_XS: full logits
-               [32, 256] of a 32-token sequence decoded in one batch and one token at a time.
+               [32, 256] of a 32-token sequence decoded in one batch and one token at a time;
+               their perplexity (models.json) on kquant/moe256.ppl_tokens.npy, the same protocol.
   seeds/       small models of the new types for the fuzzers (fuzz/make_seeds.py), and copies
                with corrupted scales in fuzz/regress/gguf (replayed by `make test`).
 
@@ -249,8 +250,13 @@ def smollm2_refs(path, tname, out, ppl=True):
     r.free()
     if not ppl:
         return res, None
-    # perplexity, the fixture protocol (Tests/Fixtures/README.md section 4)
-    tokens = np.load(os.path.join(FIX, "smollm2/ppl_tokens.npy"))
+    return res, perplexity(path, os.path.join(FIX, "smollm2/ppl_tokens.npy"))
+
+
+def perplexity(path, tokens_file):
+    """The fixture protocol (Tests/Fixtures/README.md section 4): windows of 512, positions
+    256..510 scored."""
+    tokens = np.load(tokens_file)
     r = Runner(path, 512)
     nll = []
     for w in range(len(tokens) // 512):
@@ -265,7 +271,7 @@ def smollm2_refs(path, tname, out, ppl=True):
     nll = np.array(nll)
     ppl = float(np.exp(nll.mean()))
     err = ppl * float(np.sqrt(((nll ** 2).mean() - nll.mean() ** 2) / (len(nll) - 1)))
-    return res, {"ppl": ppl, "stderr": err, "scored_tokens": len(nll)}
+    return {"ppl": ppl, "stderr": err, "scored_tokens": len(nll)}
 
 
 def moe_sequences():
@@ -388,6 +394,8 @@ def main():
         if base == "moe256":
             moe_refs(dst, tname, a.out)
             entry["sequences"] = moe_sequences()
+            if not a.no_ppl:  # kquant/moe256.ppl_tokens.npy: the moe256 K-quant references' input
+                entry["perplexity"] = perplexity(dst, os.path.join(FIX, "kquant/moe256.ppl_tokens.npy"))
         else:
             entry["greedy_ids"], p = smollm2_refs(dst, tname, a.out, not a.no_ppl)
             if p:

@@ -13,7 +13,7 @@
  * the row range. SwiGLU is element-wise with an 8-lane SIMD body and a per-row tail, so a chunk
  * that starts at a multiple of 32 and ends at a multiple of 32 or at the row end sees exactly the
  * same chunk/tail split as a whole-row call; Q8_0/Q8_1 quantisation is per block of 32, Q8_K per
- * block of 256 (quantised once all its rows are done, by the thread that finishes them).
+ * block of 256 (phase-1 chunks are whole activation blocks).
  */
 #include "adak_grouped.h"
 #include "adak_kernels.h"
@@ -21,7 +21,6 @@
 #include "akk_internal.h"
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* Below ~64K multiply-adds a fork/join costs more than it saves (as akk_matmul). */
 #define MIN_PARALLEL_MACS 65536
@@ -97,26 +96,18 @@ struct moe_plan {
     int64_t out_stride;
 };
 
-/* SwiGLU outputs [f0, f1) of one expert's rows into the down weights' vec-dot format (whole
- * activation blocks). */
-static void moe_quantize(const struct moe_plan *p, const akk_moe_expert *e, int64_t f0, int64_t f1) {
-    const int64_t ff = p->n_ff, r0 = e->row0, hoff = akk_row_bytes(p->h_type, f0);
-    for (int64_t r = 0; r < e->n_rows; r++)
-        akk_quantize_activation(p->down_type, p->g + (r0 + r) * ff + f0, p->h + (r0 + r) * p->h_stride + hoff, f1 - f0);
-}
-
-/* gate and up rows [f0, f1) of one expert over its rows, then SwiGLU of them, and their
- * quantisation when [f0, f1) is made of whole activation blocks (`quantize`). */
-static void moe_gate_up(const struct moe_plan *p, const akk_moe_expert *e, int64_t f0, int64_t f1, int quantize) {
+/* gate and up rows [f0, f1) of one expert over its rows, then SwiGLU and quantisation of them. */
+static void moe_gate_up(const struct moe_plan *p, const akk_moe_expert *e, int64_t f0, int64_t f1) {
     const int64_t ff = p->n_ff, r0 = e->row0, n = e->n_rows;
     float *g = p->g + r0 * ff, *u = p->u + r0 * ff;
     akk_matmul_rows(p->gate_type, e->gate, f0, f1, p->n_embd, p->xg + r0 * p->xg_stride, p->xg_stride, n, g, ff);
     akk_matmul_rows(p->up_type, e->up, f0, f1, p->n_embd, p->xu + r0 * p->xu_stride, p->xu_stride, n, u, ff);
+    const int64_t hoff = akk_row_bytes(p->h_type, f0);
     for (int64_t r = 0; r < n; r++) {
         float *gr = g + r * ff + f0;
         akk_swiglu(gr, u + r * ff + f0, gr, f1 - f0);
+        akk_quantize_activation(p->down_type, gr, p->h + (r0 + r) * p->h_stride + hoff, f1 - f0);
     }
-    if (quantize) moe_quantize(p, e, f0, f1);
 }
 
 /* down rows [o0, o1) of one expert over its rows, scaled by the rows' routing weights. */
@@ -146,26 +137,15 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
     int64_t rows = 0;
     for (int e = 0; e < n_experts; e++) rows += experts[e].n_rows;
     nthreads = threads_for(nthreads, 3 * n_embd * n_ff * rows);
-    /* Units: phase 1, 32 rows of n_ff of one expert (SwiGLU's 8-lane split, Q8_0/Q8_1 blocks);
-     * phase 2, 8 rows of n_embd of one expert (register tiles, AKK_Q4_0_R8 groups); the experts'
-     * units in turn, shared as akk_work_next does (an item may span two experts). A Q8_K block
-     * (256 rows) spans 8 units: the thread that completes its last unit quantises it (a counter
-     * per block). Units of whole Q8_K blocks were ~300-600 KB of gate and up weights on
-     * OLMoE/Qwen3-shaped experts, so the threads reached the barrier up to one such unit apart. */
+    /* Units: phase 1, one activation block (32 rows of n_ff, 256 for Q8_K) of one expert
+     * (block-local quantisation, SwiGLU's 8-lane split); phase 2, 8 rows of n_embd of one expert
+     * (register tiles, AKK_Q4_0_R8 groups); the experts' units in turn, shared as akk_work_next
+     * does (an item may span two experts). */
     const int64_t n_tok = (rows + n_experts - 1) / n_experts; /* rows per expert, on average */
-    const int64_t qb = akk_block_elems(h_type) > 32 ? akk_block_elems(h_type) : 32; /* rows per block */
-    const int64_t kb = (n_ff + qb - 1) / qb;
-    /* units of each Q8_K block done so far (without memory for them: units of whole blocks) */
-    int done_small[1024];
-    int *done = NULL;
-    if (qb > 32) {
-        done = kb * n_experts <= 1024 ? done_small : calloc((size_t)(kb * n_experts), sizeof(int));
-        if (done == done_small) memset(done, 0, sizeof(int) * (size_t)(kb * n_experts));
-    }
-    const int64_t ur = done || qb == 32 ? 32 : qb; /* rows per phase-1 unit */
-    const int64_t k1 = (n_ff + ur - 1) / ur, k2 = (n_embd + 7) / 8;
+    const int64_t q = akk_block_elems(h_type) > 32 ? akk_block_elems(h_type) : 32;
+    const int64_t k1 = (n_ff + q - 1) / q, k2 = (n_embd + 7) / 8;
     const int64_t units1 = k1 * n_experts, units2 = k2 * n_experts;
-    const int64_t gu_bytes = ur * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
+    const int64_t gu_bytes = q * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
     akk_work_range ranges1[nthreads], ranges2[nthreads];
     akk_work_init(ranges1, nthreads, units1, akk_work_min_units(units1, gu_bytes, n_tok, nthreads));
     akk_work_init(ranges2, nthreads, units2, akk_work_min_units(units2, 8 * akk_row_bytes(down_type, n_ff), n_tok, nthreads));
@@ -175,15 +155,7 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
         for (int64_t u0, u1; akk_work_next(ranges1, nthreads, me, &u0, &u1);)
             for (int64_t e = u0 / k1; e * k1 < u1; e++) {
                 const int64_t a = u0 > e * k1 ? u0 - e * k1 : 0, b = u1 < (e + 1) * k1 ? u1 - e * k1 : k1;
-                moe_gate_up(&p, &experts[e], a * ur, b * ur < n_ff ? b * ur : n_ff, !done);
-                if (!done) continue;
-                /* blocks c touched by units [a, b): count them, quantise the completed ones */
-                for (int64_t c = a * ur / qb; c * qb < b * ur; c++) {
-                    const int64_t c0 = c * qb / ur, c1 = (c + 1) * qb / ur < k1 ? (c + 1) * qb / ur : k1;
-                    const int mine = (int)((b < c1 ? b : c1) - (a > c0 ? a : c0));
-                    if (__atomic_add_fetch(&done[e * kb + c], mine, __ATOMIC_ACQ_REL) == (int)(c1 - c0))
-                        moe_quantize(&p, &experts[e], c * qb, (c + 1) * qb < n_ff ? (c + 1) * qb : n_ff);
-                }
+                moe_gate_up(&p, &experts[e], a * q, b * q < n_ff ? b * q : n_ff);
             }
         /* every h row is complete before any down product reads it */
 #pragma omp barrier
@@ -193,7 +165,6 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
                 moe_down(&p, &experts[e], a * 8, b * 8 < n_embd ? b * 8 : n_embd);
             }
     }
-    if (done != done_small) free(done); /* NULL or the heap's */
     return 0;
 }
 

@@ -65,8 +65,7 @@ private func matmul(_ t: Int32, _ w: UnsafeRawPointer, nOut: Int, nIn: Int, _ x:
         // (gate/up type, down type, n_embd, n_ff): widths with SwiGLU tails (n_ff % 8 != 0, f32 down)
         let cases: [(Int32, Int32, Int, Int)] = [(q40, q40, 128, 96), (q80, q80, 64, 160), (q41, q41, 96, 64),
                                                  (q40, q80, 64, 352), (q80, f32, 64, 100)]
-        // native K-quant / Q5_x experts (Q8_K hidden activations: 256-row blocks quantised by the thread
-        // that completes their last 32-row chunk)
+        // native K-quant / Q5_x experts (Q8_K hidden activations: phase-1 chunks of 256)
         let k = { (t: UInt32) in Int32(t) }
         let kcases: [(Int32, Int32, Int, Int)] = [(k(AKK_Q4_K.rawValue), k(AKK_Q6_K.rawValue), 256, 512),
                                                   (k(AKK_Q5_0.rawValue), k(AKK_Q5_K.rawValue), 96, 768),

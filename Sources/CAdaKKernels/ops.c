@@ -205,9 +205,24 @@ AVX2_FN double softmax_exp_avx2(float *x, int64_t n, float max) {
     return sum;
 }
 
+/* max(-inf, x...) with NaNs skipped, as the scalar loop of softmax_impl (vmaxps returns its
+ * second operand, the running max, for a NaN); the sign of a zero max may differ, which no
+ * x - max and no exp can tell apart. */
+AVX2_FN float max_avx2(const float *x, int64_t n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+    float l[8], max = -INFINITY;
+    _mm256_storeu_ps(l, m);
+    for (int k = 0; k < 8; k++) max = l[k] > max ? l[k] : max;
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    return max;
+}
+
 static void softmax_impl(float *x, int64_t n, int simd) {
     float max = -INFINITY;
-    for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    if (simd) max = max_avx2(x, n);
+    else for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
     const double sum = simd ? softmax_exp_avx2(x, n, max) : softmax_exp_scalar(x, n, max);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
@@ -384,8 +399,9 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
         /* Decode: the scores of all heads, position by position (each thread a contiguous range
          * of positions), so the K cache streams row after row instead of one head's 256 bytes
          * every row (at 2K context, 16 heads x 64 dims, that strided read made decode 0.87x
-         * llama.cpp's); then per head (threads split the heads) softmax and the V product. The
-         * scores land in scratch rows of n_ctx per head; each value is the single dot's
+         * llama.cpp's); then softmax and the V product per head (threads split the heads), or per
+         * GQA group (threads split the groups; the heads of a group share each V row's loads).
+         * The scores land in scratch rows of n_ctx per head; each value is the single dot's
          * (dots_cache). */
         const int n_valid = pos0 + 1, n_use = N_USE(n_valid);
         const int64_t qdim = (int64_t)n_head * head_dim;
@@ -393,23 +409,50 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
         if (dots.f16 && !q16) return;
         if (q16) akk_fp32_to_fp16_row(q, q16, qdim);
         const uint8_t *qb = q16 ? (const uint8_t *)q16 : (const uint8_t *)q;
+        /* per head: its q row and the offset of its K head in a cache row (bytes) */
+        const void *qa[n_head];
+        int64_t koff[n_head];
+        for (int h = 0; h < n_head; h++) {
+            qa[h] = qb + (int64_t)h * head_dim * es;
+            koff[h] = (int64_t)(h / group) * head_dim * es;
+        }
 #pragma omp parallel num_threads(nthreads)
         {
             const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
             const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
-            const void *ka[8], *qa[8];
+            const void *ka[8];
             float r[8];
             for (int64_t j = p0; j < p1; j++)
                 for (int h0 = 0; h0 < n_head; h0 += 8) {
                     const int m = n_head - h0 < 8 ? n_head - h0 : 8;
-                    for (int i = 0; i < m; i++) {
-                        ka[i] = kb + (j * k_stride + (int64_t)((h0 + i) / group) * head_dim) * es;
-                        qa[i] = qb + (int64_t)(h0 + i) * head_dim * es;
-                    }
-                    dots_cache(&dots, head_dim, m, ka, qa, scale, r);
+                    const uint8_t *krow = kb + j * k_stride * es;
+                    for (int i = 0; i < m; i++) ka[i] = krow + koff[h0 + i];
+                    dots_cache(&dots, head_dim, m, ka, qa + h0, scale, r);
                     for (int i = 0; i < m; i++) scratch[(int64_t)(h0 + i) * n_ctx + j] = r[i];
                 }
 #pragma omp barrier
+            if (group > 1 && n_head_kv % nt == 0) {
+                /* GQA: a thread takes whole groups, and the heads of a group meet each V row in
+                 * one call (the dots kernels load a row shared by four heads once) */
+                for (int64_t g = n_head_kv * me / nt; g < n_head_kv * (me + 1) / nt; g++) {
+                    const void *pa[8];
+                    for (int h0 = 0; h0 < group; h0 += 8) {
+                        const int m = group - h0 < 8 ? group - h0 : 8;
+                        for (int i = 0; i < m; i++) {
+                            float *sc = scratch + (g * group + h0 + i) * n_ctx;
+                            for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
+                            softmax_impl(sc, n_use, dots.simd);
+                            pa[i] = as_cache_type(&dots, sc, n_use);
+                        }
+                        const uint8_t *vg = vb + g * head_dim * vt_stride * es;
+                        for (int d = 0; d < head_dim; d++) {
+                            for (int i = 0; i < m; i++) ka[i] = vg + (int64_t)d * vt_stride * es;
+                            dots_cache(&dots, n_use, m, ka, pa, 1.0f, r);
+                            for (int i = 0; i < m; i++) out[(g * group + h0 + i) * head_dim + d] = r[i];
+                        }
+                    }
+                }
+            } else
             for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++) {
                 float *sc = scratch + h * n_ctx;
                 for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
@@ -417,13 +460,11 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
                 const void *p = as_cache_type(&dots, sc, n_use);
                 float *oh = out + h * head_dim;
                 const uint8_t *vg = vb + (int64_t)(h / group) * head_dim * vt_stride * es;
+                const void *pa[8] = {p, p, p, p, p, p, p, p};
                 for (int d0 = 0; d0 < head_dim; d0 += 8) {
                     const int m = head_dim - d0 < 8 ? head_dim - d0 : 8;
-                    for (int i = 0; i < m; i++) {
-                        ka[i] = vg + (int64_t)(d0 + i) * vt_stride * es;
-                        qa[i] = p;
-                    }
-                    dots_cache(&dots, n_use, m, ka, qa, 1.0f, oh + d0);
+                    for (int i = 0; i < m; i++) ka[i] = vg + (int64_t)(d0 + i) * vt_stride * es;
+                    dots_cache(&dots, n_use, m, ka, pa, 1.0f, oh + d0);
                 }
             }
         }

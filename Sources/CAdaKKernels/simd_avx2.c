@@ -15,6 +15,7 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include "akk_avx2.h"
+#include "akk_attn_dots.h"
 #include <stdlib.h>
 
 /* Register tiles (rows x tokens, one 8-lane accumulator each) and the token chunk whose
@@ -134,27 +135,11 @@ AVX2_INLINE __m256i r8_isum(const __m256i w[8], const int8_t *q, __m256i acc) {
         }                                                                                          \
         (out) = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));                       \
     } while (0)
-#define LOAD_F32(p) _mm256_loadu_ps(p)
-#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-
 /* GGML_F32x8_REDUCE's last steps (akk_reduce_4x8_ref's order): lo + hi, then two hadds. */
 AVX2_INLINE float reduce_4x8(__m256 a) {
     const __m128 t = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     const __m128 h = _mm_hadd_ps(t, t);
     return _mm_cvtss_f32(_mm_hadd_ps(h, h));
-}
-
-/* The tails past the steps of 32: dot_f32's fma chain; ggml_vec_dot_f16's sum in double of
- * products rounded to float. */
-AVX2_INLINE float tail_f32(float s, const float *w, const float *x, int64_t np, int64_t n) {
-    for (int64_t i = np; i < n; i++) s = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[i]), _mm_set_ss(x[i]), _mm_set_ss(s)));
-    return s;
-}
-
-AVX2_INLINE float tail_f16(float s, const uint16_t *w, const uint16_t *x, int64_t np, int64_t n) {
-    double sum = (double)s;
-    for (int64_t i = np; i < n; i++) sum += (double)(_cvtsh_ss(w[i]) * _cvtsh_ss(x[i]));
-    return (float)sum;
 }
 
 AVX2_FN float dot_f32(int64_t n, const float *w, const float *x) {
@@ -174,48 +159,17 @@ float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
     return tail_f16(reduce_4x8(acc), a, b, np, n);
 }
 
-/* ---- decode attention: four dots at a time ----
- * Each dot keeps ACC_4X8's lanes; the four 8-lane results are reduced together: [lo+hi] of two
- * dots per register, then two hadds, which pair the lanes exactly as reduce_4x8 does for one.
- * A decode dot of one head is 64-128 elements, so one at a time the call and the reduction's
- * latency cost more than its 8-16 fmas. Scalar reference: the single dots in ops.c (dots_cache). */
-
-/* [reduce_4x8(A), reduce_4x8(B), reduce_4x8(C), reduce_4x8(D)] */
-AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
-    const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
-    const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(C, D, 0x20), _mm256_permute2f128_ps(C, D, 0x31));
-    const __m256 h = _mm256_hadd_ps(ab, cd);
-    const __m256 h2 = _mm256_hadd_ps(h, h); /* lane 0: A C A C, lane 1: B D B D */
-    return _mm_unpacklo_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1));
-}
-
-/* out[i] = TAIL(reduced dot of a[i], b[i]) * scale for i < m, four at a time; T the element type. */
-#define ATTN_DOTS(T, LOAD, TAIL)                                                                   \
-    const int64_t np = n & ~(int64_t)31;                                                           \
-    for (int i = 0; i < m; i += 4) {                                                               \
-        __m256 v[4];                                                                               \
-        for (int r = 0; r < 4; r++) {                                                              \
-            v[r] = _mm256_setzero_ps();                                                            \
-            if (i + r < m) {                                                                       \
-                const T *w = a[i + r], *x = b[i + r];                                              \
-                ACC_4X8(LOAD, w, x, np, v[r]);                                                     \
-            }                                                                                      \
-        }                                                                                          \
-        float s[4];                                                                                \
-        _mm_storeu_ps(s, reduce_4x4x8(v[0], v[1], v[2], v[3]));                                    \
-        for (int r = 0; r < 4 && i + r < m; r++) out[i + r] = TAIL(s[r], a[i + r], b[i + r], np, n) * scale; \
-    }
+/* ---- decode attention: four dots at a time, two interleaved (akk_attn_dots.h) ---- */
 
 __attribute__((target("avx2,fma,f16c")))
 void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
-    ATTN_DOTS(float, LOAD_F32, tail_f32)
+    ATTN_DOTS(2, float, LOAD_F32, tail_f32)
 }
 
 __attribute__((target("avx2,fma,f16c")))
 void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
-    ATTN_DOTS(uint16_t, LOAD_F16, tail_f16)
+    ATTN_DOTS(2, uint16_t, LOAD_F16, tail_f16)
 }
-
 
 static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                      const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {

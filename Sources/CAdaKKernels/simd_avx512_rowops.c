@@ -1,7 +1,7 @@
 /*
  * AVX-512 (F/BW/VL) kernels of the per-row operations: the activation quantisers (Q8_0, Q8_1,
- * Q8_K) and the fp32 -> fp16 row conversion. Each gives the bytes of its AVX2 kernel and
- * scalar reference by construction (the same float operations per element; integer steps exact;
+ * Q8_K), the fp32 -> fp16 row conversion and the decode attention dots. Each gives the bytes of
+ * its AVX2 kernel and scalar reference by construction (the same float operations per element; integer steps exact;
  * conversions by the same instructions at another width). Installed into akk_impl_avx512 by
  * akk_avx512_rowops_prepare where measured faster than AVX2 (docs/BENCHMARKS.md).
  */
@@ -9,6 +9,7 @@
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include "akk_avx2.h"
+#include "akk_attn_dots.h"
 #include <string.h>
 
 #define RO_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl"
@@ -86,7 +87,20 @@ RO_FN void quantize_row_q8_K(const float *x, void *y, int64_t n) {
     }
 }
 
+/* ---- decode attention dots: AVX2's 8-lane operations, four dots interleaved (akk_attn_dots.h):
+ * their 16 accumulators fit AVX-512's 32 vector registers ---- */
+
+RO_FN void attn_dots_f32(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
+    ATTN_DOTS(4, float, LOAD_F32, tail_f32)
+}
+
+RO_FN void attn_dots_f16(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
+    ATTN_DOTS(4, uint16_t, LOAD_F16, tail_f16)
+}
+
 void akk_avx512_rowops_prepare(struct akk_impl *impl) {
+    impl->attn_dots_f32 = attn_dots_f32;
+    impl->attn_dots_f16 = attn_dots_f16;
     impl->quantize_q8_0 = quantize_row_q8_0;
     impl->quantize_q8_1 = quantize_row_q8_1;
     impl->quantize_q8_K = quantize_row_q8_K;

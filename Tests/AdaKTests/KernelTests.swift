@@ -257,25 +257,28 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
                 }
             } else if name.hasPrefix("attention dots f") {
                 let f16 = name.hasSuffix("f16"), type = Int32(f16 ? AKK_F16.rawValue : AKK_F32.rawValue)
-                for (nHead, nHeadKV, hd) in [(6, 3, 40), (4, 2, 72), (5, 5, 64)] {
+                // GQA groups of 2, 4 and 6 (the V product per group on 1 thread and where the
+                // groups split evenly over 2; fours of dots that share a K or V row and fours that
+                // do not), no GQA, and dims with and without a tail past the steps of 32
+                for (nHead, nHeadKV, hd) in [(6, 3, 40), (4, 2, 72), (5, 5, 64), (8, 2, 128), (12, 2, 48)] {
                     let nCtx = 260, kvDim = nHeadKV * hd, qDim = nHead * hd
                     let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
                     let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
                     let q = (0..<(3 * qDim)).map { _ in Float.random(in: -1...1, using: &rng) }
                     let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
-                    for (tokens, pos0) in [(1, 0), (1, 201), (3, 7)] {
-                        atEveryLevel("\(name) heads \(nHead)/\(nHeadKV) dim \(hd) tokens \(tokens) pos \(pos0)") {
+                    for (tokens, pos0) in [(1, 0), (1, 201), (3, 7)] { for threads: Int32 in [1, 2] {
+                        atEveryLevel("\(name) heads \(nHead)/\(nHeadKV) dim \(hd) tokens \(tokens) pos \(pos0) threads \(threads)") {
                             var out = [Float](repeating: 0, count: tokens * qDim)
                             var scratch = [Float](repeating: 0, count: max(4, nHead) * nCtx)
                             let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
                                 akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
-                                              Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, 2)
+                                              Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, threads)
                             }
                             if f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
                             else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
                             return canon(out)
                         }
-                    }
+                    } }
                 }
             } else {
                 Issue.record("kernel table entry \(name) is not walked by this test")

@@ -14,7 +14,8 @@
  *     -lomp -lopenblas -lm -o /tmp/akk/kernel_levels && /tmp/akk/kernel_levels 1024 2048 5 [type|other ...]
  *
  * Arguments: rows, columns (a multiple of 256), repetitions, then what to measure: type names
- * (q4_0, q6_k, iq4_xs, ...) and "quant", "fp16", "attn" (default: all).
+ * (q4_0, q6_k, iq4_xs, ...) and "quant", "fp16", "attn" (default: all). AKK_BENCH_TOKS=1,8,12
+ * sets the matmuls' token counts.
  */
 #include "adak_kernels.h"
 #include "akk_internal.h"
@@ -131,9 +132,19 @@ static void bench_type(int type, int n_out, int n_in, int reps) {
     if (akk_row_bytes(base, n_in) <= 0 || akk_vec_dot_type(base) < 0) return;
     uint8_t *w = malloc((size_t)(akk_row_bytes(base, n_in) * n_out));
     random_rows(type, w, n_out, n_in);
-    const int toks[] = {1, 4, 64};
-    for (int k = 0; k < 3; k++) {
-        if (toks[k] == 4 && !tiled) continue;
+    /* token counts: 1, 4 (tiled-order types), 64; or the list in AKK_BENCH_TOKS ("1,8,12") */
+    int toks[16] = {1, 4, 64}, nk = 3;
+    const char *env = getenv("AKK_BENCH_TOKS");
+    if (env && *env)
+        for (nk = 0; nk < 16 && *env;) {
+            const int v = atoi(env);
+            if (v > 0) toks[nk++] = v;
+            env = strchr(env, ',');
+            if (!env) break;
+            env++;
+        }
+    for (int k = 0; k < nk; k++) {
+        if (toks[k] == 4 && !tiled && !getenv("AKK_BENCH_TOKS")) continue;
         struct mm m = {type, n_out, n_in, toks[k], w, NULL, akk_row_bytes(akk_vec_dot_type(base), n_in), NULL, {0}};
         uint8_t *x = malloc((size_t)(m.xs * m.nt));
         float *xf = malloc(sizeof(float) * (size_t)n_in);

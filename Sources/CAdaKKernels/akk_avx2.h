@@ -52,4 +52,32 @@ AVX2_INLINE __m256i bcast4(const int8_t *p) {
         }                                                                                          \
     }
 
+/* ---- IQ4_XS (x Q8_K) pieces of the AVX2 and AVX-512VL kernels (akk_internal.h first) ---- */
+
+/* 16 packed bytes -> 32 grid values in element order (table2: the grid in both 128-bit halves). */
+AVX2_INLINE __m256i akk_xs_grid32(const uint8_t *qs, __m256i table2) {
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i n = _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0f));
+    return _mm256_shuffle_epi8(table2, n);
+}
+
+/* The 8 signed 6-bit sub-block scales (akk_iq4_xs_scale) as int16 words 0..7 of both 128-bit
+ * halves: low 4 bits from the nibbles of bytes 4..7, high 2 from the fp16-sized word at 2. */
+AVX2_INLINE __m256i akk_xs_scales16(const uint8_t *blk) {
+    uint32_t l;
+    __builtin_memcpy(&l, blk + 4, 4);
+    const __m128i v = _mm_cvtsi32_si128((int)l), m4 = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    const __m256i h32 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(akk_load_u16(blk + 2)),
+                                                           _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
+    const __m128i h16 = _mm_packus_epi32(_mm256_castsi256_si128(h32), _mm256_extracti128_si256(h32, 1));
+    const __m128i s = _mm_sub_epi16(_mm_or_si128(_mm_cvtepu8_epi16(lo), _mm_slli_epi16(h16, 4)), _mm_set1_epi16(32));
+    return _mm256_broadcastsi128_si256(s);
+}
+
+/* Scale ib of akk_xs_scales16 in every int16 word. */
+AVX2_INLINE __m256i akk_xs_scale_of(__m256i sc, int ib) {
+    return _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * ib)));
+}
+
 #endif

@@ -229,6 +229,7 @@ AKK_KQ_ROWS_DECL(akk_rows_q3_k_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_q5_k_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_q6_k_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_tl_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
 
 /* Scratch memory of the calling thread, at least `bytes` and 64-byte aligned (NULL if there is no
  * memory): kept between calls, grown when needed, freed when the thread exits (scratch.c). Valid

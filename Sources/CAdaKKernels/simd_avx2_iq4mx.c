@@ -81,35 +81,6 @@ AVX2_INLINE void tile_nl(const int MX, const int R, const int T, const uint8_t *
         }
 }
 
-/* IQ4_XS's 8 signed 6-bit sub-block scales (akk_iq4_xs_scale) as int16 words 0..7 of both
- * 128-bit halves: low 4 bits from the nibbles of bytes 4..7, high 2 from the fp16-sized word at 2. */
-AVX2_INLINE __m256i xs_scales(const uint8_t *blk) {
-    uint32_t l;
-    memcpy(&l, blk + 4, 4);
-    const __m128i v = _mm_cvtsi32_si128((int)l), m4 = _mm_set1_epi8(0x0f);
-    const __m128i lo = _mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
-    const __m256i h32 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(akk_load_u16(blk + 2)),
-                                                           _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
-    const __m128i h16 = _mm_packus_epi32(_mm256_castsi256_si128(h32), _mm256_extracti128_si256(h32, 1));
-    const __m128i s = _mm_sub_epi16(_mm_or_si128(_mm_cvtepu8_epi16(lo), _mm_slli_epi16(h16, 4)), _mm_set1_epi16(32));
-    return _mm256_broadcastsi128_si256(s);
-}
-
-/* vpshufb masks: int16 word ib of each 128-bit half to all of its words. */
-#define XW2(k) (char)(2 * (k)), (char)(2 * (k) + 1)
-#define XW8(k) XW2(k), XW2(k), XW2(k), XW2(k), XW2(k), XW2(k), XW2(k), XW2(k)
-static const char xs_shuf[8][32] __attribute__((aligned(32))) = {
-    {XW8(0), XW8(0)}, {XW8(1), XW8(1)}, {XW8(2), XW8(2)}, {XW8(3), XW8(3)},
-    {XW8(4), XW8(4)}, {XW8(5), XW8(5)}, {XW8(6), XW8(6)}, {XW8(7), XW8(7)},
-};
-
-/* 16 packed bytes -> 32 grid values in element order, the table in both 128-bit halves. */
-AVX2_INLINE __m256i grid32x(const uint8_t *qs, __m256i table2) {
-    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    const __m256i n = _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0f));
-    return _mm256_shuffle_epi8(table2, n);
-}
-
 /* IQ4_XS x Q8_K, shaped as tile_nl (nb super-blocks of 256). TL = 1: llama.cpp's tiled order
  * (akk_vec_dot_kq_tiled_scalar): acc = fma(d_w * (exact block total), d_x, acc). */
 AVX2_INLINE void tile_xs(const int TL, const int R, const int T, const uint8_t *w, int64_t rstride, int64_t nb,
@@ -122,14 +93,14 @@ AVX2_INLINE void tile_xs(const int TL, const int R, const int T, const uint8_t *
     for (int64_t b = 0; b < nb; b++) {
         __m256i sumi[4][4], sc[4];
         for (int r = 0; r < R; r++) {
-            sc[r] = xs_scales(w + r * rstride + b * 136);
+            sc[r] = akk_xs_scales16(w + r * rstride + b * 136);
             for (int t = 0; t < T; t++) sumi[r][t] = _mm256_setzero_si256();
         }
         for (int ib = 0; ib < 8; ib++) {
             __m256i wq[4], ls[4];
             for (int r = 0; r < R; r++) {
-                wq[r] = grid32x(w + r * rstride + b * 136 + 8 + 16 * ib, table2);
-                ls[r] = _mm256_shuffle_epi8(sc[r], _mm256_load_si256((const __m256i *)xs_shuf[ib]));
+                wq[r] = akk_xs_grid32(w + r * rstride + b * 136 + 8 + 16 * ib, table2);
+                ls[r] = akk_xs_scale_of(sc[r], ib);
             }
             for (int t = 0; t < T; t++) {
                 const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + t * xstride + b * 292 + 4 + 32 * ib));

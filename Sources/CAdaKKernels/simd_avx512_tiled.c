@@ -5,14 +5,16 @@
  * the exact int32 totals S = sum of scale x quant x activation (and M = sum of min x bsum) enter
  * the float steps (res = d_w*S, res = fma(-dmin_w, M, res), acc = fma(res, d_x, acc)), so any
  * exact way of forming them gives the scalar reference's bits. Here:
- *   - weights are unpacked to unsigned bytes (Q6_K q+32, Q3_K q+4, IQ4_XS grid value+128 by a
- *     vpshufb table; Q2_K, Q5_K as they are), once per group of 4 rows and 64-token chunk;
+ *   - weights are unpacked to unsigned bytes (Q6_K q+32, Q3_K q+4; Q2_K, Q5_K as they are), once
+ *     per group of 4 rows and 64-token chunk;
  *   - products with the signed Q8_K activations by vpdpbusd, 64 per instruction, in a lane order
  *     where each int32 lane gathers one 16-element span (below); the offsets come back out by
  *     starting each lane at -offset x the span's bsum, the scales by one vpmulld per block;
  *   - a tile is R rows x T tokens (R*T <= 16): the R*T lane vectors are reduced together (a
  *     transposed add tree) to one vector of 16 block totals, and the float steps run on those 16
  *     lanes at once (vector mul and fma = the scalar ones lane by lane).
+ * IQ4_XS (no mins, one scale per 32 elements) takes row groups instead: 16 rows in the 16 lanes,
+ * no lane reduction (at the end of this file).
  * Measurements: docs/BENCHMARKS.md ("Tiled-order GEMM at the avx512 level").
  */
 #pragma STDC FP_CONTRACT OFF
@@ -55,27 +57,6 @@ TL_INLINE __m512i q6_chunk(const uint8_t *wb, int c) {
     return _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi8(0x0f)), hi);
 }
 
-/* IQ4_XS elements 64c..64c+63 (sub-blocks 2c, 2c+1: low nibbles of their 16 bytes, then high) as
- * the grid values + 128, unsigned. */
-TL_INLINE __m512i xs_chunk(const uint8_t *wb, int c, __m512i table) {
-    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wb + 8 + 32 * c)));
-    const __m512i rep = _mm512_shuffle_i64x2(v, v, 0x50); /* 128-bit lanes [A, A, B, B] */
-    const __m512i n = _mm512_and_si512(_mm512_srlv_epi16(rep, _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll,
-                                                                                 0, 0, 0x0004000400040004ll, 0x0004000400040004ll)),
-                                       _mm512_set1_epi8(0x0f));
-    return _mm512_shuffle_epi8(table, n);
-}
-
-/* The 8 IQ4_XS sub-block scales of block wb as int32 (akk_iq4_xs_scale: low 4 bits from bytes
- * 4..7, high 2 from the 16-bit word at 2, minus 32). */
-TL_INLINE __m256i xs_scales8(const uint8_t *wb) {
-    uint32_t lo;
-    memcpy(&lo, wb + 4, 4);
-    const __m256i l = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)lo), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)), _mm256_set1_epi32(15));
-    const __m256i h = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(akk_load_u16(wb + 2)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
-    return _mm256_sub_epi32(_mm256_or_si256(l, _mm256_slli_epi32(h, 4)), _mm256_set1_epi32(32));
-}
-
 /* Bytes 64c..64c+63 of 2-bit fields: the 32 bytes at p shifted right by s (first 32 elements) and
  * s+2 (last 32), masked to 2 bits. Q2_K and Q3_K's low bits. */
 TL_INLINE __m512i two_bits(const uint8_t *p, int s) {
@@ -103,7 +84,7 @@ TL_INLINE __m512i q5_chunk(const uint8_t *wb, int c) {
  * Both operands are stored "transposed": chunk c, dword lane l holds dword 4l + c of the block's
  * 256 bytes, i.e. elements 16l + 4c .. 16l + 4c + 3. So lane l of every chunk belongs to the 16
  * elements 16l..16l+15: sub-block l of Q2_K, Q3_K, Q6_K (16 elements), half of sub-block l/2 of
- * Q5_K, IQ4_XS (32), the span of the activations' bsum l. The four vpdpbusd of a block then
+ * Q5_K (32), the span of the activations' bsum l. The four vpdpbusd of a block then
  * accumulate into one register whose lane l is that span's integer sum, and one vpmulld by the
  * lane's scale finishes the block. The weights are transposed once when unpacked, the activations
  * once per token chunk.
@@ -136,10 +117,10 @@ struct tl_act {
 };
 
 TL_INLINE int tl_offset(int type) {
-    return type == AKK_Q6_K ? 32 : type == AKK_IQ4_XS ? 128 : type == AKK_Q3_K ? 4 : 0;
+    return type == AKK_Q6_K ? 32 : type == AKK_Q3_K ? 4 : 0;
 }
 TL_INLINE int tl_block_bytes(int type) {
-    return type == AKK_Q2_K ? 84 : type == AKK_Q3_K ? 110 : type == AKK_Q5_K ? 176 : type == AKK_Q6_K ? 210 : 136;
+    return type == AKK_Q2_K ? 84 : type == AKK_Q3_K ? 110 : type == AKK_Q5_K ? 176 : 210;
 }
 
 /* Block wb of `type` into *pk (layouts as tiled_block in kquant_dot.c). */
@@ -176,17 +157,10 @@ TL_INLINE void tl_unpack(const int type, const uint8_t *wb, struct tl_pack *pk) 
         pk->dmin = half(wb + 2);
         break;
     }
-    case AKK_Q6_K:
+    default: /* Q6_K */
         for (int c = 0; c < 4; c++) q[c] = q6_chunk(wb, c);
         pk->sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wb + 192)));
         pk->d = half(wb + 208);
-        break;
-    default: { /* IQ4_XS */
-        const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
-        for (int c = 0; c < 4; c++) q[c] = xs_chunk(wb, c, table);
-        pk->sc = _mm512_permutexvar_epi32(pairs, _mm512_zextsi256_si512(xs_scales8(wb)));
-        pk->d = half(wb);
-    }
     }
     transpose64(q, pk->q);
 }
@@ -279,7 +253,6 @@ TL_PREP(prep_q2_k, AKK_Q2_K)
 TL_PREP(prep_q3_k, AKK_Q3_K)
 TL_PREP(prep_q5_k, AKK_Q5_K)
 TL_PREP(prep_q6_k, AKK_Q6_K)
-TL_PREP(prep_iq4_xs, AKK_IQ4_XS)
 typedef void (*tl_prep_fn)(int R, const uint8_t *W, int64_t wrow, int64_t T, const uint8_t *X, int64_t xs,
                            int64_t nb, struct tl_pack *pk, struct tl_act *act);
 
@@ -326,4 +299,138 @@ TL_ROWS(akk_rows_q2_k_tl_avx512, AKK_Q2_K, prep_q2_k, akk_rows_q2_k_tl_avx2)
 TL_ROWS(akk_rows_q3_k_tl_avx512, AKK_Q3_K, prep_q3_k, akk_rows_q3_k_tl_avx2)
 TL_ROWS(akk_rows_q5_k_tl_avx512, AKK_Q5_K, prep_q5_k, akk_rows_q5_k_tl_avx2)
 TL_ROWS(akk_rows_q6_k_tl_avx512, AKK_Q6_K, prep_q6_k, akk_rows_q6_k_tl_avx2)
-TL_ROWS(akk_rows_iq4_xs_tl_avx512, AKK_IQ4_XS, prep_iq4_xs, akk_rows_iq4_xs_tl_avx2)
+
+/*
+ * IQ4_XS in the tiled order with 16 weight rows in the 16 int32 lanes (row groups) instead of one
+ * row's 16 spans: then no lane reduction is needed (reduce16 above) and one vpmulld scales a
+ * sub-block of 16 rows, so a (row, token, block) costs 4 vpdpbusd + 1/2 vpmulld + 1/2 add where
+ * the per-row tiles spent 4 + 1 + ~3. The activations enter by 4-byte broadcasts.
+ * Unpacked per group of 16 rows and token chunk (xg_prep): sub-block j, dword k: lane r = the 4
+ * grid values + 128 of row r at elements 32j+4k..32j+4k+3 (k < 4: low nibbles of qs bytes
+ * 16j+4k.., k >= 4: high nibbles of 16j+4(k-4)..), the 16 rows' scales of sub-block j, their d.
+ * Per sub-block each lane starts at -128 x the token's sum of the 32 activations (bsums), so
+ * after 8 vpdpbusd it holds the exact sum of grid value x activation; times the scale, added up
+ * over the sub-blocks: S of llama.cpp's tiled order, and the float steps as above, lane = row.
+ */
+#define XG_ROWS 16
+#define XG_TT 8
+struct xg_block {
+    __m512i q[8][8], sc[8];
+    __m512 d;
+};
+
+/* Block b of rows W[r*wrow], r < n (n <= 16; the missing lanes repeat row n-1) into *out. */
+TL_INLINE void xg_prep(const uint8_t *W, int64_t wrow, int n, int64_t b, struct xg_block *out) {
+    const uint8_t *rp[XG_ROWS];
+    uint64_t hdr[XG_ROWS];
+    for (int r = 0; r < XG_ROWS; r++) {
+        rp[r] = W + (r < n ? r : n - 1) * wrow + b * 136;
+        memcpy(&hdr[r], rp[r], 8);
+    }
+    const __m512i h0 = _mm512_loadu_si512((const void *)hdr), h1 = _mm512_loadu_si512((const void *)(hdr + 8));
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i dh = _mm512_permutex2var_epi32(h0, even, h1);                                   /* d | scales_h << 16 */
+    const __m512i sl = _mm512_permutex2var_epi32(h0, _mm512_add_epi32(even, _mm512_set1_epi32(1)), h1); /* scales_l */
+    out->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh));
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int j = 0; j < 8; j++) {
+        const __m512i l = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15));
+        const __m512i h = _mm512_and_si512(_mm512_srli_epi32(dh, 16 + 2 * j), _mm512_set1_epi32(3));
+        out->sc[j] = _mm512_sub_epi32(_mm512_or_si512(l, _mm512_slli_epi32(h, 4)), _mm512_set1_epi32(32));
+        __m512i z[4], v[4]; /* z[g] lane 4i+k: row 4g+i's dword k of sub-block j; v[k] lane r: row r's */
+        for (int g = 0; g < 4; g++) {
+            z[g] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rp[4 * g] + 8 + 16 * j)));
+            z[g] = _mm512_inserti32x4(z[g], _mm_loadu_si128((const __m128i *)(rp[4 * g + 1] + 8 + 16 * j)), 1);
+            z[g] = _mm512_inserti32x4(z[g], _mm_loadu_si128((const __m128i *)(rp[4 * g + 2] + 8 + 16 * j)), 2);
+            z[g] = _mm512_inserti32x4(z[g], _mm_loadu_si128((const __m128i *)(rp[4 * g + 3] + 8 + 16 * j)), 3);
+        }
+        transpose64(z, v);
+        for (int k = 0; k < 4; k++) {
+            out->q[j][k] = _mm512_shuffle_epi8(table, _mm512_and_si512(v[k], m4));
+            out->q[j][k + 4] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v[k], 4), m4));
+        }
+    }
+}
+
+/* One group (pk: its nb blocks) x T tokens; off[t*nb*8 + b*8 + j]: -128 x token t's sum of the
+ * activations of sub-block j of block b. Output of the group's row r, token t at y[t*ys + r]. */
+TL_INLINE void xg_tile(const int T, const struct xg_block *pk, int64_t nb, const uint8_t *x, int64_t xs,
+                       const int32_t *off, float *y, int64_t ys, __mmask16 mask) {
+    __m512 acc[XG_TT];
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const struct xg_block *p = pk + b;
+        __m512i S[XG_TT];
+        for (int t = 0; t < T; t++) S[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            __m512i a[XG_TT];
+            for (int t = 0; t < T; t++) a[t] = _mm512_set1_epi32(off[t * nb * 8 + b * 8 + j]);
+            for (int k = 0; k < 8; k++) {
+                const __m512i w = _mm512_load_si512((const void *)&p->q[j][k]);
+                for (int t = 0; t < T; t++) {
+                    int32_t xv;
+                    memcpy(&xv, x + t * xs + b * 292 + 4 + 32 * j + 4 * k, 4);
+                    a[t] = _mm512_dpbusd_epi32(a[t], w, _mm512_set1_epi32(xv));
+                }
+            }
+            for (int t = 0; t < T; t++) S[t] = _mm512_add_epi32(S[t], _mm512_mullo_epi32(a[t], p->sc[j]));
+        }
+        for (int t = 0; t < T; t++) {
+            float xd;
+            memcpy(&xd, x + t * xs + b * 292, 4);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(p->d, _mm512_cvtepi32_ps(S[t])), _mm512_set1_ps(xd), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, mask, acc[t]);
+}
+
+#define XG_CASE(t) case t: xg_tile(t, pk, nb, x, xs, off, y, ys, mask); break;
+TL_FN void xg_tile_any(int T, const struct xg_block *pk, int64_t nb, const uint8_t *x, int64_t xs, const int32_t *off,
+                       float *y, int64_t ys, __mmask16 mask) {
+    switch (T) {
+    XG_CASE(1) XG_CASE(2) XG_CASE(3) XG_CASE(4) XG_CASE(5) XG_CASE(6) XG_CASE(7)
+    default: xg_tile(XG_TT, pk, nb, x, xs, off, y, ys, mask); break;
+    }
+}
+
+TL_FN void xg_prep_rows(const uint8_t *W, int64_t wrow, int n, int64_t nb, struct xg_block *pk) {
+    for (int64_t b = 0; b < nb; b++) xg_prep(W, wrow, n, b, &pk[b]);
+}
+
+/* Token chunks of TL_TOK_CHUNK; per chunk each group of 16 rows is unpacked once (thread scratch,
+ * as rows_tl) and passes over the chunk's tokens in tiles of XG_TT. */
+void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                               const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    const int64_t nb = n_in / 256, chunk = n_tok < TL_TOK_CHUNK ? n_tok : TL_TOK_CHUNK;
+    const size_t pk_bytes = (size_t)nb * sizeof(struct xg_block);
+    uint8_t *scratch = akk_thread_scratch(pk_bytes + (size_t)(chunk * nb * 8) * sizeof(int32_t));
+    if (!scratch) {
+        akk_rows_iq4_xs_tl_avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+        return;
+    }
+    struct xg_block *pk = (struct xg_block *)(void *)scratch;
+    int32_t *off = (int32_t *)(void *)(scratch + pk_bytes);
+    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
+        for (int64_t t = c0; t < c1; t++)
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *bs = X + t * xs + b * 292 + 260;
+                for (int j = 0; j < 8; j++) {
+                    int16_t s0, s1;
+                    memcpy(&s0, bs + 4 * j, 2);
+                    memcpy(&s1, bs + 4 * j + 2, 2);
+                    off[((t - c0) * nb + b) * 8 + j] = -128 * ((int32_t)s0 + s1);
+                }
+            }
+        for (int64_t r = r0; r < r1; r += XG_ROWS) {
+            const int n = r1 - r < XG_ROWS ? (int)(r1 - r) : XG_ROWS;
+            xg_prep_rows(W + r * wrow, wrow, n, nb, pk);
+            for (int64_t t = c0; t < c1; t += XG_TT) {
+                const int T = c1 - t < XG_TT ? (int)(c1 - t) : XG_TT;
+                xg_tile_any(T, pk, nb, X + t * xs, xs, off + (t - c0) * nb * 8, Y + t * ys + r, ys,
+                            (__mmask16)((1u << n) - 1));
+            }
+        }
+    }
+}

@@ -95,9 +95,9 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
     }
 
     /// Matmuls of every shape class (block counts odd and even, row counts around the 4-row and
-    /// 8-row tiles, 1..9 tokens and token tails of the 4- and 8-token prefill tiles, several token
-    /// chunks) on 1 and 2 threads: every SIMD level (AVX2, and AVX-512 where the CPU has it) =
-    /// scalar bit for bit, and every element equals the single dot product.
+    /// 8-row tiles and IQ4_XS's 16-row groups, 1..9 tokens and token tails of the 4- and 8-token
+    /// prefill tiles, several token chunks) on 1 and 2 threads: every SIMD level (AVX2, and AVX-512
+    /// where the CPU has it) = scalar bit for bit, and every element equals the single dot product.
     @Test func matmulScalarEqualsSIMDExactly() {
         var rng = SplitMix64(seed: 2026)
         var checked = 0
@@ -106,7 +106,8 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
             let blocks = be == 256 ? [1, 2, 3, 6] : [1, 2, 3, 5, 8, 9, 18]
             for (i, nb) in blocks.enumerated() {
                 let nIn = nb * be
-                for (nOut, tokens) in [(1, 1), (7, 1), (8, 3), (13, 2), (17 + i, 1 + i % 9), (40, 11), (24, 37), (64, 70)] {
+                for (nOut, tokens) in [(1, 1), (7, 1), (8, 3), (13, 2), (17 + i, 1 + i % 9), (40, 11), (24, 37), (64, 70),
+                                         (13, 9), (35, 16)] {
                     let w = iqWeights(type, rows: nOut, n: nIn, rng: &rng)
                     let x = acts(type, count: nIn, tokens: tokens, rng: &rng)
                     _ = akk_force_level(Int32(AKK_CPU_SCALAR.rawValue))
@@ -130,7 +131,7 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
                 }
             }
         }
-        #expect(checked == 8 * (7 + 4 + 7 + 7 + 7))
+        #expect(checked == 10 * (7 + 4 + 7 + 7 + 7))
     }
 
     /// Corrupted scales (NaN, inf, the largest e8m0): no crash, SIMD = scalar (NaN = NaN).

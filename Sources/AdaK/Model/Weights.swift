@@ -79,9 +79,10 @@ public struct LayerWeights: @unchecked Sendable {
 final class WeightLoader {
     let gguf: GGUFFile
     let target: WeightType
-    /// Repack Q4_0, Q4_K, Q6_K, IQ4_NL and MXFP4 matrices into 8-row groups (`AKK_Q4_0_R8`, repack.c;
-    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_Q6_K_R8`, repack_q6_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`,
-    /// repack_iq4mx.c).
+    /// Repack Q4_0, Q4_K, IQ4_NL and MXFP4 matrices into 8-row groups (`AKK_Q4_0_R8`, repack.c;
+    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c). Not Q6_K yet:
+    /// `AKK_Q6_K_R8` (repack_q6_k.c) is faster from L2 but streams from memory at about half the
+    /// file layout's speed (docs/BENCHMARKS.md, "Q6_K repacked"), which made model decode slower.
     let repack: Bool
     private(set) var owned: [UnsafeMutableRawPointer] = []
 
@@ -185,7 +186,7 @@ final class WeightLoader {
         return ExpertStack(type: p.type, data: p.data, count: count, rows: rows, cols: cols)
     }
 
-    /// Q4_0, Q4_K, Q6_K, IQ4_NL and MXFP4 as 8-row groups when the loader repacks and every matrix has a
+    /// Q4_0, Q4_K, IQ4_NL and MXFP4 as 8-row groups when the loader repacks and every matrix has a
     /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace); the
     /// source (file pages or a converted copy) is released, so memory stays ~ the file size.
     /// Mapped sources go in slices of ~2 MB whose pages are released as soon as they are packed: the
@@ -202,7 +203,6 @@ final class WeightLoader {
         case Int32(AKK_Q4_K.rawValue): packedType = Int32((dense ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue)
         case Int32(AKK_IQ4_NL.rawValue): packedType = Int32(AKK_IQ4_NL_R8.rawValue)
         case Int32(AKK_MXFP4.rawValue): packedType = Int32(AKK_MXFP4_R8.rawValue)
-        case Int32(AKK_Q6_K.rawValue): packedType = Int32(AKK_Q6_K_R8.rawValue)
         default: return p
         }
         guard repack, allowed, rows % 8 == 0, cols % Int(akk_block_elems(p.type)) == 0 else { return p }
@@ -216,7 +216,6 @@ final class WeightLoader {
             case Int32(AKK_Q4_0_R8.rawValue): akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
             case Int32(AKK_Q4_K_R8.rawValue), Int32(AKK_Q4_K_R8_DENSE.rawValue):
                 akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
-            case Int32(AKK_Q6_K_R8.rawValue): akk_repack_q6_k_r8(src, dst, Int64(n), Int64(cols))
             default: akk_repack_iq4mx_r8(p.type, src, dst, Int64(n), Int64(cols))
             }
             guard rc == 0 else {

@@ -477,6 +477,10 @@ import Glibc
                 }
             }
             #expect(worstPriced < 1e-4 && worstUnpriced > 1e-2, "log π_old vs priced \(worstPriced), unpriced \(worstUnpriced)")
+            // and the PPO loss reads the same priced policy: at the rollout's allocator every ratio is 1
+            var st = PPOUpdateStats()
+            _ = PPOMath.loss(allocator: before, batch: bt, tokens: Array(0..<bt.count)[...], settings: PPOSettings(), gradient: nil, stats: &st)
+            #expect(st.approxKL < 1e-6 && st.clipFraction == 0, "KL \(st.approxKL) clipped \(st.clipFraction) at the rollout's allocator")
         }
         // the reward's λ: the slope of the credit on the cost difference, cov/var, floored at 0
         #expect(abs(AllocatorTrainer.fitLambda(x: [0, 1, 2, 3], y: [1, 4, 7, 10]) - 3) < 1e-12)

@@ -8,8 +8,11 @@ struct TrainAllocator: ParsableCommand {
         commandName: "train-allocator",
         abstract: "Train an Ada-K allocator with PPO (the model stays frozen).",
         discussion: """
-            Reward per token: log p(next token) − λ·(Σ_l k_l)/(L·K). Starts from the identity allocator
-            (exactly static Top-K) unless --resume. Writes OUT (allocator GGUF) and OUT.optim (optimiser
+            Reward per token: log p(next token) − λ·(Σ_l k_l)/(L·K). With --train-budgets the rollouts run
+            under the global price instead: each window takes the next budget B of the list, its greedy pass is
+            inference at --budget B (the shared price μ solved over the window) and k is sampled from
+            softmax(logit_k − μ·k); λ is then fitted per budget and update (docs/DESIGN.md §8.5).
+            Starts from the identity allocator (exactly static Top-K) unless --resume or --init-from. Writes OUT (allocator GGUF) and OUT.optim (optimiser
             state) every --checkpoint-every updates and at the end; --resume continues from them, and may
             change --lambda, --entropy-coef, --cost-credit and --future-discount (a curriculum, recorded in the allocator's
             adak.train.curriculum).
@@ -18,7 +21,11 @@ struct TrainAllocator: ParsableCommand {
     @Option(name: .shortAndLong, help: "MoE model (GGUF)") var model: String
     @Option(help: "Training text (UTF-8)") var data: String
     @Option(help: "Output allocator (GGUF)") var out: String
-    @Option(help: "Compute price λ in the reward") var lambda: Double
+    @Option(help: "Compute price λ in the reward (not with --train-budgets)") var lambda: Double?
+    @Option(help: "Train under the global price at these expert-FLOPs budgets, e.g. 0.5,0.625,0.75 (one per window, in turn)")
+    var trainBudgets: String?
+    @Option(help: "Start a new run (fresh optimiser) from this allocator file instead of the identity")
+    var initFrom: String?
     @Option(help: "Sampled tokens per PPO update") var rolloutTokens = 2048
     @Option(help: "Tokens per teacher-forced window") var window = 256
     @Option(help: "PPO epochs per batch") var epochs = 4
@@ -46,7 +53,14 @@ struct TrainAllocator: ParsableCommand {
         guard let base = AdvantageBaseline(rawValue: baseline) else { throw ValidationError("--baseline must be greedy or mean") }
         guard let credit = CostCredit(rawValue: costCredit) else { throw ValidationError("--cost-credit must be token or layer") }
         var s = AllocatorTrainingSettings()
-        s.lambda = lambda
+        if let trainBudgets {
+            let bs = trainBudgets.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard !bs.isEmpty, bs.allSatisfy({ $0 != nil }) else { throw ValidationError("--train-budgets: a comma-separated list of numbers") }
+            s.trainBudgets = bs.map { $0! }
+        }
+        guard lambda != nil || !s.trainBudgets.isEmpty else { throw ValidationError("--lambda or --train-budgets is needed") }
+        guard !(resume && initFrom != nil) else { throw ValidationError("--resume and --init-from exclude each other") }
+        s.lambda = lambda ?? 0
         s.rolloutTokens = rolloutTokens
         s.window = window
         s.ppo.epochs = epochs
@@ -76,14 +90,18 @@ struct TrainAllocator: ParsableCommand {
         var prefix = Array(bytes.prefix(wanted * 8 + 4096))
         if prefix.count < bytes.count { while let last = prefix.last, last != 10 { prefix.removeLast() } }
         let tokens = m.tokenizer.tokenize(prefix, addSpecial: false, parseSpecial: false)
-        let trainer = resume ? try AllocatorTrainer(resuming: out, model: m, tokens: tokens, settings: s)
-                             : try AllocatorTrainer(model: m, tokens: tokens, settings: s)
+        let trainer = try resume ? AllocatorTrainer(resuming: out, model: m, tokens: tokens, settings: s)
+            : initFrom.map { try AllocatorTrainer(model: m, tokens: tokens, settings: s, startingFrom: $0) }
+                ?? AllocatorTrainer(model: m, tokens: tokens, settings: s)
         let L = m.moeLayerIndices.count
-        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; λ \(lambda); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); cost credit \(costCredit); entropy coef \(entropyCoef); future discount \(futureDiscount); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); threads \(threads == 0 ? "all" : String(threads))\n")
+        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; \(s.trainBudgets.isEmpty ? "λ \(s.lambda)" : "budgets \(trainBudgets!) (λ fitted)"); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); cost credit \(costCredit); entropy coef \(entropyCoef); future discount \(futureDiscount); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); threads \(threads == 0 ? "all" : String(threads))\n")
         try trainer.run(checkpointPath: out) { p in
             let ks = p.meanKPerLayer.map { fmt($0, 1) }.joined(separator: " ")
             var line = "upd \(p.update)/\(p.updates) tok \(p.tokens) R \(fmt(p.meanReward, 3)) logp \(fmt(p.meanLogProb, 3))"
             if p.greedyLogProb.isFinite { line += " (argmax \(fmt(p.greedyLogProb, 3)) cost \(fmt(p.greedyCostFraction, 3)))" }
+            for b in p.budgets where b.windows > 0 {
+                line += " [B \(fmt(Double(b.budget), 3)): cost \(fmt(b.costFraction, 3)) argmax \(fmt(b.greedyCostFraction, 3)) μ \(fmt(b.price, 2)) λ \(fmt(b.lambda, 2))]"
+            }
             line += " cost \(fmt(p.costFraction, 3)) KL \(fmt(p.ppo.approxKL, 4)) clip \(fmt(p.ppo.clipFraction, 3)) H \(fmt(p.ppo.entropy, 3)) |g| \(fmt(p.ppo.gradNorm, 3))"
             line += " | \(fmt(p.tokensPerSecond, 1)) tok/s ETA \(Int(p.etaSeconds))s | mean k/layer \(ks)\n"
             err(line)

@@ -417,4 +417,78 @@ import Glibc
         #expect(a.allocator.biases != c.allocator.biases)
         #expect(a.lastBatch!.advantage != c.lastBatch!.advantage)
     }
+
+    /// Training under the global price (`trainBudgets`): each window's greedy pass is inference at
+    /// its budget (the shared μ solved over the window), the sampled pass draws k from
+    /// softmax(logit_k − μ·k) at that μ, and log π_old is that priced policy's. Fails when μ is not
+    /// applied to the samples (their cost would stay the unpriced allocator's), nor to log π_old.
+    @Test func trainingUnderTheGlobalPrice() throws {
+        let m = try Model(path: Fixtures.path("models/tiny-olmoe.f32.gguf"))
+        var rng = TrainingRNG(seed: 5)
+        let tokens = (0..<400).map { _ in Int32(3 + rng.below(m.config.nVocab - 3)) }
+        let E = m.config.nExpert, d = m.config.nEmbd
+        let moe = m.moeLayerIndices
+        // a sharp random allocator (logits spread by ~±10 over tokens): its samples are close to
+        // its argmax, and unpriced it spends about half the experts, far from every budget below
+        let r = Self.randomAllocator(slots: moe.count, E: E, d: d, seed: 11, scale: 2)
+        func trainer(_ budgets: [Float]) throws -> AllocatorTrainer {
+            var s = AllocatorTrainingSettings()
+            s.window = 32
+            s.rolloutTokens = 93
+            s.updates = 1
+            s.threads = 2
+            s.ppo.minibatch = 16
+            s.lambda = budgets.isEmpty ? 1 : 0
+            s.trainBudgets = budgets
+            let a = Allocator(nEmbd: d, nExpert: E, layers: moe, weights: r.weights, biases: r.biases,
+                              architecture: m.config.arch, fingerprint: m.routerFingerprint)
+            return try AllocatorTrainer(model: m, tokens: tokens, settings: s, allocator: a)
+        }
+        // what the samples spend without a price
+        let unpriced = try trainer([])
+        var free: [AllocatorTrainingProgress] = []
+        try unpriced.run { free.append($0); return true }
+        let freeSpend = try #require(free.first).costFraction
+        for b: Float in [0.75, 3.5] {
+            #expect(abs(freeSpend - Double(b)) > 2 * 0.12 * Double(b), "the unpriced spend \(freeSpend) is not far from \(b)")
+            let t = try trainer([b])
+            let w0 = t.allocator.weights, b0 = t.allocator.biases
+            var seen: [AllocatorTrainingProgress] = []
+            try t.run { seen.append($0); return true }
+            let p = try #require(seen.first)
+            #expect(p.budgets.count == 1 && p.budgets[0].windows == 3)
+            #expect(abs(p.greedyCostFraction - Double(b)) < 0.05 * Double(b), "budget \(b): argmax spent \(p.greedyCostFraction)")
+            #expect(abs(p.costFraction - Double(b)) < 0.12 * Double(b), "budget \(b): samples spent \(p.costFraction)")
+            // log π_old is the priced policy of the allocator the rollout ran with
+            let bt = try #require(t.lastBatch)
+            #expect(bt.price.count == bt.count)
+            let before = Allocator(nEmbd: d, nExpert: E, layers: moe, weights: w0, biases: b0,
+                                   architecture: m.config.arch, fingerprint: m.routerFingerprint)
+            var worstPriced = 0.0, worstUnpriced = 0.0
+            for sl in 0..<bt.slots {
+                for i in 0..<bt.count {
+                    let z = Self.logits(before, slot: sl, Array(bt.hidden[sl][(i * d)..<((i + 1) * d)]))
+                    var lp = [Double](repeating: 0, count: E)
+                    z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer {
+                        MaskedPolicy.logProbs(logits: zb.baseAddress!, lo: 1, hi: E, price: bt.price[i], out: $0.baseAddress!) } }
+                    let k = Int(bt.k[sl][i])
+                    worstPriced = max(worstPriced, abs(lp[k - 1] - Double(bt.logProbOld[sl][i])))
+                    worstUnpriced = max(worstUnpriced, abs(Self.logProb(z, k: k, lo: 1, hi: E) - Double(bt.logProbOld[sl][i])))
+                }
+            }
+            #expect(worstPriced < 1e-4 && worstUnpriced > 1e-2, "log π_old vs priced \(worstPriced), unpriced \(worstUnpriced)")
+            // and the PPO loss reads the same priced policy: at the rollout's allocator every ratio is 1
+            var st = PPOUpdateStats()
+            _ = PPOMath.loss(allocator: before, batch: bt, tokens: Array(0..<bt.count)[...], settings: PPOSettings(), gradient: nil, stats: &st)
+            #expect(st.approxKL < 1e-6 && st.clipFraction == 0, "KL \(st.approxKL) clipped \(st.clipFraction) at the rollout's allocator")
+        }
+        // the reward's λ: the slope of the credit on the cost difference, cov/var, floored at 0
+        #expect(abs(AllocatorTrainer.fitLambda(x: [0, 1, 2, 3], y: [1, 4, 7, 10]) - 3) < 1e-12)
+        #expect(AllocatorTrainer.fitLambda(x: [0, 1, 2], y: [2, 1, 0]) == 0)
+        #expect(AllocatorTrainer.fitLambda(x: [1, 1], y: [0, 5]) == 0)
+        // settings that do not fit together
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.trainBudgets = [0.5] } }   // λ 0.3
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.lambda = 0; $0.trainBudgets = [0.5]; $0.baseline = .mean } }
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.lambda = 0; $0.trainBudgets = [0] } }
+    }
 }

@@ -25,8 +25,18 @@ public enum CostCredit: String, Sendable, CaseIterable {
 
 /// Rollout and PPO settings of `AllocatorTrainer`.
 public struct AllocatorTrainingSettings: Sendable, Equatable {
-    /// Price of compute in the reward r_t = log p(x_{t+1}) − λ·(Σ_l k_l)/(L·K).
+    /// Price of compute in the reward r_t = log p(x_{t+1}) − λ·(Σ_l k_l)/(L·K) (with
+    /// `trainBudgets` λ must be 0: it is then fitted per budget and update, see there).
     public var lambda: Double = 0.3
+    /// Training under the global price (docs/DESIGN.md §8.5); empty: off. Rollout window i of the
+    /// run takes budget B = trainBudgets[i mod n]; its greedy pass is the inference pass at
+    /// `--budget B` (global mode: a measuring pass, the shared price μ solved by the router's
+    /// bisection, the real pass), and its sampled pass draws k from softmax(logit_k − μ·k) at
+    /// that μ. The reward's λ is the update's least-squares slope of the log-likelihood credit
+    /// on the cost (sampled minus greedy) per budget: the marginal value of experts at that
+    /// budget, so only the reallocation between layers and tokens is rewarded, not spending more
+    /// (which the re-solved μ would undo). Needs the greedy baseline.
+    public var trainBudgets: [Float] = []
     /// Sampled tokens (scored positions) per PPO update.
     public var rolloutTokens = 2048
     /// Tokens per teacher-forced window (one batch forward each).
@@ -77,6 +87,11 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         guard threads >= 0, threads <= 1024 else { throw bad("threads \(threads) out of range 0...1024") }
         guard checkpointEvery >= 0, checkpointEvery <= big else { throw bad("checkpoint_every \(checkpointEvery) out of range 0...\(big)") }
         guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future_discount \(futureDiscount) must be in [0, 1)") }
+        for b in trainBudgets { guard b.isFinite, b > 0, b <= 16 else { throw bad("training budget \(b) is not in (0, 16]") } }
+        guard trainBudgets.count <= 64 else { throw bad("at most 64 training budgets") }
+        guard trainBudgets.isEmpty || lambda == 0 else {
+            throw bad("with training budgets the price of compute is the budget's μ and λ is fitted: leave lambda at 0")
+        }
     }
 
     /// Every setting, and how they fit together and with `model`.
@@ -94,6 +109,8 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         guard perturbLayers == 0 || baseline == .greedy else { throw bad("perturbing a few layers needs the greedy baseline") }
         // later tokens' raw log p (mean baseline) would add ~γ/(1−γ) tokens' worth of unpaired noise
         guard futureDiscount == 0 || baseline == .greedy else { throw bad("a future discount needs the greedy baseline") }
+        // the greedy pass is where the budget's price is solved
+        guard trainBudgets.isEmpty || baseline == .greedy else { throw bad("training budgets need the greedy baseline") }
     }
 }
 
@@ -111,10 +128,25 @@ public struct AllocatorTrainingProgress: Sendable {
     public var greedyLogProb: Double
     public var greedyCostFraction: Double
     public var meanKPerLayer: [Double]
+    /// Training under the global price: per budget of `trainBudgets` (in that order) what its
+    /// windows of this update did (empty without budgets).
+    public var budgets: [BudgetRollout] = []
     public var ppo: PPOUpdateStats
     public var tokensPerSecond: Double
     public var elapsedSeconds: Double
     public var etaSeconds: Double
+}
+
+/// The windows of one update that ran at one training budget.
+public struct BudgetRollout: Sendable {
+    public var budget: Float
+    public var windows = 0
+    /// Mean Σk/(L·K) of the sampled and of the greedy (inference) pass, the mean price μ solved,
+    /// and the λ fitted for the reward.
+    public var costFraction = 0.0
+    public var greedyCostFraction = 0.0
+    public var price = 0.0
+    public var lambda = 0.0
 }
 
 /// PPO for Ada-K allocators on a frozen model (docs/DESIGN.md §4). Each update: teacher-forced windows
@@ -184,6 +216,22 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
         a.trainingInfo["adak.train.k_max"] = .uint32(UInt32(hi))
+        a.trainingInfo["adak.train.budgets"] = settings.trainBudgets.isEmpty ? nil
+            : .string(settings.trainBudgets.map { String($0) }.joined(separator: ","))
+    }
+
+    /// A new run (fresh optimiser, counters at 0) that starts from the allocator at `path`, e.g.
+    /// one trained with another reward; what made it is kept in `adak.train.init`.
+    public convenience init(model: Model, tokens: [Int32], settings: AllocatorTrainingSettings, startingFrom path: String) throws {
+        let a = try Allocator(path: path, model: model)
+        let info = a.trainingInfo
+        var origin = String(path.split(separator: "/").last ?? Substring(path))
+        if let u = info["adak.train.updates"]?.doubleValue { origin += " after \(Int(u)) updates" }
+        origin += ": " + (info["adak.train.curriculum"]?.stringValue ?? "")
+        if let r = AllocatorTrainer.rewardSettings(info) { origin += "then \(r)" }
+        try self.init(model: model, tokens: tokens, settings: settings, allocator: a)
+        a.trainingInfo["adak.train.curriculum"] = nil
+        a.trainingInfo["adak.train.init"] = .string(origin)
     }
 
     /// Updates planned in total (limited by `totalTokens`).
@@ -238,34 +286,80 @@ public final class AllocatorTrainer {
         return f
     }
 
+    /// What one rollout window measured, kept until the update's λ per budget is known.
+    private struct WindowRecord {
+        var budget: Int
+        var logProb: [Double], baseLogProb: [Double], cost: [Double], baseCost: [Double]
+        /// The discounted later tokens' log-likelihood advantages credited to each token.
+        var future: [Double]
+        /// k per slot and token in the greedy pass (empty without it).
+        var baseK: [[Int32]]
+    }
+
+    /// The λ of each budget (settings.lambda without training budgets), fitted on the update's
+    /// tokens at that budget: x = their cost difference to the greedy pass, y = their
+    /// log-likelihood credit (own and discounted later advantages).
+    private func rewardLambdas(_ records: [WindowRecord], budgets n: Int) -> [Double] {
+        guard !settings.trainBudgets.isEmpty else { return [settings.lambda] }
+        return (0..<n).map { b in
+            var x: [Double] = [], y: [Double] = []
+            for w in records where w.budget == b {
+                for t in w.cost.indices {
+                    x.append(w.cost[t] - w.baseCost[t])
+                    y.append(w.logProb[t] - w.baseLogProb[t] + w.future[t])
+                }
+            }
+            return Self.fitLambda(x: x, y: y)
+        }
+    }
+
+    /// The least-squares slope cov(x, y)/var(x), floored at 0 (0 when x does not vary): the
+    /// log-likelihood one unit of cost buys at the current allocation.
+    static func fitLambda(x: [Double], y: [Double]) -> Double {
+        let n = Double(x.count)
+        guard x.count > 1, x.count == y.count else { return 0 }
+        let mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
+        var cxy = 0.0, vx = 0.0
+        for i in x.indices { cxy += (x[i] - mx) * (y[i] - my); vx += (x[i] - mx) * (x[i] - mx) }
+        return vx > 1e-12 ? max(0, cxy / vx) : 0
+    }
+
     /// Runs one update: rollouts, advantages, PPO. Returns what it measured.
     func step(startTime: Double) throws -> AllocatorTrainingProgress {
         let L = allocator.layers.count, K = Double(model.config.nExpertUsed)
         var batch = PPOBatch(nEmbd: allocator.nEmbd, nExpert: allocator.nExpert, slots: L, lo: lo, hi: hi)
-        var sumR = 0.0, sumLP = 0.0, sumC = 0.0, sumGLP = 0.0, sumGC = 0.0
+        let budgets = settings.trainBudgets
+        var perBudget = budgets.map { BudgetRollout(budget: $0) }
         var kSum = [Double](repeating: 0, count: L)
         var n = 0
+        var records: [WindowRecord] = []
         let greedyTrace = RoutingTrace(model: model, sampling: false, recordHidden: false)
-        for _ in 0..<rolloutWindows {
+        // the window count so far picks each window's budget (the same after a resume)
+        let windowsBefore = tokensDone / (settings.window - 1)
+        for w in 0..<rolloutWindows {
             let win = nextWindow()
             let m = win.count - 1
-            var base = [Double](repeating: 0, count: m)
-            var baseLogProb = [Double](repeating: 0, count: m)
+            var rec = WindowRecord(budget: 0, logProb: [], baseLogProb: [Double](repeating: 0, count: m),
+                                   cost: [], baseCost: [Double](repeating: 0, count: m), future: [], baseK: [])
+            var price: Float = 0
+            if !budgets.isEmpty {
+                rec.budget = (windowsBefore + w) % budgets.count
+                if session.routing.budget != budgets[rec.budget] { try session.setBudget(budgets[rec.budget]) }
+            }
             if settings.baseline == .greedy {
+                // with a budget this is inference itself: measuring pass, μ solved, real pass
                 greedyTrace.clear()
                 session.trace = greedyTrace
                 session.reset()
                 try session.evaluate(win, allLogits: true)
-                let lp = logProbs(of: win)
+                rec.baseLogProb = logProbs(of: win)
+                rec.baseK = greedyTrace.k
                 for t in 0..<m {
                     var c = 0.0
                     for s in 0..<L { c += Double(greedyTrace.k[s][t]) }
-                    c /= Double(L) * K
-                    base[t] = lp[t] - settings.lambda * c
-                    baseLogProb[t] = lp[t]
-                    sumGLP += lp[t]
-                    sumGC += c
+                    rec.baseCost[t] = c / (Double(L) * K)
                 }
+                if !budgets.isEmpty { price = session.router.knob.first ?? 0 }
             }
             trace.clear()
             var perturbed: Set<Int>? = nil
@@ -275,41 +369,73 @@ public final class AllocatorTrainer {
                 perturbed = Set(slots[0..<settings.perturbLayers])
             }
             trace.sampledSlots = perturbed
+            trace.price = price
             session.trace = trace
             session.reset()
             try session.evaluate(win, allLogits: true)
             session.trace = nil
-            let lp = logProbs(of: win)
+            rec.logProb = logProbs(of: win)
+            rec.future = Self.futureCredit((0..<m).map { rec.logProb[$0] - rec.baseLogProb[$0] }, discount: settings.futureDiscount)
             let d = allocator.nEmbd
-            let future = Self.futureCredit((0..<m).map { lp[$0] - baseLogProb[$0] }, discount: settings.futureDiscount)
             for t in 0..<m {
                 var c = 0.0
                 for s in 0..<L { c += Double(trace.k[s][t]) }
-                c /= Double(L) * K
-                let r = lp[t] - settings.lambda * c
-                sumR += r
-                sumLP += lp[t]
-                sumC += c
-                let adv = Float(r - base[t] + future[t])
+                rec.cost.append(c / (Double(L) * K))
                 for s in 0..<L {
                     batch.k[s].append(trace.k[s][t])
                     batch.logProbOld[s].append(trace.logProb[s][t])
-                    switch settings.costCredit {
-                    case .token: batch.advantage[s].append(adv)
-                    case .layer:
-                        let kb = settings.baseline == .greedy ? Int(greedyTrace.k[s][t]) : 0
-                        batch.advantage[s].append(Float(Self.layerCreditAdvantage(
-                            logProb: lp[t], baselineLogProb: baseLogProb[t], k: Int(trace.k[s][t]), baselineK: kb,
-                            lambda: settings.lambda, layers: L, kNative: model.config.nExpertUsed) + future[t]))
-                    }
                     batch.active[s].append(perturbed?.contains(s) ?? true)
                     kSum[s] += Double(trace.k[s][t])
                 }
+                if !budgets.isEmpty { batch.price.append(price) }
             }
             for s in 0..<L { batch.hidden[s].append(contentsOf: trace.hidden[s][0..<(m * d)]) }
+            if !budgets.isEmpty {
+                perBudget[rec.budget].windows += 1
+                perBudget[rec.budget].price += Double(price)
+                perBudget[rec.budget].costFraction += rec.cost.reduce(0, +) / Double(m)
+                perBudget[rec.budget].greedyCostFraction += rec.baseCost.reduce(0, +) / Double(m)
+            }
+            records.append(rec)
             n += m
         }
         trace.sampledSlots = nil
+        trace.price = 0
+        // advantages, now that each budget's λ is known
+        let lambdas = rewardLambdas(records, budgets: max(budgets.count, 1))
+        let greedy = settings.baseline == .greedy
+        var sumR = 0.0, sumLP = 0.0, sumC = 0.0, sumGLP = 0.0, sumGC = 0.0
+        for w in records {
+            let lambda = lambdas[w.budget]
+            for t in w.cost.indices {
+                let r = w.logProb[t] - lambda * w.cost[t]
+                let base = w.baseLogProb[t] - lambda * w.baseCost[t]
+                sumR += r
+                sumLP += w.logProb[t]
+                sumC += w.cost[t]
+                sumGLP += w.baseLogProb[t]
+                sumGC += w.baseCost[t]
+                let adv = Float(r - base + w.future[t])
+                let i = batch.advantage[0].count
+                for s in 0..<L {
+                    switch settings.costCredit {
+                    case .token: batch.advantage[s].append(adv)
+                    case .layer:
+                        let kb = greedy ? Int(w.baseK[s][t]) : 0
+                        batch.advantage[s].append(Float(Self.layerCreditAdvantage(
+                            logProb: w.logProb[t], baselineLogProb: w.baseLogProb[t], k: Int(batch.k[s][i]), baselineK: kb,
+                            lambda: lambda, layers: L, kNative: model.config.nExpertUsed) + w.future[t]))
+                    }
+                }
+            }
+        }
+        for i in perBudget.indices where perBudget[i].windows > 0 {
+            let f = 1 / Double(perBudget[i].windows)
+            perBudget[i].price *= f
+            perBudget[i].costFraction *= f
+            perBudget[i].greedyCostFraction *= f
+            perBudget[i].lambda = lambdas[i]
+        }
         batch.normalizeAdvantages()
         lastBatch = batch
         let st = optimizer.update(allocator: allocator, batch: batch, rng: &trace.rng)
@@ -317,12 +443,11 @@ public final class AllocatorTrainer {
         tokensDone += n
         let elapsed = AllocatorTrainer.now() - startTime
         let nn = Double(n)
-        let greedy = settings.baseline == .greedy
         return AllocatorTrainingProgress(
             update: updatesDone, updates: plannedUpdates, tokens: tokensDone,
             meanReward: sumR / nn, meanLogProb: sumLP / nn, costFraction: sumC / nn,
             greedyLogProb: greedy ? sumGLP / nn : .nan, greedyCostFraction: greedy ? sumGC / nn : .nan,
-            meanKPerLayer: kSum.map { $0 / nn }, ppo: st, tokensPerSecond: 0, elapsedSeconds: elapsed, etaSeconds: 0)
+            meanKPerLayer: kSum.map { $0 / nn }, budgets: perBudget, ppo: st, tokensPerSecond: 0, elapsedSeconds: elapsed, etaSeconds: 0)
     }
 
     /// Trains until `plannedUpdates`, calling `progress` after every update (return false to stop;
@@ -427,7 +552,8 @@ public final class AllocatorTrainer {
         let x = info["adak.train.cost_credit"]?.stringValue ?? CostCredit.token.rawValue
         let g = info["adak.train.future_discount"]?.doubleValue ?? 0
         func f(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
-        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)" + (g == 0 ? "" : " future_discount \(f(g))")
+        let b = info["adak.train.budgets"]?.stringValue.map { " budgets \($0)" } ?? ""
+        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)" + (g == 0 ? "" : " future_discount \(f(g))") + b
     }
 
     /// The last update of the recorded curriculum stages (0: none).

@@ -19,6 +19,9 @@ public struct PPOBatch {
     /// not perturb carry no information about their action and are left out of the loss and of
     /// the advantage normalisation.
     public var active: [[Bool]]
+    /// Per sample (token, shared by the slots): the price μ its rollout ran at (empty: 0 for all);
+    /// the policy of the ratio and the entropy bonus is then softmax(logit_k − μ·k).
+    public var price: [Float] = []
 
     public init(nEmbd: Int, nExpert: Int, slots: Int, lo: Int, hi: Int) {
         self.nEmbd = nEmbd
@@ -168,7 +171,8 @@ enum PPOMath {
                         for j in lo...hi {
                             z[j - 1] = a.biases[slot][j - 1] + akk_vec_dot(Int32(AKK_F32.rawValue), Int64(d), w.baseAddress! + (j - 1) * d, h)
                         }
-                        z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: zb.baseAddress!, lo: lo, hi: hi, out: $0.baseAddress!) } }
+                        let mu = batch.price.isEmpty ? 0 : batch.price[i]
+                        z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: zb.baseAddress!, lo: lo, hi: hi, price: mu, out: $0.baseAddress!) } }
                         let k = Int(batch.k[slot][i])
                         let adv = Double(batch.advantage[slot][i])
                         let logRatio = lp[k - lo] - Double(batch.logProbOld[slot][i])

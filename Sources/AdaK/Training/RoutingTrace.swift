@@ -4,15 +4,18 @@ import Glibc
 
 /// The policy of one allocator layer restricted to k ∈ [lo, hi]: log π(k | h) for every k in range
 /// from the logits (index k−1), in double for a stable softmax. Out-of-range actions get −∞.
+/// With a price μ the policy is the priced one, softmax(logit_k − μ·k): the stochastic version of
+/// the budget's rule argmax(logit_k − μ·k) (training under a global price, docs/DESIGN.md §8.5).
 enum MaskedPolicy {
     /// Writes log-probabilities of k = lo…hi into `logp[0..<hi-lo+1]`.
-    static func logProbs(logits: UnsafePointer<Float>, lo: Int, hi: Int, out logp: UnsafeMutablePointer<Double>) {
+    static func logProbs(logits: UnsafePointer<Float>, lo: Int, hi: Int, price: Float = 0, out logp: UnsafeMutablePointer<Double>) {
+        let mu = Double(price)
         var mx = -Double.infinity
-        for k in lo...hi { mx = max(mx, Double(logits[k - 1])) }
+        for k in lo...hi { mx = max(mx, Double(logits[k - 1]) - mu * Double(k)) }
         var s = 0.0
-        for k in lo...hi { s += exp(Double(logits[k - 1]) - mx) }
+        for k in lo...hi { s += exp(Double(logits[k - 1]) - mu * Double(k) - mx) }
         let lse = mx + log(s)
-        for k in lo...hi { logp[k - lo] = Double(logits[k - 1]) - lse }
+        for k in lo...hi { logp[k - lo] = Double(logits[k - 1]) - mu * Double(k) - lse }
     }
 }
 
@@ -38,6 +41,9 @@ public final class RoutingTrace {
     /// allocator's argmax (its log π is still recorded), so a rollout can perturb a few layers
     /// and be compared token by token with the all-argmax pass (`perturbLayers` in training).
     public var sampledSlots: Set<Int>? = nil
+    /// With `sampling`: the shared price μ of the rollout (training under a global budget); k is
+    /// sampled from softmax(logit_k − μ·k) and the unsampled slots take argmax(logit_k − μ·k).
+    public var price: Float = 0
 
     public convenience init(model: Model, sampling: Bool, recordHidden: Bool, seed: UInt64 = 0) {
         self.init(slots: model.moeLayerIndices.count, nEmbd: model.config.nEmbd, sampling: sampling,
@@ -72,7 +78,7 @@ public final class RoutingTrace {
         var ks = [Int](repeating: lo, count: n)
         var lp = [Double](repeating: 0, count: hi - lo + 1)
         for t in 0..<n {
-            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, out: $0.baseAddress!) }
+            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, price: price, out: $0.baseAddress!) }
             var u = rng.uniform(), chosen = hi
             for k in lo...hi {
                 u -= exp(lp[k - lo])
@@ -90,8 +96,8 @@ public final class RoutingTrace {
         var ks = [Int](repeating: lo, count: n)
         var lp = [Double](repeating: 0, count: hi - lo + 1)
         for t in 0..<n {
-            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, out: $0.baseAddress!) }
-            let k = KRule.adak(logits: logits + t * E, lo: lo, hi: hi, mu: 0)
+            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, price: price, out: $0.baseAddress!) }
+            let k = KRule.adak(logits: logits + t * E, lo: lo, hi: hi, mu: price)
             ks[t] = k
             logProb[slot].append(Float(lp[k - lo]))
         }

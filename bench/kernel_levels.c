@@ -36,8 +36,7 @@ static double cpu(void) {
 
 /* The plain type a repacked one is made from. */
 static int base_type(int type) {
-    return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 || type == AKK_Q4_K_R8_DENSE ? AKK_Q4_K
-         : type == AKK_Q6_K_R8 ? AKK_Q6_K : type;
+    return type == AKK_Q4_0_R8 ? AKK_Q4_0 : type == AKK_Q4_K_R8 || type == AKK_Q4_K_R8_DENSE ? AKK_Q4_K : type;
 }
 
 /* Byte offsets of a block's fp16 scales (d, then dmin / m). */
@@ -71,7 +70,6 @@ static void random_rows(int type, uint8_t *w, int n_out, int n_in) {
     if (type != base) {
         uint8_t *packed = malloc((size_t)(rb * n_out));
         if (type == AKK_Q4_0_R8) akk_repack_q4_0_r8(w, packed, n_out, n_in);
-        else if (type == AKK_Q6_K_R8) akk_repack_q6_k_r8(w, packed, n_out, n_in);
         else akk_repack_q4_k_r8(w, packed, n_out, n_in);
         memcpy(w, packed, (size_t)(rb * n_out));
         free(packed);
@@ -130,7 +128,7 @@ static void mm_keep(void *a, int l) {
 
 static void bench_type(int type, int n_out, int n_in, int reps) {
     const int base = base_type(type), tiled = type == AKK_Q2_K || type == AKK_Q3_K || type == AKK_Q5_K ||
-                                                   type == AKK_Q6_K || type == AKK_Q6_K_R8 || type == AKK_IQ4_XS;
+                                                   type == AKK_Q6_K || type == AKK_IQ4_XS;
     if (akk_row_bytes(base, n_in) <= 0 || akk_vec_dot_type(base) < 0) return;
     uint8_t *w = malloc((size_t)(akk_row_bytes(base, n_in) * n_out));
     random_rows(type, w, n_out, n_in);
@@ -279,7 +277,7 @@ int main(int argc, char **argv) {
     const int n_out = argc > 1 ? atoi(argv[1]) : 1024, n_in = argc > 2 ? atoi(argv[2]) : 2048;
     const int reps = argc > 3 ? atoi(argv[3]) : 5;
     static const int types[] = {AKK_F32, AKK_Q8_0, AKK_Q4_0, AKK_Q4_1, AKK_Q4_0_R8, AKK_Q5_0, AKK_Q5_1, AKK_Q2_K,
-                                AKK_Q3_K, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q4_K_R8_DENSE, AKK_Q5_K, AKK_Q6_K, AKK_Q6_K_R8, AKK_IQ4_NL, AKK_IQ4_XS,
+                                AKK_Q3_K, AKK_Q4_K, AKK_Q4_K_R8, AKK_Q4_K_R8_DENSE, AKK_Q5_K, AKK_Q6_K, AKK_IQ4_NL, AKK_IQ4_XS,
                                 AKK_MXFP4, AKK_IQ4_NL_X8, AKK_MXFP4_X8};
     akk_init();
     printf("best level %s, BF16 %d; %d x %d, best of %d, CPU ms\n", akk_cpu_level_name(akk_cpu_max_level()),

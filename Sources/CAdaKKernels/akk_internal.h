@@ -87,7 +87,6 @@ struct akk_impl {
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
     akk_rows_fn rows_iq4_nl_r8, rows_mxfp4_r8; /* AKK_IQ4_NL_R8, AKK_MXFP4_R8 (repack_iq4mx.c), as above */
     akk_rows_fn rows_q4_k_r8_dense; /* AKK_Q4_K_R8_DENSE (repack_q4_k.c); the same */
-    akk_rows_fn rows_q6_k_r8, rows_q6_k_r8_tl; /* AKK_Q6_K_R8 (repack_q6_k.c): vec_dot and tiled order */
 };
 
 /* Scalar reference of the AKK_Q4_0_R8 matmul (repack.c); r0 and r1 multiples of 8. */
@@ -201,32 +200,6 @@ void akk_rows_by_dot_scalar(int wtype, const uint8_t *W, int64_t wrow, int64_t r
                             const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
 void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
-
-/* AKK_Q6_K_R8 (repack_q6_k.c): scalar references of the vec_dot order and the tiled one (r0, r1
- * multiples of 8), and the SIMD row driver: a token block's activations rearranged by `prep`
- * (q: the 32-byte chunks' dwords in the order 0,4,1,5,2,6,3,7; bs: the bsum pairs (dwords) in
- * that order; dx), then `group` (T <= max_t[tl] tokens x 8 rows, tl: the tiled order; x: the
- * first token's blocks, xs blocks to the next token's). */
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_r8_scalar)
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_r8_tl_scalar)
-struct akk_q6r8_x {
-    uint8_t q[256];
-    int32_t bs[8];
-    float dx, pad_[7];
-};
-struct akk_q6r8_kernel {
-    void (*prep)(const uint8_t *x, int64_t nb, struct akk_q6r8_x *out);
-    void (*group)(int T, int tl, const uint8_t *grp, int64_t nb, const struct akk_q6r8_x *x, int64_t xs, float *y,
-                  int64_t ystride);
-    int max_t[2];
-};
-void akk_rows_q6r8(const struct akk_q6r8_kernel *k, int tl, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
-                   int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
-void akk_q6r8_prep_avx2(const uint8_t *x, int64_t nb, struct akk_q6r8_x *out);
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_r8_avx2)
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_r8_tl_avx2)
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_r8_avx512)
-AKK_KQ_ROWS_DECL(akk_rows_q6_k_r8_tl_avx512)
 
 /* AKK_IQ4_NL_R8 / AKK_MXFP4_R8 (repack_iq4mx.c): scalar references (r0, r1 multiples of 8), the
  * AVX2 (simd_avx2_iq4mx_r8.c) and AVX-512 VNNI (simd_avx512_iq4mx_r8.c) kernels. */

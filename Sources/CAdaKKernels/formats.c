@@ -76,7 +76,7 @@ int64_t akk_block_elems(int type) {
     case AKK_IQ4_NL_R8: case AKK_MXFP4_R8: return AKK_QK;
     case AKK_IQ4_XS: return AKK_QK_K;
     case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_Q8_K: return AKK_QK_K;
-    case AKK_Q4_K_R8: case AKK_Q4_K_R8_DENSE: case AKK_Q6_K_R8: return AKK_QK_K;
+    case AKK_Q4_K_R8: case AKK_Q4_K_R8_DENSE: return AKK_QK_K;
     default: return 0;
     }
 }
@@ -95,7 +95,7 @@ int64_t akk_block_bytes(int type) {
     case AKK_Q3_K: return 32 + 64 + 12 + 2;
     case AKK_Q4_K: case AKK_Q4_K_R8: case AKK_Q4_K_R8_DENSE: return 2 + 2 + 12 + 128;
     case AKK_Q5_K: return 2 + 2 + 12 + 32 + 128;
-    case AKK_Q6_K: case AKK_Q6_K_R8: return 128 + 64 + 16 + 2;
+    case AKK_Q6_K: return 128 + 64 + 16 + 2;
     case AKK_Q8_K: return 4 + 256 + 32;
     case AKK_IQ4_NL: case AKK_IQ4_NL_X8: case AKK_IQ4_NL_R8: return 2 + 16;
     case AKK_IQ4_XS: return 2 + 2 + 4 + 128;
@@ -137,7 +137,6 @@ const char *akk_type_name(int type) {
     case AKK_IQ4_NL_R8: return "iq4_nl_r8";
     case AKK_MXFP4_R8: return "mxfp4_r8";
     case AKK_Q4_K_R8_DENSE: return "q4_k_r8_dense";
-    case AKK_Q6_K_R8: return "q6_k_r8";
     default: return "unknown";
     }
 }

@@ -257,6 +257,4 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_avx2,
     .rows_mxfp4_r8 = akk_rows_mxfp4_r8_avx2,
     .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_avx2,
-    .rows_q6_k_r8 = akk_rows_q6_k_r8_avx2,
-    .rows_q6_k_r8_tl = akk_rows_q6_k_r8_tl_avx2,
 };

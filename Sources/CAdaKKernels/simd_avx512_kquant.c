@@ -125,6 +125,4 @@ void akk_avx512_kquant_prepare(struct akk_impl *impl) {
     impl->rows_q4_k_r8 = rows_q4_k_r8;
     impl->rows_q4_k_r8_dense = rows_q4_k_r8_dense;
     impl->rows_q6_k = rows_q6_k;
-    impl->rows_q6_k_r8 = akk_rows_q6_k_r8_avx512; /* simd_avx512_q6k_r8.c */
-    impl->rows_q6_k_r8_tl = akk_rows_q6_k_r8_tl_avx512;
 }

@@ -70,16 +70,9 @@ private func matmul(_ t: Int32, _ w: UnsafeRawPointer, nOut: Int, nIn: Int, _ x:
         let kcases: [(Int32, Int32, Int, Int)] = [(k(AKK_Q4_K.rawValue), k(AKK_Q6_K.rawValue), 256, 512),
                                                   (k(AKK_Q5_0.rawValue), k(AKK_Q5_K.rawValue), 96, 768),
                                                   (k(AKK_Q3_K.rawValue), k(AKK_Q2_K.rawValue), 256, 256),
-                                                  (k(AKK_Q5_1.rawValue), k(AKK_Q5_0.rawValue), 64, 160),
-                                                  (k(AKK_Q4_K.rawValue), k(AKK_Q6_K_R8.rawValue), 256, 768)]
+                                                  (k(AKK_Q5_1.rawValue), k(AKK_Q5_0.rawValue), 64, 160)]
         func weights(_ t: Int32, rows: Int, n: Int) -> [UInt8] {
-            if t == k(AKK_Q6_K_R8.rawValue) { // the loader's repacked Q6_K
-                let w = randomKQuantWeights(k(AKK_Q6_K.rawValue), rows: rows, n: n, rng: &rng)
-                var packed = w
-                #expect(akk_repack_q6_k_r8(w, &packed, Int64(rows), Int64(n)) == 0)
-                return packed
-            }
-            return kquantTypes.contains(t) ? randomKQuantWeights(t, rows: rows, n: n, rng: &rng) : randomWeights(t, rows: rows, n: n, rng: &rng)
+            kquantTypes.contains(t) ? randomKQuantWeights(t, rows: rows, n: n, rng: &rng) : randomWeights(t, rows: rows, n: n, rng: &rng)
         }
         for (gt, dt, d, f) in cases + kcases {
             let nE = 5

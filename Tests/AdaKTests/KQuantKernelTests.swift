@@ -325,53 +325,6 @@ private func q8KReference(_ x: ArraySlice<Float>) -> (d: Float, q: [Int8], bsums
         #expect(akk_q4_k_r8_row(src, -1, 256, &out) == -1)
     }
 
-    /// Q6_K repacked in groups of 8 rows (AKK_Q6_K_R8): the repacking is lossless, its scalar
-    /// references equal the plain Q6_K kernels bit for bit in both orders (the vec_dot order below
-    /// AKK_TILED_MIN_ROWS activation rows, llama.cpp's tiled order from there), and every SIMD level
-    /// equals them: decode, token tiles with tails, a second chunk of 64 tokens, 1 and 2 threads,
-    /// normal, extreme and non-finite scales (NaN or infinite d: NaN or garbage, no crash).
-    @Test func q6KRepackedEqualsQ6KExactlyAtEveryLevel() {
-        var rng = SplitMix64(seed: 37)
-        let q6k = Int32(AKK_Q6_K.rawValue), r8 = Int32(AKK_Q6_K_R8.rawValue)
-        #expect(akk_vec_dot_type(r8) == Int32(AKK_Q8_K.rawValue) && akk_row_bytes(r8, 768) == akk_row_bytes(q6k, 768))
-        #expect(String(cString: akk_type_name(r8)) == "q6_k_r8")
-        let levels = (Int32(AKK_CPU_AVX2.rawValue)...akk_cpu_max_level()).map { $0 }
-        for (blocks, nOut, tokens) in [(1, 8, 1), (2, 16, 1), (3, 24, 1), (5, 40, 1), (2, 40, 2), (1, 8, 3), (5, 16, 7),
-                                       (2, 24, 8), (3, 8, 9), (1, 16, 13), (2, 8, 70), (1, 8, 130), (7, 72, 4)] {
-            let nIn = blocks * 256, rb = Int(akk_row_bytes(q6k, Int64(nIn)))
-            for scales in [ScaleRange.normal, .extreme, .nonFinite] {
-                let w = randomKQuantWeights(q6k, rows: nOut, n: nIn, scales: scales, rng: &rng)
-                var packed = [UInt8](repeating: 0, count: w.count), row = [UInt8](repeating: 0, count: rb)
-                #expect(akk_repack_q6_k_r8(w, &packed, Int64(nOut), Int64(nIn)) == 0)
-                for r in 0..<nOut {
-                    #expect(akk_q6_k_r8_row(packed, Int64(r), Int64(nIn), &row) == 0)
-                    #expect(row[...] == w[(r * rb)..<((r + 1) * rb)], "row \(r) of \(nOut)x\(nIn)")
-                }
-                let x = quantized(q6k, activations(nIn * tokens, rng: &rng), n: nIn, rows: tokens)
-                akk_force_scalar(1)
-                let plain = matmul(q6k, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
-                let scalar = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
-                akk_force_scalar(0)
-                let label = "\(nIn)x\(nOut)x\(tokens) \(scales)"
-                #expect(same(scalar, plain), "scalar q6_k_r8 vs q6_k \(label)")
-                if scales == .normal { #expect(!scalar.contains { !$0.isFinite }, "\(label)") }
-                for level in levels {
-                    #expect(akk_force_level(level) == level)
-                    for threads: Int32 in [1, 2] {
-                        let y = matmul(r8, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads)
-                        #expect(same(y, scalar), "\(String(cString: akk_cpu_level_name(level))) \(label) threads \(threads)")
-                    }
-                }
-                _ = akk_force_level(-1)
-            }
-        }
-        var out = [UInt8](repeating: 0, count: 210 * 12)
-        let src = [UInt8](repeating: 0, count: 210 * 12)
-        #expect(akk_repack_q6_k_r8(src, &out, 12, 256) == -1)
-        #expect(akk_repack_q6_k_r8(src, &out, 8, 128) == -1)
-        #expect(akk_q6_k_r8_row(src, -1, 256, &out) == -1)
-    }
-
     /// llama.cpp's x86 AVX2 ggml_gemm_q4_K_8x8_q8_K order, from the plain Q4_K rows (written from
     /// its description, independently of repack_q4_k.c): per row and token, for each pair of
     /// sub-blocks p of each super-block, S = sc[2p]*dot[2p] + sc[2p+1]*dot[2p+1] and M = m[2p]*B[2p]

@@ -137,19 +137,13 @@ import CAdaKKernels
 
     /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file; Q4_K
     /// matrices of whole 8-row groups repacked (the same bits, its own copy): AKK_Q4_K_R8_DENSE for
-    /// dense matrices (llama.cpp's gemm order), AKK_Q4_K_R8 for expert stacks (its gemv); Q6_K ones
-    /// as AKK_Q6_K_R8 (both).
+    /// dense matrices (llama.cpp's gemm order), AKK_Q4_K_R8 for expert stacks (its gemv).
     static func checkUsedAsStored(_ m: Model, _ name: String) throws {
         var seen = 0
         func check(_ tensor: String, _ type: Int32?, _ data: UnsafeRawPointer?) {
             guard let t = m.gguf.tensor(tensor), kquantTypes.contains(Int32(bitPattern: t.type)) else { return }
             let r8 = tensor.contains("_exps") ? AKK_Q4_K_R8 : AKK_Q4_K_R8_DENSE
             #expect(type != Int32((tensor.contains("_exps") ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue), "\(name): \(tensor)")
-            if type == Int32(AKK_Q6_K_R8.rawValue) {
-                #expect(t.type == AKK_Q6_K.rawValue, "\(name): \(tensor) repacked from \(t.typeName)")
-                seen += 1
-                return
-            }
             if type == Int32(r8.rawValue) {
                 #expect(t.type == AKK_Q4_K.rawValue, "\(name): \(tensor) repacked from \(t.typeName)")
                 seen += 1

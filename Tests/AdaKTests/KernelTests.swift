@@ -171,16 +171,14 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             _ = akk_force_level(-1)
         }
         let typeIds: [Int32] = [0, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 39, 1002, 1012, 1020, 1039,
-                                 Int32(AKK_Q4_K_R8_DENSE.rawValue), Int32(AKK_IQ4_NL_R8.rawValue), Int32(AKK_MXFP4_R8.rawValue),
-                                 Int32(AKK_Q6_K_R8.rawValue)]
+                                 Int32(AKK_Q4_K_R8_DENSE.rawValue), Int32(AKK_IQ4_NL_R8.rawValue), Int32(AKK_MXFP4_R8.rawValue)]
         let typeNamed = Dictionary(uniqueKeysWithValues: typeIds.map { (typeName($0), $0) })
         let scales: [ScaleRange] = [.normal, .extreme, .nonFinite]
         let r8Base: [Int32: Int32] = [Int32(AKK_Q4_0_R8.rawValue): Int32(AKK_Q4_0.rawValue),
                                       Int32(AKK_Q4_K_R8.rawValue): Int32(AKK_Q4_K.rawValue),
                                       Int32(AKK_Q4_K_R8_DENSE.rawValue): Int32(AKK_Q4_K.rawValue),
                                       Int32(AKK_IQ4_NL_R8.rawValue): Int32(AKK_IQ4_NL.rawValue),
-                                      Int32(AKK_MXFP4_R8.rawValue): Int32(AKK_MXFP4.rawValue),
-                                      Int32(AKK_Q6_K_R8.rawValue): Int32(AKK_Q6_K.rawValue)]
+                                      Int32(AKK_MXFP4_R8.rawValue): Int32(AKK_MXFP4.rawValue)]
         func weights(_ type: Int32, rows: Int, n: Int, _ sc: ScaleRange) -> [UInt8] {
             if type == Int32(AKK_F32.rawValue) {
                 var w = randomWeights(type, rows: rows, n: n, rng: &rng)
@@ -191,7 +189,6 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             let w = randomKQuantWeights(base, rows: rows, n: n, scales: sc, rng: &rng)
             var packed = w
             let rc = type == Int32(AKK_Q4_0_R8.rawValue) ? akk_repack_q4_0_r8(w, &packed, Int64(rows), Int64(n))
-                : type == Int32(AKK_Q6_K_R8.rawValue) ? akk_repack_q6_k_r8(w, &packed, Int64(rows), Int64(n))
                 : akk_block_elems(base) == 256 ? akk_repack_q4_k_r8(w, &packed, Int64(rows), Int64(n))
                 : akk_repack_iq4mx_r8(base, w, &packed, Int64(rows), Int64(n))
             #expect(rc == 0)
@@ -202,8 +199,7 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             let r8 = r8Base[type] != nil
             // (blocks, rows, tokens): decode, few tokens, tile tails, the by-token split of few rows
             // over 2 threads (8 rows x 9 tokens: 5 + 4 tokens, still one product of 9 rows), chunks
-            let shapes: [(Int, Int, Int)] = tiled && r8 ? [(1, 8, 8), (2, 16, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
-                : tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
+            let shapes: [(Int, Int, Int)] = tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
                 : r8 ? [(1, 8, 1), (3, 16, 1), (2, 24, 3), (5, 8, 9), (1, 16, 70)]
                 : hasTiled ? [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (1, 9, 7)]
                 : [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70)]

@@ -80,9 +80,7 @@ final class WeightLoader {
     let gguf: GGUFFile
     let target: WeightType
     /// Repack Q4_0, Q4_K, IQ4_NL and MXFP4 matrices into 8-row groups (`AKK_Q4_0_R8`, repack.c;
-    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c). Not Q6_K yet:
-    /// `AKK_Q6_K_R8` (repack_q6_k.c) is faster from L2 but streams from memory at about half the
-    /// file layout's speed (docs/BENCHMARKS.md, "Q6_K repacked"), which made model decode slower.
+    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c).
     let repack: Bool
     private(set) var owned: [UnsafeMutableRawPointer] = []
 

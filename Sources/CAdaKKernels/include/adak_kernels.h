@@ -74,9 +74,6 @@ enum akk_type {
      * groups of 4 with its repacked gemm's float order there (repack_q4_k.c); AKK_Q4_K_R8 is
      * the experts' (its gemv for every row). */
     AKK_Q4_K_R8_DENSE = 1013,
-    /* libadak's own: Q6_K rows repacked in groups of 8 (same bytes per row; results those of Q6_K
-     * to the bit, in both of its orders); see akk_repack_q6_k_r8. Addressed as AKK_Q4_0_R8. */
-    AKK_Q6_K_R8 = 1014,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
@@ -164,9 +161,6 @@ int akk_q4_0_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 /* The same for Q4_K (n_in a multiple of 256) and AKK_Q4_K_R8 (repack_q4_k.c). */
 int akk_repack_q4_k_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in);
 int akk_q4_k_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
-/* The same for Q6_K (n_in a multiple of 256) and AKK_Q6_K_R8 (repack_q6_k.c). */
-int akk_repack_q6_k_r8(const void *src, void *dst, int64_t n_rows, int64_t n_in);
-int akk_q6_k_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
 /* The same for IQ4_NL and MXFP4 (type: the plain type or its _X8 view; n_in a multiple of 32) as
  * AKK_IQ4_NL_R8 / AKK_MXFP4_R8, and back (type: either; repack_iq4mx.c). */
 int akk_repack_iq4mx_r8(int type, const void *src, void *dst, int64_t n_rows, int64_t n_in);

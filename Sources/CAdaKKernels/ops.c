@@ -375,6 +375,14 @@ static const void *as_cache_type(const struct attn_dots *t, float *row, int64_t 
     return row;
 }
 
+/* One head's decode probabilities from its scores sc[0, n_valid): the padding up to n_use masked,
+ * softmax, then in the cache's type for the V product (in place). */
+static const void *head_probs(const struct attn_dots *t, float *sc, int n_valid, int n_use) {
+    for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
+    softmax_impl(sc, n_use, t->simd);
+    return as_cache_type(t, sc, n_use);
+}
+
 void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,
                    const void *vt, int64_t vt_stride, float *out, int64_t out_stride,
                    int n_tok, int pos0, int n_head, int n_head_kv, int head_dim, float scale,
@@ -438,12 +446,8 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
                     const void *pa[8];
                     for (int h0 = 0; h0 < group; h0 += 8) {
                         const int m = group - h0 < 8 ? group - h0 : 8;
-                        for (int i = 0; i < m; i++) {
-                            float *sc = scratch + (g * group + h0 + i) * n_ctx;
-                            for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-                            softmax_impl(sc, n_use, dots.simd);
-                            pa[i] = as_cache_type(&dots, sc, n_use);
-                        }
+                        for (int i = 0; i < m; i++)
+                            pa[i] = head_probs(&dots, scratch + (g * group + h0 + i) * n_ctx, n_valid, n_use);
                         const uint8_t *vg = vb + g * head_dim * vt_stride * es;
                         for (int d = 0; d < head_dim; d++) {
                             for (int i = 0; i < m; i++) ka[i] = vg + (int64_t)d * vt_stride * es;
@@ -454,10 +458,7 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
                 }
             } else
             for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++) {
-                float *sc = scratch + h * n_ctx;
-                for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-                softmax_impl(sc, n_use, dots.simd);
-                const void *p = as_cache_type(&dots, sc, n_use);
+                const void *p = head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
                 float *oh = out + h * head_dim;
                 const uint8_t *vg = vb + (int64_t)(h / group) * head_dim * vt_stride * es;
                 const void *pa[8] = {p, p, p, p, p, p, p, p};
@@ -491,9 +492,7 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
             const uint8_t *kh = kb + (int64_t)g * head_dim * es;
             for (int j = 0; j < n_valid; j++) sc[j] = dot_cache(&dots, kq_1acc, head_dim, kh + (int64_t)j * k_stride * es, qh) * scale;
             const int n_use = N_USE(n_valid);
-            for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-            softmax_impl(sc, n_use, dots.simd);
-            const void *p = as_cache_type(&dots, sc, n_use);
+            const void *p = head_probs(&dots, sc, n_valid, n_use);
             float *oh = out + t * out_stride + (int64_t)h * head_dim;
             const uint8_t *vg = vb + (int64_t)g * head_dim * vt_stride * es;
             for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, kqv_1acc, n_use, vg + (int64_t)d * vt_stride * es, p);

@@ -1206,6 +1206,9 @@ void adak_train_params_free(adak_train_params *params);
  *                     sum_{t' >= t} gamma^(t'-t) * (log p_t' - baseline_t')
  *                     within the window, [0, 1) (default 0: the token's own
  *                     log p only; since 0.4); > 0 needs baseline "greedy"
+ *   "lambda_memory"   with training budgets: memory d of the fitted lambda, which
+ *                     pools the earlier updates' regression moments weighted
+ *                     d^age, [0, 1) (default 0: each update's tokens only)
  *   "init_sharpness"  sharpness s of the identity allocator training starts
  *                     from (bias -s * (k - K)^2), (0, 1e6] (default 1)
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (NaN and infinities included).

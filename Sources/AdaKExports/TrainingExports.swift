@@ -53,6 +53,7 @@ public func adak_train_params_set_float(_ params: OpaquePointer?, _ key: UnsafeP
     case "entropy_coef": s.ppo.entropyCoef = value
     case "max_grad_norm": s.ppo.maxGradNorm = value
     case "future_discount": s.futureDiscount = value
+    case "lambda_memory": s.lambdaMemory = value
     case "init_sharpness":
         guard abs(value) <= Double(Float.greatestFiniteMagnitude) else { return invalid(f, "\"\(name)\" = \(value) is not a finite float") }
         s.initSharpness = Float(value)

@@ -491,4 +491,47 @@ import Glibc
         #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.lambda = 0; $0.trainBudgets = [0.5]; $0.baseline = .mean } }
         #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { $0.lambda = 0; $0.trainBudgets = [0] } }
     }
+
+    /// The λ fit's memory under training budgets: the moments pool the earlier updates weighted
+    /// d^age (the slope is the weighted least-squares slope), they survive a checkpoint and
+    /// resume, and memory 0 keeps the per-update fit.
+    @Test func lambdaMemoryPoolsUpdatesAndResumes() throws {
+        // pooled moments = weighted least squares: the first set at weight d, the second at 1
+        var rng = TrainingRNG(seed: 3)
+        func sample(_ n: Int, slope: Double) -> [(Double, Double)] {
+            (0..<n).map { _ in let x = Double(rng.below(1000)) / 1000; return (x, slope * x + Double(rng.below(1000)) / 500) }
+        }
+        let first = sample(40, slope: 1), second = sample(30, slope: 4), d = 0.6
+        var m1 = LambdaMoments(), m2 = LambdaMoments()
+        for (x, y) in first { m1.add(x: x, y: y) }
+        for (x, y) in second { m2.add(x: x, y: y) }
+        let pts = first.map { ($0.0, $0.1, d) } + second.map { ($0.0, $0.1, 1.0) }
+        let W = pts.reduce(0) { $0 + $1.2 }
+        let mx = pts.reduce(0) { $0 + $1.2 * $1.0 } / W, my = pts.reduce(0) { $0 + $1.2 * $1.1 } / W
+        let wls = pts.reduce(0) { $0 + $1.2 * ($1.0 - mx) * ($1.1 - my) } / pts.reduce(0) { $0 + $1.2 * ($1.0 - mx) * ($1.0 - mx) }
+        #expect(abs((m1.decayed(by: d) + m2).slope - wls) < 1e-9 && abs(wls - 1) > 0.1 && abs(wls - 4) > 0.1)
+        #expect(abs(m2.slope - AllocatorTrainer.fitLambda(x: second.map(\.0), y: second.map(\.1))) < 1e-9)
+
+        // in the trainer: two windows of 31 tokens per update, all at the one budget
+        let budget: (inout AllocatorTrainingSettings) -> Void = { $0.lambda = 0; $0.trainBudgets = [0.75]; $0.lambdaMemory = 0.5 }
+        let a = try Self.tinyTrainer(seed: 1, updates: 2, configure: budget)
+        var seen: [(Double, LambdaMoments)] = []
+        try a.run { seen.append(($0.budgets[0].lambda, a.lambdaMoments[0])); return true }
+        #expect(seen.count == 2 && seen[0].1.n == 62 && seen[1].1.n == 0.5 * 62 + 62, "\(seen.map(\.1.n))")
+        #expect(seen.allSatisfy { $0.0 == $0.1.slope })
+        // one update, checkpoint, resume for the second: the same moments and allocator
+        let path = "/tmp/adak-lambda-memory-test-\(getpid()).gguf"
+        defer { unlink(path); unlink(path + ".optim") }
+        try Self.tinyTrainer(seed: 1, updates: 1, configure: budget).run(checkpointPath: path)
+        let b = try Self.tinyTrainer(seed: 1, updates: 2, resume: path, configure: budget)
+        #expect(b.lambdaMoments == [seen[0].1])
+        try b.run()
+        #expect(b.lambdaMoments == [seen[1].1])
+        #expect(b.allocator.weights == a.allocator.weights && b.allocator.biases == a.allocator.biases)
+        // memory 0: no moments kept, each update's own fit
+        let c = try Self.tinyTrainer(seed: 1, updates: 1) { $0.lambda = 0; $0.trainBudgets = [0.75] }
+        try c.run()
+        #expect(c.lambdaMoments.isEmpty)
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { budget(&$0); $0.lambdaMemory = 1 } }
+    }
 }

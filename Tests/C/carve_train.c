@@ -105,6 +105,9 @@ static void params_misuse(void) {
     CHECK(adak_train_params_set_float(tp, "future_discount", 0) == ADAK_OK);
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "future_discount", 1), "adak_train_params_set_float");
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "future_discount", -0.5), "adak_train_params_set_float");
+    CHECK(adak_train_params_set_float(tp, "lambda_memory", 0.8) == ADAK_OK);
+    CHECK(adak_train_params_set_float(tp, "lambda_memory", 0) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "lambda_memory", 1), "adak_train_params_set_float");
 
     /* progress getters outside a callback */
     int64_t i = 7;

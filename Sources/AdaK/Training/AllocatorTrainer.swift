@@ -37,6 +37,13 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     /// budget, so only the reallocation between layers and tokens is rewarded, not spending more
     /// (which the re-solved μ would undo). Needs the greedy baseline.
     public var trainBudgets: [Float] = []
+    /// Memory d ∈ [0, 1) of the λ fit under training budgets: each budget's regression moments
+    /// (n, Σx, Σy, Σx², Σxy) are the update's plus d times the previous ones, so the slope is
+    /// fitted on the earlier updates' tokens too, weighted d^age (≈ 1/(1−d) updates' worth).
+    /// 0: the update's tokens only. A few hundred tokens per budget give a slope whose noise
+    /// exceeds λ itself (floored at 0 in a third of the pairs, docs/RESULTS.md), and the
+    /// allocator moves little per update, so the older moments are nearly as good.
+    public var lambdaMemory = 0.0
     /// Sampled tokens (scored positions) per PPO update.
     public var rolloutTokens = 2048
     /// Tokens per teacher-forced window (one batch forward each).
@@ -89,6 +96,7 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         guard futureDiscount.isFinite, futureDiscount >= 0, futureDiscount < 1 else { throw bad("future_discount \(futureDiscount) must be in [0, 1)") }
         for b in trainBudgets { guard b.isFinite, b > 0, b <= 16 else { throw bad("training budget \(b) is not in (0, 16]") } }
         guard trainBudgets.count <= 64 else { throw bad("at most 64 training budgets") }
+        guard lambdaMemory.isFinite, lambdaMemory >= 0, lambdaMemory < 1 else { throw bad("lambda_memory \(lambdaMemory) must be in [0, 1)") }
         guard trainBudgets.isEmpty || lambda == 0 else {
             throw bad("with training budgets the price of compute is the budget's μ and λ is fitted: leave lambda at 0")
         }
@@ -166,6 +174,8 @@ public final class AllocatorTrainer {
     public private(set) var cursor = 0
     /// The PPO batch of the last update (advantages normalised), for inspection and tests.
     public private(set) var lastBatch: PPOBatch?
+    /// Per training budget, the λ fit's decayed regression moments (see `lambdaMemory`).
+    public private(set) var lambdaMoments: [LambdaMoments] = []
     let data: [Int32]
     let session: Session
     let trace: RoutingTrace
@@ -212,6 +222,7 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.baseline"] = .string(settings.baseline.rawValue)
         a.trainingInfo["adak.train.cost_credit"] = .string(settings.costCredit.rawValue)
         a.trainingInfo["adak.train.future_discount"] = .float64(settings.futureDiscount)
+        a.trainingInfo["adak.train.lambda_memory"] = settings.trainBudgets.isEmpty ? nil : .float64(settings.lambdaMemory)
         a.trainingInfo["adak.train.perturb_layers"] = .uint32(UInt32(settings.perturbLayers))
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
@@ -297,10 +308,13 @@ public final class AllocatorTrainer {
     }
 
     /// The λ of each budget (settings.lambda without training budgets), fitted on the update's
-    /// tokens at that budget: x = their cost difference to the greedy pass, y = their
-    /// log-likelihood credit (own and discounted later advantages).
+    /// tokens at that budget (x = their cost difference to the greedy pass, y = their
+    /// log-likelihood credit: own and discounted later advantages), with `lambdaMemory` > 0
+    /// pooled with the earlier updates' moments (kept in `lambdaMoments`).
     private func rewardLambdas(_ records: [WindowRecord], budgets n: Int) -> [Double] {
         guard !settings.trainBudgets.isEmpty else { return [settings.lambda] }
+        let d = settings.lambdaMemory
+        if d > 0, lambdaMoments.count != n { lambdaMoments = Array(repeating: LambdaMoments(), count: n) }
         return (0..<n).map { b in
             var x: [Double] = [], y: [Double] = []
             for w in records where w.budget == b {
@@ -309,7 +323,11 @@ public final class AllocatorTrainer {
                     y.append(w.logProb[t] - w.baseLogProb[t] + w.future[t])
                 }
             }
-            return Self.fitLambda(x: x, y: y)
+            guard d > 0 else { return Self.fitLambda(x: x, y: y) }
+            var m = LambdaMoments()
+            for i in x.indices { m.add(x: x[i], y: y[i]) }
+            lambdaMoments[b] = lambdaMoments[b].decayed(by: d) + m
+            return lambdaMoments[b].slope
         }
     }
 
@@ -344,7 +362,9 @@ public final class AllocatorTrainer {
             var price: Float = 0
             if !budgets.isEmpty {
                 rec.budget = (windowsBefore + w) % budgets.count
-                if session.routing.budget != budgets[rec.budget] { try session.setBudget(budgets[rec.budget]) }
+                // every window starts the price solve from μ = 0 (setBudget resets the controller),
+                // not from the last window's μ: a resumed run then solves the same μ as one in a go
+                try session.setBudget(budgets[rec.budget])
             }
             if settings.baseline == .greedy {
                 // with a budget this is inference itself: measuring pass, μ solved, real pass
@@ -492,6 +512,7 @@ public final class AllocatorTrainer {
         w.set("adak.optim.adam_step", .uint64(UInt64(optimizer.step)))
         w.set("adak.optim.rng", .array(trace.rng.state.map { .uint64($0) }))
         w.set("adak.optim.lambda", .float64(settings.lambda))
+        if !lambdaMoments.isEmpty { w.set("adak.optim.lambda_moments", .array(lambdaMoments.flatMap(\.values).map { .float64($0) })) }
         for (i, l) in allocator.layers.enumerated() {
             try w.addTensor(name: "adam.m.\(l).weight", dims: [allocator.nEmbd, allocator.nExpert], values: optimizer.mW[i])
             try w.addTensor(name: "adam.v.\(l).weight", dims: [allocator.nEmbd, allocator.nExpert], values: optimizer.vW[i])
@@ -538,6 +559,18 @@ public final class AllocatorTrainer {
         let words: [UInt64] = rng.compactMap { if case .uint64(let v) = $0 { v } else { nil } }
         guard words.count == 4 else { throw AdaKError.format("\(path).optim: bad generator state") }
         trace.rng = TrainingRNG(state: words)
+        // the λ fit's memory continues where the run stopped (none in files of earlier versions)
+        if let mv = g.metadata["adak.optim.lambda_moments"]?.arrayValue {
+            let v = mv.compactMap(\.doubleValue)
+            guard v.count == mv.count, v.count % LambdaMoments.count == 0 else {
+                throw AdaKError.format("\(path).optim: bad lambda moments")
+            }
+            if v.count == LambdaMoments.count * settings.trainBudgets.count {
+                lambdaMoments = stride(from: 0, to: v.count, by: LambdaMoments.count).map {
+                    LambdaMoments(values: Array(v[$0..<($0 + LambdaMoments.count)]))
+                }
+            }
+        }
         if let before, let now = AllocatorTrainer.rewardSettings(a.trainingInfo), before != now {
             let first = AllocatorTrainer.curriculumEnd(stages) + 1
             a.trainingInfo["adak.train.curriculum"] = .string(stages + "updates \(first)-\(upd): \(before); ")
@@ -568,5 +601,30 @@ public final class AllocatorTrainer {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}
+
+/// Weighted regression moments of y on x (n, Σx, Σy, Σx², Σxy) for the λ fit under training
+/// budgets; decaying and adding them pools updates (`AllocatorTrainingSettings.lambdaMemory`).
+public struct LambdaMoments: Sendable, Equatable {
+    static let count = 5
+    public var n = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0
+
+    public init() {}
+    init(values v: [Double]) { (n, sx, sy, sxx, sxy) = (v[0], v[1], v[2], v[3], v[4]) }
+    var values: [Double] { [n, sx, sy, sxx, sxy] }
+
+    mutating func add(x: Double, y: Double) {
+        n += 1; sx += x; sy += y; sxx += x * x; sxy += x * y
+    }
+    func decayed(by d: Double) -> LambdaMoments { LambdaMoments(values: values.map { $0 * d }) }
+    static func + (a: LambdaMoments, b: LambdaMoments) -> LambdaMoments {
+        LambdaMoments(values: zip(a.values, b.values).map { $0 + $1 })
+    }
+    /// cov(x, y)/var(x) floored at 0, as `AllocatorTrainer.fitLambda` (0 when x does not vary).
+    public var slope: Double {
+        guard n > 1 else { return 0 }
+        let vx = sxx - sx * sx / n, cxy = sxy - sx * sy / n
+        return vx > 1e-12 ? max(0, cxy / vx) : 0
     }
 }

@@ -76,7 +76,7 @@ AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s) {
             for (int64_t k = 0; k < np; k += 32)                                                   \
                 for (int c = c0; c < c0 + (CP); c++) {                                             \
                     if (c0 == 0 && (c == 0 || (sizeof(T) == 4 && c == 2)))                         \
-                        for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + 8 * c), _MM_HINT_T0); \
+                        for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + 8 * c), _MM_HINT_T1); \
                     __m256 x[R];                                                                   \
                     for (int r = 0; r < (R); r++) x[r] = LOAD(a + r * as + k + 8 * c);             \
                     for (int h = 0; h < (H); h++) {                                                \
@@ -99,7 +99,7 @@ AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s) {
         for (int64_t k = 0; k < np; k += 32)                                                       \
             for (int c = 0; c < 2; c++) {                                                          \
                 if (c == 0 || sizeof(T) == 4)                                                      \
-                    for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + 16 * c), _MM_HINT_T0); \
+                    for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + 16 * c), _MM_HINT_T1); \
                 __m512 x[R];                                                                       \
                 for (int r = 0; r < (R); r++) x[r] = LOAD16(a + r * as + k + 16 * c);              \
                 for (int h = 0; h < (H); h++) {                                                    \
@@ -176,8 +176,9 @@ AVX2_INLINE __m256 reduce_8x4x8(const __m256 *v, int st) {
         r0 += rb;                                                                                  \
     }
 
-/* How far ahead the rows are prefetched: ~16 KB of what is read, 2 to 16 rows (from memory, 16 KB
- * measured faster than 8, 32 or 64 KB, and than none: 1.6-2x, decode at 1024 positions). */
+/* How far ahead the rows are prefetched (into L2: into L1 they evict the vectors b, 1.3-1.7x
+ * slower): ~16 KB of what is read, 2 to 16 rows. Decode at 1024 positions from memory, 1 thread:
+ * 16 KB ran as fast as from cache, 8 or 32 KB up to 1.2x slower, no prefetch ~2x. */
 #define ATTN_PF_BYTES 16384
 
 /* The body of an attn_rows kernel for cache elements A_T: R4..R1 rows per block (1, 2, 4 or 8) for

@@ -10,12 +10,8 @@
  * the same products, without the 4 of 5 conversions that loading b as fp16 cost.
  *
  * A block of R rows x H vectors keeps R*H dots' accumulators in registers: each cache chunk is
- * loaded (and converted) once for the H vectors, each b chunk once for the R rows. Two shapes:
- * - ATTN_BLOCK8: ggml's four 8-lane accumulators per dot as they are (ymm); CP chunks per pass
- *   over the row (CP = 2: two passes, acc 0-1 then 2-3, halve the registers a block needs; every
- *   accumulator still sees its own products in order).
- * - ATTN_BLOCK16: accumulators 0|1 and 2|3 of a dot as the two halves of one zmm over 16
- *   consecutive elements (the same lanes, the same order), half the instructions.
+ * loaded (and converted) once for the H vectors, each b chunk once for the R rows; ymm (AVX2) or
+ * a dot's accumulators as two zmm halves (AVX-512, half the instructions).
  * A product's two factors commute exactly in fma, so which side is a and which b changes no bit. */
 #ifndef AKK_ATTN_DOTS_H
 #define AKK_ATTN_DOTS_H
@@ -64,55 +60,50 @@ AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s) {
     }
 }
 
-/* A block function NAME(a, as, b, bs, np, v): v[r * H + h] = (a0+a2)+(a1+a3) of dot (r, h) over
- * np elements (a multiple of 32). */
-#define ATTN_BLOCK8(NAME, ATTR, T, LOAD, R, H, CP)                                                 \
+/* A block function NAME(a, as, b, bs, np, v, pf): v[r * H + h] = (a0+a2)+(a1+a3) of dot (r, h)
+ * over np elements (a multiple of 32), a's rows prefetched pf elements ahead. VEC: W lanes per
+ * accumulator, 32 / W accumulators per dot (LOAD / LOADB / FMA / ZERO its operations), CP of them
+ * per pass over the row; FOLD(acc) gives the dot's (a0+a2)+(a1+a3). */
+#define ATTN_BLOCK(NAME, ATTR, T, VEC, W, LOAD, LOADB, FMA, ZERO, FOLD, R, H, CP)                  \
     ATTR void NAME(const T *a, int64_t as, const float *b, int64_t bs, int64_t np, __m256 *v, int64_t pf) { \
-        __m256 acc[R][H][4];                                                                       \
-        for (int c0 = 0; c0 < 4; c0 += (CP)) {                                                     \
+        VEC acc[R][H][32 / (W)];                                                                   \
+        for (int c0 = 0; c0 < 32 / (W); c0 += (CP)) {                                              \
             for (int r = 0; r < (R); r++)                                                          \
                 for (int h = 0; h < (H); h++)                                                      \
-                    for (int c = c0; c < c0 + (CP); c++) acc[r][h][c] = _mm256_setzero_ps();       \
+                    for (int c = c0; c < c0 + (CP); c++) acc[r][h][c] = ZERO();                    \
             for (int64_t k = 0; k < np; k += 32)                                                   \
                 for (int c = c0; c < c0 + (CP); c++) {                                             \
-                    if (c0 == 0 && (c == 0 || (sizeof(T) == 4 && c == 2)))                         \
-                        for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + 8 * c), _MM_HINT_T1); \
-                    __m256 x[R];                                                                   \
-                    for (int r = 0; r < (R); r++) x[r] = LOAD(a + r * as + k + 8 * c);             \
+                    if (c0 == 0 && c * (W) * sizeof(T) % 64 == 0) /* each cache line once */       \
+                        for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + (W) * c), _MM_HINT_T1); \
+                    VEC x[R];                                                                      \
+                    for (int r = 0; r < (R); r++) x[r] = LOAD(a + r * as + k + (W) * c);           \
                     for (int h = 0; h < (H); h++) {                                                \
-                        const __m256 y = _mm256_loadu_ps(b + h * bs + k + 8 * c);                  \
-                        for (int r = 0; r < (R); r++) acc[r][h][c] = _mm256_fmadd_ps(x[r], y, acc[r][h][c]); \
+                        const VEC y = LOADB(b + h * bs + k + (W) * c);                             \
+                        for (int r = 0; r < (R); r++) acc[r][h][c] = FMA(x[r], y, acc[r][h][c]);   \
                     }                                                                              \
                 }                                                                                  \
         }                                                                                          \
         for (int r = 0; r < (R); r++)                                                              \
-            for (int h = 0; h < (H); h++)                                                          \
-                v[r * (H) + h] = _mm256_add_ps(_mm256_add_ps(acc[r][h][0], acc[r][h][2]),          \
-                                               _mm256_add_ps(acc[r][h][1], acc[r][h][3]));         \
+            for (int h = 0; h < (H); h++) v[r * (H) + h] = FOLD(acc[r][h]);                        \
     }
 
+/* ggml's four 8-lane accumulators as they are (ymm), CP = 2: two passes (acc 0-1, then 2-3) halve
+ * the registers a block needs; every accumulator still sees its own products in order. */
+AVX2_INLINE __m256 fold8(const __m256 *a) {
+    return _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
+}
+#define ATTN_BLOCK8(NAME, ATTR, T, LOAD, R, H, CP)                                                 \
+    ATTN_BLOCK(NAME, ATTR, T, __m256, 8, LOAD, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_setzero_ps, fold8, R, H, CP)
+
+/* Accumulators 0|1 and 2|3 of a dot as the two halves of one zmm over 16 consecutive elements
+ * (the same lanes, the same order): [a0+a2 | a1+a3], then lo + hi. */
+#define FOLD16(a)                                                                                  \
+    ({                                                                                             \
+        const __m512 s_ = _mm512_add_ps((a)[0], (a)[1]);                                           \
+        _mm256_add_ps(_mm512_castps512_ps256(s_), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s_), 1))); \
+    })
 #define ATTN_BLOCK16(NAME, ATTR, T, LOAD16, R, H)                                                  \
-    ATTR void NAME(const T *a, int64_t as, const float *b, int64_t bs, int64_t np, __m256 *v, int64_t pf) { \
-        __m512 acc[R][H][2];                                                                       \
-        for (int r = 0; r < (R); r++)                                                              \
-            for (int h = 0; h < (H); h++) acc[r][h][0] = acc[r][h][1] = _mm512_setzero_ps();       \
-        for (int64_t k = 0; k < np; k += 32)                                                       \
-            for (int c = 0; c < 2; c++) {                                                          \
-                if (c == 0 || sizeof(T) == 4)                                                      \
-                    for (int r = 0; r < (R); r++) _mm_prefetch((const char *)(a + pf + r * as + k + 16 * c), _MM_HINT_T1); \
-                __m512 x[R];                                                                       \
-                for (int r = 0; r < (R); r++) x[r] = LOAD16(a + r * as + k + 16 * c);              \
-                for (int h = 0; h < (H); h++) {                                                    \
-                    const __m512 y = _mm512_loadu_ps(b + h * bs + k + 16 * c);                     \
-                    for (int r = 0; r < (R); r++) acc[r][h][c] = _mm512_fmadd_ps(x[r], y, acc[r][h][c]); \
-                }                                                                                  \
-            }                                                                                      \
-        for (int r = 0; r < (R); r++)                                                              \
-            for (int h = 0; h < (H); h++) {                                                        \
-                const __m512 s = _mm512_add_ps(acc[r][h][0], acc[r][h][1]); /* [a0+a2 | a1+a3] */  \
-                v[r * (H) + h] = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1))); \
-            }                                                                                      \
-    }
+    ATTN_BLOCK(NAME, ATTR, T, __m512, 16, LOAD16, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_setzero_ps, FOLD16, R, H, 2)
 
 /* The block call for hb vectors: any of 1-4 (H = 0) or always H. */
 #define ATTN_CALL_0(BLOCK, R, hb, args)                                                            \

@@ -2,7 +2,7 @@
  * Kernel levels side by side, one thread, thread CPU time (a shared, loaded host's waiting does
  * not count): akk_matmul of random weights of each type at decode (1 token) and prefill (64
  * tokens; tiled-order types: 64 rows take llama.cpp's tiled order, 4 rows the vec_dot one), the
- * activation quantisers, the fp16 row conversions and the decode attention dots, at each level
+ * activation quantisers, the fp16 row conversions and the decode attention products, at each level
  * (scalar, avx2, avx512), best of `reps` runs; whether the levels give the same bits; and which
  * level's kernel each level runs (akk_kernel_origin: "avx2" under avx512 = no AVX-512 kernel).
  *
@@ -220,53 +220,48 @@ static void bench_rowops(int n, int reps, int fp16) {
     free(h);
 }
 
-/* ---- decode attention dots: m dots of length d (a head's keys), both cache types ---- */
+/* ---- decode attention products: 2048 K rows of d elements against the q of a GQA group of 4
+ * heads (as the scores), both cache types (b: the fp16 values as floats for f16) ---- */
 struct attn {
-    int f16, m;
-    int64_t d;
-    const void **a, **b;
-    float out[4096], outs[AKK_CPU_N_LEVELS][4096];
+    int f16;
+    int64_t d, rows;
+    const void *k;
+    const float *q;
+    float out[4 * 2048], outs[AKK_CPU_N_LEVELS][4 * 2048];
 };
 static void attn_run(void *p) {
     struct attn *t = p;
-    for (int k = 0; k < 16; k++) {
-        if (t->f16) akk_attn_dots_f16(t->d, t->m, (const uint16_t *const *)t->a, (const uint16_t *const *)t->b, 0.125f, t->out);
-        else akk_attn_dots_f32(t->d, t->m, (const float *const *)t->a, (const float *const *)t->b, 0.125f, t->out);
+    for (int k = 0; k < 4; k++) {
+        if (t->f16) akk_attn_rows_f16(t->d, t->rows, t->k, t->d, 0, 4, 4, t->q, t->d, 0.125f, t->out, t->rows);
+        else akk_attn_rows_f32(t->d, t->rows, t->k, t->d, 0, 4, 4, t->q, t->d, 0.125f, t->out, t->rows);
     }
 }
 static void attn_keep(void *p, int l) {
     struct attn *t = p;
-    memcpy(t->outs[l], t->out, sizeof(float) * (size_t)t->m);
+    memcpy(t->outs[l], t->out, sizeof(float) * (size_t)(4 * t->rows));
 }
 
 static void bench_attn(int reps) {
-    const int m = 2048;
+    const int rows = 2048;
     for (int f16 = 0; f16 < 2; f16++)
         for (int64_t d = 64; d <= 128; d += 64) {
             const size_t es = f16 ? 2 : 4;
-            uint8_t *k = malloc(es * (size_t)(d * m)), *q = malloc(es * (size_t)d);
-            for (int64_t i = 0; i < d * m; i++) {
+            uint8_t *k = malloc(es * (size_t)(d * rows));
+            float *q = malloc(sizeof(float) * (size_t)(4 * d));
+            for (int64_t i = 0; i < d * rows; i++) {
                 if (f16) ((uint16_t *)(void *)k)[i] = akk_fp32_to_fp16(frand());
                 else ((float *)(void *)k)[i] = frand();
             }
-            for (int64_t i = 0; i < d; i++) {
-                if (f16) ((uint16_t *)(void *)q)[i] = akk_fp32_to_fp16(frand());
-                else ((float *)(void *)q)[i] = frand();
-            }
+            for (int64_t i = 0; i < 4 * d; i++) q[i] = f16 ? akk_fp16_to_fp32(akk_fp32_to_fp16(frand())) : frand();
             struct attn *t = calloc(1, sizeof *t);
-            t->f16 = f16, t->m = m, t->d = d;
-            t->a = malloc(sizeof(void *) * m);
-            t->b = malloc(sizeof(void *) * m);
-            for (int i = 0; i < m; i++) { t->a[i] = k + es * (size_t)(d * i); t->b[i] = q; }
+            t->f16 = f16, t->rows = rows, t->d = d, t->k = k, t->q = q;
             double ms[AKK_CPU_N_LEVELS];
             time_levels(reps * 4, attn_run, t, attn_keep, ms);
             int same = 1;
-            for (int l = 1; l <= akk_cpu_max_level(); l++) same &= !memcmp(t->outs[0], t->outs[l], sizeof(float) * m);
+            for (int l = 1; l <= akk_cpu_max_level(); l++) same &= !memcmp(t->outs[0], t->outs[l], sizeof(float) * 4 * rows);
             char what[40];
-            snprintf(what, sizeof what, "attn %s d%d x%d", f16 ? "f16" : "f32", (int)d, m);
-            report(what, f16 ? "attention dots f16" : "attention dots f32", ms, same);
-            free(t->a);
-            free(t->b);
+            snprintf(what, sizeof what, "attn %s d%d x%d x4", f16 ? "f16" : "f32", (int)d, rows);
+            report(what, f16 ? "attention rows f16" : "attention rows f32", ms, same);
             free(t);
             free(k);
             free(q);

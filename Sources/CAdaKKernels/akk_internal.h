@@ -59,6 +59,12 @@ typedef void (*akk_rows_fn)(const uint8_t *W, int64_t wrow, int64_t r0, int64_t 
 typedef float (*akk_dot_fn)(int wtype, int64_t n, const void *w, const void *x);
 typedef void (*akk_quant_fn)(const float *x, void *y, int64_t n);
 
+/* The decode attention products' arguments (akk_impl.attn_rows_*; a: f32 or f16 cache rows). */
+#define AKK_ATTN_ROWS_ARGS(T) int64_t n, int64_t rows, const T *a, int64_t as, int64_t ag, int group, int m, \
+                              const float *b, int64_t bs, float scale, float *out, int64_t os
+typedef void (*akk_attn_rows_f32_fn)(AKK_ATTN_ROWS_ARGS(float));
+typedef void (*akk_attn_rows_f16_fn)(AKK_ATTN_ROWS_ARGS(uint16_t));
+
 /* One implementation set, one per level (scalar in dispatch.c, AVX2+FMA+F16C in simd_avx2.c, the
  * AVX-512 one filled by akk_avx512_prepare); dispatch.c's kernel table lists every function. */
 struct akk_impl {
@@ -78,10 +84,11 @@ struct akk_impl {
                      const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride);
     void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
     void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
-    /* Decode attention: out[i] = dot(a[i], b[i]) * scale for i < m, each dot in ggml_vec_dot_f32's
-     * (f32) or ggml_vec_dot_f16's (f16) order (ops.c: the scalar references). */
-    void (*attn_dots_f32)(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
-    void (*attn_dots_f16)(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
+    /* Decode attention: out[i * os + r] = dot(a + (i / group) * ag + r * as, b + i * bs) * scale for
+     * r < rows, i < m, each dot in ggml_vec_dot_f32's (f32 cache) or ggml_vec_dot_f16's (f16 cache; b then holds
+     * fp16 values as floats) order (akk_attn_dots.h; ops.c: the scalar references). */
+    akk_attn_rows_f32_fn attn_rows_f32;
+    akk_attn_rows_f16_fn attn_rows_f16;
     /* Reads `bytes` bytes (a multiple of 256, 64-byte aligned) and returns a checksum. */
     uint64_t (*read_bytes)(const uint8_t *p, size_t bytes);
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
@@ -133,14 +140,14 @@ void akk_avx512_kquant_prepare(struct akk_impl *impl);
 /* The AVX-512 activation quantisers and fp32 -> fp16 rows (simd_avx512_rowops.c). */
 void akk_avx512_rowops_prepare(struct akk_impl *impl);
 
-/* The attention dots (akk_impl.attn_dots_*): the set in force's (dispatch.c), scalar references
- * (ops.c), AVX2 four at a time (simd_avx2.c). */
-void akk_attn_dots_f32(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
-void akk_attn_dots_f16(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
-void akk_attn_dots_f32_scalar(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
-void akk_attn_dots_f16_scalar(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
-void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out);
-void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out);
+/* The decode attention products (akk_impl.attn_rows_*): the set in force's (dispatch.c), scalar
+ * references (ops.c), AVX2 (simd_avx2.c). */
+void akk_attn_rows_f32(AKK_ATTN_ROWS_ARGS(float));
+void akk_attn_rows_f16(AKK_ATTN_ROWS_ARGS(uint16_t));
+void akk_attn_rows_f32_scalar(AKK_ATTN_ROWS_ARGS(float));
+void akk_attn_rows_f16_scalar(AKK_ATTN_ROWS_ARGS(uint16_t));
+void akk_attn_rows_f32_avx2(AKK_ATTN_ROWS_ARGS(float));
+void akk_attn_rows_f16_avx2(AKK_ATTN_ROWS_ARGS(uint16_t));
 
 
 /* AVX2 IQ4_NL / IQ4_XS / MXFP4 kernels (simd_avx2_iq4mx.c): one dot, and rows as akk_rows_fn. */

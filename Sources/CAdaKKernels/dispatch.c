@@ -109,8 +109,8 @@ static const struct akk_impl impl_scalar = {
     .rows_dot = akk_rows_by_dot_scalar,
     .fp16_to_fp32_row = fp16_to_fp32_row_scalar,
     .fp32_to_fp16_row = fp32_to_fp16_row_scalar,
-    .attn_dots_f32 = akk_attn_dots_f32_scalar,
-    .attn_dots_f16 = akk_attn_dots_f16_scalar,
+    .attn_rows_f32 = akk_attn_rows_f32_scalar,
+    .attn_rows_f16 = akk_attn_rows_f16_scalar,
     .read_bytes = read_bytes_scalar,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_scalar,
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_scalar,
@@ -233,7 +233,7 @@ static const struct { const char *name; size_t off; } g_kernels[] = {
     KE("rows q2_k tiled", rows_q2_k_tl), KE("rows q3_k tiled", rows_q3_k_tl), KE("rows q5_k tiled", rows_q5_k_tl),
     KE("rows q6_k tiled", rows_q6_k_tl), KE("rows iq4_xs tiled", rows_iq4_xs_tl),
     KE("fp16->fp32 row", fp16_to_fp32_row), KE("fp32->fp16 row", fp32_to_fp16_row),
-    KE("attention dots f32", attn_dots_f32), KE("attention dots f16", attn_dots_f16),
+    KE("attention rows f32", attn_rows_f32), KE("attention rows f16", attn_rows_f16),
 };
 #undef KE
 #define N_KERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
@@ -282,12 +282,8 @@ float akk_vec_dot(int wtype, int64_t n, const void *w, const void *x) {
 void akk_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n) { impl()->fp16_to_fp32_row(x, y, n); }
 void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) { impl()->fp32_to_fp16_row(x, y, n); }
 
-void akk_attn_dots_f32(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
-    impl()->attn_dots_f32(n, m, a, b, scale, out);
-}
-void akk_attn_dots_f16(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
-    impl()->attn_dots_f16(n, m, a, b, scale, out);
-}
+void akk_attn_rows_f32(AKK_ATTN_ROWS_ARGS(float)) { impl()->attn_rows_f32(n, rows, a, as, ag, group, m, b, bs, scale, out, os); }
+void akk_attn_rows_f16(AKK_ATTN_ROWS_ARGS(uint16_t)) { impl()->attn_rows_f16(n, rows, a, as, ag, group, m, b, bs, scale, out, os); }
 
 /* Row kernel of a weight type: its own (rows) or one dot per output (dot_rows, for types
  * without one); neither when the type is no matmul weight. */

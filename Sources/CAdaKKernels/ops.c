@@ -219,12 +219,17 @@ AVX2_FN float max_avx2(const float *x, int64_t n) {
     return max;
 }
 
-static void softmax_impl(float *x, int64_t n, int simd) {
+/* exp(x - max(x)) in place; returns 1 / their sum, the scale that makes them the softmax. */
+static float softmax_exp(float *x, int64_t n, int simd) {
     float max = -INFINITY;
     if (simd) max = max_avx2(x, n);
     else for (int64_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
     const double sum = simd ? softmax_exp_avx2(x, n, max) : softmax_exp_scalar(x, n, max);
-    const float inv = (float)(1.0 / sum);
+    return (float)(1.0 / sum);
+}
+
+static void softmax_impl(float *x, int64_t n, int simd) {
+    const float inv = softmax_exp(x, n, simd);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
@@ -290,18 +295,23 @@ float akk_dot_f32_1acc(int64_t n, const float *a, const float *b) {
 static inline float h2f(uint16_t h) { return akk_fp16_to_fp32(h); }
 
 /* ggml_vec_dot_f16: 4 x 8 lanes of fma over steps of 32 (as the f32 dot), the f32x8 reduction,
- * then the n % 32 tail added in double, each product rounded to float first. */
-static float dot4_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
+ * then the n % 32 tail added in double, each product rounded to float first. The second operand
+ * as fp16 (bh) or as the floats of fp16 values (bf; fp16 -> f32 is exact: the same products). */
+static float dot4_f16_scalar_of(int64_t n, const uint16_t *a, const uint16_t *bh, const float *bf) {
+#define B(i) (bh ? h2f(bh[i]) : bf[i])
     float acc[4][8] = {{0}};
     const int64_t np = n & ~(int64_t)31;
     for (int64_t i = 0; i < np; i += 32)
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 8; l++)
-                acc[k][l] = fmaf(h2f(a[i + 8 * k + l]), h2f(b[i + 8 * k + l]), acc[k][l]);
+                acc[k][l] = fmaf(h2f(a[i + 8 * k + l]), B(i + 8 * k + l), acc[k][l]);
     double sum = (double)akk_reduce_4x8_ref(acc);
-    for (int64_t i = np; i < n; i++) sum += (double)(h2f(a[i]) * h2f(b[i]));
+    for (int64_t i = np; i < n; i++) sum += (double)(h2f(a[i]) * B(i));
     return (float)sum;
+#undef B
 }
+
+static float dot4_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) { return dot4_f16_scalar_of(n, a, b, NULL); }
 
 /* tinyBLAS on fp16 x fp16 (AVX + F16C): one 8-lane fma accumulator over steps of 8, then hsum. */
 static float dot1_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
@@ -346,20 +356,25 @@ static float dot_cache(const struct attn_dots *t, int one_acc, int64_t n, const 
     return (t->simd ? akk_vec_dot : akk_vec_dot_scalar)(AKK_F32, n, a, b);
 }
 
-/* The scalar references of the attention dots (akk_impl.attn_dots_*): single dots in turn. */
-void akk_attn_dots_f32_scalar(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
-    for (int i = 0; i < m; i++) out[i] = akk_vec_dot_scalar(AKK_F32, n, a[i], b[i]) * scale;
+/* The scalar references of the decode attention products (akk_impl.attn_rows_*): single dots. */
+void akk_attn_rows_f32_scalar(AKK_ATTN_ROWS_ARGS(float)) {
+    for (int i = 0; i < m; i++)
+        for (int64_t r = 0; r < rows; r++)
+            out[i * os + r] = akk_vec_dot_scalar(AKK_F32, n, a + i / group * ag + r * as, b + i * bs) * scale;
 }
-void akk_attn_dots_f16_scalar(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
-    for (int i = 0; i < m; i++) out[i] = dot4_f16_scalar(n, a[i], b[i]) * scale;
+void akk_attn_rows_f16_scalar(AKK_ATTN_ROWS_ARGS(uint16_t)) {
+    for (int i = 0; i < m; i++)
+        for (int64_t r = 0; r < rows; r++)
+            out[i * os + r] = dot4_f16_scalar_of(n, a + i / group * ag + r * as, NULL, b + i * bs) * scale;
 }
 
-/* out[i] = dot_cache(t, 0, n, a[i], b[i]) * scale for i < m, by the level in force (the SIMD
- * levels several dots at a time, bit-identical to the single dots). */
-static void dots_cache(const struct attn_dots *t, int64_t n, int m, const void *const *a, const void *const *b,
-                       float scale, float *out) {
-    if (t->f16) akk_attn_dots_f16(n, m, (const uint16_t *const *)a, (const uint16_t *const *)b, scale, out);
-    else akk_attn_dots_f32(n, m, (const float *const *)a, (const float *const *)b, scale, out);
+/* out[i * os + r] = dot_cache(t, 0, n, a + (i / group) * ag + r * as, b + i * bs) * scale (a, as,
+ * ag in cache elements; b: f32, for an f16 cache fp16 values) by the level in force (the SIMD
+ * levels in register blocks, bit-identical). */
+static void rows_cache(const struct attn_dots *t, int64_t n, int64_t rows, const void *a, int64_t as, int64_t ag,
+                       int group, int m, const float *b, int64_t bs, float scale, float *out, int64_t os) {
+    if (t->f16) akk_attn_rows_f16(n, rows, (const uint16_t *)a, as, ag, group, m, b, bs, scale, out, os);
+    else akk_attn_rows_f32(n, rows, (const float *)a, as, ag, group, m, b, bs, scale, out, os);
 }
 
 float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
@@ -375,12 +390,39 @@ static const void *as_cache_type(const struct attn_dots *t, float *row, int64_t 
     return row;
 }
 
-/* One head's decode probabilities from its scores sc[0, n_valid): the padding up to n_use masked,
- * softmax, then in the cache's type for the V product (in place). */
-static const void *head_probs(const struct attn_dots *t, float *sc, int n_valid, int n_use) {
+/* x[i] * s, rounded to fp16 and back when `round` (as the decode products take an f16 cache's q
+ * and probabilities: the fp16 values as floats), in place. */
+static void scale_round_scalar(float *x, int64_t n, float s, int round) {
+    for (int64_t i = 0; i < n; i++) x[i] = round ? akk_fp16_to_fp32(akk_fp32_to_fp16(x[i] * s)) : x[i] * s;
+}
+
+AVX2_FN void scale_round_avx2(float *x, int64_t n, float s, int round) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+        if (round) v = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        _mm256_storeu_ps(x + i, v);
+    }
+    scale_round_scalar(x + i, n - i, s, round);
+}
+
+static void scale_round(const struct attn_dots *t, float *x, int64_t n, float s) {
+    if (t->simd) scale_round_avx2(x, n, s, t->f16);
+    else scale_round_scalar(x, n, s, t->f16);
+}
+
+/* One head's probabilities from its scores sc[0, n_valid): the padding up to n_use masked,
+ * softmax, then for the V product in place: for a prefill's single dots in the cache type
+ * (as_cache_type), for the decode products as floats (of the fp16 values for an f16 cache). */
+static const void *head_probs(const struct attn_dots *t, float *sc, int n_valid, int n_use, int decode) {
     for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-    softmax_impl(sc, n_use, t->simd);
-    return as_cache_type(t, sc, n_use);
+    if (!decode) {
+        softmax_impl(sc, n_use, t->simd);
+        return as_cache_type(t, sc, n_use);
+    }
+    scale_round(t, sc, n_use, softmax_exp(sc, n_use, t->simd));
+    return sc;
 }
 
 void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,
@@ -404,72 +446,50 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
      * 8-lane blocks and 32-wide steps: skipping them changes no bit. */
 #define N_USE(n_valid) ((n_valid) + 31 < n_kv ? ((n_valid) + 31) / 32 * 32 : n_kv)
     if (n_tok == 1) {
-        /* Decode: the scores of all heads, position by position (each thread a contiguous range
-         * of positions), so the K cache streams row after row instead of one head's 256 bytes
-         * every row (at 2K context, 16 heads x 64 dims, that strided read made decode 0.87x
-         * llama.cpp's); then softmax and the V product per head (threads split the heads), or per
-         * GQA group (threads split the groups; the heads of a group share each V row's loads).
-         * The scores land in scratch rows of n_ctx per head; each value is the single dot's
-         * (dots_cache). */
+        /* Decode: the scores of all heads, position by position (each thread a contiguous range of
+         * positions), so the K cache streams row after row, each row's K heads against the q of
+         * their GQA group's heads (each loaded once for them); then softmax and
+         * the V product, each row of V^T against the probabilities of its group's heads. The
+         * threads split the rows of V^T evenly; where that gives each whole groups, a thread makes
+         * its own groups' probabilities, else all threads make them (split by heads) first. The
+         * scores land in scratch rows of n_ctx per head; each value is the single dot's
+         * (rows_cache). For an f16 cache q and the probabilities are rounded to fp16 as llama.cpp
+         * converts them and kept as floats. */
         const int n_valid = pos0 + 1, n_use = N_USE(n_valid);
         const int64_t qdim = (int64_t)n_head * head_dim;
-        uint16_t *q16 = dots.f16 ? malloc((size_t)qdim * sizeof(uint16_t)) : NULL;
-        if (dots.f16 && !q16) return;
-        if (q16) akk_fp32_to_fp16_row(q, q16, qdim);
-        const uint8_t *qb = q16 ? (const uint8_t *)q16 : (const uint8_t *)q;
-        /* per head: its q row and the offset of its K head in a cache row (bytes) */
-        const void *qa[n_head];
-        int64_t koff[n_head];
-        for (int h = 0; h < n_head; h++) {
-            qa[h] = qb + (int64_t)h * head_dim * es;
-            koff[h] = (int64_t)(h / group) * head_dim * es;
+        float *qr = dots.f16 ? malloc((size_t)qdim * sizeof(float)) : NULL;
+        if (dots.f16 && !qr) return;
+        if (qr) {
+            memcpy(qr, q, (size_t)qdim * sizeof(float));
+            scale_round(&dots, qr, qdim, 1.0f);
         }
+        const float *qf = qr ? qr : q;
 #pragma omp parallel num_threads(nthreads)
         {
             const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
             const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
-            const void *ka[8];
-            float r[8];
-            for (int64_t j = p0; j < p1; j++)
-                for (int h0 = 0; h0 < n_head; h0 += 8) {
-                    const int m = n_head - h0 < 8 ? n_head - h0 : 8;
-                    const uint8_t *krow = kb + j * k_stride * es;
-                    for (int i = 0; i < m; i++) ka[i] = krow + koff[h0 + i];
-                    dots_cache(&dots, head_dim, m, ka, qa + h0, scale, r);
-                    for (int i = 0; i < m; i++) scratch[(int64_t)(h0 + i) * n_ctx + j] = r[i];
-                }
+            if (p1 > p0)
+                rows_cache(&dots, head_dim, p1 - p0, kb + p0 * k_stride * es, k_stride, head_dim, group, n_head, qf, head_dim,
+                           scale, scratch + p0, n_ctx);
+            const int64_t vrows = (int64_t)n_head_kv * head_dim, v0 = vrows * me / nt, v1 = vrows * (me + 1) / nt;
+            const int own = n_head_kv % nt == 0; /* [v0, v1) are whole groups */
 #pragma omp barrier
-            if (group > 1 && n_head_kv % nt == 0) {
-                /* GQA: a thread takes whole groups, and the heads of a group meet each V row in
-                 * one call (the dots kernels load a row shared by four heads once) */
-                for (int64_t g = n_head_kv * me / nt; g < n_head_kv * (me + 1) / nt; g++) {
-                    const void *pa[8];
-                    for (int h0 = 0; h0 < group; h0 += 8) {
-                        const int m = group - h0 < 8 ? group - h0 : 8;
-                        for (int i = 0; i < m; i++)
-                            pa[i] = head_probs(&dots, scratch + (g * group + h0 + i) * n_ctx, n_valid, n_use);
-                        const uint8_t *vg = vb + g * head_dim * vt_stride * es;
-                        for (int d = 0; d < head_dim; d++) {
-                            for (int i = 0; i < m; i++) ka[i] = vg + (int64_t)d * vt_stride * es;
-                            dots_cache(&dots, n_use, m, ka, pa, 1.0f, r);
-                            for (int i = 0; i < m; i++) out[(g * group + h0 + i) * head_dim + d] = r[i];
-                        }
-                    }
-                }
-            } else
-            for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++) {
-                const void *p = head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
-                float *oh = out + h * head_dim;
-                const uint8_t *vg = vb + (int64_t)(h / group) * head_dim * vt_stride * es;
-                const void *pa[8] = {p, p, p, p, p, p, p, p};
-                for (int d0 = 0; d0 < head_dim; d0 += 8) {
-                    const int m = head_dim - d0 < 8 ? head_dim - d0 : 8;
-                    for (int i = 0; i < m; i++) ka[i] = vg + (int64_t)(d0 + i) * vt_stride * es;
-                    dots_cache(&dots, n_use, m, ka, pa, 1.0f, oh + d0);
-                }
+            if (own)
+                for (int64_t h = v0 / head_dim * group; h < v1 / head_dim * group; h++)
+                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use, 1);
+            else {
+                for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++)
+                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use, 1);
+#pragma omp barrier
+            }
+            for (int64_t r = v0; r < v1;) {
+                const int64_t g = r / head_dim, d = r % head_dim, nd = (v1 - r < head_dim - d ? v1 - r : head_dim - d);
+                rows_cache(&dots, n_use, nd, vb + (g * head_dim + d) * vt_stride * es, vt_stride, 0, group, group,
+                           scratch + g * group * n_ctx, n_ctx, 1.0f, out + g * group * head_dim + d, head_dim);
+                r += nd;
             }
         }
-        free(q16);
+        free(qr);
         return;
     }
 #pragma omp parallel num_threads(nthreads)
@@ -492,7 +512,7 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
             const uint8_t *kh = kb + (int64_t)g * head_dim * es;
             for (int j = 0; j < n_valid; j++) sc[j] = dot_cache(&dots, kq_1acc, head_dim, kh + (int64_t)j * k_stride * es, qh) * scale;
             const int n_use = N_USE(n_valid);
-            const void *p = head_probs(&dots, sc, n_valid, n_use);
+            const void *p = head_probs(&dots, sc, n_valid, n_use, 0);
             float *oh = out + t * out_stride + (int64_t)h * head_dim;
             const uint8_t *vg = vb + (int64_t)g * head_dim * vt_stride * es;
             for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, kqv_1acc, n_use, vg + (int64_t)d * vt_stride * es, p);

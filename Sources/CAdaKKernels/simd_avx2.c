@@ -159,16 +159,29 @@ float akk_dot4_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
     return tail_f16(reduce_4x8(acc), a, b, np, n);
 }
 
-/* ---- decode attention: four dots at a time, two interleaved (akk_attn_dots.h) ---- */
+/* ---- decode attention products (akk_attn_dots.h): 16 registers hold 8 to 12 accumulators ---- */
+
+#define A2_FN static __attribute__((target("avx2,fma,f16c")))
+#define A2_BLOCKS(T, LOAD, P)                                                                      \
+    ATTN_BLOCK8(P##1x4, A2_FN, T, LOAD, 1, 4, 2)                                                   \
+    ATTN_BLOCK8(P##1x3, A2_FN, T, LOAD, 1, 3, 4)                                                   \
+    ATTN_BLOCK8(P##1x2, A2_FN, T, LOAD, 1, 2, 4)                                                   \
+    ATTN_BLOCK8(P##1x1, A2_FN, T, LOAD, 1, 1, 4)                                                   \
+    ATTN_BLOCK8(P##2x2, A2_FN, T, LOAD, 2, 2, 2)                                                   \
+    ATTN_BLOCK8(P##2x1, A2_FN, T, LOAD, 2, 1, 4)
+A2_BLOCKS(float, LOAD_F32, a2_f32_)
+A2_BLOCKS(uint16_t, LOAD_F16, a2_f16_)
 
 __attribute__((target("avx2,fma,f16c")))
-void akk_attn_dots_f32_avx2(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
-    ATTN_DOTS(2, float, LOAD_F32, tail_f32)
+void akk_attn_rows_f32_avx2(AKK_ATTN_ROWS_ARGS(float)) {
+    typedef float A_T;
+    ATTN_ROWS(a2_f32_, tail_f32, 1, 1, 2, 2)
 }
 
 __attribute__((target("avx2,fma,f16c")))
-void akk_attn_dots_f16_avx2(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
-    ATTN_DOTS(2, uint16_t, LOAD_F16, tail_f16)
+void akk_attn_rows_f16_avx2(AKK_ATTN_ROWS_ARGS(uint16_t)) {
+    typedef uint16_t A_T;
+    ATTN_ROWS(a2_f16_, tail_f16f, 1, 1, 2, 2)
 }
 
 static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -250,8 +263,8 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_dot = akk_rows_by_dot_avx2,
     .fp16_to_fp32_row = fp16_to_fp32_row,
     .fp32_to_fp16_row = fp32_to_fp16_row,
-    .attn_dots_f32 = akk_attn_dots_f32_avx2,
-    .attn_dots_f16 = akk_attn_dots_f16_avx2,
+    .attn_rows_f32 = akk_attn_rows_f32_avx2,
+    .attn_rows_f16 = akk_attn_rows_f16_avx2,
     .read_bytes = read_bytes,
     .rows_q4_k_r8 = akk_rows_q4_k_r8_avx2,
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_avx2,

@@ -1,6 +1,6 @@
 /*
  * AVX-512 (F/BW/VL) kernels of the per-row operations: the activation quantisers (Q8_0, Q8_1,
- * Q8_K), the fp32 -> fp16 row conversion and the decode attention dots. Each gives the bytes of
+ * Q8_K), the fp32 -> fp16 row conversion and the decode attention products. Each gives the bytes of
  * its AVX2 kernel and scalar reference by construction (the same float operations per element; integer steps exact;
  * conversions by the same instructions at another width). Installed into akk_impl_avx512 by
  * akk_avx512_rowops_prepare where measured faster than AVX2 (docs/BENCHMARKS.md).
@@ -87,20 +87,36 @@ RO_FN void quantize_row_q8_K(const float *x, void *y, int64_t n) {
     }
 }
 
-/* ---- decode attention dots: AVX2's 8-lane operations, four dots interleaved (akk_attn_dots.h):
- * their 16 accumulators fit AVX-512's 32 vector registers ---- */
+/* ---- decode attention products (akk_attn_dots.h): a dot's four 8-lane accumulators as two
+ * zmm, blocks of 16 accumulators (of the 32 registers) ---- */
 
-RO_FN void attn_dots_f32(int64_t n, int m, const float *const *a, const float *const *b, float scale, float *out) {
-    ATTN_DOTS(4, float, LOAD_F32, tail_f32)
+#define AZ_BLOCKS(T, LOAD16, P)                                                                    \
+    ATTN_BLOCK16(P##1x4, RO_FN, T, LOAD16, 1, 4)                                                   \
+    ATTN_BLOCK16(P##1x3, RO_FN, T, LOAD16, 1, 3)                                                   \
+    ATTN_BLOCK16(P##1x2, RO_FN, T, LOAD16, 1, 2)                                                   \
+    ATTN_BLOCK16(P##1x1, RO_FN, T, LOAD16, 1, 1)                                                   \
+    ATTN_BLOCK16(P##2x4, RO_FN, T, LOAD16, 2, 4)                                                   \
+    ATTN_BLOCK16(P##2x3, RO_FN, T, LOAD16, 2, 3)                                                   \
+    ATTN_BLOCK16(P##2x2, RO_FN, T, LOAD16, 2, 2)                                                   \
+    ATTN_BLOCK16(P##2x1, RO_FN, T, LOAD16, 2, 1)                                                   \
+    ATTN_BLOCK16(P##4x2, RO_FN, T, LOAD16, 4, 2)                                                   \
+    ATTN_BLOCK16(P##8x1, RO_FN, T, LOAD16, 8, 1)
+AZ_BLOCKS(float, LOAD16_F32, az_f32_)
+AZ_BLOCKS(uint16_t, LOAD16_F16, az_f16_)
+
+RO_FN void attn_rows_f32(AKK_ATTN_ROWS_ARGS(float)) {
+    typedef float A_T;
+    ATTN_ROWS(az_f32_, tail_f32, 2, 2, 4, 8)
 }
 
-RO_FN void attn_dots_f16(int64_t n, int m, const uint16_t *const *a, const uint16_t *const *b, float scale, float *out) {
-    ATTN_DOTS(4, uint16_t, LOAD_F16, tail_f16)
+RO_FN void attn_rows_f16(AKK_ATTN_ROWS_ARGS(uint16_t)) {
+    typedef uint16_t A_T;
+    ATTN_ROWS(az_f16_, tail_f16f, 2, 2, 4, 8)
 }
 
 void akk_avx512_rowops_prepare(struct akk_impl *impl) {
-    impl->attn_dots_f32 = attn_dots_f32;
-    impl->attn_dots_f16 = attn_dots_f16;
+    impl->attn_rows_f32 = attn_rows_f32;
+    impl->attn_rows_f16 = attn_rows_f16;
     impl->quantize_q8_0 = quantize_row_q8_0;
     impl->quantize_q8_1 = quantize_row_q8_1;
     impl->quantize_q8_K = quantize_row_q8_K;

@@ -255,18 +255,21 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
                         return y.map(UInt32.init)
                     }
                 }
-            } else if name.hasPrefix("attention dots f") {
+            } else if name.hasPrefix("attention rows f") {
                 let f16 = name.hasSuffix("f16"), type = Int32(f16 ? AKK_F16.rawValue : AKK_F32.rawValue)
-                // GQA groups of 2, 4 and 6 (the V product per group on 1 thread and where the
-                // groups split evenly over 2; fours of dots that share a K or V row and fours that
-                // do not), no GQA, and dims with and without a tail past the steps of 32
-                for (nHead, nHeadKV, hd) in [(6, 3, 40), (4, 2, 72), (5, 5, 64), (8, 2, 128), (12, 2, 48)] {
+                // Through decode (and prefill) attention: GQA groups of 1, 2, 3, 4, 5 (a four and a
+                // one), 6 and 8 (two fours) on 1 and 2 threads (the V rows split on whole groups
+                // and not); head dims with and without a tail past the steps of 32 (40, 48, 72);
+                // positions that leave row chunks of 8 with a rest on each thread, and n_use with
+                // a tail (the last position of a context of 260: 260 % 32 = 4)
+                for (nHead, nHeadKV, hd) in [(6, 3, 40), (4, 2, 72), (5, 5, 64), (8, 2, 128), (12, 2, 48), (16, 4, 64),
+                                             (16, 2, 128), (10, 2, 48), (8, 1, 64)] {
                     let nCtx = 260, kvDim = nHeadKV * hd, qDim = nHead * hd
                     let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
                     let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
-                    let q = (0..<(3 * qDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let q = (0..<(3 * qDim)).map { _ in Float.random(in: -2...2, using: &rng) }
                     let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
-                    for (tokens, pos0) in [(1, 0), (1, 201), (3, 7)] { for threads: Int32 in [1, 2] {
+                    for (tokens, pos0) in [(1, 0), (1, 201), (1, 258), (1, 259), (3, 7)] { for threads: Int32 in [1, 2] {
                         atEveryLevel("\(name) heads \(nHead)/\(nHeadKV) dim \(hd) tokens \(tokens) pos \(pos0) threads \(threads)") {
                             var out = [Float](repeating: 0, count: tokens * qDim)
                             var scratch = [Float](repeating: 0, count: max(4, nHead) * nCtx)
@@ -543,6 +546,62 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
                     let simd = run()
                     let scalar = withScalar { run() }
                     #expect(bits(simd) == bits(scalar), "heads \(nHead)/\(nHeadKV) dim \(hd) type \(type) tokens \(tokens) pos \(pos0)")
+                }
+            }
+        }
+    }
+
+    /// Decode attention (the blocked products, the row chunks, the GQA mapping, the thread split,
+    /// the tails) equals llama.cpp's steps composed from single dots: every score one
+    /// ggml_vec_dot_f16 (akk_dot_f16) of a K row and the fp16 q (f32 cache: ggml_vec_dot_f32) times
+    /// the scale, the padding to n_use masked, softmax, the probabilities in fp16, every output
+    /// one dot of a V^T row and them; at every level, 1 and 2 threads, both cache types.
+    @Test func decodeAttentionEqualsSingleDots() {
+        var rng = SplitMix64(seed: 33)
+        let f32 = Int32(AKK_F32.rawValue), f16 = Int32(AKK_F16.rawValue)
+        for (nHead, nHeadKV, hd, nCtx, pos0) in [(16, 4, 64, 300, 255), (32, 4, 128, 257, 256), (8, 8, 48, 77, 76),
+                                                  (9, 3, 64, 700, 300), (16, 2, 40, 100, 37), (10, 2, 72, 33, 9)] {
+            let kvDim = nHeadKV * hd, qDim = nHead * hd, group = nHead / nHeadKV, nValid = pos0 + 1
+            let nKV = Int(akk_attn_n_kv(Int32(nValid), Int32(nCtx)))
+            let nUse = nValid + 31 < nKV ? (nValid + 31) / 32 * 32 : nKV
+            let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let q = (0..<qDim).map { _ in Float.random(in: -3...3, using: &rng) }
+            let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
+            for type in [f32, f16] {
+                // one dot of n cache elements from offset a (K or V^T) and b from offset bo (f16:
+                // the fp16 values of b)
+                func dot(_ n: Int, _ cache: (f: [Float], h: [UInt16]), _ a: Int, _ b: [Float], _ bo: Int) -> Float {
+                    if type == f16 {
+                        let x = b[bo..<(bo + n)].map { akk_fp32_to_fp16($0) }
+                        return cache.h.withUnsafeBufferPointer { akk_dot_f16(0, Int64(n), $0.baseAddress! + a, x) }
+                    }
+                    return cache.f.withUnsafeBytes { cp in b.withUnsafeBytes {
+                        akk_vec_dot(f32, Int64(n), cp.baseAddress! + 4 * a, $0.baseAddress! + 4 * bo)
+                    } }
+                }
+                let scale: Float = 0.125
+                var want = [Float](repeating: 0, count: qDim)
+                for h in 0..<nHead {
+                    let g = h / group
+                    var sc = (0..<nUse).map { j in j < nValid ? dot(hd, (kf, kh), j * kvDim + g * hd, q, h * hd) * scale : -Float.infinity }
+                    akk_softmax(&sc, Int64(nUse))
+                    for d in 0..<hd { want[h * hd + d] = dot(nUse, (vf, vh), (g * hd + d) * nCtx, sc, 0) }
+                }
+                for l in level(AKK_CPU_SCALAR)...akk_cpu_max_level() {
+                    _ = akk_force_level(l)
+                    for threads: Int32 in [1, 2] {
+                        var out = [Float](repeating: 0, count: qDim)
+                        var scratch = [Float](repeating: 0, count: max(2, nHead) * nCtx)
+                        let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
+                            akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), 1, Int32(pos0),
+                                          Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), type, threads)
+                        }
+                        if type == f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                        else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                        #expect(bits(out) == bits(want), "heads \(nHead)/\(nHeadKV) dim \(hd) ctx \(nCtx) pos \(pos0) type \(type) level \(l) threads \(threads)")
+                    }
+                    _ = akk_force_level(-1)
                 }
             }
         }

@@ -110,7 +110,7 @@ const char *akk_cpu_warning(void);
 int akk_force_level(int level);
 /* The kernel table, to see which implementation each level runs: entry i < akk_kernel_count() is
  * named akk_kernel_name(i) ("rows q4_k", "rows q6_k tiled" for llama.cpp's tiled order taken from
- * 8 activation rows, "quantize q8_K", "dot", "fp16->fp32 row", "attention dots f16", ...);
+ * 8 activation rows, "quantize q8_K", "dot", "fp16->fp32 row", "attention rows f16", ...);
  * akk_kernel_origin(i, level) is the level whose own kernel `level` runs for it (a level keeps the
  * one below's where it has none of its own), -1 for a level this CPU lacks or a bad i (whose name
  * is NULL). */

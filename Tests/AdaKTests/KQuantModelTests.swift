@@ -135,9 +135,10 @@ import CAdaKKernels
         #expect(abs(r.ppl - ref.ppl) <= unit / 2, "\(name): perplexity \(r.ppl) vs llama.cpp \(ref.ppl)")
     }
 
-    /// Every Q5_x / K-quant matrix is used in its own type, straight from the mapped file; Q4_K
-    /// matrices of whole 8-row groups repacked (the same bits, its own copy): AKK_Q4_K_R8_DENSE for
-    /// dense matrices (llama.cpp's gemm order), AKK_Q4_K_R8 for expert stacks (its gemv).
+    /// Every Q5_x / K-quant matrix is used in its own type, the file's bytes as they are (copied
+    /// to huge pages: WeightLoader.allocateWeights); Q4_K matrices of whole 8-row groups repacked
+    /// (the same bits, its own copy): AKK_Q4_K_R8_DENSE for dense matrices (llama.cpp's gemm
+    /// order), AKK_Q4_K_R8 for expert stacks (its gemv).
     static func checkUsedAsStored(_ m: Model, _ name: String) throws {
         var seen = 0
         func check(_ tensor: String, _ type: Int32?, _ data: UnsafeRawPointer?) {
@@ -149,7 +150,8 @@ import CAdaKKernels
                 seen += 1
                 return
             }
-            #expect(type == Int32(bitPattern: t.type) && data == m.gguf.data(t), "\(name): \(tensor) converted at load")
+            #expect(type == Int32(bitPattern: t.type) && data.map { memcmp($0, m.gguf.data(t), t.byteCount) == 0 } == true,
+                    "\(name): \(tensor) converted at load")
             seen += 1
         }
         for (l, w) in m.layers.enumerated() {

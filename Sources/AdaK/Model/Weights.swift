@@ -105,6 +105,28 @@ final class WeightLoader {
         return p
     }
 
+    /// Blocks of 8 MB on transparent huge pages that the matrices under 2 MB are carved from
+    /// (first fit, 64-byte steps), each with the bytes in use. Such a matrix of its own allocation
+    /// (the attention projections, the routers) sat on 4 KB pages, where the hardware prefetcher
+    /// stops at every page boundary and each page costs a walk: a decode-sized product streamed
+    /// them at ~80% of the probe bandwidth against ~97% from huge pages (1 thread, mixtral-shaped
+    /// Q/K/V/O). Larger matrices get blocks of their own (allocateAligned: huge pages but for the
+    /// tail): rounding them up to whole huge pages cost mixtral-shaped Q4_0 14 MB of peak RSS.
+    private var slabs: [(base: UnsafeMutableRawPointer, used: Int)] = []
+    private static let slabBytes = 8 << 20
+
+    private func allocateWeights(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        guard bytes < 2 << 20 else { return try allocate(bytes) }
+        let need = (bytes + 63) / 64 * 64
+        if let i = slabs.firstIndex(where: { Self.slabBytes - $0.used >= need }) {
+            defer { slabs[i].used += need }
+            return slabs[i].base + slabs[i].used
+        }
+        let p = try allocate(Self.slabBytes)
+        slabs.append((p, need))
+        return p
+    }
+
     func has(_ name: String) -> Bool { gguf.tensor(name) != nil }
 
     private func info(_ name: String, dims expected: [Int]) throws -> GGUFTensorInfo {
@@ -185,8 +207,12 @@ final class WeightLoader {
     }
 
     /// Q4_0, Q4_K, IQ4_NL and MXFP4 as 8-row groups when the loader repacks and every matrix has a
-    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace); the
-    /// source (file pages or a converted copy) is released, so memory stays ~ the file size.
+    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace);
+    /// every other matrix (Q8_0, Q6_K, f32 routers...) as a plain copy of its bytes. Either way the
+    /// result lives in `allocateWeights`' huge pages and the source (file pages or a converted
+    /// copy) is released, so memory stays ~ the file size. Not copied: a tied output head (`allowed`
+    /// false: the embedding lookups read the file's bytes) and matrices of a model loaded from a
+    /// caller's buffer, whose bytes cannot be released.
     /// Mapped sources go in slices of ~2 MB whose pages are released as soon as they are packed: the
     /// file is resident from the start (populate), so packing a whole expert stack before releasing
     /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files); slices
@@ -195,26 +221,28 @@ final class WeightLoader {
     /// with its repacked Q4_K do (AKK_Q4_K_R8_DENSE).
     private func repacked(_ p: (type: Int32, data: UnsafeRawPointer), rows: Int, count: Int, cols: Int,
                           allowed: Bool, dense: Bool) throws -> (type: Int32, data: UnsafeRawPointer) {
-        let packedType: Int32
-        switch p.type {
-        case Int32(AKK_Q4_0.rawValue): packedType = Int32(AKK_Q4_0_R8.rawValue)
-        case Int32(AKK_Q4_K.rawValue): packedType = Int32((dense ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue)
-        case Int32(AKK_IQ4_NL.rawValue): packedType = Int32(AKK_IQ4_NL_R8.rawValue)
-        case Int32(AKK_MXFP4.rawValue): packedType = Int32(AKK_MXFP4_R8.rawValue)
-        default: return p
+        var packedType: Int32? = switch p.type {
+        case Int32(AKK_Q4_0.rawValue): Int32(AKK_Q4_0_R8.rawValue)
+        case Int32(AKK_Q4_K.rawValue): Int32((dense ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue)
+        case Int32(AKK_IQ4_NL.rawValue): Int32(AKK_IQ4_NL_R8.rawValue)
+        case Int32(AKK_MXFP4.rawValue): Int32(AKK_MXFP4_R8.rawValue)
+        default: nil
         }
-        guard repack, allowed, rows % 8 == 0, cols % Int(akk_block_elems(p.type)) == 0 else { return p }
-        let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
-        let out = try allocate(bytes)
+        if !repack || rows % 8 != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
         let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
+        guard allowed, packedType != nil || ownedSource != nil || gguf.storage.isMapped else { return p }
+        let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
+        let out = try allocateWeights(bytes)
         let slice = max(8, (2 << 20) / rowBytes / 8 * 8)
         for r0 in stride(from: 0, to: total, by: slice) {
             let n = min(slice, total - r0), src = p.data + r0 * rowBytes, dst = out + r0 * rowBytes
-            let rc = switch packedType {
-            case Int32(AKK_Q4_0_R8.rawValue): akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
+            var rc: Int32 = 0
+            switch packedType {
+            case nil: dst.copyMemory(from: src, byteCount: n * rowBytes)
+            case Int32(AKK_Q4_0_R8.rawValue): rc = akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
             case Int32(AKK_Q4_K_R8.rawValue), Int32(AKK_Q4_K_R8_DENSE.rawValue):
-                akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
-            default: akk_repack_iq4mx_r8(p.type, src, dst, Int64(n), Int64(cols))
+                rc = akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
+            default: rc = akk_repack_iq4mx_r8(p.type, src, dst, Int64(n), Int64(cols))
             }
             guard rc == 0 else {
                 throw AdaKError.format("cannot repack a \(String(cString: akk_type_name(p.type))) matrix of \(rows) x \(cols)")
@@ -226,7 +254,7 @@ final class WeightLoader {
         } else {
             gguf.storage.release(p.data, byteCount: bytes) // the pages that straddle two slices
         }
-        return (packedType, UnsafeRawPointer(out))
+        return (packedType ?? p.type, UnsafeRawPointer(out))
     }
 
     /// IQ4_NL and MXFP4 matrices with a multiple of 8 rows (per expert) as their `_X8` views: the

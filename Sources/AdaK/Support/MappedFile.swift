@@ -9,7 +9,8 @@ import Darwin
 public final class MappedFile: @unchecked Sendable {
     public let base: UnsafeRawPointer
     public let count: Int
-    private let isMapped: Bool
+    /// A mapping of a file (whose pages `release` can drop), not an owned copy.
+    public let isMapped: Bool
 
     /// Maps `path` read-only (MAP_PRIVATE). Empty files are rejected.
     public init(path: String) throws {

@@ -1,24 +1,23 @@
 /*
- * AVX-512 (F/BW/VL + VNNI) prefill tiles of Q4_1, Q5_0 and Q5_1 (x Q8_1 / Q8_0 activations): two
+ * AVX-512 (F/BW/VL + VNNI) prefill tiles of Q4_1 and Q5_1 (x Q8_1 activations): two
  * (row, token) pairs per 512-bit register, the same bits as the scalar references.
  *
  * Every output keeps llama.cpp's float order (quant.c, kquant_dot.c): 8 int32 lanes per block
  * (lane l = sum of w*x over elements 4l..4l+3, exact), acc = fma(d_w*d_x, (float)lanes, acc) per
- * block in one 8-lane accumulator, then hsum8 (Q4_1/Q5_1: + summs, summs = fma(m_w, s_x, summs)
- * block by block). Here one register holds the lanes of two tokens t, t+1 of one row, interleaved
+ * block in one 8-lane accumulator, then hsum8 + summs (summs = fma(m_w, s_x, summs) block by
+ * block). Here one register holds the lanes of two tokens t, t+1 of one row, interleaved
  * (lane 2l: token t's lane l, 2l+1: token t+1's): the quants of token pairs are interleaved by
  * dwords once per token chunk and each weight dword doubled, so one vpdpbusd, one float subtract
  * and one fma serve both (row, token) pairs, per lane the operations of the 256-bit kernels:
- *  - Q5_0's signed quants are made unsigned (+16) and each lane starts from -16 * (sum of its 4
- *    activation quants): vpdpbusd (unsigned x signed) then gives AVX2's sign-trick lane sums;
  *  - lanes also start at the bits of 1.5 * 2^23, so the lane as a float minus 1.5 * 2^23 is the
  *    exact lane sum (|sum| < 2^22): a subtract, which runs beside the fma, for the convert;
  *  - d_w*d_x: one multiply per 8 blocks gives 16 products in the lanes' interleaved order, and
  *    block b's pair [d_t, d_t+1] is one 64-bit broadcast load (a vpermps per pair cost ~10%);
- *  - the Q4_1/Q5_1 min chains run across the tokens of a tile (lane = token), each in block order;
+ *  - the min chains run across the tokens of a tile (lane = token), each in block order;
  *  - at the end the even / odd lanes are gathered and summed in hsum8's order.
  * Numbers (Zen 4): docs/BENCHMARKS.md "Q4_1 / Q5_x prefill tiles at the avx512 level". Q8_0 and
- * Q4_0 measured no faster than their 256-bit VNNI tiles (akk_quant_tiles.h) this way.
+ * Q4_0 measured no faster this way than their 256-bit VNNI tiles (akk_quant_tiles.h); Q8_0 and Q5_0
+ * now run simd_avx512_bias.c's 256-bit tiles, through which Q4_1 measured no faster in the model.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
@@ -39,18 +38,17 @@
 
 static inline float lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
 
-/* Bytes per weight block, per activation block, offset of the activation quants. */
-static inline int wblock(int type) { return type == AKK_Q4_1 ? 20 : type == AKK_Q5_0 ? 22 : 24; }
-static inline int has_min(int type) { return type == AKK_Q4_1 || type == AKK_Q5_1; }
+/* Bytes per weight block. */
+static inline int wblock(int type) { return type == AKK_Q4_1 ? 20 : 24; }
 
 /* One weight block as 32 unsigned bytes (element order), each dword twice: dword 2k and 2k+1 of
  * the result = dword k, against the two tokens' interleaved quants (pair_quants). */
 P_INLINE __m512i w_unsigned(const int type, const uint8_t *wb) {
-    const int qs = type == AKK_Q4_1 ? 4 : type == AKK_Q5_0 ? 6 : 8;
+    const int qs = type == AKK_Q4_1 ? 4 : 8;
     /* low 128 bits: low nibbles (elements 0..15), high: high nibbles (16..31) */
     const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(wb + qs)));
     __m256i v = _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
-    if (type == AKK_Q5_0 || type == AKK_Q5_1) /* + 16 where bit j of qh is set (element j) */
+    if (type == AKK_Q5_1) /* + 16 where bit j of qh is set (element j) */
         v = _mm256_mask_add_epi8(v, (__mmask32)(akk_load_u16(wb + qs - 4) | (uint32_t)akk_load_u16(wb + qs - 2) << 16), v,
                                  _mm256_set1_epi8(0x10));
     return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), _mm512_castsi256_si512(v));
@@ -81,7 +79,7 @@ P_INLINE float hsum8_of(__m512 v, int k) {
 P_INLINE void tile2(const int type, const int R, const int P, int odd, const uint8_t *w, int64_t rs, int64_t nb,
                     const uint8_t *xq, float *y, int64_t ys, int64_t yr, const float *wd2, const float *xd2,
                     const float *wm, const float *xsT, int64_t scs) {
-    const int wbs = wblock(type), off = type == AKK_Q5_0 ? 16 : 0;
+    const int wbs = wblock(type);
     /* lanes start at 1.5 * 2^23 as int bits: the float of such a lane minus 1.5 * 2^23 is the
      * exact lane sum (|sum| < 2^22), a float subtract in place of a convert */
     const __m512i magic_i = _mm512_set1_epi32(0x4B400000);
@@ -102,23 +100,18 @@ P_INLINE void tile2(const int type, const int R, const int P, int odd, const uin
         __asm__ volatile("" ::: "memory"); /* keep the broadcasts as loads, not shuffles */
         const int64_t b1 = b0 + 8 < nb ? b0 + 8 : nb;
         for (int64_t b = b0; b < b1; b++) {
-            __m512i wq[P_MAXR], xv[P_MAXP], x0[P_MAXP];
+            __m512i wq[P_MAXR], xv[P_MAXP];
             for (int r = 0; r < R; r++) wq[r] = w_unsigned(type, w + r * rs + b * wbs);
-            for (int p = 0; p < P; p++) {
-                xv[p] = _mm512_load_si512(xq + (p * nb + b) * 64);
-                x0[p] = off ? _mm512_sub_epi32(magic_i, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)off), xv[p]))
-                            : magic_i;
-            }
+            for (int p = 0; p < P; p++) xv[p] = _mm512_load_si512(xq + (p * nb + b) * 64);
             for (int r = 0; r < R; r++) {
                 for (int p = 0; p < P; p++) {
-                    const __m512i li = _mm512_dpbusd_epi32(x0[p], wq[r], xv[p]);
+                    const __m512i li = _mm512_dpbusd_epi32(magic_i, wq[r], xv[p]);
                     const __m512 lf = _mm512_sub_ps(_mm512_castsi512_ps(li), magic_f);
                     double d2;
                     __builtin_memcpy(&d2, &dp[r][p][2 * (b - b0)], 8);
                     acc[r][p] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(d2)), lf, acc[r][p]);
                 }
-                if (has_min(type))
-                    sm[r] = _mm256_fmadd_ps(_mm256_set1_ps(wm[r * scs + b]), _mm256_loadu_ps(xsT + b * P_XST), sm[r]);
+                sm[r] = _mm256_fmadd_ps(_mm256_set1_ps(wm[r * scs + b]), _mm256_loadu_ps(xsT + b * P_XST), sm[r]);
             }
         }
     }
@@ -127,10 +120,10 @@ P_INLINE void tile2(const int type, const int R, const int P, int odd, const uin
         _mm256_storeu_ps(s, sm[r]);
         for (int p = 0; p < P; p++) {
             const float lo = hsum8_of(acc[r][p], 0);
-            y[2 * p * ys + r * yr] = has_min(type) ? lo + s[2 * p] : lo;
+            y[2 * p * ys + r * yr] = lo + s[2 * p];
             if (!(odd && p == P - 1)) {
                 const float hi = hsum8_of(acc[r][p], 1);
-                y[(2 * p + 1) * ys + r * yr] = has_min(type) ? hi + s[2 * p + 1] : hi;
+                y[(2 * p + 1) * ys + r * yr] = hi + s[2 * p + 1];
             }
         }
     }
@@ -155,13 +148,12 @@ typedef void (*tile2_fn)(int R, int P, int odd, const uint8_t *w, int64_t rs, in
     }
 
 /* tiles (rows x token pairs), 1 thread, 1536 x 576, 64 tokens, ms: Q4_1 2x4 0.95 (4x3 1.03,
- * 3x4 1.02, 4x2 1.06), Q5_0 4x3 1.06 (2x4 1.04, 4x4 1.06, 4x2 1.10) */
+ * 3x4 1.02, 4x2 1.06), Q5_0 (then here, the shape Q5_1 keeps) 4x3 1.06 (2x4 1.04, 4x4 1.06, 4x2 1.10) */
 #define Q41_TR 2
 #define Q41_TP 4
 #define Q5_TR 4
 #define Q5_TP 3
 TILE2_FN(tile2_q4_1, AKK_Q4_1, Q41_TR)
-TILE2_FN(tile2_q5_0, AKK_Q5_0, Q5_TR)
 TILE2_FN(tile2_q5_1, AKK_Q5_1, Q5_TR)
 
 /* Rows [r0, r1) x n_tok >= 2 tokens: token chunks of P_CHUNK (quants interleaved by pairs and
@@ -172,9 +164,9 @@ P_FN void rows_pairs(const int type, tile2_fn tile, akk_rows_fn fallback, int tr
                      int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride,
                      int64_t n_tok, float *Y, int64_t ystride) {
     const int64_t nb = n_in / 32, scs = (nb + 7) & ~(int64_t)7, npair = P_CHUNK / 2;
-    const int wbs = wblock(type), xbs = has_min(type) ? 36 : 34, mins = has_min(type);
+    const int wbs = wblock(type), xbs = 36;
     uint8_t *xq = akk_thread_scratch((size_t)(npair * nb * 64) +
-                                     sizeof(float) * (size_t)(2 * scs * (npair + tr) + (mins ? tr * scs + nb * P_XST : 0)));
+                                     sizeof(float) * (size_t)(2 * scs * (npair + tr) + tr * scs + nb * P_XST));
     if (!xq) {
         fallback(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
         return;
@@ -192,10 +184,9 @@ P_FN void rows_pairs(const int type, tile2_fn tile, akk_rows_fn fallback, int tr
                 xd2[p * 2 * scs + 2 * k + 1] = lut16(b + k * xbs);
             }
         }
-        if (mins)
-            for (int64_t b = 0; b < nb; b++)
-                for (int64_t t = 0; t < P_XST; t++)
-                    xsT[b * P_XST + t] = c0 + t < c1 ? lut16(X + (c0 + t) * xstride + b * xbs + 2) : 0.0f;
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t t = 0; t < P_XST; t++)
+                xsT[b * P_XST + t] = c0 + t < c1 ? lut16(X + (c0 + t) * xstride + b * xbs + 2) : 0.0f;
         for (int64_t i = 0; i < part + (r1 - rest); i++) {
             const int R = i < part ? tr : 1;
             const int64_t r = i < part ? r0 + i : rest + (i - part);
@@ -204,7 +195,7 @@ P_FN void rows_pairs(const int type, tile2_fn tile, akk_rows_fn fallback, int tr
                 for (int64_t b = 0; b < nb; b++) {
                     const uint8_t *wb = W + r * wrow + k * rstride + b * wbs;
                     wd2[k * 2 * scs + 2 * b] = wd2[k * 2 * scs + 2 * b + 1] = lut16(wb);
-                    if (mins) wm[k * scs + b] = lut16(wb + 2);
+                    wm[k * scs + b] = lut16(wb + 2);
                 }
             for (int64_t t = c0; t < c1; t += 2 * tp) {
                 const int T = (int)(c1 - t < 2 * tp ? c1 - t : 2 * tp), p0 = (int)(t - c0) / 2;
@@ -217,10 +208,10 @@ P_FN void rows_pairs(const int type, tile2_fn tile, akk_rows_fn fallback, int tr
 
 void akk_rows_pairs_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
                            int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    if (n_tok < 2 || (type != AKK_Q4_1 && type != AKK_Q5_0 && type != AKK_Q5_1))
+    if (n_tok < 2 || (type != AKK_Q4_1 && type != AKK_Q5_1))
         fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
     else if (type == AKK_Q4_1)
         rows_pairs(type, tile2_q4_1, fallback, Q41_TR, Q41_TP, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
     else
-        rows_pairs(type, type == AKK_Q5_0 ? tile2_q5_0 : tile2_q5_1, fallback, Q5_TR, Q5_TP, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+        rows_pairs(type, tile2_q5_1, fallback, Q5_TR, Q5_TP, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }

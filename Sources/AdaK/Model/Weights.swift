@@ -114,9 +114,10 @@ final class WeightLoader {
     /// tail): rounding them up to whole huge pages cost mixtral-shaped Q4_0 14 MB of peak RSS.
     private var slabs: [(base: UnsafeMutableRawPointer, used: Int)] = []
     private static let slabBytes = 8 << 20
+    private static let slabLimit = 2 << 20  // matrices from this size get a block of their own
 
     private func allocateWeights(_ bytes: Int) throws -> UnsafeMutableRawPointer {
-        guard bytes < 2 << 20 else { return try allocate(bytes) }
+        guard bytes < Self.slabLimit else { return try allocate(bytes) }
         let need = (bytes + 63) / 64 * 64
         if let i = slabs.firstIndex(where: { Self.slabBytes - $0.used >= need }) {
             defer { slabs[i].used += need }
@@ -230,8 +231,11 @@ final class WeightLoader {
         }
         if !repack || rows % 8 != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
         let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
-        guard allowed, packedType != nil || ownedSource != nil || gguf.storage.isMapped else { return p }
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
+        // a plain copy only moves file pages, or an owned matrix small enough for a slab (a larger
+        // owned one already has huge pages of its own)
+        let copyWorthIt = ownedSource == nil ? gguf.storage.isMapped : bytes < Self.slabLimit
+        guard allowed, packedType != nil || copyWorthIt else { return p }
         let out = try allocateWeights(bytes)
         let slice = max(8, (2 << 20) / rowBytes / 8 * 8)
         for r0 in stride(from: 0, to: total, by: slice) {

@@ -22,6 +22,17 @@ AVX2_INLINE int32_t hsum8_epi32(__m256i v) {
     return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
 }
 
+/* Q4_K/Q5_K's 6-bit scales and mins (the 12 bytes at p, akk_k4_scales_mins) on 32-bit words:
+ * w[0..1] the 8 scales as bytes, w[2..3] the 8 mins. */
+static inline void akk_k4_scale_words(const uint8_t *p, uint32_t w[4]) {
+    uint32_t u[3];
+    __builtin_memcpy(u, p, 12);
+    w[0] = u[0] & 0x3f3f3f3f;
+    w[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+    w[2] = u[1] & 0x3f3f3f3f;
+    w[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+}
+
 /* 4 bytes at p in every 32-bit lane. */
 AVX2_INLINE __m256i bcast4(const int8_t *p) {
     int32_t v;

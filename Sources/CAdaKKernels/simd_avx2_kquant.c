@@ -165,14 +165,11 @@ AVX2_INLINE void kq_row_prepare(const int type, const uint8_t *wb, struct kq_row
         k->d = half(wb + 108);
         break;
     }
-    case AKK_Q4_K: case AKK_Q5_K: { /* akk_k4_scales_mins on 32-bit words */
-        uint32_t u[3];
-        memcpy(u, wb + 4, 12);
-        const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
-        const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
-        const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
-        k->lo = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)sc_lo, (int)sc_hi, 0, 0)));
-        const __m128i m8 = _mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0);
+    case AKK_Q4_K: case AKK_Q5_K: {
+        uint32_t u[4];
+        akk_k4_scale_words(wb + 4, u);
+        k->lo = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)u[0], (int)u[1], 0, 0)));
+        const __m128i m8 = _mm_setr_epi32((int)u[2], (int)u[3], 0, 0);
         k->m = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         k->d = half(wb);
         k->dmin = half(wb + 2);

@@ -154,17 +154,10 @@ AVX2_INLINE void kq_row_prepare(const int type, const uint8_t *wb, struct kq_row
         k->dmin = half(wb + 82);
         break;
     }
-    case AKK_Q3_K: { /* akk_q3_k_scales: low 4 bits from bytes 0..7, high 2 from bytes 8..11 */
-        const uint8_t *s = wb + 96;
-        uint32_t a;
-        memcpy(&a, s + 8, 4);
-        const __m128i v = _mm_loadl_epi64((const __m128i *)s), m4 = _mm_set1_epi8(0x0f);
-        const __m128i lo = _mm_and_si128(_mm_unpacklo_epi64(v, _mm_srli_epi16(v, 4)), m4);
-        const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)a), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-        s16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
+    case AKK_Q3_K:
+        s16 = akk_q3_k_scales16(wb + 96);
         k->d = half(wb + 108);
         break;
-    }
     case AKK_Q4_K: case AKK_Q5_K: {
         uint32_t u[4];
         akk_k4_scale_words(wb + 4, u);

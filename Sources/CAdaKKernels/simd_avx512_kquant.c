@@ -211,7 +211,73 @@ static void rows_q5_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, in
     akk_rows_tiled_avx2(tile_q5_k_avx512, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }
 
+/* ---- Q3_K x Q8_K: two rows in one 512-bit register, as Q6_K ----
+ * The quants (-4..3) enter maddubs as unsigned q + 4 (the 2 low bits, + 4 where the hmask bit is
+ * set: vptestmb + masked add); maddubs of 4 with the token's chunk, once per token and chunk for
+ * the pair, is subtracted from the int16 pair sums, which leaves sum q*x exactly (the AVX2 tile
+ * gets the same words from maddubs(|q|, x signed by q)); then vpdpwssd with the 16-element
+ * scales (Q6_K's index table). Float steps per row are dot_q3_K's: acc = fma(d_x*d_w, lanes, acc),
+ * hsum8. */
+
+#define Q3K_BYTES 110
+
+KR8_INLINE void q3k_tile(const int T, const uint8_t *wa, const uint8_t *wb, int64_t nb,
+                         const uint8_t *x, int64_t xs, float *ya, float *yb, int64_t ys) {
+    const __m512i m3 = _mm512_set1_epi8(3), b4 = _mm512_set1_epi8(4);
+    __m512 acc[8];
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *a = wa + b * Q3K_BYTES, *bb = wb + b * Q3K_BYTES;
+        const __m512i s16 = _mm512_inserti64x4(_mm512_castsi256_si512(akk_q3_k_scales16(a + 96)), akk_q3_k_scales16(bb + 96), 1);
+        const __m512i hm = pair256(a, bb);
+        __m512i sum[8];
+        for (int t = 0; t < T; t++) sum[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = pair256(a + 32 + 32 * h, bb + 32 + 32 * h);
+            for (int s = 0; s < 4; s++) {
+                const int c = 4 * h + s;
+                const __m512i lo = _mm512_and_si512(_mm512_srli_epi16(l, 2 * s), m3);
+                const __m512i u = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(hm, _mm512_set1_epi8((char)(1 << c))), lo, b4);
+                const __m512i sv = _mm512_permutexvar_epi16(_mm512_load_si512(q6_scale_idx[c]), s16);
+                for (int t = 0; t < T; t++) {
+                    const __m512i xq = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x + t * xs + b * 292 + 4 + 32 * c)));
+                    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(u, xq), _mm512_maddubs_epi16(b4, xq));
+                    sum[t] = _mm512_dpwssd_epi32(sum[t], p, sv);
+                }
+            }
+        }
+        const float da = akk_fp16_lut[akk_load_u16(a + 108)], db = akk_fp16_lut[akk_load_u16(bb + 108)];
+        for (int t = 0; t < T; t++) {
+            const float dx = akk_load_f32(x + t * xs + b * 292);
+            const __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dx * da), _mm512_set1_ps(dx * db));
+            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sum[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        ya[t * ys] = hsum8(_mm512_castps512_ps256(acc[t]));
+        if (yb) yb[t * ys] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
+    }
+}
+
+KR8_FN void tile_q3_k_avx512(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
+                             float *y, int64_t ys, int64_t yr) {
+    const uint8_t *wb = R > 1 ? w + rs : w;
+    float *yb = R > 1 ? y + yr : NULL;
+    switch (T) {
+    case 1: q3k_tile(1, w, wb, nb, x, xs, y, yb, ys); break;
+    case 2: q3k_tile(2, w, wb, nb, x, xs, y, yb, ys); break;
+    case 4: q3k_tile(4, w, wb, nb, x, xs, y, yb, ys); break;
+    default: q3k_tile(8, w, wb, nb, x, xs, y, yb, ys); break;
+    }
+}
+
+static void rows_q3_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                      int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    akk_rows_tiled_avx2(tile_q3_k_avx512, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+}
+
 void akk_avx512_kquant_prepare(struct akk_impl *impl) {
+    impl->rows_q3_k = rows_q3_k;
     q6_prepare();
     for (int c = 0; c < 8; c++)
         for (int k = 0; k < 32; k++) q5k_scale_idx[c][k] = (short)(16 * (k / 16) + c);

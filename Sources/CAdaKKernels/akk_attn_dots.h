@@ -41,21 +41,23 @@ AVX2_INLINE float tail_f16f(float s, const uint16_t *w, const float *x, int64_t 
     return (float)sum;
 }
 
-/* [reduce_4x8(A), reduce_4x8(B), reduce_4x8(C), reduce_4x8(D)]: [lo+hi] of two dots per
- * register, then two hadds, which pair the lanes exactly as reduce_4x8 (simd_avx2.c) does for one. */
-AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
+/* [reduce_4x8(A), ..., reduce_4x8(D)] (hs = 0) or [hsum8(A), ..., hsum8(D)] (hs = 1): [lo+hi] of
+ * two dots per register (t0..t3 = l0+l4, ..., l3+l7), then (t0+t1)+(t2+t3) by two hadds, which
+ * pair the lanes exactly as reduce_4x8 (simd_avx2.c) does for one, or (t0+t2)+(t1+t3) by two
+ * shuffles and one hadd, as hsum8 does. */
+AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D, int hs) {
     const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
     const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(C, D, 0x20), _mm256_permute2f128_ps(C, D, 0x31));
-    const __m256 h = _mm256_hadd_ps(ab, cd);
+    const __m256 h = hs ? _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xee)) : _mm256_hadd_ps(ab, cd);
     const __m256 h2 = _mm256_hadd_ps(h, h); /* lane 0: A C A C, lane 1: B D B D */
     return _mm_unpacklo_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1));
 }
 
-/* s[d] = reduce_4x8(v[d]) for d < nd, four at a time. */
-AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s) {
+/* s[d] = reduce_4x8(v[d]) (hs = 0) or hsum8(v[d]) (hs = 1) for d < nd, four at a time. */
+AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s, int hs) {
     for (int d = 0; d < nd; d += 4) {
         float t[4];
-        _mm_storeu_ps(t, reduce_4x4x8(v[d], v[d + 1 < nd ? d + 1 : d], v[d + 2 < nd ? d + 2 : d], v[d + 3 < nd ? d + 3 : d]));
+        _mm_storeu_ps(t, reduce_4x4x8(v[d], v[d + 1 < nd ? d + 1 : d], v[d + 2 < nd ? d + 2 : d], v[d + 3 < nd ? d + 3 : d], hs));
         for (int k = 0; k < 4 && d + k < nd; k++) s[d + k] = t[k];
     }
 }
@@ -157,7 +159,7 @@ AVX2_INLINE __m256 reduce_8x4x8(const __m256 *v, int st) {
                 float s_[32];                                                                      \
                 if (rb == (R)) { ATTN_CALL_##H(BLOCK, R, hb, (ai, as, bi, bs, np, v_, pf)) }       \
                 else { ATTN_CALL_##H(BLOCK, 1, hb, (ai, as, bi, bs, np, v_, pf)) }                 \
-                reduce_dots(rb * hb, v_, s_);                                                      \
+                reduce_dots(rb * hb, v_, s_, 0);                                                   \
                 for (int r = 0; r < rb; r++)                                                       \
                     for (int h = 0; h < hb; h++)                                                   \
                         out[(i0 + h) * os + r0 + r] = TAIL(s_[r * hb + h], ai + r * as, bi + h * bs, np, n) * scale; \
@@ -191,25 +193,6 @@ AVX2_INLINE __m256 reduce_8x4x8(const __m256 *v, int st) {
  * accumulators in registers: R*H independent fma chains (a single one-accumulator dot waits on
  * its own chain's latency), each cache chunk loaded and converted once for the H vectors, each b
  * chunk once for the R rows. ---- */
-
-/* [hsum8(A), hsum8(B), hsum8(C), hsum8(D)]: lo + hi of two dots per register, then the pairs
- * (l0+l4)+(l2+l6) and (l1+l5)+(l3+l7) by shuffles, then their sum by one hadd: hsum8's lanes. */
-AVX2_INLINE __m128 hsum_4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
-    const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
-    const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(C, D, 0x20), _mm256_permute2f128_ps(C, D, 0x31));
-    const __m256 w = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xee));
-    const __m256 h = _mm256_hadd_ps(w, w); /* lane 0: A C A C, lane 1: B D B D */
-    return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* s[d] = hsum8(v[d]) for d < nd, four at a time. */
-AVX2_INLINE void hsum_dots(int nd, const __m256 *v, float *s) {
-    for (int d = 0; d < nd; d += 4) {
-        float t[4];
-        _mm_storeu_ps(t, hsum_4x8(v[d], v[d + 1 < nd ? d + 1 : d], v[d + 2 < nd ? d + 2 : d], v[d + 3 < nd ? d + 3 : d]));
-        for (int k = 0; k < 4 && d + k < nd; k++) s[d + k] = t[k];
-    }
-}
 
 /* The one-accumulator dot has no tail (tinyBLAS reads whole steps of 8 only). */
 #define TAIL_NONE(s, w, x, np, n) (s)
@@ -256,7 +239,7 @@ AVX2_INLINE void hsum_dots(int nd, const __m256 *v, float *s) {
     PF_BLOCK(P##1x2, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, 1, 2)                       \
     PF_BLOCK(P##1x1, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, 1, 1)
 
-/* [hsum8(v[0]), hsum8(v[st]), ..., hsum8(v[7 * st])] in one register, as hsum_4x8 for each. */
+/* [hsum8(v[0]), hsum8(v[st]), ..., hsum8(v[7 * st])] in one register, as reduce_4x4x8 for each. */
 AVX2_INLINE __m256 hsum_8x8(const __m256 *v, int st) {
     __m256 t[4];
     for (int i = 0; i < 4; i++)
@@ -269,9 +252,10 @@ AVX2_INLINE __m256 hsum_8x8(const __m256 *v, int st) {
 
 /* The vectors in blocks of up to 4; for each, its rows in chunks of 8 (blocks of R rows; the rest
  * in blocks of R, then one at a time) up to the block's longest; reduce (RED8: a chunk's 8 dots
- * of a vector into one register, RED: hsum_dots or reduce_dots), the tail past the steps (STEP
- * elements; TAIL), scale, and store the outputs each vector asks for (a chunk's 8 in one store). */
-#define PF_SWEEP(BLOCK, R, STEP, RED8, RED, TAIL)                                                  \
+ * of a vector into one register; else reduce_dots, hsum8's lanes when HS), the tail past the
+ * steps (STEP elements; TAIL), scale, and store the outputs each vector asks for (a chunk's 8 in
+ * one store). */
+#define PF_SWEEP(BLOCK, R, STEP, RED8, HS, TAIL)                                                  \
     for (int i0 = 0; i0 < m; i0 += 4) {                                                            \
         const int hb = m - i0 < 4 ? m - i0 : 4;                                                    \
         int rmax = 0;                                                                              \
@@ -305,7 +289,7 @@ AVX2_INLINE __m256 hsum_8x8(const __m256 *v, int st) {
                 float s_[4 * (R)];                                                                 \
                 if (rb == (R)) { ATTN_CALL_0(BLOCK, R, hb, (ar, as, bi, bs, np, v_)) }             \
                 else { ATTN_CALL_0(BLOCK, 1, hb, (ar, as, bi, bs, np, v_)) }                       \
-                RED(rb * hb, v_, s_);                                                              \
+                reduce_dots(rb * hb, v_, s_, HS);                                                  \
                 for (int r = 0; r < rb; r++)                                                       \
                     for (int h = 0; h < hb; h++)                                                   \
                         if (r0 + r < rows[i0 + h])                                                 \
@@ -318,7 +302,7 @@ AVX2_INLINE __m256 hsum_8x8(const __m256 *v, int st) {
 /* The body of an attn_prefill kernel for cache elements A_T: one-accumulator blocks B1 of R1 rows,
  * ggml_vec_dot blocks B4 of R4 rows (S4 elements per step). */
 #define ATTN_PREFILL(B1, R1, B4, R4, TAIL4)                                                        \
-    if (one_acc) { PF_SWEEP(B1, R1, 8, hsum_8x8, hsum_dots, TAIL_NONE) }                           \
-    else { PF_SWEEP(B4, R4, 32, reduce_8x4x8, reduce_dots, TAIL4) }
+    if (one_acc) { PF_SWEEP(B1, R1, 8, hsum_8x8, 1, TAIL_NONE) }                                  \
+    else { PF_SWEEP(B4, R4, 32, reduce_8x4x8, 0, TAIL4) }
 
 #endif

@@ -436,7 +436,8 @@ static void prefill_cache(const struct attn_dots *t, int one_acc, int m, const i
 }
 
 /* The prefill's chunk of (token, head) pairs, and the work of pairs [v0, v1) of a kv head
- * (group heads per token) for splitting the chunks between threads: positions read. */
+ * (group heads per token) for splitting the chunks between threads: each pair's n_valid K rows,
+ * about as many probabilities, plus a constant (the padding to n_use, the pair's own steps). */
 #define PF_CHUNK 32
 static int64_t pf_work(int pos0, int group, int v0, int v1) {
     int64_t w = 0;

@@ -67,6 +67,27 @@ import Glibc
         return b
     }
 
+    /// The largest |analytic − central finite difference| over every weight and bias of `a`.
+    static func worstFiniteDifference(_ a: Allocator, _ g: AllocatorGradient, _ loss: () -> Double) -> Double {
+        let e: Float = 1e-3
+        var worst = 0.0
+        for slot in a.weights.indices {
+            for bias in [false, true] {
+                for i in (bias ? a.biases[slot] : a.weights[slot]).indices {
+                    // (no inout access to a's arrays: the loss reads them)
+                    func set(_ v: Float) { if bias { a.biases[slot][i] = v } else { a.weights[slot][i] = v } }
+                    let old = bias ? a.biases[slot][i] : a.weights[slot][i]
+                    set(old + e); let lp = loss()
+                    set(old - e); let lm = loss()
+                    set(old)
+                    let analytic = bias ? g.b[slot][i] : g.w[slot][i]
+                    worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(analytic)))
+                }
+            }
+        }
+        return worst
+    }
+
     @Test func ppoLossGradientMatchesFiniteDifferences() {
         let a = Self.randomAllocator(slots: 2, E: 5, d: 6, seed: 3)
         let b = Self.batch(a, n: 12, lo: 1, hi: 4, seed: 4)
@@ -77,27 +98,11 @@ import Glibc
         var st = PPOUpdateStats()
         _ = PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: &g, stats: &st)
         #expect(st.clipFraction > 0 && st.clipFraction < 1, "both branches of the clip are exercised")
-        func loss() -> Double { PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil) }
-        let e: Float = 1e-3
-        var worst = 0.0
-        for slot in 0..<2 {
-            for i in 0..<(5 * 6) {
-                let old = a.weights[slot][i]
-                a.weights[slot][i] = old + e; let lp = loss()
-                a.weights[slot][i] = old - e; let lm = loss()
-                a.weights[slot][i] = old
-                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.w[slot][i])))
-            }
-            for j in 0..<5 {
-                let old = a.biases[slot][j]
-                a.biases[slot][j] = old + e; let lp = loss()
-                a.biases[slot][j] = old - e; let lm = loss()
-                a.biases[slot][j] = old
-                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.b[slot][j])))
-            }
-            // actions outside [lo, hi] have no gradient
-            #expect(g.b[slot][4] == 0)
+        let worst = Self.worstFiniteDifference(a, g) {
+            PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil)
         }
+        // actions outside [lo, hi] have no gradient
+        for slot in 0..<2 { #expect(g.b[slot][4] == 0) }
         #expect(worst < 2e-3, "largest |analytic − finite difference| = \(worst)")
     }
 
@@ -583,24 +588,10 @@ extension TrainingTests {
         st = PPOUpdateStats()
         _ = PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: &g, stats: &st)
         #expect(st.clipFraction > 0 && st.clipFraction < 1, "both branches of the clip are exercised")
-        func loss() -> Double { PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil) }
-        let e: Float = 1e-3
-        var worst = 0.0
+        let worst = Self.worstFiniteDifference(a, g) {
+            PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil)
+        }
         for slot in 0..<2 {
-            for i in 0..<(6 * 5) {
-                let old = a.weights[slot][i]
-                a.weights[slot][i] = old + e; let lp = loss()
-                a.weights[slot][i] = old - e; let lm = loss()
-                a.weights[slot][i] = old
-                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.w[slot][i])))
-            }
-            for j in 0..<6 {
-                let old = a.biases[slot][j]
-                a.biases[slot][j] = old + e; let lp = loss()
-                a.biases[slot][j] = old - e; let lm = loss()
-                a.biases[slot][j] = old
-                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.b[slot][j])))
-            }
             // k = 5, 6 are in no window
             #expect(g.b[slot][4] == 0 && g.b[slot][5] == 0 && g.w[slot][(4 * 5)..<(6 * 5)].allSatisfy { $0 == 0 })
             #expect(g.b[slot][0] != 0 && g.b[slot][3] != 0)

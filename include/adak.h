@@ -1232,6 +1232,11 @@ int adak_train_params_set_float(adak_train_params *params, const char *key, doub
  *   "threads"           compute threads, 0..1024; 0: all cores (default 0)
  *   "checkpoint_every"  write out_path every N updates; 0: only at the end
  *                       (default 5)
+ *   "sample_window"     radius w of the rollouts' sampling window: k is drawn
+ *                       only among [g - w, g + w], g the allocator's greedy k,
+ *                       from its policy renormalised on that window (PPO's
+ *                       ratio uses the same window), 0..1024; 0: no window
+ *                       (default 0)
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT.
  */
 int adak_train_params_set_int(adak_train_params *params, const char *key, int64_t value);

@@ -100,6 +100,7 @@ public func adak_train_params_set_int(_ params: OpaquePointer?, _ key: UnsafePoi
         s.totalTokens = v == 0 ? nil : v
     case "threads": s.threads = v
     case "checkpoint_every": s.checkpointEvery = v
+    case "sample_window": s.sampleWindow = v
     default:
         return invalid(f, "unknown integer key \"\(name)\"")
     }

@@ -108,6 +108,9 @@ static void params_misuse(void) {
     CHECK(adak_train_params_set_float(tp, "lambda_memory", 0.8) == ADAK_OK);
     CHECK(adak_train_params_set_float(tp, "lambda_memory", 0) == ADAK_OK);
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "lambda_memory", 1), "adak_train_params_set_float");
+    CHECK(adak_train_params_set_int(tp, "sample_window", 2) == ADAK_OK);
+    CHECK(adak_train_params_set_int(tp, "sample_window", 0) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_int(tp, "sample_window", -1), "adak_train_params_set_int");
 
     /* progress getters outside a callback */
     int64_t i = 7;

@@ -1251,6 +1251,12 @@ int adak_train_params_set_int(adak_train_params *params, const char *key, int64_
  *               default) or "layer" (each layer's action gets the shared
  *               log-likelihood part and only its own cost lambda * k_l /
  *               (L * K); less noise per layer, since 0.4).
+ *   "train_budgets"  training under the global price: a comma list of expert
+ *               FLOPs budgets, each in (0, 16], at most 64 (e.g.
+ *               "0.5,0.625,0.75"); update i's rollouts run at budget i mod n,
+ *               their price is that budget's mu and lambda is fitted per
+ *               budget (then "lambda" must be 0 and "baseline" "greedy",
+ *               checked when training starts). "" (default): none.
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (also for a NULL value).
  */
 int adak_train_params_set_string(adak_train_params *params, const char *key, const char *value);

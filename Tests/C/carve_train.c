@@ -111,6 +111,10 @@ static void params_misuse(void) {
     CHECK(adak_train_params_set_int(tp, "sample_window", 2) == ADAK_OK);
     CHECK(adak_train_params_set_int(tp, "sample_window", 0) == ADAK_OK);
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_int(tp, "sample_window", -1), "adak_train_params_set_int");
+    CHECK(adak_train_params_set_string(tp, "train_budgets", "0.5, 0.625,0.75") == ADAK_OK);
+    CHECK(adak_train_params_set_string(tp, "train_budgets", "") == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "train_budgets", "0.5,x"), "adak_train_params_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "train_budgets", "20"), "adak_train_params_set_string");
 
     /* progress getters outside a callback */
     int64_t i = 7;

@@ -107,9 +107,6 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         guard sampleWindow >= 0, sampleWindow <= ModelConfig.maxExperts else {
             throw bad("sample_window \(sampleWindow) out of range 0...\(ModelConfig.maxExperts)")
         }
-        guard trainBudgets.isEmpty || lambda == 0 else {
-            throw bad("with training budgets the price of compute is the budget's μ and λ is fitted: leave lambda at 0")
-        }
     }
 
     /// Every setting, and how they fit together and with `model`.
@@ -129,6 +126,10 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         guard futureDiscount == 0 || baseline == .greedy else { throw bad("a future discount needs the greedy baseline") }
         // the greedy pass is where the budget's price is solved
         guard trainBudgets.isEmpty || baseline == .greedy else { throw bad("training budgets need the greedy baseline") }
+        // (here, not in validateFields: the keyed setters may set the budgets before lambda)
+        guard trainBudgets.isEmpty || lambda == 0 else {
+            throw bad("with training budgets the price of compute is the budget's μ and λ is fitted: leave lambda at 0")
+        }
     }
 }
 

@@ -28,14 +28,13 @@
 #define L_FN static __attribute__((target(L_TARGET)))
 #define L_INLINE static inline __attribute__((always_inline, target(L_TARGET)))
 
-/* Token chunk whose lane starts and scales are prepared once for all rows; tiles of up to
- * L_MAXR rows x L_MAXT tokens (1 thread, 1536 x 576 Q8_0, 64 tokens: 4x4 ~4% faster than 4x3,
- * 3x4 ~7% slower; chunks of 16 or 32 tokens no faster). */
+/* Token chunk whose activations are prepared once for all rows (and each row tile's weights
+ * unpacked once for all its tokens); tiles of L_R rows x L_T tokens. */
 #define L_CHUNK 64
-#define L_MAXR 4
-#define L_MAXT 4
-/* Blocks whose scale products a tile prepares at once (a multiple of 16). */
-#define L_SEG 64
+#define L_R 4
+#define L_T 4
+/* Bytes of one token tile's block in the prepared activations: L_T x 32 quants, L_T x 8 lane starts. */
+#define L_XA (L_T * 32)
 
 static inline float lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
 
@@ -55,137 +54,140 @@ L_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
                                 _mm256_set1_epi8(0x10));
 }
 
-/* The 8 hsum8s of a[0..7] (akk_hsum8_ref's adds, 8 outputs per instruction): out[i] = hsum8(a[i]). */
-L_INLINE void hsum8x8(const __m256 a[8], float out[8]) {
-    /* lo + hi halves: [a0 s0..s3 | a1 s0..s3], ... */
-    __m256 p[4];
-    for (int i = 0; i < 4; i++)
-        p[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i + 1], a[2 * i], 0x02),
-                             _mm256_permute2f128_ps(a[2 * i + 1], a[2 * i], 0x13));
-    /* s0 + s2, s1 + s3 (movehl): [a0 u0 u1, a2 u0 u1 | a1 .., a3 ..] */
-    __m256 q[2];
-    for (int i = 0; i < 2; i++)
-        q[i] = _mm256_add_ps(_mm256_shuffle_ps(p[2 * i], p[2 * i + 1], 0x44), _mm256_shuffle_ps(p[2 * i], p[2 * i + 1], 0xee));
-    /* u0 + u1 (movehdup): [a0, a2, a4, a6 | a1, a3, a5, a7] */
-    const __m256 r = _mm256_add_ps(_mm256_shuffle_ps(q[0], q[1], 0x88), _mm256_shuffle_ps(q[0], q[1], 0xdd));
-    float s[8];
-    _mm256_storeu_ps(s, r);
-    for (int i = 0; i < 4; i++) {
-        out[2 * i] = s[i];
-        out[2 * i + 1] = s[4 + i];
+/* [lo | hi] (AVX-512F's 64-bit insert: no AVX512DQ needed). */
+L_INLINE __m512 join(__m256 lo, __m256 hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+
+/* The hsum8s of a 4 x 4 tile's accumulators (akk_hsum8_ref's adds, 16 outputs per instruction):
+ * 128-bit lane t of the result holds tokens t's 4 rows. */
+L_INLINE __m512 hsum8_4x4(const __m256 a[L_R][L_T]) {
+    __m512 s[L_R];
+    for (int r = 0; r < L_R; r++) {
+        /* [a[r][0] | a[r][1]], [a[r][2] | a[r][3]] -> lo + hi of each: lane t = row r, token t */
+        const __m512 z0 = join(a[r][0], a[r][1]), z1 = join(a[r][2], a[r][3]);
+        s[r] = _mm512_add_ps(_mm512_shuffle_f32x4(z0, z1, 0x88), _mm512_shuffle_f32x4(z0, z1, 0xdd));
     }
+    /* u0 + u2, u1 + u3 (movehl): lane t = [r0: v0 v1, r1: v0 v1], [r2 .., r3 ..] */
+    const __m512 c01 = _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], 0x44), _mm512_shuffle_ps(s[0], s[1], 0xee));
+    const __m512 c23 = _mm512_add_ps(_mm512_shuffle_ps(s[2], s[3], 0x44), _mm512_shuffle_ps(s[2], s[3], 0xee));
+    /* v0 + v1 (movehdup): lane t = rows 0..3 */
+    return _mm512_add_ps(_mm512_shuffle_ps(c01, c23, 0x88), _mm512_shuffle_ps(c01, c23, 0xdd));
 }
 
 /*
- * R rows (rs bytes apart) x T tokens (xs apart) over nb blocks. Prepared by the driver: corr[(t *
- * nb + b) * 8] the lane starts of token t, block b; xd[t*scs + b] token t's d as float; wd[r*scs +
- * b] row r's (both zero from nb to scs). Output of row r, token t: y[t*ys + r*yr].
+ * R rows x T tokens over nb blocks, from the prepared operands: wu[(b*L_R + r)*32] row r's block b
+ * as unsigned bytes, wd16[b*16 + r*L_T + t] its d (for every t), xa[b*L_XA] the token tile's quants
+ * and lane starts of block b, xd[b*L_T + t] token t's d; dp: scratch of nb*16 floats. Output of
+ * row r, token t: y[t*ys + r].
  */
-L_INLINE void tile(const int type, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
-                   const uint8_t *x, int64_t xs, const int32_t *corr, float *y, int64_t ys, int64_t yr,
-                   const float *wd, const float *xd, int64_t scs) {
-    const int wbs = wblock(type);
-    __m256 acc[L_MAXR][L_MAXT];
+L_INLINE void tile(const int R, const int T, const uint8_t *wu, const float *wd16, const uint8_t *xa,
+                   const float *xd, const uint8_t *x, int64_t xs, int64_t nb, float *dp, float *y, int64_t ys) {
+    /* d_w*d_x of the whole tile, 16 (row, token) pairs per multiply, read back as broadcasts */
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256 x4 = _mm256_broadcast_ps((const __m128 *)(xd + b * L_T));
+        _mm256_store_ps(dp + b * 16, _mm256_mul_ps(_mm256_load_ps(wd16 + b * 16), x4));
+        _mm256_store_ps(dp + b * 16 + 8, _mm256_mul_ps(_mm256_load_ps(wd16 + b * 16 + 8), x4));
+    }
+    __asm__ volatile("" ::: "memory"); /* keep the broadcasts as loads */
+    __m256 acc[L_R][L_T];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t s0 = 0; s0 < nb; s0 += L_SEG) {
-        const int64_t s1 = s0 + L_SEG < nb ? s0 + L_SEG : nb;
-        /* d_w*d_x of every (row, token) and block of the segment, 16 blocks per multiply */
-        float dp[L_MAXR][L_MAXT][L_SEG] __attribute__((aligned(64)));
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++)
-                for (int64_t b = s0; b < s1; b += 16)
-                    _mm512_store_ps(dp[r][t] + (b - s0), _mm512_mul_ps(_mm512_load_ps(wd + r * scs + b), _mm512_load_ps(xd + t * scs + b)));
-        __asm__ volatile("" ::: "memory"); /* keep the broadcasts as loads */
-        for (int64_t b = s0; b < s1; b++) {
-            __m256i wq[L_MAXR], xq[L_MAXT], c0[L_MAXT];
-            for (int r = 0; r < R; r++) wq[r] = w_unsigned(type, w + r * rs + b * wbs);
-            for (int t = 0; t < T; t++) {
-                xq[t] = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * 34 + 2));
-                c0[t] = _mm256_load_si256((const __m256i *)(corr + (t * nb + b) * 8));
-            }
-            for (int r = 0; r < R; r++)
-                for (int t = 0; t < T; t++) {
-                    const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0[t], wq[r], xq[t]));
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dp[r][t][b - s0]), lf, acc[r][t]);
-                }
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wq[L_R], xq[L_T], c0[L_T];
+        for (int r = 0; r < R; r++) wq[r] = _mm256_load_si256((const __m256i *)(wu + (b * L_R + r) * 32));
+        for (int t = 0; t < T; t++) {
+            xq[t] = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * 34 + 2));
+            c0[t] = _mm256_load_si256((const __m256i *)(xa + b * L_XA + t * 32));
         }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) {
+                const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0[t], wq[r], xq[t]));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dp[b * 16 + r * L_T + t]), lf, acc[r][t]);
+            }
     }
-    /* outputs i = r*T + t, 8 at a time, the rest one by one */
-    __m256 a[L_MAXR * L_MAXT];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) a[r * T + t] = acc[r][t];
-    float s[L_MAXR * L_MAXT];
-    int i = 0;
-    for (; i + 8 <= R * T; i += 8) hsum8x8(a + i, s + i);
-    for (; i < R * T; i++) s[i] = hsum8(a[i]);
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ys + r * yr] = s[r * T + t];
+    if (R == L_R && T == L_T) {
+        const __m512 h = hsum8_4x4(acc);
+        _mm_storeu_ps(y, _mm512_castps512_ps128(h));
+        _mm_storeu_ps(y + ys, _mm512_extractf32x4_ps(h, 1));
+        _mm_storeu_ps(y + 2 * ys, _mm512_extractf32x4_ps(h, 2));
+        _mm_storeu_ps(y + 3 * ys, _mm512_extractf32x4_ps(h, 3));
+    } else {
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++) y[t * ys + r] = hsum8(acc[r][t]);
+    }
 }
 
-typedef void (*tile_fn)(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
-                        const int32_t *corr, float *y, int64_t ys, int64_t yr, const float *wd, const float *xd,
-                        int64_t scs);
 
-/* The tile of one type for R, T in 1..4 (compile-time shapes). */
-#define TILE_CASE(R, T) case R * 8 + T: tile(TYPE, R, T, w, rs, nb, x, xs, corr, y, ys, yr, wd, xd, scs); break;
+
+/* R, T in 1..4 as compile-time shapes. */
+#define TILE_CASE(R, T) case R * 8 + T: tile(R, T, wu, wd16, xa, xd, x, xs, nb, dp, y, ys); break;
 #define TILE_ROWS(R) TILE_CASE(R, 1) TILE_CASE(R, 2) TILE_CASE(R, 3) TILE_CASE(R, 4)
-#define TILE_FN(name, TYPE_)                                                                        \
-    L_FN void name(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,  \
-                   const int32_t *corr, float *y, int64_t ys, int64_t yr, const float *wd, const float *xd, \
-                   int64_t scs) {                                                                   \
-        enum { TYPE = TYPE_ };                                                                      \
-        switch (R * 8 + T) {                                                                        \
-        TILE_ROWS(1) TILE_ROWS(2) TILE_ROWS(3) TILE_ROWS(4)                                         \
-        default: break;                                                                             \
-        }                                                                                           \
+L_FN void tile_any(int R, int T, const uint8_t *wu, const float *wd16, const uint8_t *xa, const float *xd,
+                   const uint8_t *x, int64_t xs, int64_t nb, float *dp, float *y, int64_t ys) {
+    switch (R * 8 + T) {
+    TILE_ROWS(1) TILE_ROWS(2) TILE_ROWS(3) TILE_ROWS(4)
+    default: break;
     }
-TILE_FN(tile_q8_0, AKK_Q8_0)
-TILE_FN(tile_q5_0, AKK_Q5_0)
-
-/* Lane starts of one activation block: -bias * (sum of each lane's 4 quants). */
-L_INLINE __m256i lane_corr(const uint8_t *q, int bias) {
-    const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)q));
-    return _mm256_mullo_epi32(s, _mm256_set1_epi32(-bias));
 }
 
-/* Rows [r0, r1) x n_tok tokens: token chunks of L_CHUNK (lane starts and scales prepared once per
- * chunk), row tiles of L_MAXR rows taken one from each of L_MAXR equal parts of the range (long
- * sequential weight streams, as rows_tiled in akk_quant_tiles.h), token tiles of L_MAXT. Scratch:
- * the thread's (without it, `fallback`). */
-L_FN void rows_bias(const int type, tile_fn tile, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0,
+/* Rows [r0, r1) x n_tok tokens: token chunks of L_CHUNK, whose quants, lane starts (-bias x the
+ * sum of each lane's 4 quants) and scales are laid out once per chunk, token tile by token tile;
+ * row tiles of L_R adjacent rows, unpacked to unsigned bytes once per chunk; token tiles of L_T.
+ * Scratch: the thread's (without it, `fallback`). */
+L_FN void rows_bias(const int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0,
                     int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y,
                     int64_t ystride) {
-    const int64_t nb = n_in / 32, scs = (nb + 15) & ~(int64_t)15;
-    const int wbs = wblock(type), bias = wbias(type);
-    const size_t corr_bytes = (size_t)(L_CHUNK * nb * 32);
-    uint8_t *scr = akk_thread_scratch(corr_bytes + sizeof(float) * (size_t)(scs * (L_CHUNK + L_MAXR)));
-    if (!scr) {
+    const int64_t nb = n_in / 32, ntt = L_CHUNK / L_T;
+    const int wbs = wblock(type);
+    const size_t xa_bytes = (size_t)(ntt * nb * L_XA), xd_bytes = sizeof(float) * (size_t)(ntt * nb * L_T);
+    const size_t wu_bytes = (size_t)(nb * L_R * 32), f16_bytes = sizeof(float) * (size_t)(nb * 16);
+    uint8_t *xa = akk_thread_scratch(xa_bytes + xd_bytes + wu_bytes + 2 * f16_bytes);
+    if (!xa) {
         fallback(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
         return;
     }
-    int32_t *corr = (int32_t *)(void *)scr;
-    float *xd = (float *)(void *)(scr + corr_bytes), *wd = xd + scs * L_CHUNK;
-    const int64_t part = (r1 - r0) / L_MAXR, rest = r0 + L_MAXR * part;
+    float *xd = (float *)(void *)(xa + xa_bytes);
+    uint8_t *wu = (uint8_t *)(xd + ntt * nb * L_T);
+    float *wd16 = (float *)(void *)(wu + wu_bytes), *dp = wd16 + nb * 16;
+    const __m256i bias = _mm256_set1_epi8((char)wbias(type));
+    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     for (int64_t c0 = 0; c0 < n_tok; c0 += L_CHUNK) {
         const int64_t c1 = c0 + L_CHUNK < n_tok ? c0 + L_CHUNK : n_tok;
-        for (int64_t t = 0; t < c1 - c0; t++) {
-            const uint8_t *xt = X + (c0 + t) * xstride;
-            for (int64_t b = 0; b < scs; b++) xd[t * scs + b] = b < nb ? lut16(xt + b * 34) : 0.0f;
-            for (int64_t b = 0; b < nb; b++)
-                _mm256_store_si256((__m256i *)(void *)(corr + (t * nb + b) * 8), lane_corr(xt + b * 34 + 2, bias));
+        for (int64_t t = 0; t < ((c1 - c0 + L_T - 1) & ~(int64_t)(L_T - 1)); t++) {
+            uint8_t *xt = xa + (t / L_T) * nb * L_XA + (t % L_T) * 32;
+            float *dt = xd + (t / L_T) * nb * L_T + t % L_T;
+            if (c0 + t >= c1) { /* past the end: zeros */
+                for (int64_t b = 0; b < nb; b++) {
+                    _mm256_store_si256((__m256i *)(void *)(xt + b * L_XA), _mm256_setzero_si256());
+                    dt[b * L_T] = 0.0f;
+                }
+                continue;
+            }
+            const uint8_t *xr = X + (c0 + t) * xstride;
+            for (int64_t b = 0; b < nb; b++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + b * 34 + 2));
+                _mm256_store_si256((__m256i *)(void *)(xt + b * L_XA),
+                                   _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q)));
+                dt[b * L_T] = lut16(xr + b * 34);
+            }
         }
-        for (int64_t i = 0; i < part + (r1 - rest); i++) {
-            /* row tile i: row i of each part, or one leftover row once the parts are done */
-            const int R = i < part ? L_MAXR : 1;
-            const int64_t r = i < part ? r0 + i : rest + (i - part);
-            const int64_t rstride = i < part ? part * wrow : wrow;
-            for (int k = 0; k < R; k++)
-                for (int64_t b = 0; b < scs; b++) wd[k * scs + b] = b < nb ? lut16(W + r * wrow + k * rstride + b * wbs) : 0.0f;
-            for (int64_t t = c0; t < c1; t += L_MAXT) {
-                const int T = (int)(c1 - t < L_MAXT ? c1 - t : L_MAXT);
-                tile(R, T, W + r * wrow, rstride, nb, X + t * xstride, xstride, corr + (t - c0) * nb * 8,
-                     Y + t * ystride + r, ystride, i < part ? part : 1, wd, xd + (t - c0) * scs, scs);
+        for (int64_t r = r0; r < r1; r += L_R) {
+            const int R = (int)(r1 - r < L_R ? r1 - r : L_R);
+            for (int64_t b = 0; b < nb; b++) {
+                float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (int k = 0; k < R; k++) {
+                    const uint8_t *wb = W + (r + k) * wrow + b * wbs;
+                    _mm256_store_si256((__m256i *)(void *)(wu + (b * L_R + k) * 32), w_unsigned(type, wb));
+                    d[k] = lut16(wb);
+                }
+                _mm512_store_ps(wd16 + b * 16, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_loadu_ps(d))));
+            }
+            for (int64_t t = c0; t < c1; t += L_T) {
+                const int T = (int)(c1 - t < L_T ? c1 - t : L_T);
+                const int64_t tt = (t - c0) / L_T;
+                tile_any(R, T, wu, wd16, xa + tt * nb * L_XA, xd + tt * nb * L_T, X + t * xstride, xstride, nb, dp,
+                         Y + t * ystride + r, ystride);
             }
         }
     }
@@ -193,7 +195,6 @@ L_FN void rows_bias(const int type, tile_fn tile, akk_rows_fn fallback, const ui
 
 void akk_rows_bias_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
                           int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    tile_fn tile = type == AKK_Q8_0 ? tile_q8_0 : type == AKK_Q5_0 ? tile_q5_0 : NULL;
-    if (n_tok < 2 || !tile) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-    else rows_bias(type, tile, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    if (n_tok < 2 || (type != AKK_Q8_0 && type != AKK_Q5_0)) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    else rows_bias(type, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }

@@ -1,23 +1,24 @@
 /*
- * AVX-512VL + VNNI prefill tiles of Q8_0 and Q5_0 (x Q8_0 activations), bit-identical to the
- * scalar references (quant.c, kquant_dot.c).
+ * AVX-512VL + VNNI prefill tiles of the 32-element block types Q8_0, Q5_0, Q4_0 (x Q8_0
+ * activations) and Q4_1, Q5_1 (x Q8_1), bit-identical to the scalar references (quant.c,
+ * kquant_dot.c).
  *
  * Every output keeps llama.cpp's AVX2 float order: per block 8 exact int32 lanes (lane l = sum of
- * w*x over elements 4l..4l+3), acc = fma(d_w*d_x, (float)lanes, acc), then hsum8. On Zen 4
- * vpdpbusd and the fma share two pipes (FP0/FP1, two 256-bit operations per cycle between them),
- * so an output costs at least one cycle per block; the tiles keep everything else off those pipes
- * and spend few other instructions per output:
- *  - the weights become unsigned bytes once per (row, block), shared by the tile's tokens: Q8_0
- *    w + 128 (an xor), Q5_0 the nibbles + 16 * the high bit (a masked add);
- *  - each lane starts from that bias taken back out: -128 (Q8_0) or -16 (Q5_0) times the sum of
- *    the lane's 4 activation quants, prepared once per token chunk (`corr`), so one vpdpbusd on a
- *    copy of it gives the lane (Q8_0's 256-bit VNNI tile in akk_quant_tiles.h spends a vpsignb per
- *    output, which runs on the same two pipes; Q5_0's 512-bit pair tile a 64-bit broadcast that
- *    does too; Q4_0's tile there already works this way, with the lane starts made per tile);
- *  - d_w*d_x: one 16-wide multiply per (row, token) and 16 blocks, from scales unpacked once per
- *    chunk / row tile, then a broadcast load inside the fma;
- *  - the tile's final hsum8s run 8 outputs at a time (the same adds, transposed).
- * Numbers: docs/BENCHMARKS.md "Q8_0 / Q5_0 prefill tiles without vpsignb".
+ * w*x over elements 4l..4l+3), acc = fma(d_w*d_x, (float)lanes, acc), then hsum8 (+ summs, the
+ * chain summs = fma(m_w, s_x, summs) of Q4_1/Q5_1). On Zen 4 vpdpbusd and the fma share two pipes
+ * (FP0/FP1), so an output costs at least one cycle per block; the tiles (4 rows x 4 tokens) keep
+ * nearly everything else off those pipes and out of the block loop:
+ *  - each row tile's weights are unpacked once per token chunk to unsigned bytes (Q8_0 w + 128,
+ *    Q5_0 / Q4_0 the quants + 16 / + 8, Q4_1 / Q5_1 as they are), so the loop only loads them;
+ *  - the lanes of the biased types start from that bias taken back out (-bias x the sum of the
+ *    lane's 4 activation quants, laid out once per token chunk), so one vpdpbusd on a copy of the
+ *    start gives the lane; Q4_1 / Q5_1 start from zero;
+ *  - d_w*d_x: 16 (row, token) products per block in two 8-wide multiplies, stored, then read back
+ *    as a broadcast inside the fma (a vector store costs FP-pipe time on Zen 4, a 256-bit one
+ *    less than a 512-bit one; a broadcast from a register costs a shuffle per output);
+ *  - the min chains run on the 16 outputs at once (one 512-bit fma per block), and the 16 hsum8s
+ *    of a tile are done together (the same adds, transposed), 4 rows per store.
+ * Numbers: docs/BENCHMARKS.md "Dense prefill tiles: cycles per output-block".
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
@@ -28,29 +29,35 @@
 #define L_FN static __attribute__((target(L_TARGET)))
 #define L_INLINE static inline __attribute__((always_inline, target(L_TARGET)))
 
-/* Token chunk whose activations are prepared once for all rows (and each row tile's weights
+/* Token chunk whose activations are laid out once for all rows (and each row tile's weights
  * unpacked once for all its tokens); tiles of L_R rows x L_T tokens. */
 #define L_CHUNK 64
 #define L_R 4
 #define L_T 4
-/* Bytes of one token tile's block in the prepared activations: L_T x 32 quants, L_T x 8 lane starts. */
-#define L_XA (L_T * 32)
 
 static inline float lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
 
-static inline int wblock(int type) { return type == AKK_Q8_0 ? 34 : 22; }
-/* The bias that makes a type's weights unsigned bytes. */
-static inline int wbias(int type) { return type == AKK_Q8_0 ? 128 : 16; }
+/* Bytes of a weight block; offset of its quants; does it have a min (Q4_1, Q5_1)? */
+static inline int wblock(int type) {
+    return type == AKK_Q8_0 ? 34 : type == AKK_Q5_0 ? 22 : type == AKK_Q4_0 ? 18 : type == AKK_Q4_1 ? 20 : 24;
+}
+static inline int has_min(int type) { return type == AKK_Q4_1 || type == AKK_Q5_1; }
+/* The bias that makes a type's weights unsigned bytes (0: they are). */
+static inline int wbias(int type) {
+    return type == AKK_Q8_0 ? 128 : type == AKK_Q5_0 ? 16 : type == AKK_Q4_0 ? 8 : 0;
+}
 
 /* One weight block as 32 unsigned bytes in element order (value + wbias). */
 L_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
     if (type == AKK_Q8_0)
         return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wb + 2)), _mm256_set1_epi8((char)0x80));
-    /* Q5_0: low 128 bits the low nibbles (elements 0..15), high the high nibbles (16..31), + 16
-     * where bit j of qh is set (element j) */
-    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(wb + 6)));
+    /* low 128 bits the low nibbles (elements 0..15), high the high nibbles (16..31) */
+    const int qs = type == AKK_Q5_0 ? 6 : type == AKK_Q4_0 ? 2 : type == AKK_Q4_1 ? 4 : 8;
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(wb + qs)));
     const __m256i v = _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
-    return _mm256_mask_add_epi8(v, (__mmask32)(akk_load_u16(wb + 2) | (uint32_t)akk_load_u16(wb + 4) << 16), v,
+    if (type == AKK_Q4_0 || type == AKK_Q4_1) return v;
+    /* Q5_x: + 16 where bit j of qh (4 bytes before the quants) is set */
+    return _mm256_mask_add_epi8(v, (__mmask32)(akk_load_u16(wb + qs - 4) | (uint32_t)akk_load_u16(wb + qs - 2) << 16), v,
                                 _mm256_set1_epi8(0x10));
 }
 
@@ -60,11 +67,11 @@ L_INLINE __m512 join(__m256 lo, __m256 hi) {
 }
 
 /* The hsum8s of a 4 x 4 tile's accumulators (akk_hsum8_ref's adds, 16 outputs per instruction):
- * 128-bit lane t of the result holds tokens t's 4 rows. */
+ * lane t*4 + r of the result is hsum8(a[r][t]). */
 L_INLINE __m512 hsum8_4x4(const __m256 a[L_R][L_T]) {
     __m512 s[L_R];
     for (int r = 0; r < L_R; r++) {
-        /* [a[r][0] | a[r][1]], [a[r][2] | a[r][3]] -> lo + hi of each: lane t = row r, token t */
+        /* lo + hi of a[r][0..3]: 128-bit lane t = row r, token t */
         const __m512 z0 = join(a[r][0], a[r][1]), z1 = join(a[r][2], a[r][3]);
         s[r] = _mm512_add_ps(_mm512_shuffle_f32x4(z0, z1, 0x88), _mm512_shuffle_f32x4(z0, z1, 0xdd));
     }
@@ -76,125 +83,172 @@ L_INLINE __m512 hsum8_4x4(const __m256 a[L_R][L_T]) {
 }
 
 /*
- * R rows x T tokens over nb blocks, from the prepared operands: wu[(b*L_R + r)*32] row r's block b
- * as unsigned bytes, wd16[b*16 + r*L_T + t] its d (for every t), xa[b*L_XA] the token tile's quants
- * and lane starts of block b, xd[b*L_T + t] token t's d; dp: scratch of nb*16 floats. Output of
- * row r, token t: y[t*ys + r].
+ * R rows x T tokens over nb blocks.
+ * Row tile (prepared once per chunk): wu[(b*L_R + r)*32] row r's block b as unsigned bytes,
+ * wd[b*16 + r*4 + t] its d (for every t), wm[b*4 + r] its m (min types). Token tile: x + t*xs its
+ * tokens' activation rows, xa[b*L_T*8 + t*8] their lane starts (biased types), xd[b*4 + t] token
+ * t's d, xs16[b*16 + t*4 + r] its s (for every r; min types). dp: scratch of nb*16 floats.
+ * Output of row r, token t: y[t*ys + r].
  */
-L_INLINE void tile(const int R, const int T, const uint8_t *wu, const float *wd16, const uint8_t *xa,
-                   const float *xd, const uint8_t *x, int64_t xs, int64_t nb, float *dp, float *y, int64_t ys) {
-    /* d_w*d_x of the whole tile, 16 (row, token) pairs per multiply, read back as broadcasts */
+L_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, const float *wd, const float *wm,
+                   const uint8_t *x, int64_t xs, const int32_t *xa, const float *xd, const float *xs16, int64_t nb,
+                   float *dp, float *y, int64_t ys) {
+    const int xb = has_min(type) ? 36 : 34, xq = xb - 32;
+    /* d_w*d_x of the tile (lane r*4 + t), 16 products per block, read back as broadcasts */
     for (int64_t b = 0; b < nb; b++) {
-        const __m256 x4 = _mm256_broadcast_ps((const __m128 *)(xd + b * L_T));
-        _mm256_store_ps(dp + b * 16, _mm256_mul_ps(_mm256_load_ps(wd16 + b * 16), x4));
-        _mm256_store_ps(dp + b * 16 + 8, _mm256_mul_ps(_mm256_load_ps(wd16 + b * 16 + 8), x4));
+        const __m256 x4 = _mm256_broadcast_ps((const __m128 *)(xd + b * 4));
+        _mm256_store_ps(dp + b * 16, _mm256_mul_ps(_mm256_load_ps(wd + b * 16), x4));
+        _mm256_store_ps(dp + b * 16 + 8, _mm256_mul_ps(_mm256_load_ps(wd + b * 16 + 8), x4));
     }
     __asm__ volatile("" ::: "memory"); /* keep the broadcasts as loads */
     __m256 acc[L_R][L_T];
+    __m512 summs = _mm512_setzero_ps();
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m256i wq[L_R], xq[L_T], c0[L_T];
+        __m256i wq[L_R], xv[L_T], c0[L_T];
         for (int r = 0; r < R; r++) wq[r] = _mm256_load_si256((const __m256i *)(wu + (b * L_R + r) * 32));
         for (int t = 0; t < T; t++) {
-            xq[t] = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * 34 + 2));
-            c0[t] = _mm256_load_si256((const __m256i *)(xa + b * L_XA + t * 32));
+            xv[t] = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * xb + xq));
+            c0[t] = wbias(type) ? _mm256_load_si256((const __m256i *)(xa + (b * L_T + t) * 8)) : _mm256_setzero_si256();
         }
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++) {
-                const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0[t], wq[r], xq[t]));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dp[b * 16 + r * L_T + t]), lf, acc[r][t]);
+                const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0[t], wq[r], xv[t]));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dp[b * 16 + r * 4 + t]), lf, acc[r][t]);
             }
+        if (has_min(type))
+            summs = _mm512_fmadd_ps(_mm512_broadcast_f32x4(_mm_load_ps(wm + b * 4)), _mm512_load_ps(xs16 + b * 16), summs);
     }
     if (R == L_R && T == L_T) {
-        const __m512 h = hsum8_4x4(acc);
+        __m512 h = hsum8_4x4(acc);
+        if (has_min(type)) h = _mm512_add_ps(h, summs);
         _mm_storeu_ps(y, _mm512_castps512_ps128(h));
         _mm_storeu_ps(y + ys, _mm512_extractf32x4_ps(h, 1));
         _mm_storeu_ps(y + 2 * ys, _mm512_extractf32x4_ps(h, 2));
         _mm_storeu_ps(y + 3 * ys, _mm512_extractf32x4_ps(h, 3));
     } else {
+        float sm[16];
+        _mm512_storeu_ps(sm, summs);
         for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++) y[t * ys + r] = hsum8(acc[r][t]);
+            for (int t = 0; t < T; t++) y[t * ys + r] = has_min(type) ? hsum8(acc[r][t]) + sm[t * 4 + r] : hsum8(acc[r][t]);
     }
 }
 
+typedef void (*tile_fn)(int R, int T, const uint8_t *wu, const float *wd, const float *wm, const uint8_t *x,
+                        int64_t xs, const int32_t *xa, const float *xd, const float *xs16, int64_t nb, float *dp,
+                        float *y, int64_t ys);
 
-
-/* R, T in 1..4 as compile-time shapes. */
-#define TILE_CASE(R, T) case R * 8 + T: tile(R, T, wu, wd16, xa, xd, x, xs, nb, dp, y, ys); break;
+/* One type's tile for R, T in 1..4 as compile-time shapes. */
+#define TILE_CASE(R, T) case R * 8 + T: tile(TYPE, R, T, wu, wd, wm, x, xs, xa, xd, xs16, nb, dp, y, ys); break;
 #define TILE_ROWS(R) TILE_CASE(R, 1) TILE_CASE(R, 2) TILE_CASE(R, 3) TILE_CASE(R, 4)
-L_FN void tile_any(int R, int T, const uint8_t *wu, const float *wd16, const uint8_t *xa, const float *xd,
-                   const uint8_t *x, int64_t xs, int64_t nb, float *dp, float *y, int64_t ys) {
-    switch (R * 8 + T) {
-    TILE_ROWS(1) TILE_ROWS(2) TILE_ROWS(3) TILE_ROWS(4)
-    default: break;
+#define TILE_FN(name, TYPE_)                                                                        \
+    L_FN void name(int R, int T, const uint8_t *wu, const float *wd, const float *wm, const uint8_t *x, int64_t xs, \
+                   const int32_t *xa, const float *xd, const float *xs16, int64_t nb, float *dp, float *y,  \
+                   int64_t ys) {                                                                    \
+        enum { TYPE = TYPE_ };                                                                      \
+        switch (R * 8 + T) {                                                                        \
+        TILE_ROWS(1) TILE_ROWS(2) TILE_ROWS(3) TILE_ROWS(4)                                         \
+        default: break;                                                                             \
+        }                                                                                           \
     }
-}
+TILE_FN(tile_q8_0, AKK_Q8_0)
+TILE_FN(tile_q5_0, AKK_Q5_0)
+TILE_FN(tile_q4_0, AKK_Q4_0)
+TILE_FN(tile_q4_1, AKK_Q4_1)
+TILE_FN(tile_q5_1, AKK_Q5_1)
 
-/* Rows [r0, r1) x n_tok tokens: token chunks of L_CHUNK, whose quants, lane starts (-bias x the
- * sum of each lane's 4 quants) and scales are laid out once per chunk, token tile by token tile;
- * row tiles of L_R adjacent rows, unpacked to unsigned bytes once per chunk; token tiles of L_T.
- * Scratch: the thread's (without it, `fallback`). */
-L_FN void rows_bias(const int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0,
+/* Rows [r0, r1) x n_tok tokens: token chunks of L_CHUNK, whose lane starts and scales are laid
+ * out once per chunk, token tile by token tile; row tiles of L_R adjacent rows, unpacked once per
+ * chunk; token tiles of L_T. Scratch: the thread's (without it, `fallback`). */
+L_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0,
                     int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y,
                     int64_t ystride) {
     const int64_t nb = n_in / 32, ntt = L_CHUNK / L_T;
-    const int wbs = wblock(type);
-    const size_t xa_bytes = (size_t)(ntt * nb * L_XA), xd_bytes = sizeof(float) * (size_t)(ntt * nb * L_T);
-    const size_t wu_bytes = (size_t)(nb * L_R * 32), f16_bytes = sizeof(float) * (size_t)(nb * 16);
-    uint8_t *xa = akk_thread_scratch(xa_bytes + xd_bytes + wu_bytes + 2 * f16_bytes);
-    if (!xa) {
+    const int wbs = wblock(type), xb = has_min(type) ? 36 : 34, bias = wbias(type);
+    /* per chunk: lane starts (ntt*nb*L_T*8 int32), d and s of the tokens (ntt*nb*4, ntt*nb*16
+     * floats); per row tile: unpacked quants (nb*L_R*32 bytes), d and m (nb*16, nb*4 floats);
+     * dp (nb*16) */
+    const size_t xa_n = (size_t)(ntt * nb * L_T * 8), x16_n = (size_t)(ntt * nb * 16);
+    uint8_t *scr = akk_thread_scratch(4 * (xa_n + x16_n + x16_n / 4) + (size_t)(nb * L_R * 32) + 4 * (size_t)(nb * 36));
+    if (!scr) {
         fallback(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
         return;
     }
-    float *xd = (float *)(void *)(xa + xa_bytes);
-    uint8_t *wu = (uint8_t *)(xd + ntt * nb * L_T);
-    float *wd16 = (float *)(void *)(wu + wu_bytes), *dp = wd16 + nb * 16;
-    const __m256i bias = _mm256_set1_epi8((char)wbias(type));
+    int32_t *xa = (int32_t *)(void *)scr;
+    float *xs16 = (float *)(void *)(xa + xa_n), *xd = xs16 + x16_n;
+    uint8_t *wu = (uint8_t *)(xd + x16_n / 4);
+    float *wd = (float *)(void *)(wu + nb * L_R * 32), *dp = wd + nb * 16, *wm = dp + nb * 16;
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i vbias = _mm256_set1_epi8((char)bias);
     for (int64_t c0 = 0; c0 < n_tok; c0 += L_CHUNK) {
         const int64_t c1 = c0 + L_CHUNK < n_tok ? c0 + L_CHUNK : n_tok;
         for (int64_t t = 0; t < ((c1 - c0 + L_T - 1) & ~(int64_t)(L_T - 1)); t++) {
-            uint8_t *xt = xa + (t / L_T) * nb * L_XA + (t % L_T) * 32;
-            float *dt = xd + (t / L_T) * nb * L_T + t % L_T;
-            if (c0 + t >= c1) { /* past the end: zeros */
-                for (int64_t b = 0; b < nb; b++) {
-                    _mm256_store_si256((__m256i *)(void *)(xt + b * L_XA), _mm256_setzero_si256());
-                    dt[b * L_T] = 0.0f;
-                }
-                continue;
-            }
-            const uint8_t *xr = X + (c0 + t) * xstride;
+            const int64_t tt = t / L_T, k = t % L_T;
+            int32_t *at = xa + tt * nb * L_T * 8 + k * 8;
+            float *dt = xd + tt * nb * 4 + k, *st = xs16 + tt * nb * 16 + k * 4;
+            const uint8_t *xr = c0 + t < c1 ? X + (c0 + t) * xstride : NULL; /* NULL: past the end, zeros */
             for (int64_t b = 0; b < nb; b++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + b * 34 + 2));
-                _mm256_store_si256((__m256i *)(void *)(xt + b * L_XA),
-                                   _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, q)));
-                dt[b * L_T] = lut16(xr + b * 34);
+                const float d = xr ? lut16(xr + b * xb) : 0.0f, s = xr && has_min(type) ? lut16(xr + b * xb + 2) : 0.0f;
+                dt[b * 4] = d;
+                if (has_min(type)) _mm_store_ps(st + b * 16, _mm_set1_ps(s));
+                if (bias) {
+                    const __m256i q = xr ? _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32)) : _mm256_setzero_si256();
+                    _mm256_store_si256((__m256i *)(void *)(at + b * L_T * 8),
+                                       _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vbias, q)));
+                }
             }
         }
         for (int64_t r = r0; r < r1; r += L_R) {
             const int R = (int)(r1 - r < L_R ? r1 - r : L_R);
             for (int64_t b = 0; b < nb; b++) {
-                float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                for (int k = 0; k < R; k++) {
+                float d4[4];
+                for (int k = 0; k < L_R; k++) {
                     const uint8_t *wb = W + (r + k) * wrow + b * wbs;
-                    _mm256_store_si256((__m256i *)(void *)(wu + (b * L_R + k) * 32), w_unsigned(type, wb));
-                    d[k] = lut16(wb);
+                    _mm256_store_si256((__m256i *)(void *)(wu + (b * L_R + k) * 32), k < R ? w_unsigned(type, wb) : _mm256_setzero_si256());
+                    d4[k] = k < R ? lut16(wb) : 0.0f;
+                    wm[b * 4 + k] = k < R && has_min(type) ? lut16(wb + 2) : 0.0f;
                 }
-                _mm512_store_ps(wd16 + b * 16, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_loadu_ps(d))));
+                _mm512_store_ps(wd + b * 16, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_loadu_ps(d4))));
             }
+            /* the next row tile's weights (adjacent bytes) into the cache a slice per token tile:
+             * their first touch is otherwise a stall of the next unpacking */
+            const int64_t nr = r1 - (r + L_R) < L_R ? r1 - (r + L_R) : L_R, lines = nr > 0 ? (nr * wrow + 63) / 64 : 0;
+            const int64_t per = (lines + ntt - 1) / ntt;
+            const char *next = (const char *)(W + (r + L_R) * wrow);
             for (int64_t t = c0; t < c1; t += L_T) {
                 const int T = (int)(c1 - t < L_T ? c1 - t : L_T);
                 const int64_t tt = (t - c0) / L_T;
-                tile_any(R, T, wu, wd16, xa + tt * nb * L_XA, xd + tt * nb * L_T, X + t * xstride, xstride, nb, dp,
-                         Y + t * ystride + r, ystride);
+                for (int64_t l = tt * per; l < (tt + 1) * per && l < lines; l++) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
+                if (R == L_R && T == L_T) /* the full tile inline, odd shapes through tile_odd */
+                    tile(type, L_R, L_T, wu, wd, wm, X + t * xstride, xstride, xa + tt * nb * L_T * 8, xd + tt * nb * 4,
+                         xs16 + tt * nb * 16, nb, dp, Y + t * ystride + r, ystride);
+                else
+                    tile_odd(R, T, wu, wd, wm, X + t * xstride, xstride, xa + tt * nb * L_T * 8, xd + tt * nb * 4,
+                             xs16 + tt * nb * 16, nb, dp, Y + t * ystride + r, ystride);
             }
         }
     }
 }
 
+/* One type's row driver (rows_bias compiled for it). */
+#define ROWS_FN(name, TYPE_, tile_odd)                                                              \
+    L_FN void name(akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, \
+                   const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {             \
+        rows_bias(TYPE_, tile_odd, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);            \
+    }
+ROWS_FN(rows_q8_0, AKK_Q8_0, tile_q8_0)
+ROWS_FN(rows_q5_0, AKK_Q5_0, tile_q5_0)
+ROWS_FN(rows_q4_0, AKK_Q4_0, tile_q4_0)
+ROWS_FN(rows_q4_1, AKK_Q4_1, tile_q4_1)
+ROWS_FN(rows_q5_1, AKK_Q5_1, tile_q5_1)
+
 void akk_rows_bias_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
                           int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    if (n_tok < 2 || (type != AKK_Q8_0 && type != AKK_Q5_0)) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-    else rows_bias(type, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    void (*rows)(akk_rows_fn, const uint8_t *, int64_t, int64_t, int64_t, int64_t, const uint8_t *, int64_t, int64_t,
+                 float *, int64_t) = type == AKK_Q8_0 ? rows_q8_0 : type == AKK_Q5_0 ? rows_q5_0
+                                   : type == AKK_Q4_0 ? rows_q4_0 : type == AKK_Q4_1 ? rows_q4_1
+                                   : type == AKK_Q5_1 ? rows_q5_1 : NULL;
+    if (n_tok < 2 || !rows) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    else rows(fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }

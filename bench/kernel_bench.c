@@ -3,6 +3,8 @@
  * per output (akk_rows_by_dot_avx2), in thread CPU time, so that a shared, loaded host's waiting
  * does not count (cache effects of neighbours still do). Random quants with fp16 scales of 0.01;
  * also checks the outputs against the single dot and (every 7th row) the scalar reference.
+ * Also prints cycles per output-block (one row x one token x one 32-element block: one vpdpbusd
+ * and one fma in llama.cpp's block order) at the clock a dependent-add chain measures.
  *
  *   S=Sources/CAdaKKernels; cc -O3 -fopenmp -ffp-contract=off -I$S/include -I$S \
  *       -o kernel_bench bench/kernel_bench.c $S/[a-z]*.c -lm -lopenblas
@@ -17,6 +19,25 @@
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (uint32_t)rng; }
+static double cpu(void);
+
+/* Core clock in GHz: a chain of dependent 1-cycle adds, best of 5 (x86-64; 0 elsewhere). */
+static double clock_ghz(void) {
+#if defined(__x86_64__)
+    double best = 1e9;
+    for (int r = 0; r < 5; r++) {
+        long n = 200000000, x = 0;
+        const double t0 = cpu();
+        __asm__ volatile("1: add $1, %0\n add $1, %0\n add $1, %0\n add $1, %0\n sub $4, %1\n jnz 1b" : "+r"(x), "+r"(n));
+        const double t = cpu() - t0;
+        if (t < best) best = t;
+    }
+    return 200e6 / best / 1e9;
+#else
+    return 0.0;
+#endif
+}
+
 static double cpu(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -64,11 +85,12 @@ int main(int argc, char **argv) {
             const float v = akk_vec_dot_scalar(type, nin, W + o * wr, X + t * xr);
             sdiff += memcmp(&v, &Y[t * nout + o], 4) != 0;
         }
-    const double macs = (double)nout * (double)nin * ntok;
-    printf("%s %lldx%lld, %d tokens: rows %.1f GMAC/s (%.1f GB/s of weights), one dot per output %.1f GMAC/s; "
-           "outputs differing from the dot %d, from the scalar reference %d\n",
+    const double macs = (double)nout * (double)nin * ntok, ghz = clock_ghz();
+    printf("%s %lldx%lld, %d tokens: rows %.1f GMAC/s (%.1f GB/s of weights; %.3f cycles per output-block at %.2f GHz), "
+           "one dot per output %.1f GMAC/s; outputs differing from the dot %d, from the scalar reference %d\n",
            akk_type_name(type), (long long)nout, (long long)nin, ntok, macs / best_rows / 1e9,
-           (double)(wr * nout) / best_rows / 1e9, macs / best_dot / 1e9, diff, sdiff);
+           (double)(wr * nout) / best_rows / 1e9, best_rows * ghz * 1e9 / (macs / 32), ghz, macs / best_dot / 1e9,
+           diff, sdiff);
     free(W); free(x); free(X); free(Y); free(Y1);
     return diff || sdiff;
 }

@@ -256,13 +256,8 @@ AKK_KQ_ROWS_DECL(akk_rows_q6_k_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
 
-/* AVX-512 prefill rows of Q4_1 and Q5_1 with two (row, token) pairs per 512-bit register
- * (simd_avx512_pairs.c); decode (n_tok < 2), other types and no scratch run `fallback`. */
-void akk_rows_pairs_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
-                           int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys);
-
-/* AVX-512VL prefill rows of Q8_0 and Q5_0 from biased unsigned weights (simd_avx512_bias.c);
- * decode (n_tok < 2), other types and no scratch run `fallback`. */
+/* AVX-512VL prefill rows of Q8_0, Q5_0, Q4_0, Q4_1 and Q5_1 from weights unpacked to unsigned
+ * bytes (simd_avx512_bias.c); decode (n_tok < 2), other types and no scratch run `fallback`. */
 void akk_rows_bias_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
                           int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys);
 

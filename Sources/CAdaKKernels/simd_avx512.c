@@ -5,9 +5,9 @@
  * akk_impl_avx512 starts as a copy of akk_impl_avx2 and replaces the kernels that are faster
  * here (measured on Zen 4, docs/PERFORMANCE.md): the quantised tiles of akk_quant_tiles.h with
  * vpdpbusd (VNNI on 256-bit registers) in place of AVX2's maddubs + madd (+ add); the K-quant
- * ones (Q4_K_R8, Q6_K) come from simd_avx512_kquant.c, the Q4_1/Q5_1 prefill tiles (two
- * (row, token) pairs per 512-bit register) from simd_avx512_pairs.c, the Q8_0/Q5_0 prefill tiles
- * (biased unsigned weights, no vpsignb) from simd_avx512_bias.c. The integer
+ * ones (Q4_K_R8, Q6_K) come from simd_avx512_kquant.c, the prefill tiles of Q8_0, Q5_0, Q4_0,
+ * Q4_1 and Q5_1 (weights unpacked to unsigned bytes once per row tile) from simd_avx512_bias.c,
+ * whose fallback (decode) is the tile here or AVX2's. The integer
  * sums of a block are exact either way and the float steps are the shared template's, so every
  * output is bit-identical to the AVX2 and scalar paths. The IQ4_NL/MXFP4 8-row-view prefill
  * kernels are in simd_avx512_iq4mx.c.
@@ -47,27 +47,28 @@ QT_INLINE __m256i r8_isum(const __m256i w[8], const int8_t *q, __m256i acc) {
 #define QT_TILE_Q4_1 2, 4
 #include "akk_quant_tiles.h"
 
-/* Prefill through `driver` (the pair tiles of simd_avx512_pairs.c or the bias tiles of
- * simd_avx512_bias.c), decode and scratch-less calls through `fallback`. */
-#define PREFILL(name, driver, TYPE, fallback)                                                      \
+/* Prefill through the tiles of simd_avx512_bias.c, decode and scratch-less calls through
+ * `fallback`. */
+#define PREFILL(name, TYPE, fallback)                                                              \
     static void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
                      int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                            \
-        driver(TYPE, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                        \
+        akk_rows_bias_avx512(TYPE, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);          \
     }
-PREFILL(rows_q4_1_z, akk_rows_pairs_avx512, AKK_Q4_1, rows_q4_1)
-PREFILL(rows_q5_1_z, akk_rows_pairs_avx512, AKK_Q5_1, akk_rows_q5_1_avx2)
-PREFILL(rows_q8_0_b, akk_rows_bias_avx512, AKK_Q8_0, rows_q8_0)
-PREFILL(rows_q5_0_b, akk_rows_bias_avx512, AKK_Q5_0, akk_rows_q5_0_avx2)
+PREFILL(rows_q8_0_b, AKK_Q8_0, rows_q8_0)
+PREFILL(rows_q4_0_b, AKK_Q4_0, rows_q4_0)
+PREFILL(rows_q4_1_b, AKK_Q4_1, rows_q4_1)
+PREFILL(rows_q5_0_b, AKK_Q5_0, akk_rows_q5_0_avx2)
+PREFILL(rows_q5_1_b, AKK_Q5_1, akk_rows_q5_1_avx2)
 
 struct akk_impl akk_impl_avx512;
 
 void akk_avx512_prepare(void) {
     akk_impl_avx512 = akk_impl_avx2;
     akk_impl_avx512.rows_q8_0 = rows_q8_0_b;
-    akk_impl_avx512.rows_q4_0 = rows_q4_0;
-    akk_impl_avx512.rows_q4_1 = rows_q4_1_z;
+    akk_impl_avx512.rows_q4_0 = rows_q4_0_b;
+    akk_impl_avx512.rows_q4_1 = rows_q4_1_b;
     akk_impl_avx512.rows_q5_0 = rows_q5_0_b;
-    akk_impl_avx512.rows_q5_1 = rows_q5_1_z;
+    akk_impl_avx512.rows_q5_1 = rows_q5_1_b;
     akk_impl_avx512.rows_q4_0_r8 = rows_q4_0_r8;
     akk_impl_avx512.rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx512;
     akk_impl_avx512.rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx512;

@@ -1232,6 +1232,11 @@ int adak_train_params_set_float(adak_train_params *params, const char *key, doub
  *   "threads"           compute threads, 0..1024; 0: all cores (default 0)
  *   "checkpoint_every"  write out_path every N updates; 0: only at the end
  *                       (default 5)
+ *   "sample_window"     radius w of the rollouts' sampling window: k is drawn
+ *                       only among [g - w, g + w], g the allocator's greedy k,
+ *                       from its policy renormalised on that window (PPO's
+ *                       ratio uses the same window), 0..1024; 0: no window
+ *                       (default 0)
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT.
  */
 int adak_train_params_set_int(adak_train_params *params, const char *key, int64_t value);
@@ -1246,6 +1251,12 @@ int adak_train_params_set_int(adak_train_params *params, const char *key, int64_
  *               default) or "layer" (each layer's action gets the shared
  *               log-likelihood part and only its own cost lambda * k_l /
  *               (L * K); less noise per layer, since 0.4).
+ *   "train_budgets"  training under the global price: a comma list of expert
+ *               FLOPs budgets, each in (0, 16], at most 64 (e.g.
+ *               "0.5,0.625,0.75"); update i's rollouts run at budget i mod n,
+ *               their price is that budget's mu and lambda is fitted per
+ *               budget (then "lambda" must be 0 and "baseline" "greedy",
+ *               checked when training starts). "" (default): none.
  * Returns ADAK_OK or ADAK_ERR_INVALID_ARGUMENT (also for a NULL value).
  */
 int adak_train_params_set_string(adak_train_params *params, const char *key, const char *value);

@@ -100,6 +100,7 @@ public func adak_train_params_set_int(_ params: OpaquePointer?, _ key: UnsafePoi
         s.totalTokens = v == 0 ? nil : v
     case "threads": s.threads = v
     case "checkpoint_every": s.checkpointEvery = v
+    case "sample_window": s.sampleWindow = v
     default:
         return invalid(f, "unknown integer key \"\(name)\"")
     }
@@ -126,6 +127,18 @@ public func adak_train_params_set_string(_ params: OpaquePointer?, _ key: Unsafe
             return invalid(f, "\"cost_credit\" = \"\(text)\" is not one of \(known)")
         }
         box.settings.costCredit = c
+    case "train_budgets":
+        var budgets: [Float] = []
+        for part in text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false) {
+            let item = String(part.filter { $0 != " " })
+            guard let b = Float(item), b.isFinite else {
+                return invalid(f, "\"train_budgets\" = \"\(text)\": \"\(item)\" is not a number")
+            }
+            budgets.append(b)
+        }
+        var s = box.settings
+        s.trainBudgets = budgets
+        return store(s, in: box, function: f, key: name)
     default:
         return invalid(f, "unknown string key \"\(name)\"")
     }

@@ -41,21 +41,23 @@ AVX2_INLINE float tail_f16f(float s, const uint16_t *w, const float *x, int64_t 
     return (float)sum;
 }
 
-/* [reduce_4x8(A), reduce_4x8(B), reduce_4x8(C), reduce_4x8(D)]: [lo+hi] of two dots per
- * register, then two hadds, which pair the lanes exactly as reduce_4x8 (simd_avx2.c) does for one. */
-AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D) {
+/* [reduce_4x8(A), ..., reduce_4x8(D)] (hs = 0) or [hsum8(A), ..., hsum8(D)] (hs = 1): [lo+hi] of
+ * two dots per register (t0..t3 = l0+l4, ..., l3+l7), then (t0+t1)+(t2+t3) by two hadds, which
+ * pair the lanes exactly as reduce_4x8 (simd_avx2.c) does for one, or (t0+t2)+(t1+t3) by two
+ * shuffles and one hadd, as hsum8 does. */
+AVX2_INLINE __m128 reduce_4x4x8(__m256 A, __m256 B, __m256 C, __m256 D, int hs) {
     const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(A, B, 0x20), _mm256_permute2f128_ps(A, B, 0x31));
     const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(C, D, 0x20), _mm256_permute2f128_ps(C, D, 0x31));
-    const __m256 h = _mm256_hadd_ps(ab, cd);
+    const __m256 h = hs ? _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xee)) : _mm256_hadd_ps(ab, cd);
     const __m256 h2 = _mm256_hadd_ps(h, h); /* lane 0: A C A C, lane 1: B D B D */
     return _mm_unpacklo_ps(_mm256_castps256_ps128(h2), _mm256_extractf128_ps(h2, 1));
 }
 
-/* s[d] = reduce_4x8(v[d]) for d < nd, four at a time. */
-AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s) {
+/* s[d] = reduce_4x8(v[d]) (hs = 0) or hsum8(v[d]) (hs = 1) for d < nd, four at a time. */
+AVX2_INLINE void reduce_dots(int nd, const __m256 *v, float *s, int hs) {
     for (int d = 0; d < nd; d += 4) {
         float t[4];
-        _mm_storeu_ps(t, reduce_4x4x8(v[d], v[d + 1 < nd ? d + 1 : d], v[d + 2 < nd ? d + 2 : d], v[d + 3 < nd ? d + 3 : d]));
+        _mm_storeu_ps(t, reduce_4x4x8(v[d], v[d + 1 < nd ? d + 1 : d], v[d + 2 < nd ? d + 2 : d], v[d + 3 < nd ? d + 3 : d], hs));
         for (int k = 0; k < 4 && d + k < nd; k++) s[d + k] = t[k];
     }
 }
@@ -157,7 +159,7 @@ AVX2_INLINE __m256 reduce_8x4x8(const __m256 *v, int st) {
                 float s_[32];                                                                      \
                 if (rb == (R)) { ATTN_CALL_##H(BLOCK, R, hb, (ai, as, bi, bs, np, v_, pf)) }       \
                 else { ATTN_CALL_##H(BLOCK, 1, hb, (ai, as, bi, bs, np, v_, pf)) }                 \
-                reduce_dots(rb * hb, v_, s_);                                                      \
+                reduce_dots(rb * hb, v_, s_, 0);                                                   \
                 for (int r = 0; r < rb; r++)                                                       \
                     for (int h = 0; h < hb; h++)                                                   \
                         out[(i0 + h) * os + r0 + r] = TAIL(s_[r * hb + h], ai + r * as, bi + h * bs, np, n) * scale; \
@@ -183,5 +185,124 @@ AVX2_INLINE __m256 reduce_8x4x8(const __m256 *v, int st) {
     else if (group == 3) { ATTN_SWEEP(BLOCK, TAIL, R3, 3) }                                        \
     else if (group == 2) { ATTN_SWEEP(BLOCK, TAIL, R2, 2) }                                        \
     else { ATTN_SWEEP(BLOCK, TAIL, R1, 1) }
+
+/* ---- prefill products (akk_impl.attn_prefill_*): out[i][r] = dot(n[i], a + r * as, b + i * bs)
+ * * scale for vectors i < m (a token's q of one head, or its probabilities) and rows r < rows[i]
+ * (K rows, rows of V^T). Each dot in tinyBLAS's order (one 8-lane accumulator over steps of 8,
+ * then hsum8's lanes; one_acc) or ggml_vec_dot's (as above). One block keeps R rows x H vectors'
+ * accumulators in registers: R*H independent fma chains (a single one-accumulator dot waits on
+ * its own chain's latency), each cache chunk loaded and converted once for the H vectors, each b
+ * chunk once for the R rows. ---- */
+
+/* The one-accumulator dot has no tail (tinyBLAS reads whole steps of 8 only). */
+#define TAIL_NONE(s, w, x, np, n) (s)
+
+/* A prefill block function NAME(a, as, b, bs, np, v): v[r * H + h] = FOLD of dot (r, h)'s A
+ * accumulators (W lanes each, one step = A * W elements) over its first np[h] elements (a
+ * multiple of a step). The steps all H vectors have run in one loop, each vector's further ones
+ * (a later token's longer probability row) after it on the same accumulators, in order. One
+ * accumulator of each dot per pass (c), so a block needs R*H registers of them. */
+#define PF_BLOCK(NAME, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, R, H)                     \
+    ATTR void NAME(const T *a, int64_t as, const float *b, int64_t bs, const int64_t *np, __m256 *v) { \
+        int64_t n0 = np[0];                                                                        \
+        for (int h = 1; h < (H); h++) n0 = np[h] < n0 ? np[h] : n0;                                \
+        VEC acc[R][H][A];                                                                          \
+        for (int c = 0; c < (A); c++) {                                                            \
+            for (int r = 0; r < (R); r++)                                                          \
+                for (int h = 0; h < (H); h++) acc[r][h][c] = ZERO();                               \
+            for (int64_t k = (W) * c; k < n0; k += (A) * (W)) {                                    \
+                VEC x[R];                                                                          \
+                for (int r = 0; r < (R); r++) x[r] = LOAD(a + r * as + k);                         \
+                for (int h = 0; h < (H); h++) {                                                    \
+                    const VEC y = LOADB(b + h * bs + k);                                           \
+                    for (int r = 0; r < (R); r++) acc[r][h][c] = FMA(x[r], y, acc[r][h][c]);       \
+                }                                                                                  \
+            }                                                                                      \
+            for (int h = 0; h < (H); h++)                                                          \
+                for (int64_t k = n0 + (W) * c; k < np[h]; k += (A) * (W)) {                        \
+                    const VEC y = LOADB(b + h * bs + k);                                           \
+                    for (int r = 0; r < (R); r++) acc[r][h][c] = FMA(LOAD(a + r * as + k), y, acc[r][h][c]); \
+                }                                                                                  \
+        }                                                                                          \
+        for (int r = 0; r < (R); r++)                                                              \
+            for (int h = 0; h < (H); h++) v[r * (H) + h] = FOLD(acc[r][h]);                        \
+    }
+#define FOLD1(a) ((a)[0])
+/* The blocks R x 1..4 and 1 x 1..4 of one order (P: name prefix). */
+#define PF_BLOCKS(P, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, R)                          \
+    PF_BLOCK(P##R##x4, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, R, 4)                     \
+    PF_BLOCK(P##R##x3, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, R, 3)                     \
+    PF_BLOCK(P##R##x2, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, R, 2)                     \
+    PF_BLOCK(P##R##x1, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, R, 1)                     \
+    PF_BLOCK(P##1x4, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, 1, 4)                       \
+    PF_BLOCK(P##1x3, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, 1, 3)                       \
+    PF_BLOCK(P##1x2, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, 1, 2)                       \
+    PF_BLOCK(P##1x1, ATTR, T, VEC, W, A, LOAD, LOADB, FMA, ZERO, FOLD, 1, 1)
+
+/* [hsum8(v[0]), hsum8(v[st]), ..., hsum8(v[7 * st])] in one register, as reduce_4x4x8 for each. */
+AVX2_INLINE __m256 hsum_8x8(const __m256 *v, int st) {
+    __m256 t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[i * st], v[(i + 4) * st], 0x20),
+                             _mm256_permute2f128_ps(v[i * st], v[(i + 4) * st], 0x31));
+    const __m256 w01 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], 0x44), _mm256_shuffle_ps(t[0], t[1], 0xee));
+    const __m256 w23 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], 0x44), _mm256_shuffle_ps(t[2], t[3], 0xee));
+    return _mm256_hadd_ps(w01, w23);
+}
+
+/* The vectors in blocks of up to 4; for each, its rows in chunks of 8 (blocks of R rows; the rest
+ * in blocks of R, then one at a time) up to the block's longest; reduce (RED8: a chunk's 8 dots
+ * of a vector into one register; else reduce_dots, hsum8's lanes when HS), the tail past the
+ * steps (STEP elements; TAIL), scale, and store the outputs each vector asks for (a chunk's 8 in
+ * one store). */
+#define PF_SWEEP(BLOCK, R, STEP, RED8, HS, TAIL)                                                  \
+    for (int i0 = 0; i0 < m; i0 += 4) {                                                            \
+        const int hb = m - i0 < 4 ? m - i0 : 4;                                                    \
+        int rmax = 0;                                                                              \
+        int64_t np[4];                                                                             \
+        for (int h = 0; h < hb; h++) {                                                             \
+            rmax = rows[i0 + h] > rmax ? rows[i0 + h] : rmax;                                      \
+            np[h] = n[i0 + h] / (STEP) * (STEP);                                                   \
+        }                                                                                          \
+        const float *bi = b + (int64_t)i0 * bs;                                                    \
+        for (int r0 = 0; r0 < rmax;) {                                                             \
+            const int rb = rmax - r0 >= 8 ? 8 : rmax - r0 >= (R) ? (R) : 1;                        \
+            const A_T *ar = a + r0 * as;                                                           \
+            __m256 v_[32];                                                                         \
+            if (rb == 8) {                                                                         \
+                for (int rs = 0; rs < 8; rs += (R)) {                                              \
+                    ATTN_CALL_0(BLOCK, R, hb, (ar + rs * as, as, bi, bs, np, v_ + rs * hb))        \
+                }                                                                                  \
+                for (int h = 0; h < hb; h++) {                                                     \
+                    float *o = out[i0 + h] + r0;                                                   \
+                    const __m256 d = RED8(v_ + h, hb);                                             \
+                    if (np[h] == n[i0 + h] && r0 + 8 <= rows[i0 + h])                              \
+                        _mm256_storeu_ps(o, _mm256_mul_ps(d, _mm256_set1_ps(scale)));              \
+                    else {                                                                         \
+                        float s_[8];                                                               \
+                        _mm256_storeu_ps(s_, d);                                                   \
+                        for (int r = 0; r < 8 && r0 + r < rows[i0 + h]; r++)                       \
+                            o[r] = TAIL(s_[r], ar + r * as, bi + h * bs, np[h], n[i0 + h]) * scale; \
+                    }                                                                              \
+                }                                                                                  \
+            } else {                                                                               \
+                float s_[4 * (R)];                                                                 \
+                if (rb == (R)) { ATTN_CALL_0(BLOCK, R, hb, (ar, as, bi, bs, np, v_)) }             \
+                else { ATTN_CALL_0(BLOCK, 1, hb, (ar, as, bi, bs, np, v_)) }                       \
+                reduce_dots(rb * hb, v_, s_, HS);                                                  \
+                for (int r = 0; r < rb; r++)                                                       \
+                    for (int h = 0; h < hb; h++)                                                   \
+                        if (r0 + r < rows[i0 + h])                                                 \
+                            out[i0 + h][r0 + r] = TAIL(s_[r * hb + h], ar + r * as, bi + h * bs, np[h], n[i0 + h]) * scale; \
+            }                                                                                      \
+            r0 += rb;                                                                              \
+        }                                                                                          \
+    }
+
+/* The body of an attn_prefill kernel for cache elements A_T: one-accumulator blocks B1 of R1 rows,
+ * ggml_vec_dot blocks B4 of R4 rows (S4 elements per step). */
+#define ATTN_PREFILL(B1, R1, B4, R4, TAIL4)                                                        \
+    if (one_acc) { PF_SWEEP(B1, R1, 8, hsum_8x8, 1, TAIL_NONE) }                                  \
+    else { PF_SWEEP(B4, R4, 32, reduce_8x4x8, 0, TAIL4) }
 
 #endif

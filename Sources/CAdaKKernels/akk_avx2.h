@@ -22,6 +22,28 @@ AVX2_INLINE int32_t hsum8_epi32(__m256i v) {
     return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
 }
 
+/* Q4_K/Q5_K's 6-bit scales and mins (the 12 bytes at p, akk_k4_scales_mins) on 32-bit words:
+ * w[0..1] the 8 scales as bytes, w[2..3] the 8 mins. */
+static inline void akk_k4_scale_words(const uint8_t *p, uint32_t w[4]) {
+    uint32_t u[3];
+    __builtin_memcpy(u, p, 12);
+    w[0] = u[0] & 0x3f3f3f3f;
+    w[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+    w[2] = u[1] & 0x3f3f3f3f;
+    w[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+}
+
+/* Q3_K's 16 6-bit scales (akk_q3_k_scales: low 4 bits from bytes 0..7, high 2 from bytes 8..11 of
+ * the 12 at p) minus 32, as 16 int16 words in order. */
+AVX2_INLINE __m256i akk_q3_k_scales16(const uint8_t *p) {
+    uint32_t a;
+    __builtin_memcpy(&a, p + 8, 4);
+    const __m128i v = _mm_loadl_epi64((const __m128i *)p), m4 = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_and_si128(_mm_unpacklo_epi64(v, _mm_srli_epi16(v, 4)), m4);
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)a), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
+}
+
 /* 4 bytes at p in every 32-bit lane. */
 AVX2_INLINE __m256i bcast4(const int8_t *p) {
     int32_t v;

@@ -64,6 +64,12 @@ typedef void (*akk_quant_fn)(const float *x, void *y, int64_t n);
                               const float *b, int64_t bs, float scale, float *out, int64_t os
 typedef void (*akk_attn_rows_f32_fn)(AKK_ATTN_ROWS_ARGS(float));
 typedef void (*akk_attn_rows_f16_fn)(AKK_ATTN_ROWS_ARGS(uint16_t));
+/* The prefill attention products' arguments (akk_impl.attn_prefill_*): m vectors b + i * bs, each
+ * with its own dot length n[i], cache rows r < rows[i] (a + r * as), outputs out[i][r]. */
+#define AKK_ATTN_PF_ARGS(T) int one_acc, int m, const int32_t *n, const int32_t *rows, const T *a, int64_t as, \
+                            const float *b, int64_t bs, float scale, float *const *out
+typedef void (*akk_attn_pf_f32_fn)(AKK_ATTN_PF_ARGS(float));
+typedef void (*akk_attn_pf_f16_fn)(AKK_ATTN_PF_ARGS(uint16_t));
 
 /* One implementation set, one per level (scalar in dispatch.c, AVX2+FMA+F16C in simd_avx2.c, the
  * AVX-512 one filled by akk_avx512_prepare); dispatch.c's kernel table lists every function. */
@@ -94,6 +100,11 @@ struct akk_impl {
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
     akk_rows_fn rows_iq4_nl_r8, rows_mxfp4_r8; /* AKK_IQ4_NL_R8, AKK_MXFP4_R8 (repack_iq4mx.c), as above */
     akk_rows_fn rows_q4_k_r8_dense; /* AKK_Q4_K_R8_DENSE (repack_q4_k.c); the same */
+    /* Prefill attention: out[i][r] = dot(n[i], a + r * as, b + i * bs) * scale for i < m,
+     * r < rows[i], each dot in tinyBLAS's one-accumulator order (one_acc; n[i] % 8 elements are
+     * not read) or ggml_vec_dot_f32's / ggml_vec_dot_f16's (b as in attn_rows_*): akk_attn_dots.h. */
+    akk_attn_pf_f32_fn attn_prefill_f32;
+    akk_attn_pf_f16_fn attn_prefill_f16;
 };
 
 /* Scalar reference of the AKK_Q4_0_R8 matmul (repack.c); r0 and r1 multiples of 8. */
@@ -148,6 +159,13 @@ void akk_attn_rows_f32_scalar(AKK_ATTN_ROWS_ARGS(float));
 void akk_attn_rows_f16_scalar(AKK_ATTN_ROWS_ARGS(uint16_t));
 void akk_attn_rows_f32_avx2(AKK_ATTN_ROWS_ARGS(float));
 void akk_attn_rows_f16_avx2(AKK_ATTN_ROWS_ARGS(uint16_t));
+/* The prefill attention products (akk_impl.attn_prefill_*): the same four places. */
+void akk_attn_prefill_f32(AKK_ATTN_PF_ARGS(float));
+void akk_attn_prefill_f16(AKK_ATTN_PF_ARGS(uint16_t));
+void akk_attn_prefill_f32_scalar(AKK_ATTN_PF_ARGS(float));
+void akk_attn_prefill_f16_scalar(AKK_ATTN_PF_ARGS(uint16_t));
+void akk_attn_prefill_f32_avx2(AKK_ATTN_PF_ARGS(float));
+void akk_attn_prefill_f16_avx2(AKK_ATTN_PF_ARGS(uint16_t));
 
 
 /* AVX2 IQ4_NL / IQ4_XS / MXFP4 kernels (simd_avx2_iq4mx.c): one dot, and rows as akk_rows_fn. */

@@ -116,6 +116,8 @@ static const struct akk_impl impl_scalar = {
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_scalar,
     .rows_mxfp4_r8 = akk_rows_mxfp4_r8_scalar,
     .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_scalar,
+    .attn_prefill_f32 = akk_attn_prefill_f32_scalar,
+    .attn_prefill_f16 = akk_attn_prefill_f16_scalar,
 };
 
 /* ---- selection: a ladder scalar < avx2 < avx512 ----
@@ -234,6 +236,7 @@ static const struct { const char *name; size_t off; } g_kernels[] = {
     KE("rows q6_k tiled", rows_q6_k_tl), KE("rows iq4_xs tiled", rows_iq4_xs_tl),
     KE("fp16->fp32 row", fp16_to_fp32_row), KE("fp32->fp16 row", fp32_to_fp16_row),
     KE("attention rows f32", attn_rows_f32), KE("attention rows f16", attn_rows_f16),
+    KE("attention prefill f32", attn_prefill_f32), KE("attention prefill f16", attn_prefill_f16),
 };
 #undef KE
 #define N_KERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
@@ -284,6 +287,8 @@ void akk_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n) { impl()->fp32
 
 void akk_attn_rows_f32(AKK_ATTN_ROWS_ARGS(float)) { impl()->attn_rows_f32(n, rows, a, as, ag, group, m, b, bs, scale, out, os); }
 void akk_attn_rows_f16(AKK_ATTN_ROWS_ARGS(uint16_t)) { impl()->attn_rows_f16(n, rows, a, as, ag, group, m, b, bs, scale, out, os); }
+void akk_attn_prefill_f32(AKK_ATTN_PF_ARGS(float)) { impl()->attn_prefill_f32(one_acc, m, n, rows, a, as, b, bs, scale, out); }
+void akk_attn_prefill_f16(AKK_ATTN_PF_ARGS(uint16_t)) { impl()->attn_prefill_f16(one_acc, m, n, rows, a, as, b, bs, scale, out); }
 
 /* Row kernel of a weight type: its own (rows) or one dot per output (dot_rows, for types
  * without one); neither when the type is no matmul weight. */

@@ -313,13 +313,16 @@ static float dot4_f16_scalar_of(int64_t n, const uint16_t *a, const uint16_t *bh
 
 static float dot4_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) { return dot4_f16_scalar_of(n, a, b, NULL); }
 
-/* tinyBLAS on fp16 x fp16 (AVX + F16C): one 8-lane fma accumulator over steps of 8, then hsum. */
-static float dot1_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) {
+/* tinyBLAS on fp16 x fp16 (AVX + F16C): one 8-lane fma accumulator over steps of 8, then hsum.
+ * The second operand as for dot4_f16_scalar_of. */
+static float dot1_f16_scalar_of(int64_t n, const uint16_t *a, const uint16_t *bh, const float *bf) {
     float acc[8] = {0};
     for (int64_t i = 0; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(h2f(a[i + l]), h2f(b[i + l]), acc[l]);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(h2f(a[i + l]), bh ? h2f(bh[i + l]) : bf[i + l], acc[l]);
     return akk_hsum8_ref(acc);
 }
+
+static float dot1_f16_scalar(int64_t n, const uint16_t *a, const uint16_t *b) { return dot1_f16_scalar_of(n, a, b, NULL); }
 
 AVX2_FN float dot1_f16_avx2(int64_t n, const uint16_t *a, const uint16_t *b) {
     __m256 acc = _mm256_setzero_ps();
@@ -368,6 +371,19 @@ void akk_attn_rows_f16_scalar(AKK_ATTN_ROWS_ARGS(uint16_t)) {
             out[i * os + r] = dot4_f16_scalar_of(n, a + i / group * ag + r * as, NULL, b + i * bs) * scale;
 }
 
+/* The scalar references of the prefill attention products (akk_impl.attn_prefill_*): single dots. */
+void akk_attn_prefill_f32_scalar(AKK_ATTN_PF_ARGS(float)) {
+    for (int i = 0; i < m; i++)
+        for (int r = 0; r < rows[i]; r++)
+            out[i][r] = (one_acc ? akk_dot_f32_1acc_scalar(n[i], a + r * as, b + i * bs)
+                                 : akk_vec_dot_scalar(AKK_F32, n[i], a + r * as, b + i * bs)) * scale;
+}
+void akk_attn_prefill_f16_scalar(AKK_ATTN_PF_ARGS(uint16_t)) {
+    for (int i = 0; i < m; i++)
+        for (int r = 0; r < rows[i]; r++)
+            out[i][r] = (one_acc ? dot1_f16_scalar_of : dot4_f16_scalar_of)(n[i], a + r * as, NULL, b + i * bs) * scale;
+}
+
 /* out[i * os + r] = dot_cache(t, 0, n, a + (i / group) * ag + r * as, b + i * bs) * scale (a, as,
  * ag in cache elements; b: f32, for an f16 cache fp16 values) by the level in force (the SIMD
  * levels in register blocks, bit-identical). */
@@ -380,14 +396,6 @@ static void rows_cache(const struct attn_dots *t, int64_t n, int64_t rows, const
 float akk_dot_f16(int one_acc, int64_t n, const uint16_t *a, const uint16_t *b) {
     const struct attn_dots d = {1, akk_have_avx2()};
     return dot_cache(&d, one_acc, n, a, b);
-}
-
-/* Probabilities in the cache type, in place: fp16 values packed at the start of the float row
- * (each store lands at or before the bytes already read). */
-static const void *as_cache_type(const struct attn_dots *t, float *row, int64_t n) {
-    if (!t->f16) return row;
-    akk_fp32_to_fp16_row(row, (uint16_t *)(void *)row, n);
-    return row;
 }
 
 /* x[i] * s, rounded to fp16 and back when `round` (as the decode products take an f16 cache's q
@@ -413,16 +421,28 @@ static void scale_round(const struct attn_dots *t, float *x, int64_t n, float s)
 }
 
 /* One head's probabilities from its scores sc[0, n_valid): the padding up to n_use masked,
- * softmax, then for the V product in place: for a prefill's single dots in the cache type
- * (as_cache_type), for the decode products as floats (of the fp16 values for an f16 cache). */
-static const void *head_probs(const struct attn_dots *t, float *sc, int n_valid, int n_use, int decode) {
+ * softmax, in place as the products take them: floats (of the fp16 values for an f16 cache). */
+static void head_probs(const struct attn_dots *t, float *sc, int n_valid, int n_use) {
     for (int j = n_valid; j < n_use; j++) sc[j] = -INFINITY;
-    if (!decode) {
-        softmax_impl(sc, n_use, t->simd);
-        return as_cache_type(t, sc, n_use);
-    }
     scale_round(t, sc, n_use, softmax_exp(sc, n_use, t->simd));
-    return sc;
+}
+
+/* out[i][r] = dot(n[i], a + r * as, b + i * bs) * scale for r < rows[i] (a, as in cache elements;
+ * b as for rows_cache) in the order one_acc chooses, by the level in force. */
+static void prefill_cache(const struct attn_dots *t, int one_acc, int m, const int32_t *n, const int32_t *rows,
+                          const void *a, int64_t as, const float *b, int64_t bs, float scale, float *const *out) {
+    if (t->f16) akk_attn_prefill_f16(one_acc, m, n, rows, (const uint16_t *)a, as, b, bs, scale, out);
+    else akk_attn_prefill_f32(one_acc, m, n, rows, (const float *)a, as, b, bs, scale, out);
+}
+
+/* The prefill's chunk of (token, head) pairs, and the work of pairs [v0, v1) of a kv head
+ * (group heads per token) for splitting the chunks between threads: each pair's n_valid K rows,
+ * about as many probabilities, plus a constant (the padding to n_use, the pair's own steps). */
+#define PF_CHUNK 32
+static int64_t pf_work(int pos0, int group, int v0, int v1) {
+    int64_t w = 0;
+    for (int v = v0; v < v1; v++) w += pos0 + v / group + 17;
+    return w;
 }
 
 void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,
@@ -476,10 +496,10 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
 #pragma omp barrier
             if (own)
                 for (int64_t h = v0 / head_dim * group; h < v1 / head_dim * group; h++)
-                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use, 1);
+                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
             else {
                 for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++)
-                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use, 1);
+                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
 #pragma omp barrier
             }
             for (int64_t r = v0; r < v1;) {
@@ -492,32 +512,43 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
         free(qr);
         return;
     }
+    /* Prefill: per kv head, its (token, head) pairs token-major in chunks of up to PF_CHUNK: the
+     * chunk's scores (each K row against all its q), its probabilities, then its V product (each
+     * row of V^T against all its probabilities), by akk_attn_prefill_* in register blocks. Token t
+     * scores its n_valid = pos0 + t + 1 positions and weighs its N_USE(n_valid) probabilities,
+     * every output its single dot's bits. For an f16 cache q and the probabilities are the floats
+     * of their fp16 values (as the decode products). The threads take contiguous runs of chunks of
+     * about equal work (it grows with the token), each with its own q and score rows. */
+    const int per_kv = n_tok * group, stride = N_USE(pos0 + n_tok);
+    const int chunk = per_kv < PF_CHUNK ? per_kv : PF_CHUNK, per_g = (per_kv + chunk - 1) / chunk;
+    const int64_t units = (int64_t)n_head_kv * per_g, total = n_head_kv * pf_work(pos0, group, 0, per_kv);
 #pragma omp parallel num_threads(nthreads)
     {
-        /* contiguous equal shares by thread number (as schedule(static), without the runtime's
-         * worksharing calls, which some libomp builds slow down with debug formatting) */
         const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
-        float *sc = scratch + me * n_ctx;
-        const int64_t j0 = jobs * me / nt, j1 = jobs * (me + 1) / nt;
-        /* q of one head in the cache type: an fp16 copy per thread for an f16 cache */
-        uint16_t *q16 = dots.f16 && j1 > j0 ? malloc((size_t)head_dim * sizeof(uint16_t)) : NULL;
-        for (int64_t job = j0; job < j1 && (q16 || !dots.f16); job++) {
-            const int t = (int)(job / n_head);
-            const int h = (int)(job % n_head);
-            const int g = h / group;
-            const int n_valid = pos0 + t + 1;
-            const float *qf = q + t * q_stride + (int64_t)h * head_dim;
-            if (q16) akk_fp32_to_fp16_row(qf, q16, head_dim);
-            const void *qh = q16 ? (const void *)q16 : (const void *)qf;
-            const uint8_t *kh = kb + (int64_t)g * head_dim * es;
-            for (int j = 0; j < n_valid; j++) sc[j] = dot_cache(&dots, kq_1acc, head_dim, kh + (int64_t)j * k_stride * es, qh) * scale;
-            const int n_use = N_USE(n_valid);
-            const void *p = head_probs(&dots, sc, n_valid, n_use, 0);
-            float *oh = out + t * out_stride + (int64_t)h * head_dim;
-            const uint8_t *vg = vb + (int64_t)g * head_dim * vt_stride * es;
-            for (int d = 0; d < head_dim; d++) oh[d] = dot_cache(&dots, kqv_1acc, n_use, vg + (int64_t)d * vt_stride * es, p);
+        float *qb = malloc(sizeof(float) * (size_t)chunk * (size_t)(head_dim + stride)), *sc = qb + (int64_t)chunk * head_dim;
+        int32_t nv[PF_CHUNK], nu[PF_CHUNK], hd[PF_CHUNK];
+        float *so[PF_CHUNK], *vo[PF_CHUNK];
+        int64_t done = 0; /* the work of the units before u */
+        for (int64_t u = 0; u < units && qb; u++) {
+            const int g = (int)(u / per_g), v0 = (int)(u % per_g) * chunk, mv = per_kv - v0 < chunk ? per_kv - v0 : chunk;
+            const int64_t w = pf_work(pos0, group, v0, v0 + mv), mid2 = 2 * done + w; /* twice its midpoint */
+            done += w;
+            if (mid2 * nt < 2 * total * me || mid2 * nt >= 2 * total * (me + 1)) continue;
+            for (int i = 0; i < mv; i++) {
+                const int t = (v0 + i) / group, h = g * group + (v0 + i) % group;
+                memcpy(qb + (int64_t)i * head_dim, q + t * q_stride + (int64_t)h * head_dim, sizeof(float) * (size_t)head_dim);
+                nv[i] = pos0 + t + 1;
+                nu[i] = N_USE(nv[i]);
+                hd[i] = head_dim;
+                so[i] = sc + (int64_t)i * stride;
+                vo[i] = out + t * out_stride + (int64_t)h * head_dim;
+            }
+            if (dots.f16) scale_round(&dots, qb, (int64_t)mv * head_dim, 1.0f);
+            prefill_cache(&dots, kq_1acc, mv, hd, nv, kb + (int64_t)g * head_dim * es, k_stride, qb, head_dim, scale, so);
+            for (int i = 0; i < mv; i++) head_probs(&dots, so[i], nv[i], nu[i]);
+            prefill_cache(&dots, kqv_1acc, mv, nu, hd, vb + (int64_t)g * head_dim * vt_stride * es, vt_stride, sc, stride, 1.0f, vo);
         }
-        free(q16);
+        free(qb);
     }
 #undef N_USE
 }

@@ -184,6 +184,27 @@ void akk_attn_rows_f16_avx2(AKK_ATTN_ROWS_ARGS(uint16_t)) {
     ATTN_ROWS(a2_f16_, tail_f16f, 1, 1, 2, 2)
 }
 
+/* ---- prefill attention products (akk_attn_dots.h): blocks of 2 rows x 4 vectors, 8 accumulators
+ * (of the 16 registers) in flight ---- */
+
+#define A2_PF(T, LOAD, P)                                                                          \
+    PF_BLOCKS(P##1_, A2_FN, T, __m256, 8, 1, LOAD, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_setzero_ps, FOLD1, 2) \
+    PF_BLOCKS(P##4_, A2_FN, T, __m256, 8, 4, LOAD, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_setzero_ps, fold8, 2)
+A2_PF(float, LOAD_F32, a2pf_f32)
+A2_PF(uint16_t, LOAD_F16, a2pf_f16)
+
+__attribute__((target("avx2,fma,f16c")))
+void akk_attn_prefill_f32_avx2(AKK_ATTN_PF_ARGS(float)) {
+    typedef float A_T;
+    ATTN_PREFILL(a2pf_f321_, 2, a2pf_f324_, 2, tail_f32)
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void akk_attn_prefill_f16_avx2(AKK_ATTN_PF_ARGS(uint16_t)) {
+    typedef uint16_t A_T;
+    ATTN_PREFILL(a2pf_f161_, 2, a2pf_f164_, 2, tail_f16f)
+}
+
 static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                      const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
     for (int64_t o = r0; o < r1; o++)
@@ -270,4 +291,6 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_avx2,
     .rows_mxfp4_r8 = akk_rows_mxfp4_r8_avx2,
     .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_avx2,
+    .attn_prefill_f32 = akk_attn_prefill_f32_avx2,
+    .attn_prefill_f16 = akk_attn_prefill_f16_avx2,
 };

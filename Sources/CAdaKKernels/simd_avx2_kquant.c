@@ -154,25 +154,15 @@ AVX2_INLINE void kq_row_prepare(const int type, const uint8_t *wb, struct kq_row
         k->dmin = half(wb + 82);
         break;
     }
-    case AKK_Q3_K: { /* akk_q3_k_scales: low 4 bits from bytes 0..7, high 2 from bytes 8..11 */
-        const uint8_t *s = wb + 96;
-        uint32_t a;
-        memcpy(&a, s + 8, 4);
-        const __m128i v = _mm_loadl_epi64((const __m128i *)s), m4 = _mm_set1_epi8(0x0f);
-        const __m128i lo = _mm_and_si128(_mm_unpacklo_epi64(v, _mm_srli_epi16(v, 4)), m4);
-        const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)a), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-        s16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
+    case AKK_Q3_K:
+        s16 = akk_q3_k_scales16(wb + 96);
         k->d = half(wb + 108);
         break;
-    }
-    case AKK_Q4_K: case AKK_Q5_K: { /* akk_k4_scales_mins on 32-bit words */
-        uint32_t u[3];
-        memcpy(u, wb + 4, 12);
-        const uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
-        const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
-        const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
-        k->lo = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)sc_lo, (int)sc_hi, 0, 0)));
-        const __m128i m8 = _mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0);
+    case AKK_Q4_K: case AKK_Q5_K: {
+        uint32_t u[4];
+        akk_k4_scale_words(wb + 4, u);
+        k->lo = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_setr_epi32((int)u[0], (int)u[1], 0, 0)));
+        const __m128i m8 = _mm_setr_epi32((int)u[2], (int)u[3], 0, 0);
         k->m = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         k->d = half(wb);
         k->dmin = half(wb + 2);

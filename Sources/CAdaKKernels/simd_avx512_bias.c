@@ -191,9 +191,76 @@ L_FN void rows_bias(const int type, tile_fn tile, akk_rows_fn fallback, const ui
     }
 }
 
+
+/* ---- decode: one token (and scratch-less calls), the same biased weights and lane starts ----
+ * The row kernel before this (akk_quant_tiles.h / simd_avx2_kquant.c) took one row at a time,
+ * whose 8-lane accumulator is one fma chain across the blocks; here D_ROWS consecutive rows run
+ * side by side (independent chains, one sequential weight stream), the lane starts and d_x are
+ * prepared once per token for every row, and a (row, block) costs: the unsigned weights (Q8_0 an
+ * xor, Q5_0 a shift, an and and a masked add), one vpdpbusd on a copy of the lane starts, the
+ * conversion, d_w * d_x, the fma. */
+#define D_ROWS 4
+
+L_INLINE void dec_tile(const int type, const int R, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x,
+                       const int32_t *corr, const float *xd, float *y, int64_t yr) {
+    const int wbs = wblock(type);
+    __m256 acc[D_ROWS];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + b * 34 + 2));
+        const __m256i c0 = _mm256_load_si256((const __m256i *)(corr + b * 8));
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wb = w + r * rs + b * wbs;
+            const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0, w_unsigned(type, wb), xq));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(lut16(wb) * xd[b]), lf, acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) y[r * yr] = hsum8(acc[r]);
+}
+
+/* The row tiles of one type: D_ROWS rows, or one. */
+#define DEC_FN(name, TYPE)                                                                          \
+    L_FN void name(int R, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, const int32_t *corr, \
+                   const float *xd, float *y, int64_t yr) {                                         \
+        if (R == D_ROWS) dec_tile(TYPE, D_ROWS, w, rs, nb, x, corr, xd, y, yr);                     \
+        else dec_tile(TYPE, 1, w, rs, nb, x, corr, xd, y, yr);                                      \
+    }
+DEC_FN(dec_q8_0, AKK_Q8_0)
+DEC_FN(dec_q5_0, AKK_Q5_0)
+
+/* Rows [r0, r1) x n_tok tokens, token by token: lane starts and d_x of the token, then the rows
+ * D_ROWS at a time. Scratch: the thread's (without it, `fallback`). */
+L_FN void rows_bias_dec(const int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
+                        int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
+    const int64_t nb = n_in / 32;
+    uint8_t *scr = akk_thread_scratch((size_t)nb * (32 + sizeof(float)));
+    if (!scr) {
+        fallback(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
+        return;
+    }
+    int32_t *corr = (int32_t *)(void *)scr;
+    float *xd = (float *)(void *)(scr + nb * 32);
+    const int64_t part = (r1 - r0) / D_ROWS, rest = r0 + D_ROWS * part;
+    for (int64_t t = 0; t < n_tok; t++) {
+        const uint8_t *xt = X + t * xstride;
+        for (int64_t b = 0; b < nb; b++) {
+            xd[b] = lut16(xt + b * 34);
+            _mm256_store_si256((__m256i *)(void *)(corr + b * 8), lane_corr(xt + b * 34 + 2, wbias(type)));
+        }
+        for (int64_t i = 0; i < part + (r1 - rest); i++) {
+            /* row tile i: row i of each part, or one leftover row once the parts are done */
+            const int R = i < part ? D_ROWS : 1;
+            const int64_t r = i < part ? r0 + i : rest + (i - part);
+            (type == AKK_Q8_0 ? dec_q8_0 : dec_q5_0)(R, W + r * wrow, i < part ? part * wrow : wrow, nb, xt, corr, xd,
+                                                     Y + t * ystride + r, i < part ? part : 1);
+        }
+    }
+}
+
 void akk_rows_bias_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
                           int64_t n_in, const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
     tile_fn tile = type == AKK_Q8_0 ? tile_q8_0 : type == AKK_Q5_0 ? tile_q5_0 : NULL;
-    if (n_tok < 2 || !tile) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    if (!tile) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+    else if (n_tok < 2) rows_bias_dec(type, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
     else rows_bias(type, tile, fallback, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
 }

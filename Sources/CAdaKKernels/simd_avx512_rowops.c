@@ -114,7 +114,29 @@ RO_FN void attn_rows_f16(AKK_ATTN_ROWS_ARGS(uint16_t)) {
     ATTN_ROWS(az_f16_, tail_f16f, 2, 2, 4, 8)
 }
 
+/* ---- prefill attention products (akk_attn_dots.h): blocks of 4 rows x 4 vectors, 16
+ * accumulators of the 32 registers; one-accumulator dots in ymm (a dot is 8 lanes), ggml_vec_dot's
+ * four as two zmm ---- */
+
+#define AZ_PF(T, LOAD, LOAD16, P)                                                                  \
+    PF_BLOCKS(P##1_, RO_FN, T, __m256, 8, 1, LOAD, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_setzero_ps, FOLD1, 4) \
+    PF_BLOCKS(P##4_, RO_FN, T, __m512, 16, 2, LOAD16, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_setzero_ps, FOLD16, 4)
+AZ_PF(float, LOAD_F32, LOAD16_F32, azpf_f32)
+AZ_PF(uint16_t, LOAD_F16, LOAD16_F16, azpf_f16)
+
+RO_FN void attn_prefill_f32(AKK_ATTN_PF_ARGS(float)) {
+    typedef float A_T;
+    ATTN_PREFILL(azpf_f321_, 4, azpf_f324_, 4, tail_f32)
+}
+
+RO_FN void attn_prefill_f16(AKK_ATTN_PF_ARGS(uint16_t)) {
+    typedef uint16_t A_T;
+    ATTN_PREFILL(azpf_f161_, 4, azpf_f164_, 4, tail_f16f)
+}
+
 void akk_avx512_rowops_prepare(struct akk_impl *impl) {
+    impl->attn_prefill_f32 = attn_prefill_f32;
+    impl->attn_prefill_f16 = attn_prefill_f16;
     impl->attn_rows_f32 = attn_rows_f32;
     impl->attn_rows_f16 = attn_rows_f16;
     impl->quantize_q8_0 = quantize_row_q8_0;

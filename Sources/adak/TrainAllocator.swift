@@ -26,6 +26,8 @@ struct TrainAllocator: ParsableCommand {
     var trainBudgets: String?
     @Option(help: "With --train-budgets: memory d in [0, 1) of the λ fit, which pools the earlier updates' tokens weighted d^age (0: this update's only)")
     var lambdaMemory = 0.0
+    @Option(help: "Sample k only within [g − w, g + w] around the greedy k g, from the policy renormalised there (0: no window)")
+    var sampleWindow = 0
     @Option(help: "Start a new run (fresh optimiser) from this allocator file instead of the identity")
     var initFrom: String?
     @Option(help: "Sampled tokens per PPO update") var rolloutTokens = 2048
@@ -76,6 +78,7 @@ struct TrainAllocator: ParsableCommand {
         s.costCredit = credit
         s.futureDiscount = futureDiscount
         s.lambdaMemory = lambdaMemory
+        s.sampleWindow = sampleWindow
         s.perturbLayers = perturbLayers
         s.seed = seed
         s.kMin = kMin
@@ -97,7 +100,7 @@ struct TrainAllocator: ParsableCommand {
             : initFrom.map { try AllocatorTrainer(model: m, tokens: tokens, settings: s, startingFrom: $0) }
                 ?? AllocatorTrainer(model: m, tokens: tokens, settings: s)
         let L = m.moeLayerIndices.count
-        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; \(s.trainBudgets.isEmpty ? "λ \(s.lambda)" : "budgets \(trainBudgets!) (λ fitted, memory \(lambdaMemory))"); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); cost credit \(costCredit); entropy coef \(entropyCoef); future discount \(futureDiscount); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); threads \(threads == 0 ? "all" : String(threads))\n")
+        err("train-allocator: \(m.config.arch), \(L) MoE layers, \(m.config.nExpert) experts (K \(m.config.nExpertUsed)); \(tokens.count) data tokens; \(s.trainBudgets.isEmpty ? "λ \(s.lambda)" : "budgets \(trainBudgets!) (λ fitted, memory \(lambdaMemory))"); \(trainer.plannedUpdates) updates × \(windowsPerUpdate) windows of \(window); baseline \(baseline); cost credit \(costCredit); entropy coef \(entropyCoef); future discount \(futureDiscount); perturbed layers \(perturbLayers == 0 ? "all" : String(perturbLayers)); sampling window \(sampleWindow == 0 ? "none" : "±\(sampleWindow)"); threads \(threads == 0 ? "all" : String(threads))\n")
         try trainer.run(checkpointPath: out) { p in
             let ks = p.meanKPerLayer.map { fmt($0, 1) }.joined(separator: " ")
             var line = "upd \(p.update)/\(p.updates) tok \(p.tokens) R \(fmt(p.meanReward, 3)) logp \(fmt(p.meanLogProb, 3))"

@@ -197,13 +197,13 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
         func rowsEntry(_ type: Int32, tiled: Bool, hasTiled: Bool) {
             let base = r8Base[type] ?? type, be = Int(akk_block_elems(base))
             let r8 = r8Base[type] != nil
-            // (blocks, rows, tokens): decode, few tokens, tile tails, the by-token split of few rows
+            // (blocks, rows, tokens): decode (21 rows: the avx512 Q8_0/Q5_0 decode's 4-row tiles over parts of 5), few tokens, tile tails, the by-token split of few rows
             // over 2 threads (8 rows x 9 tokens: 5 + 4 tokens, still one product of 9 rows), chunks,
             // more than 64 blocks (the avx512 Q8_0/Q4_x/Q5_x tiles' scale segments)
             let shapes: [(Int, Int, Int)] = tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
                 : r8 ? [(1, 8, 1), (3, 16, 1), (2, 24, 3), (5, 8, 9), (1, 16, 70)]
                 : hasTiled ? [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (1, 9, 7)]
-                : [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70), (10, 6, 6)]
+                : [(1, 1, 1), (3, 7, 1), (2, 21, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70), (10, 6, 6)]
             for (k, (blocks, nOut, tokens)) in shapes.enumerated() {
                 let nIn = blocks * (be == 256 ? 256 : 32 * (k % 2 == 0 ? 3 : 7))
                 let sc = base == Int32(AKK_F32.rawValue) ? scales[k % 2 * 2] : scales[k % 3]
@@ -214,6 +214,30 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
                         canon(matmul(type, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: threads))
                     }
                 }
+            }
+        }
+        // akk_attention for the entry `name`'s cache type at (heads, kv heads, head dim) x (tokens, pos0)
+        func attention(_ name: String, nCtx: Int, _ shapes: [(Int, Int, Int)], _ cases: [(Int, Int)]) {
+            let f16 = name.hasSuffix("f16"), type = Int32(f16 ? AKK_F16.rawValue : AKK_F32.rawValue)
+            for (nHead, nHeadKV, hd) in shapes {
+                let kvDim = nHeadKV * hd, qDim = nHead * hd, maxTokens = cases.map { $0.0 }.max()!
+                let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+                let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+                let q = (0..<(maxTokens * qDim)).map { _ in Float.random(in: -2...2, using: &rng) }
+                let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
+                for (tokens, pos0) in cases { for threads: Int32 in [1, 2] {
+                    atEveryLevel("\(name) heads \(nHead)/\(nHeadKV) dim \(hd) ctx \(nCtx) tokens \(tokens) pos \(pos0) threads \(threads)") {
+                        var out = [Float](repeating: 0, count: tokens * qDim)
+                        var scratch = [Float](repeating: 0, count: max(4, nHead) * nCtx)
+                        let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
+                            akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
+                                          Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, threads)
+                        }
+                        if f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                        else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                        return canon(out)
+                    }
+                } }
             }
         }
         let names = (0..<akk_kernel_count()).map { String(cString: akk_kernel_name($0)) }
@@ -257,33 +281,25 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
                     }
                 }
             } else if name.hasPrefix("attention rows f") {
-                let f16 = name.hasSuffix("f16"), type = Int32(f16 ? AKK_F16.rawValue : AKK_F32.rawValue)
                 // Through decode (and prefill) attention: GQA groups of 1, 2, 3, 4, 5 (a four and a
                 // one), 6 and 8 (two fours) on 1 and 2 threads (the V rows split on whole groups
                 // and not); head dims with and without a tail past the steps of 32 (40, 48, 72);
                 // positions that leave row chunks of 8 with a rest on each thread, and n_use with
                 // a tail (the last position of a context of 260: 260 % 32 = 4)
-                for (nHead, nHeadKV, hd) in [(6, 3, 40), (4, 2, 72), (5, 5, 64), (8, 2, 128), (12, 2, 48), (16, 4, 64),
-                                             (16, 2, 128), (10, 2, 48), (8, 1, 64)] {
-                    let nCtx = 260, kvDim = nHeadKV * hd, qDim = nHead * hd
-                    let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
-                    let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
-                    let q = (0..<(3 * qDim)).map { _ in Float.random(in: -2...2, using: &rng) }
-                    let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
-                    for (tokens, pos0) in [(1, 0), (1, 201), (1, 258), (1, 259), (3, 7)] { for threads: Int32 in [1, 2] {
-                        atEveryLevel("\(name) heads \(nHead)/\(nHeadKV) dim \(hd) tokens \(tokens) pos \(pos0) threads \(threads)") {
-                            var out = [Float](repeating: 0, count: tokens * qDim)
-                            var scratch = [Float](repeating: 0, count: max(4, nHead) * nCtx)
-                            let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
-                                akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens),
-                                              Int32(pos0), Int32(nHead), Int32(nHeadKV), Int32(hd), 0.125, &scratch, Int32(nCtx), type, threads)
-                            }
-                            if f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
-                            else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
-                            return canon(out)
-                        }
-                    } }
-                }
+                attention(name, nCtx: 260, [(6, 3, 40), (4, 2, 72), (5, 5, 64), (8, 2, 128), (12, 2, 48), (16, 4, 64),
+                                            (16, 2, 128), (10, 2, 48), (8, 1, 64)],
+                          [(1, 0), (1, 201), (1, 258), (1, 259), (3, 7)])
+            } else if name.hasPrefix("attention prefill f") {
+                // Through prefill attention: the GQA groups as above; head dims in both orders of
+                // the f16 cache's scores (one accumulator when % 8 == 0, else ggml_vec_dot: 36, 20)
+                // and with tails past the steps of 32; token counts that end vector and row blocks
+                // partway and cross multiples of 32 positions (probability rows of different lengths
+                // in one block); a context whose n_kv % 8 != 0 (90: the V product in ggml_vec_dot's
+                // order, n_use with a tail)
+                let shapes = [(6, 3, 40), (4, 2, 72), (5, 5, 64), (8, 2, 128), (12, 2, 36), (16, 4, 64), (10, 2, 48),
+                              (8, 1, 64), (9, 3, 20)]
+                attention(name, nCtx: 260, shapes, [(2, 0), (13, 7), (40, 3), (35, 221)])
+                attention(name, nCtx: 90, shapes, [(9, 0), (30, 60)])
             } else {
                 Issue.record("kernel table entry \(name) is not walked by this test")
             }
@@ -601,6 +617,73 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
                         if type == f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
                         else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
                         #expect(bits(out) == bits(want), "heads \(nHead)/\(nHeadKV) dim \(hd) ctx \(nCtx) pos \(pos0) type \(type) level \(l) threads \(threads)")
+                    }
+                    _ = akk_force_level(-1)
+                }
+            }
+        }
+    }
+
+    /// Prefill attention (the blocked products, the chunks of (token, head) pairs, causality, the
+    /// thread split) equals llama.cpp's steps composed from single dots, as the prefill computed
+    /// them before: every score of token t at its n_valid = pos0 + t + 1 positions one dot of a K
+    /// row and q (f16 cache: q in fp16; tinyBLAS's one accumulator when head_dim % 8 == 0, else
+    /// ggml_vec_dot_f16; f32 cache: ggml_vec_dot_f32) times the scale, the padding to n_use masked,
+    /// softmax, the probabilities in the cache type, every output one dot of a V^T row and them
+    /// (tinyBLAS when n_kv % 8 == 0 and head_dim % 4 == 0, else vec_dot); GQA 1-8, head dims 64,
+    /// 128 and ones that take ggml_vec_dot's order, pos0 > 0; every level, 1 and 2 threads.
+    @Test func prefillAttentionEqualsSingleDots() {
+        var rng = SplitMix64(seed: 34)
+        let f32 = Int32(AKK_F32.rawValue), f16 = Int32(AKK_F16.rawValue)
+        for (nHead, nHeadKV, hd, nCtx, tokens, pos0) in [(8, 8, 64, 300, 37, 0), (8, 4, 128, 257, 20, 100), (9, 3, 64, 260, 45, 5),
+                                                        (16, 4, 64, 100, 33, 60), (10, 2, 36, 90, 17, 40), (12, 2, 128, 130, 9, 0),
+                                                        (7, 1, 44, 64, 12, 3), (16, 2, 64, 512, 8, 300)] {
+            let kvDim = nHeadKV * hd, qDim = nHead * hd, group = nHead / nHeadKV
+            let nKV = Int(akk_attn_n_kv(Int32(pos0 + tokens), Int32(nCtx)))
+            let kf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let vf = (0..<(nCtx * kvDim)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let q = (0..<(tokens * qDim)).map { _ in Float.random(in: -3...3, using: &rng) }
+            let kh = kf.map { akk_fp32_to_fp16($0) }, vh = vf.map { akk_fp32_to_fp16($0) }
+            let kqOne: Int32 = hd % 8 == 0 ? 1 : 0, kqvOne: Int32 = nKV % 8 == 0 && hd % 4 == 0 ? 1 : 0
+            for type in [f32, f16] {
+                // one dot of n cache elements from offset a (K or V^T) and b from offset bo (f16:
+                // the fp16 values of b) in the order oneAcc (f32 scores: always vec_dot)
+                func dot(_ oneAcc: Int32, _ n: Int, _ cache: (f: [Float], h: [UInt16]), _ a: Int, _ b: [Float], _ bo: Int) -> Float {
+                    if type == f16 {
+                        let x = b[bo..<(bo + n)].map { akk_fp32_to_fp16($0) }
+                        return cache.h.withUnsafeBufferPointer { akk_dot_f16(oneAcc, Int64(n), $0.baseAddress! + a, x) }
+                    }
+                    return cache.f.withUnsafeBufferPointer { cp in b.withUnsafeBufferPointer {
+                        oneAcc == 1 ? akk_dot_f32_1acc(Int64(n), cp.baseAddress! + a, $0.baseAddress! + bo)
+                            : akk_vec_dot(f32, Int64(n), cp.baseAddress! + a, $0.baseAddress! + bo)
+                    } }
+                }
+                let scale: Float = 0.125
+                var want = [Float](repeating: 0, count: tokens * qDim)
+                for t in 0..<tokens {
+                    let nValid = pos0 + t + 1, nUse = nValid + 31 < nKV ? (nValid + 31) / 32 * 32 : nKV
+                    for h in 0..<nHead {
+                        let g = h / group
+                        var sc = (0..<nUse).map { j in
+                            j < nValid ? dot(type == f16 ? kqOne : 0, hd, (kf, kh), j * kvDim + g * hd, q, t * qDim + h * hd) * scale
+                                : -Float.infinity
+                        }
+                        akk_softmax(&sc, Int64(nUse))
+                        for d in 0..<hd { want[t * qDim + h * hd + d] = dot(kqvOne, nUse, (vf, vh), (g * hd + d) * nCtx, sc, 0) }
+                    }
+                }
+                for l in level(AKK_CPU_SCALAR)...akk_cpu_max_level() {
+                    _ = akk_force_level(l)
+                    for threads: Int32 in [1, 2] {
+                        var out = [Float](repeating: 0, count: tokens * qDim)
+                        var scratch = [Float](repeating: 0, count: max(2, nHead) * nCtx)
+                        let body = { (k: UnsafeRawPointer, v: UnsafeRawPointer) in
+                            akk_attention(q, Int64(qDim), k, Int64(kvDim), v, Int64(nCtx), &out, Int64(qDim), Int32(tokens), Int32(pos0),
+                                          Int32(nHead), Int32(nHeadKV), Int32(hd), scale, &scratch, Int32(nCtx), type, threads)
+                        }
+                        if type == f16 { kh.withUnsafeBytes { k in vh.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                        else { kf.withUnsafeBytes { k in vf.withUnsafeBytes { v in body(k.baseAddress!, v.baseAddress!) } } }
+                        #expect(bits(out) == bits(want), "heads \(nHead)/\(nHeadKV) dim \(hd) ctx \(nCtx) tokens \(tokens) pos \(pos0) type \(type) level \(l) threads \(threads)")
                     }
                     _ = akk_force_level(-1)
                 }

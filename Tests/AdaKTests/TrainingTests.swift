@@ -67,6 +67,27 @@ import Glibc
         return b
     }
 
+    /// The largest |analytic − central finite difference| over every weight and bias of `a`.
+    static func worstFiniteDifference(_ a: Allocator, _ g: AllocatorGradient, _ loss: () -> Double) -> Double {
+        let e: Float = 1e-3
+        var worst = 0.0
+        for slot in a.weights.indices {
+            for bias in [false, true] {
+                for i in (bias ? a.biases[slot] : a.weights[slot]).indices {
+                    // (no inout access to a's arrays: the loss reads them)
+                    func set(_ v: Float) { if bias { a.biases[slot][i] = v } else { a.weights[slot][i] = v } }
+                    let old = bias ? a.biases[slot][i] : a.weights[slot][i]
+                    set(old + e); let lp = loss()
+                    set(old - e); let lm = loss()
+                    set(old)
+                    let analytic = bias ? g.b[slot][i] : g.w[slot][i]
+                    worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(analytic)))
+                }
+            }
+        }
+        return worst
+    }
+
     @Test func ppoLossGradientMatchesFiniteDifferences() {
         let a = Self.randomAllocator(slots: 2, E: 5, d: 6, seed: 3)
         let b = Self.batch(a, n: 12, lo: 1, hi: 4, seed: 4)
@@ -77,27 +98,11 @@ import Glibc
         var st = PPOUpdateStats()
         _ = PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: &g, stats: &st)
         #expect(st.clipFraction > 0 && st.clipFraction < 1, "both branches of the clip are exercised")
-        func loss() -> Double { PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil) }
-        let e: Float = 1e-3
-        var worst = 0.0
-        for slot in 0..<2 {
-            for i in 0..<(5 * 6) {
-                let old = a.weights[slot][i]
-                a.weights[slot][i] = old + e; let lp = loss()
-                a.weights[slot][i] = old - e; let lm = loss()
-                a.weights[slot][i] = old
-                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.w[slot][i])))
-            }
-            for j in 0..<5 {
-                let old = a.biases[slot][j]
-                a.biases[slot][j] = old + e; let lp = loss()
-                a.biases[slot][j] = old - e; let lm = loss()
-                a.biases[slot][j] = old
-                worst = max(worst, abs((lp - lm) / Double(2 * e) - Double(g.b[slot][j])))
-            }
-            // actions outside [lo, hi] have no gradient
-            #expect(g.b[slot][4] == 0)
+        let worst = Self.worstFiniteDifference(a, g) {
+            PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil)
         }
+        // actions outside [lo, hi] have no gradient
+        for slot in 0..<2 { #expect(g.b[slot][4] == 0) }
         #expect(worst < 2e-3, "largest |analytic − finite difference| = \(worst)")
     }
 
@@ -533,5 +538,128 @@ import Glibc
         try c.run()
         #expect(c.lambdaMoments.isEmpty)
         #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { budget(&$0); $0.lambdaMemory = 1 } }
+    }
+}
+
+extension TrainingTests {
+    /// The PPO loss with a sampling window: analytic gradient = finite differences, the logits
+    /// outside every sample's window get none, and the loss at the rollout's allocator has
+    /// ratio 1 only with the windowed log π_old (the distribution the actions were drawn from).
+    @Test func sampleWindowLossGradient() {
+        let a = Self.randomAllocator(slots: 2, E: 6, d: 5, seed: 8)
+        var b = PPOBatch(nEmbd: 5, nExpert: 6, slots: 2, lo: 1, hi: 6)
+        b.sampleWindow = 1
+        var rng = TrainingRNG(seed: 9)
+        var exact = b
+        for s in 0..<2 {
+            for _ in 0..<10 {
+                let h = (0..<5).map { _ in Float(rng.uniform() * 2 - 1) }
+                let z = Self.logits(a, slot: s, h)
+                let g = 1 + rng.below(3)          // centres 1...3: windows within k ≤ 4
+                let k = max(1, g - 1) + rng.below(min(6, g + 1) - max(1, g - 1) + 1)
+                var lp = [Double](repeating: 0, count: 6)
+                z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer {
+                    MaskedPolicy.windowLogProbs(logits: zb.baseAddress!, lo: 1, hi: 6, price: 0, center: g, radius: 1, out: $0.baseAddress!) } }
+                #expect(lp[k - 1].isFinite && (0..<6).allSatisfy { abs($0 + 1 - g) <= 1 || lp[$0] == -.infinity })
+                for x in [b, exact].indices {
+                    var t = x == 0 ? b : exact
+                    t.hidden[s].append(contentsOf: h)
+                    t.k[s].append(Int32(k))
+                    t.center[s].append(Int32(g))
+                    t.logProbOld[s].append(Float(lp[k - 1] + (x == 0 ? (rng.uniform() - 0.5) * 0.8 : 0)))
+                    t.advantage[s].append(Float(rng.uniform() * 2 - 1))
+                    if x == 0 { b = t } else { exact = t }
+                }
+            }
+        }
+        var s = PPOSettings()
+        s.entropyCoef = 0.05
+        let tokens = Array(0..<10)[...]
+        var st = PPOUpdateStats()
+        _ = PPOMath.loss(allocator: a, batch: exact, tokens: tokens, settings: s, gradient: nil, stats: &st)
+        #expect(st.approxKL < 1e-9 && st.clipFraction == 0, "windowed log π_old: KL \(st.approxKL)")
+        var unwindowed = exact
+        unwindowed.sampleWindow = 0
+        var su = PPOUpdateStats()
+        _ = PPOMath.loss(allocator: a, batch: unwindowed, tokens: tokens, settings: s, gradient: nil, stats: &su)
+        #expect(su.approxKL > 1e-3, "the whole-range policy is another distribution: KL \(su.approxKL)")
+
+        var g = AllocatorGradient(slots: 2, nExpert: 6, nEmbd: 5)
+        st = PPOUpdateStats()
+        _ = PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: &g, stats: &st)
+        #expect(st.clipFraction > 0 && st.clipFraction < 1, "both branches of the clip are exercised")
+        let worst = Self.worstFiniteDifference(a, g) {
+            PPOMath.loss(allocator: a, batch: b, tokens: tokens, settings: s, gradient: nil, stats: nil)
+        }
+        for slot in 0..<2 {
+            // k = 5, 6 are in no window
+            #expect(g.b[slot][4] == 0 && g.b[slot][5] == 0 && g.w[slot][(4 * 5)..<(6 * 5)].allSatisfy { $0 == 0 })
+            #expect(g.b[slot][0] != 0 && g.b[slot][3] != 0)
+        }
+        #expect(worst < 2e-3, "largest |analytic − finite difference| = \(worst)")
+    }
+
+    /// The sampling window in the trainer, under a global price: every sampled k lies within w of
+    /// the greedy k at the same input (recomputed from the rollout's allocator), log π_old is the
+    /// windowed policy's, the window is recorded in the allocator and holds after a resume
+    /// (one update, checkpoint, resume: the same allocator as two updates in one go). Without the
+    /// window the same broad allocator samples far from its greedy k.
+    @Test func sampleWindowRestrictsTheSamplesAndResumes() throws {
+        let w = 1
+        func setup(_ window: Int) -> (inout AllocatorTrainingSettings) -> Void {
+            { $0.lambda = 0; $0.trainBudgets = [0.75]; $0.initSharpness = 0.05; $0.sampleWindow = window }
+        }
+        // the largest |k − greedy k| of the last update's samples, and the largest |log π_old −
+        // windowed log π| (radius `window`) at the rollout's allocator `a`
+        func check(_ t: AllocatorTrainer, rollout a: Allocator, window: Int) throws -> (Int, Double) {
+            let bt = try #require(t.lastBatch)
+            let d = a.nEmbd
+            var far = 0, worst = 0.0
+            for s in 0..<bt.slots {
+                for i in 0..<bt.count {
+                    let z = Self.logits(a, slot: s, Array(bt.hidden[s][(i * d)..<((i + 1) * d)]))
+                    let g = z.withUnsafeBufferPointer { KRule.adak(logits: $0.baseAddress!, lo: bt.lo, hi: bt.hi, mu: bt.price[i]) }
+                    if window > 0 { #expect(Int(bt.center[s][i]) == g) }
+                    let k = Int(bt.k[s][i])
+                    far = max(far, abs(k - g))
+                    var lp = [Double](repeating: 0, count: bt.hi - bt.lo + 1)
+                    z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer {
+                        MaskedPolicy.windowLogProbs(logits: zb.baseAddress!, lo: bt.lo, hi: bt.hi, price: bt.price[i], center: g,
+                                                    radius: window, out: $0.baseAddress!) } }
+                    worst = max(worst, abs(lp[k - bt.lo] - Double(bt.logProbOld[s][i])))
+                }
+            }
+            return (far, worst)
+        }
+        func copy(_ a: Allocator) -> Allocator {
+            Allocator(nEmbd: a.nEmbd, nExpert: a.nExpert, layers: a.layers, weights: a.weights, biases: a.biases,
+                      architecture: a.architecture, fingerprint: a.fingerprint)
+        }
+        let free = try Self.tinyTrainer(seed: 1, updates: 1, configure: setup(0))
+        let a0 = copy(free.allocator)
+        try free.run()
+        let (farFree, lpFree) = try check(free, rollout: a0, window: 0)
+        #expect(farFree > w && lpFree < 1e-4, "without a window: |k − greedy| up to \(farFree)")
+
+        let a = try Self.tinyTrainer(seed: 1, updates: 2, configure: setup(w))
+        try a.run()
+        // one update, checkpoint: the samples of that update against the allocator it started from
+        let one = try Self.tinyTrainer(seed: 1, updates: 1, configure: setup(w))
+        let start = copy(one.allocator)
+        let path = "/tmp/adak-sample-window-test-\(getpid()).gguf"
+        defer { unlink(path); unlink(path + ".optim") }
+        try one.run(checkpointPath: path)
+        let (far1, lp1) = try check(one, rollout: start, window: w)
+        #expect(far1 <= w && lp1 < 1e-4, "update 1: |k − greedy| up to \(far1), log π_old off by \(lp1)")
+        #expect(try Allocator(path: path, model: one.model).trainingInfo["adak.train.sample_window"]?.intValue == w)
+        // resume for the second update: still windowed, and the same allocator as in one go
+        let b = try Self.tinyTrainer(seed: 1, updates: 2, resume: path, configure: setup(w))
+        let mid = copy(b.allocator)
+        try b.run()
+        let (far2, lp2) = try check(b, rollout: mid, window: w)
+        #expect(far2 <= w && lp2 < 1e-4, "resumed update: |k − greedy| up to \(far2), log π_old off by \(lp2)")
+        #expect(b.allocator.weights == a.allocator.weights && b.allocator.biases == a.allocator.biases)
+        #expect(b.allocator.weights != free.allocator.weights)
+        #expect(throws: AdaKError.self) { _ = try Self.tinyTrainer(seed: 1, updates: 1) { setup(w)(&$0); $0.sampleWindow = -1 } }
     }
 }

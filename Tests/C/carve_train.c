@@ -108,6 +108,13 @@ static void params_misuse(void) {
     CHECK(adak_train_params_set_float(tp, "lambda_memory", 0.8) == ADAK_OK);
     CHECK(adak_train_params_set_float(tp, "lambda_memory", 0) == ADAK_OK);
     EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_float(tp, "lambda_memory", 1), "adak_train_params_set_float");
+    CHECK(adak_train_params_set_int(tp, "sample_window", 2) == ADAK_OK);
+    CHECK(adak_train_params_set_int(tp, "sample_window", 0) == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_int(tp, "sample_window", -1), "adak_train_params_set_int");
+    CHECK(adak_train_params_set_string(tp, "train_budgets", "0.5, 0.625,0.75") == ADAK_OK);
+    CHECK(adak_train_params_set_string(tp, "train_budgets", "") == ADAK_OK);
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "train_budgets", "0.5,x"), "adak_train_params_set_string");
+    EXPECT(ADAK_ERR_INVALID_ARGUMENT, adak_train_params_set_string(tp, "train_budgets", "20"), "adak_train_params_set_string");
 
     /* progress getters outside a callback */
     int64_t i = 7;

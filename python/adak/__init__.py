@@ -1032,9 +1032,10 @@ _CARVE_INT_KEYS = ("experts", "top_k", "seed", "calib_tokens", "window", "kmeans
 _CARVE_FLOAT_KEYS = ("shared_fraction", "ridge")
 _CARVE_STRING_KEYS = ("calib_text", "calib_path", "plan_in", "plan_out", "expert_type", "layers")
 _TRAIN_INT_KEYS = ("rollout_tokens", "window", "epochs", "minibatch", "seed", "k_min", "k_max", "updates",
-                   "total_tokens", "threads", "checkpoint_every")
-_TRAIN_FLOAT_KEYS = ("lambda", "clip", "lr", "entropy_coef", "max_grad_norm", "init_sharpness")
-_TRAIN_STRING_KEYS = ("baseline",)
+                   "total_tokens", "threads", "checkpoint_every", "sample_window")
+_TRAIN_FLOAT_KEYS = ("lambda", "clip", "lr", "entropy_coef", "max_grad_norm", "init_sharpness", "future_discount",
+                     "lambda_memory")
+_TRAIN_STRING_KEYS = ("baseline", "cost_credit", "train_budgets")
 
 
 def _apply_settings(handle: int, settings: Dict[str, object], ints, floats, strings, prefix: str) -> None:
@@ -1056,6 +1057,8 @@ def _apply_settings(handle: int, settings: Dict[str, object], ints, floats, stri
         elif key in strings:
             if key == "layers" and not isinstance(value, str):
                 value = ",".join(str(int(v)) for v in value)  # a sequence of layer indices
+            if key == "train_budgets" and not isinstance(value, str):
+                value = ",".join(repr(float(v)) for v in value)  # a sequence of budgets
             if not isinstance(value, str):
                 raise AdakError(_lib.ERR_INVALID_ARGUMENT, f"{key} must be a string, not {value!r}")
             if "\0" in value:
@@ -1194,9 +1197,11 @@ def train_allocator(model: Model, out: str, *, text: Optional[str] = None,
     ``lambda_`` is the price of compute in the reward (default 0.3). Other settings are the
     keys of adak_train_params: ``rollout_tokens``, ``window``, ``epochs``, ``minibatch``,
     ``seed``, ``k_min``, ``k_max``, ``updates``, ``total_tokens``, ``threads``,
-    ``checkpoint_every``, ``clip``, ``lr``, ``entropy_coef``, ``max_grad_norm``,
-    ``init_sharpness``, ``baseline`` ("greedy" or "mean"). ``resume=True`` continues from the
-    checkpoint at ``out``.
+    ``checkpoint_every``, ``sample_window``, ``clip``, ``lr``, ``entropy_coef``, ``max_grad_norm``,
+    ``init_sharpness``, ``future_discount``, ``lambda_memory``, ``baseline`` ("greedy" or "mean"),
+    ``cost_credit`` ("token" or "layer"), ``train_budgets`` (a sequence of expert FLOPs budgets, or
+    their comma list: training under the global price; then ``lambda_=0``). ``resume=True``
+    continues from the checkpoint at ``out``.
 
     :param progress: called with a :class:`TrainProgress` after every update; return False to
         stop (then :class:`AdakError` with status ``ERR_CANCELLED``; ``out`` holds the last

@@ -147,3 +147,20 @@ def test_carve_cancel_writes_nothing(dense_path, tmp_path):
         adak.carve(dense_path, str(out), calib_text=TEXT * 4, progress=lambda s, d, t: False, **CARVE)
     assert e.value.status == _lib.ERR_CANCELLED
     assert not out.exists()
+
+
+def test_train_under_the_global_price_with_every_training_key(tiny_model, tmp_path):
+    # every key of adak_train_params reaches the C API; budgets may come before lambda
+    alloc = adak.train_allocator(tiny_model, str(tmp_path / "g.gguf"), text=TEXT, train_budgets=[0.5, 0.75],
+                                 lambda_=0, updates=2, sample_window=1, lambda_memory=0.5, future_discount=0.5,
+                                 cost_credit="layer", **SMALL)
+    with alloc:
+        assert isinstance(alloc, adak.Allocator)
+    with pytest.raises(adak.AdakError) as e:  # budgets with a fixed price
+        adak.train_allocator(tiny_model, str(tmp_path / "h.gguf"), text=TEXT, train_budgets="0.5", lambda_=0.3,
+                             updates=1, **SMALL)
+    assert e.value.status == _lib.ERR_INVALID_ARGUMENT
+    for bad in ("0.5,x", "0.5,,0.75", "0", "17"):
+        with pytest.raises(adak.AdakError):
+            adak.train_allocator(tiny_model, str(tmp_path / "i.gguf"), text=TEXT, train_budgets=bad, lambda_=0,
+                                 updates=1, **SMALL)

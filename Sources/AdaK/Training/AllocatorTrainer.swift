@@ -44,6 +44,13 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
     /// exceeds λ itself (floored at 0 in a third of the pairs, docs/RESULTS.md), and the
     /// allocator moves little per update, so the older moments are nearly as good.
     public var lambdaMemory = 0.0
+    /// Radius w of the sampling window (0: none): each (layer, token) of a rollout draws k only
+    /// among [g − w, g + w], g its greedy k (argmax(logit_k − μ·k)), from the policy restricted to
+    /// that window and renormalised; PPO's ratio uses the same restricted policy (PPOMath.loss).
+    /// The samples then compare nearby allocations instead of the policy's flat high-k tails,
+    /// which drew the extra experts that gave the λ fit no gain at the higher training budgets
+    /// (docs/RESULTS.md, recipes G2/G3).
+    public var sampleWindow = 0
     /// Sampled tokens (scored positions) per PPO update.
     public var rolloutTokens = 2048
     /// Tokens per teacher-forced window (one batch forward each).
@@ -97,8 +104,8 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         for b in trainBudgets { guard b.isFinite, b > 0, b <= 16 else { throw bad("training budget \(b) is not in (0, 16]") } }
         guard trainBudgets.count <= 64 else { throw bad("at most 64 training budgets") }
         guard lambdaMemory.isFinite, lambdaMemory >= 0, lambdaMemory < 1 else { throw bad("lambda_memory \(lambdaMemory) must be in [0, 1)") }
-        guard trainBudgets.isEmpty || lambda == 0 else {
-            throw bad("with training budgets the price of compute is the budget's μ and λ is fitted: leave lambda at 0")
+        guard sampleWindow >= 0, sampleWindow <= ModelConfig.maxExperts else {
+            throw bad("sample_window \(sampleWindow) out of range 0...\(ModelConfig.maxExperts)")
         }
     }
 
@@ -119,6 +126,10 @@ public struct AllocatorTrainingSettings: Sendable, Equatable {
         guard futureDiscount == 0 || baseline == .greedy else { throw bad("a future discount needs the greedy baseline") }
         // the greedy pass is where the budget's price is solved
         guard trainBudgets.isEmpty || baseline == .greedy else { throw bad("training budgets need the greedy baseline") }
+        // (here, not in validateFields: the keyed setters may set the budgets before lambda)
+        guard trainBudgets.isEmpty || lambda == 0 else {
+            throw bad("with training budgets the price of compute is the budget's μ and λ is fitted: leave lambda at 0")
+        }
     }
 }
 
@@ -208,6 +219,7 @@ public final class AllocatorTrainer {
         lo = min(settings.kMin, hiK)
         hi = hiK
         trace = RoutingTrace(model: model, sampling: true, recordHidden: true, seed: settings.seed)
+        trace.sampleWindow = settings.sampleWindow
         a.trainingInfo["adak.train.method"] = .string("ppo")
         a.trainingInfo["adak.train.lambda"] = .float64(settings.lambda)
         a.trainingInfo["adak.train.window"] = .uint32(UInt32(settings.window))
@@ -223,6 +235,7 @@ public final class AllocatorTrainer {
         a.trainingInfo["adak.train.cost_credit"] = .string(settings.costCredit.rawValue)
         a.trainingInfo["adak.train.future_discount"] = .float64(settings.futureDiscount)
         a.trainingInfo["adak.train.lambda_memory"] = settings.trainBudgets.isEmpty ? nil : .float64(settings.lambdaMemory)
+        a.trainingInfo["adak.train.sample_window"] = settings.sampleWindow == 0 ? nil : .uint32(UInt32(settings.sampleWindow))
         a.trainingInfo["adak.train.perturb_layers"] = .uint32(UInt32(settings.perturbLayers))
         a.trainingInfo["adak.train.seed"] = .uint64(settings.seed)
         a.trainingInfo["adak.train.k_min"] = .uint32(UInt32(lo))
@@ -346,6 +359,7 @@ public final class AllocatorTrainer {
     func step(startTime: Double) throws -> AllocatorTrainingProgress {
         let L = allocator.layers.count, K = Double(model.config.nExpertUsed)
         var batch = PPOBatch(nEmbd: allocator.nEmbd, nExpert: allocator.nExpert, slots: L, lo: lo, hi: hi)
+        batch.sampleWindow = settings.sampleWindow
         let budgets = settings.trainBudgets
         var perBudget = budgets.map { BudgetRollout(budget: $0) }
         var kSum = [Double](repeating: 0, count: L)
@@ -405,6 +419,7 @@ public final class AllocatorTrainer {
                     batch.k[s].append(trace.k[s][t])
                     batch.logProbOld[s].append(trace.logProb[s][t])
                     batch.active[s].append(perturbed?.contains(s) ?? true)
+                    if settings.sampleWindow > 0 { batch.center[s].append(trace.center[s][t]) }
                     kSum[s] += Double(trace.k[s][t])
                 }
                 if !budgets.isEmpty { batch.price.append(price) }
@@ -586,7 +601,8 @@ public final class AllocatorTrainer {
         let g = info["adak.train.future_discount"]?.doubleValue ?? 0
         func f(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
         let b = info["adak.train.budgets"]?.stringValue.map { " budgets \($0)" } ?? ""
-        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)" + (g == 0 ? "" : " future_discount \(f(g))") + b
+        let w = info["adak.train.sample_window"]?.doubleValue.map { " sample_window \(f($0))" } ?? ""
+        return "lambda \(f(l)) entropy_coef \(f(c)) cost_credit \(x)" + (g == 0 ? "" : " future_discount \(f(g))") + b + w
     }
 
     /// The last update of the recorded curriculum stages (0: none).

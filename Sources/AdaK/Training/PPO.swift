@@ -22,6 +22,12 @@ public struct PPOBatch {
     /// Per sample (token, shared by the slots): the price μ its rollout ran at (empty: 0 for all);
     /// the policy of the ratio and the entropy bonus is then softmax(logit_k − μ·k).
     public var price: [Float] = []
+    /// Radius w of the rollouts' sampling window (0: none) and, per slot and sample, its centre:
+    /// the greedy k at the rollout (`RoutingTrace.center`). With w > 0 the policy of the ratio
+    /// and of the entropy bonus is the (priced) softmax restricted to [centre − w, centre + w]
+    /// and renormalised, the distribution the action was drawn from.
+    public var sampleWindow = 0
+    public var center: [[Int32]]
 
     public init(nEmbd: Int, nExpert: Int, slots: Int, lo: Int, hi: Int) {
         self.nEmbd = nEmbd
@@ -33,6 +39,7 @@ public struct PPOBatch {
         logProbOld = [[Float]](repeating: [], count: slots)
         advantage = [[Float]](repeating: [], count: slots)
         active = [[Bool]](repeating: [], count: slots)
+        center = [[Int32]](repeating: [], count: slots)
     }
 
     @inline(__always) func isActive(_ slot: Int, _ i: Int) -> Bool { active[slot].isEmpty || active[slot][i] }
@@ -148,6 +155,15 @@ enum PPOMath {
     /// and (when `gradient` is given) its gradient with respect to the allocator parameters:
     /// ∂/∂z_j of r·A is r·A·(onehot(k) − π)_j on the unclipped branch, 0 on the clipped one;
     /// ∂H/∂z_j = −π_j (log π_j + H); z = A·h + b, so ∂/∂A_j = (∂/∂z_j)·h and ∂/∂b_j = ∂/∂z_j.
+    ///
+    /// With a sampling window (batch.sampleWindow = w > 0) π is π_W(k) = π(k)/π(W) on the
+    /// sample's window W = [g − w, g + w] ∩ [lo, hi], g the greedy k at the rollout (kept in
+    /// batch.center), and 0 outside: the behaviour policy the action was drawn from, so the
+    /// ratio π_W,new(k)/π_W,old(k) is a correct importance weight. W is part of the sample (like
+    /// h and μ), fixed while θ moves: g is a piecewise-constant function of θ, so this is the
+    /// exact gradient of the windowed objective almost everywhere. Both formulas above hold with
+    /// π_W in place of π (log π_W = z_k − logsumexp_W z: onehot(k) − π_W on W, 0 off it); the
+    /// logits outside W get no gradient, the ones inside learn the order of the nearby k.
     static func loss(allocator a: Allocator, batch: PPOBatch, tokens: ArraySlice<Int>, settings s: PPOSettings,
                      gradient: UnsafeMutablePointer<AllocatorGradient>?, stats: UnsafeMutablePointer<PPOUpdateStats>?) -> Double {
         let d = batch.nEmbd, E = batch.nExpert, lo = batch.lo, hi = batch.hi
@@ -172,7 +188,10 @@ enum PPOMath {
                             z[j - 1] = a.biases[slot][j - 1] + akk_vec_dot(Int32(AKK_F32.rawValue), Int64(d), w.baseAddress! + (j - 1) * d, h)
                         }
                         let mu = batch.price.isEmpty ? 0 : batch.price[i]
-                        z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: zb.baseAddress!, lo: lo, hi: hi, price: mu, out: $0.baseAddress!) } }
+                        let g = batch.sampleWindow > 0 ? Int(batch.center[slot][i]) : lo
+                        z.withUnsafeBufferPointer { zb in lp.withUnsafeMutableBufferPointer {
+                            MaskedPolicy.windowLogProbs(logits: zb.baseAddress!, lo: lo, hi: hi, price: mu, center: g,
+                                                        radius: batch.sampleWindow, out: $0.baseAddress!) } }
                         let k = Int(batch.k[slot][i])
                         let adv = Double(batch.advantage[slot][i])
                         let logRatio = lp[k - lo] - Double(batch.logProbOld[slot][i])

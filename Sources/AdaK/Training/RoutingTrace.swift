@@ -17,6 +17,21 @@ enum MaskedPolicy {
         let lse = mx + log(s)
         for k in lo...hi { logp[k - lo] = Double(logits[k - 1]) - mu * Double(k) - lse }
     }
+
+    /// The actions of the sampling window of radius w around `center` (the greedy k):
+    /// [center − w, center + w] ∩ [lo, hi]; w = 0: no window, all of [lo, hi].
+    static func window(lo: Int, hi: Int, center: Int, radius w: Int) -> ClosedRange<Int> {
+        w > 0 ? max(lo, center - w)...min(hi, center + w) : lo...hi
+    }
+
+    /// Like `logProbs` (hi − lo + 1 entries), but the policy restricted to the sampling window
+    /// around `center` and renormalised over it: −∞ outside (training with a sampling window).
+    static func windowLogProbs(logits: UnsafePointer<Float>, lo: Int, hi: Int, price: Float, center: Int, radius: Int,
+                               out logp: UnsafeMutablePointer<Double>) {
+        let w = window(lo: lo, hi: hi, center: center, radius: radius)
+        for k in lo...hi { logp[k - lo] = -.infinity }
+        logProbs(logits: logits, lo: w.lowerBound, hi: w.upperBound, price: price, out: logp + (w.lowerBound - lo))
+    }
 }
 
 /// What the routing did, token by token: k per (MoE layer, token) for any policy, and for PPO
@@ -44,6 +59,14 @@ public final class RoutingTrace {
     /// With `sampling`: the shared price μ of the rollout (training under a global budget); k is
     /// sampled from softmax(logit_k − μ·k) and the unsampled slots take argmax(logit_k − μ·k).
     public var price: Float = 0
+    /// With `sampling`: radius w of the sampling window (0: none). k is then drawn from the
+    /// priced policy restricted to [g − w, g + w], g = argmax(logit_k − μ·k) at the same input,
+    /// renormalised; log π_old is that restricted policy's and g is kept in `center`, so that PPO
+    /// evaluates the new policy on the same window (PPOBatch.center).
+    public var sampleWindow = 0
+    /// With `sampling`: the greedy k, argmax(logit_k − μ·k), per slot and token: the centre of
+    /// the sampling window.
+    public internal(set) var center: [[Int32]]
 
     public convenience init(model: Model, sampling: Bool, recordHidden: Bool, seed: UInt64 = 0) {
         self.init(slots: model.moeLayerIndices.count, nEmbd: model.config.nEmbd, sampling: sampling,
@@ -59,6 +82,7 @@ public final class RoutingTrace {
         k = [[Int32]](repeating: [], count: n)
         logProb = [[Float]](repeating: [], count: n)
         hidden = [[Float]](repeating: [], count: n)
+        center = [[Int32]](repeating: [], count: n)
     }
 
     /// Tokens recorded (per layer).
@@ -70,17 +94,31 @@ public final class RoutingTrace {
             k[i].removeAll(keepingCapacity: true)
             logProb[i].removeAll(keepingCapacity: true)
             hidden[i].removeAll(keepingCapacity: true)
+            center[i].removeAll(keepingCapacity: true)
         }
     }
 
-    /// Samples k for `n` tokens of one layer from allocator logits (n × E) within [lo, hi].
+    /// The greedy k of token t (recorded as the window's centre) and log π(·) of the rollout's
+    /// policy: priced, restricted to the sampling window around it.
+    private func policy(slot: Int, row: UnsafePointer<Float>, lo: Int, hi: Int, into lp: inout [Double]) -> Int {
+        let g = KRule.adak(logits: row, lo: lo, hi: hi, mu: price)
+        center[slot].append(Int32(g))
+        lp.withUnsafeMutableBufferPointer {
+            MaskedPolicy.windowLogProbs(logits: row, lo: lo, hi: hi, price: price, center: g, radius: sampleWindow, out: $0.baseAddress!)
+        }
+        return g
+    }
+
+    /// Samples k for `n` tokens of one layer from allocator logits (n × E) within [lo, hi] (and
+    /// the sampling window).
     func sample(slot: Int, logits: UnsafePointer<Float>, nExpert E: Int, n: Int, lo: Int, hi: Int) -> [Int] {
         var ks = [Int](repeating: lo, count: n)
         var lp = [Double](repeating: 0, count: hi - lo + 1)
         for t in 0..<n {
-            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, price: price, out: $0.baseAddress!) }
-            var u = rng.uniform(), chosen = hi
-            for k in lo...hi {
+            let g = policy(slot: slot, row: logits + t * E, lo: lo, hi: hi, into: &lp)
+            let range = MaskedPolicy.window(lo: lo, hi: hi, center: g, radius: sampleWindow)
+            var u = rng.uniform(), chosen = range.upperBound
+            for k in range {
                 u -= exp(lp[k - lo])
                 if u < 0 { chosen = k; break }
             }
@@ -96,8 +134,7 @@ public final class RoutingTrace {
         var ks = [Int](repeating: lo, count: n)
         var lp = [Double](repeating: 0, count: hi - lo + 1)
         for t in 0..<n {
-            lp.withUnsafeMutableBufferPointer { MaskedPolicy.logProbs(logits: logits + t * E, lo: lo, hi: hi, price: price, out: $0.baseAddress!) }
-            let k = KRule.adak(logits: logits + t * E, lo: lo, hi: hi, mu: price)
+            let k = policy(slot: slot, row: logits + t * E, lo: lo, hi: hi, into: &lp)
             ks[t] = k
             logProb[slot].append(Float(lp[k - lo]))
         }

@@ -60,8 +60,9 @@ int akk_attn_n_kv(int n_used, int n_ctx);
  * vt:  the V cache TRANSPOSED: n_head_kv*head_dim rows of vt_stride (>= n_ctx) elements, row r holds
  *      dimension r of every position; cells past the filled ones must be finite (zero-initialised).
  * out: n_tok rows of n_head*head_dim (stride out_stride).
- * scratch: max(n_threads, n_head) * n_ctx floats. (An f16 cache also allocates fp16 copies of q;
- * if that fails, out is left unwritten.)
+ * scratch: max(n_threads, n_head) * n_ctx floats. (A decode with an f16 cache allocates an
+ * fp16-rounded copy of q, a prefill (n_tok > 1) each thread's q and score rows; where that
+ * fails, out is left unwritten.)
  * Head h uses kv head h / (n_head / n_head_kv). Scores are scaled by `scale` before softmax.
  */
 void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,

@@ -134,6 +134,33 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
         #expect(checked == 10 * (7 + 4 + 7 + 7 + 7))
     }
 
+    /// IQ4_XS decode (1 token) at the avx512 level: its 8-row tiles over 8 parts of the range plus
+    /// the rest, with the lookups and scales by AVX-512 VBMI and by the AVX2 fallback, sane and
+    /// corrupted scales, 1 and 2 threads: = scalar bit for bit (NaN = NaN).
+    @Test(.enabled(if: akk_cpu_max_level() >= Int32(AKK_CPU_AVX512.rawValue), "this CPU lacks AVX-512 F/BW/VL/VNNI"))
+    func iq4XSDecodeWithAndWithoutVBMIEqualsScalar() {
+        var rng = SplitMix64(seed: 4096)
+        let avx512 = Int32(AKK_CPU_AVX512.rawValue)
+        for vbmi: Int32 in [0, 1] {
+            let used = akk_iq4_xs_vbmi(vbmi)
+            #expect(used <= vbmi)
+            for (k, (nb, nOut)) in [(1, 1), (2, 7), (1, 8), (3, 9), (2, 16), (5, 17), (1, 23), (2, 64), (4, 67), (1, 203)].enumerated() {
+                let nIn = 256 * nb
+                let w = iqWeights(iq4xs, rows: nOut, n: nIn, corrupt: k % 3 == 2, rng: &rng)
+                let x = acts(iq4xs, count: nIn, tokens: 1, rng: &rng)
+                _ = akk_force_level(Int32(AKK_CPU_SCALAR.rawValue))
+                let scalar = matmul(iq4xs, w, nOut: nOut, nIn: nIn, x, tokens: 1, threads: 1)
+                #expect(akk_force_level(avx512) == avx512)
+                for threads: Int32 in [1, 2] {
+                    let simd = matmul(iq4xs, w, nOut: nOut, nIn: nIn, x, tokens: 1, threads: threads)
+                    #expect(same(simd, scalar), "vbmi \(used) \(nIn)x\(nOut) threads \(threads)")
+                }
+                _ = akk_force_level(-1)
+            }
+        }
+        _ = akk_iq4_xs_vbmi(-1)
+    }
+
     /// Corrupted scales (NaN, inf, the largest e8m0): no crash, SIMD = scalar (NaN = NaN).
     @Test func corruptedScalesAgreeAndDoNotCrash() {
         var rng = SplitMix64(seed: 99)

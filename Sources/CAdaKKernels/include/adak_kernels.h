@@ -108,6 +108,10 @@ const char *akk_cpu_warning(void);
  * CPU's best gives the best, -1 restores the default (ADAK_CPU's or the best). Returns the level
  * now in force. */
 int akk_force_level(int level);
+/* The avx512 IQ4_XS decode kernel's lookups and scales by AVX-512 VBMI (1, when the CPU has it) or
+ * by AVX2 shuffles and shifts (0); -1: as the CPU allows (the default). Same bits either way; for
+ * tests, process-wide like akk_force_level. Returns 1 when VBMI is now used. */
+int akk_iq4_xs_vbmi(int on);
 /* The kernel table, to see which implementation each level runs: entry i < akk_kernel_count() is
  * named akk_kernel_name(i) ("rows q4_k", "rows q6_k tiled" for llama.cpp's tiled order taken from
  * 8 activation rows, "quantize q8_K", "dot", "fp16->fp32 row", "attention rows f16", ...);

@@ -100,26 +100,30 @@ KR8_INLINE void q6_tile(const int T, const uint8_t *wa, const uint8_t *wb, int64
     }
 }
 
-/* akk_tile_fn: R = 2 rows (rs bytes apart) or 1 (run in both halves, one kept) x T in {1, 2, 4, 8}. */
-KR8_FN void tile_q6_k_avx512(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
-                             float *y, int64_t ys, int64_t yr) {
-    const uint8_t *wb = R > 1 ? w + rs : w;
-    float *yb = R > 1 ? y + yr : NULL;
-    switch (T) {
-    case 1: q6_tile(1, w, wb, nb, x, xs, y, yb, ys); break;
-    case 2: q6_tile(2, w, wb, nb, x, xs, y, yb, ys); break;
-    case 4: q6_tile(4, w, wb, nb, x, xs, y, yb, ys); break;
-    default: q6_tile(8, w, wb, nb, x, xs, y, yb, ys); break;
+/* A row-pair tile as akk_tile_fn (R = 2 rows rs bytes apart, or 1: run in both halves, one kept;
+ * T in {1, 2, 4, 8}) and its rows_fn in the vec_dot order: tiles 2 x 1 (decode: two streams) and
+ * 2 x 8. */
+#define PAIR_ROWS(tile_fn, rows_fn, pair_tile)                                                      \
+    KR8_FN void tile_fn(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs, \
+                        float *y, int64_t ys, int64_t yr) {                                         \
+        const uint8_t *wb = R > 1 ? w + rs : w;                                                     \
+        float *yb = R > 1 ? y + yr : NULL;                                                          \
+        switch (T) {                                                                                \
+        case 1: pair_tile(1, w, wb, nb, x, xs, y, yb, ys); break;                                   \
+        case 2: pair_tile(2, w, wb, nb, x, xs, y, yb, ys); break;                                   \
+        case 4: pair_tile(4, w, wb, nb, x, xs, y, yb, ys); break;                                   \
+        default: pair_tile(8, w, wb, nb, x, xs, y, yb, ys); break;                                  \
+        }                                                                                           \
+    }                                                                                               \
+    static void rows_fn(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
+                        int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                          \
+        akk_rows_tiled_avx2(tile_fn, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys); \
     }
-}
 
 /* The vec_dot order (products of fewer than AKK_TILED_MIN_ROWS rows; the tiled order is in
- * simd_avx512_tiled.c). Tiles 2 x 1 (decode: two streams) and 2 x 8. Zen 4, 1 thread, 1024 x 2048,
- * GMAC/s: 64 tokens 70 (2 x 4: 62, 4 x 4: 64, 4 x 8: 68; AVX2's 1 x 8: 50), 1 token 35 (AVX2: 32). */
-static void rows_q6_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                      int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    akk_rows_tiled_avx2(tile_q6_k_avx512, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
+ * simd_avx512_tiled.c). Zen 4, 1 thread, 1024 x 2048, GMAC/s: 64 tokens 70 (2 x 4: 62, 4 x 4: 64,
+ * 4 x 8: 68; AVX2's 1 x 8: 50), 1 token 35 (AVX2: 32). */
+PAIR_ROWS(tile_q6_k_avx512, rows_q6_k, q6_tile)
 
 /* ---- Q5_K x Q8_K: two rows in one 512-bit register, as Q6_K ----
  * Per 32-element chunk c and row pair: the nibbles, bit c of each qh byte as a byte mask
@@ -192,24 +196,7 @@ KR8_INLINE void q5k_tile(const int T, const uint8_t *wa, const uint8_t *wb, int6
     }
 }
 
-/* akk_tile_fn, as tile_q6_k_avx512. */
-KR8_FN void tile_q5_k_avx512(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
-                             float *y, int64_t ys, int64_t yr) {
-    const uint8_t *wb = R > 1 ? w + rs : w;
-    float *yb = R > 1 ? y + yr : NULL;
-    switch (T) {
-    case 1: q5k_tile(1, w, wb, nb, x, xs, y, yb, ys); break;
-    case 2: q5k_tile(2, w, wb, nb, x, xs, y, yb, ys); break;
-    case 4: q5k_tile(4, w, wb, nb, x, xs, y, yb, ys); break;
-    default: q5k_tile(8, w, wb, nb, x, xs, y, yb, ys); break;
-    }
-}
-
-/* The vec_dot order (products of fewer than AKK_TILED_MIN_ROWS rows), tiles as Q6_K's. */
-static void rows_q5_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                      int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    akk_rows_tiled_avx2(tile_q5_k_avx512, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
+PAIR_ROWS(tile_q5_k_avx512, rows_q5_k, q5k_tile)
 
 /* ---- Q3_K x Q8_K: two rows in one 512-bit register, as Q6_K ----
  * The quants (-4..3) enter maddubs as unsigned q + 4 (the 2 low bits, + 4 where the hmask bit is
@@ -259,22 +246,7 @@ KR8_INLINE void q3k_tile(const int T, const uint8_t *wa, const uint8_t *wb, int6
     }
 }
 
-KR8_FN void tile_q3_k_avx512(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs,
-                             float *y, int64_t ys, int64_t yr) {
-    const uint8_t *wb = R > 1 ? w + rs : w;
-    float *yb = R > 1 ? y + yr : NULL;
-    switch (T) {
-    case 1: q3k_tile(1, w, wb, nb, x, xs, y, yb, ys); break;
-    case 2: q3k_tile(2, w, wb, nb, x, xs, y, yb, ys); break;
-    case 4: q3k_tile(4, w, wb, nb, x, xs, y, yb, ys); break;
-    default: q3k_tile(8, w, wb, nb, x, xs, y, yb, ys); break;
-    }
-}
-
-static void rows_q3_k(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
-                      int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
-    akk_rows_tiled_avx2(tile_q3_k_avx512, AKK_QK_K, 2, 2, 8, W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
-}
+PAIR_ROWS(tile_q3_k_avx512, rows_q3_k, q3k_tile)
 
 void akk_avx512_kquant_prepare(struct akk_impl *impl) {
     impl->rows_q3_k = rows_q3_k;

@@ -251,65 +251,86 @@ ROWS_FN(rows_q5_1, AKK_Q5_1, tile_q5_1)
  * xor, Q5_0 a shift, an and and a masked add), one vpdpbusd on a copy of the lane starts, the
  * conversion, d_w * d_x, the fma. */
 #define D_ROWS 4
+#define D_TOK 4
 #ifndef L_MIN_TOK
 #define L_MIN_TOK 8
 #endif
 
-L_INLINE void dec_tile(const int type, const int R, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x,
-                       const int32_t *corr, const float *xd, float *y, int64_t yr) {
+L_INLINE void dec_tile(const int type, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
+                       const uint8_t *x, int64_t xs, const int32_t *corr, const float *xd, float *y, int64_t yr,
+                       int64_t ys) {
     const int wbs = wblock(type);
-    __m256 acc[D_ROWS];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    __m256 acc[D_ROWS][D_TOK];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + b * 34 + 2));
-        const __m256i c0 = _mm256_load_si256((const __m256i *)(corr + b * 8));
+        __m256i wq[D_ROWS];
+        float wd[D_ROWS];
         for (int r = 0; r < R; r++) {
-            const uint8_t *wb = w + r * rs + b * wbs;
-            const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0, w_unsigned(type, wb), xq));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(lut16(wb) * xd[b]), lf, acc[r]);
+            wq[r] = w_unsigned(type, w + r * rs + b * wbs);
+            wd[r] = lut16(w + r * rs + b * wbs);
+        }
+        for (int t = 0; t < T; t++) {
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * 34 + 2));
+            const __m256i c0 = _mm256_load_si256((const __m256i *)(corr + (t * nb + b) * 8));
+            for (int r = 0; r < R; r++) {
+                const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0, wq[r], xq));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd[r] * xd[t * nb + b]), lf, acc[r][t]);
+            }
         }
     }
-    for (int r = 0; r < R; r++) y[r * yr] = hsum8(acc[r]);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) y[t * ys + r * yr] = hsum8(acc[r][t]);
 }
 
-/* The row tiles of one type: D_ROWS rows, or one. */
-#define DEC_FN(name, TYPE)                                                                          \
-    L_FN void name(int R, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, const int32_t *corr, \
-                   const float *xd, float *y, int64_t yr) {                                         \
-        if (R == D_ROWS) dec_tile(TYPE, D_ROWS, w, rs, nb, x, corr, xd, y, yr);                     \
-        else dec_tile(TYPE, 1, w, rs, nb, x, corr, xd, y, yr);                                      \
+/* The row tiles of one type: D_ROWS rows or one, x 1..D_TOK tokens. */
+#define DEC_CASE(R, T) case R * 8 + T: dec_tile(TYPE, R, T, w, rs, nb, x, xs, corr, xd, y, yr, ys); break;
+#define DEC_FN(name, TYPE_)                                                                         \
+    L_FN void name(int R, int T, const uint8_t *w, int64_t rs, int64_t nb, const uint8_t *x, int64_t xs, \
+                   const int32_t *corr, const float *xd, float *y, int64_t yr, int64_t ys) {         \
+        enum { TYPE = TYPE_ };                                                                      \
+        switch ((R == D_ROWS ? D_ROWS : 1) * 8 + T) {                                               \
+        DEC_CASE(D_ROWS, 1) DEC_CASE(D_ROWS, 2) DEC_CASE(D_ROWS, 3) DEC_CASE(D_ROWS, 4)             \
+        DEC_CASE(1, 1) DEC_CASE(1, 2) DEC_CASE(1, 3) DEC_CASE(1, 4)                                 \
+        default: break;                                                                             \
+        }                                                                                           \
     }
 DEC_FN(dec_q8_0, AKK_Q8_0)
 DEC_FN(dec_q5_0, AKK_Q5_0)
 
-/* Rows [r0, r1) x n_tok tokens, token by token: lane starts and d_x of the token, then the rows
- * D_ROWS at a time. Scratch: the thread's (without it, `fallback`). */
+/* Rows [r0, r1) x n_tok tokens, D_TOK tokens at a time: lane starts and d_x of those tokens, then
+ * the rows D_ROWS at a time (each weight block made unsigned once for the tokens). Scratch: the
+ * thread's (without it, `fallback`). */
 L_FN void rows_bias_dec(const int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,
                         int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
     const int64_t nb = n_in / 32;
-    uint8_t *scr = akk_thread_scratch((size_t)nb * (32 + sizeof(float)));
+    uint8_t *scr = akk_thread_scratch((size_t)(nb * D_TOK) * (32 + sizeof(float)));
     if (!scr) {
         fallback(W, wrow, r0, r1, n_in, X, xstride, n_tok, Y, ystride);
         return;
     }
     int32_t *corr = (int32_t *)(void *)scr;
-    float *xd = (float *)(void *)(scr + nb * 32);
+    float *xd = (float *)(void *)(scr + nb * D_TOK * 32);
     const int64_t part = (r1 - r0) / D_ROWS, rest = r0 + D_ROWS * part;
     const __m256i vbias = _mm256_set1_epi8((char)wbias(type));
-    for (int64_t t = 0; t < n_tok; t++) {
-        const uint8_t *xt = X + t * xstride;
-        for (int64_t b = 0; b < nb; b++) {
-            xd[b] = lut16(xt + b * 34);
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(xt + b * 34 + 2));
-            _mm256_store_si256((__m256i *)(void *)(corr + b * 8),
-                               _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vbias, q)));
+    for (int64_t t0 = 0; t0 < n_tok; t0 += D_TOK) {
+        const int T = (int)(n_tok - t0 < D_TOK ? n_tok - t0 : D_TOK);
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xt = X + (t0 + t) * xstride;
+            for (int64_t b = 0; b < nb; b++) {
+                xd[t * nb + b] = lut16(xt + b * 34);
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(xt + b * 34 + 2));
+                _mm256_store_si256((__m256i *)(void *)(corr + (t * nb + b) * 8),
+                                   _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vbias, q)));
+            }
         }
         for (int64_t i = 0; i < part + (r1 - rest); i++) {
             /* row tile i: row i of each part, or one leftover row once the parts are done */
             const int R = i < part ? D_ROWS : 1;
             const int64_t r = i < part ? r0 + i : rest + (i - part);
-            (type == AKK_Q8_0 ? dec_q8_0 : dec_q5_0)(R, W + r * wrow, i < part ? part * wrow : wrow, nb, xt, corr, xd,
-                                                     Y + t * ystride + r, i < part ? part : 1);
+            (type == AKK_Q8_0 ? dec_q8_0 : dec_q5_0)(R, T, W + r * wrow, i < part ? part * wrow : wrow, nb,
+                                                     X + t0 * xstride, xstride, corr, xd, Y + t0 * ystride + r,
+                                                     i < part ? part : 1, ystride);
         }
     }
 }

@@ -61,6 +61,12 @@ L_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
                                 _mm256_set1_epi8(0x10));
 }
 
+/* Lane starts of one activation block q of a biased type: -bias x the sum of each lane's 4 quants
+ * (vbias: the bias in every byte), so a vpdpbusd of the unsigned weights on a copy gives the lane. */
+L_INLINE __m256i lane_starts(__m256i vbias, __m256i q) {
+    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vbias, q));
+}
+
 /* [lo | hi] (AVX-512F's 64-bit insert: no AVX512DQ needed). */
 L_INLINE __m512 join(__m256 lo, __m256 hi) {
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
@@ -194,8 +200,7 @@ L_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, 
                 if (has_min(type)) _mm_store_ps(st + b * 16, _mm_set1_ps(s));
                 if (bias) {
                     const __m256i q = xr ? _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32)) : _mm256_setzero_si256();
-                    _mm256_store_si256((__m256i *)(void *)(at + b * L_T * 8),
-                                       _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vbias, q)));
+                    _mm256_store_si256((__m256i *)(void *)(at + b * L_T * 8), lane_starts(vbias, q));
                 }
             }
         }
@@ -243,18 +248,16 @@ ROWS_FN(rows_q4_0, AKK_Q4_0, tile_q4_0)
 ROWS_FN(rows_q4_1, AKK_Q4_1, tile_q4_1)
 ROWS_FN(rows_q5_1, AKK_Q5_1, tile_q5_1)
 
-/* ---- decode: one token (and scratch-less calls), the same biased weights and lane starts ----
- * The row kernel before this (akk_quant_tiles.h / simd_avx2_kquant.c) took one row at a time,
- * whose 8-lane accumulator is one fma chain across the blocks; here D_ROWS consecutive rows run
- * side by side (independent chains, one sequential weight stream), the lane starts and d_x are
- * prepared once per token for every row, and a (row, block) costs: the unsigned weights (Q8_0 an
- * xor, Q5_0 a shift, an and and a masked add), one vpdpbusd on a copy of the lane starts, the
- * conversion, d_w * d_x, the fma. */
+/* ---- Q8_0 / Q5_0 products of fewer than L_MIN_TOK tokens (decode), the same biased weights and
+ * lane starts ----
+ * The AVX2 row kernels took one row at a time, whose 8-lane accumulator is one fma chain across
+ * the blocks; here D_ROWS rows, one from each of D_ROWS equal parts of the range (independent
+ * chains, sequential weight streams), run side by side for up to D_TOK tokens; the lane starts
+ * and d_x are prepared once per token group for every row, and each (row, block) is made unsigned
+ * once for the group (Q8_0 an xor, Q5_0 a shift, an and and a masked add). */
 #define D_ROWS 4
 #define D_TOK 4
-#ifndef L_MIN_TOK
 #define L_MIN_TOK 8
-#endif
 
 L_INLINE void dec_tile(const int type, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
                        const uint8_t *x, int64_t xs, const int32_t *corr, const float *xd, float *y, int64_t yr,
@@ -320,8 +323,7 @@ L_FN void rows_bias_dec(const int type, akk_rows_fn fallback, const uint8_t *W, 
             for (int64_t b = 0; b < nb; b++) {
                 xd[t * nb + b] = lut16(xt + b * 34);
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(xt + b * 34 + 2));
-                _mm256_store_si256((__m256i *)(void *)(corr + (t * nb + b) * 8),
-                                   _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vbias, q)));
+                _mm256_store_si256((__m256i *)(void *)(corr + (t * nb + b) * 8), lane_starts(vbias, q));
             }
         }
         for (int64_t i = 0; i < part + (r1 - rest); i++) {

@@ -175,80 +175,78 @@ final class ForwardState {
                 clock?.end(.attention)
                 addResidual(x, tmp, n * d)
             } else if let wq = L.wq, let wk = L.wk, let wv = L.wv {
-            // (the body of this branch keeps the loop's indentation: a small diff of this shared
-            // file while other branches edit it; re-indent after the merge)
-            linear3(wq, q, qDim, wk, k, kvDim, wv, v, kvDim, input: inA)
-            if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
-            if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }
-            if let b = L.bv { addBias(v, b, rows: n, cols: kvDim) }
-            switch c.traits.qkNorm {
-            case .none: break
-            case .wholeProjection:
-                for t in 0..<n {
-                    akk_rmsnorm(q + t * qDim, L.qNorm, q + t * qDim, Int64(qDim), c.rmsEps)
-                    akk_rmsnorm(k + t * kvDim, L.kNorm, k + t * kvDim, Int64(kvDim), c.rmsEps)
+                linear3(wq, q, qDim, wk, k, kvDim, wv, v, kvDim, input: inA)
+                if let b = L.bq { addBias(q, b, rows: n, cols: qDim) }
+                if let b = L.bk { addBias(k, b, rows: n, cols: kvDim) }
+                if let b = L.bv { addBias(v, b, rows: n, cols: kvDim) }
+                switch c.traits.qkNorm {
+                case .none: break
+                case .wholeProjection:
+                    for t in 0..<n {
+                        akk_rmsnorm(q + t * qDim, L.qNorm, q + t * qDim, Int64(qDim), c.rmsEps)
+                        akk_rmsnorm(k + t * kvDim, L.kNorm, k + t * kvDim, Int64(kvDim), c.rmsEps)
+                    }
+                case .perHead:
+                    for t in 0..<n {
+                        for h in 0..<c.nHead { akk_rmsnorm(q + t * qDim + h * hd, L.qNorm, q + t * qDim + h * hd, Int64(hd), c.rmsEps) }
+                        for h in 0..<c.nHeadKV { akk_rmsnorm(k + t * kvDim + h * hd, L.kNorm, k + t * kvDim + h * hd, Int64(hd), c.rmsEps) }
+                    }
                 }
-            case .perHead:
-                for t in 0..<n {
-                    for h in 0..<c.nHead { akk_rmsnorm(q + t * qDim + h * hd, L.qNorm, q + t * qDim + h * hd, Int64(hd), c.rmsEps) }
-                    for h in 0..<c.nHeadKV { akk_rmsnorm(k + t * kvDim + h * hd, L.kNorm, k + t * kvDim + h * hd, Int64(hd), c.rmsEps) }
+                clock?.end(.qkv)
+                let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
+                for seg in segments {
+                    for t in seg.start..<(seg.start + seg.count) {
+                        let pos = seg.pos0 + t - seg.start
+                        if c.rope.isYaRN {
+                            c.rope.apply(q + t * qDim, nHead: c.nHead, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
+                            c.rope.apply(k + t * kvDim, nHead: c.nHeadKV, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
+                        } else {
+                            akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
+                            akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
+                        }
+                    }
                 }
-            }
-            clock?.end(.qkv)
-            let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
-            for seg in segments {
-            for t in seg.start..<(seg.start + seg.count) {
-                let pos = seg.pos0 + t - seg.start
-                if c.rope.isYaRN {
-                    c.rope.apply(q + t * qDim, nHead: c.nHead, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
-                    c.rope.apply(k + t * kvDim, nHead: c.nHeadKV, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
+                // V rounded to f16 goes through `attn`, free until the attention writes it
+                for seg in segments {
+                    seg.owner.storeKV(layer: il, k: k + seg.start * kvDim, v: v + seg.start * kvDim, rows: seg.count,
+                                      pos0: seg.pos0, scratch: attn + seg.start * qDim)
+                }
+                clock?.end(.ropeKV)
+                let scale = c.attentionScale ?? 1 / Float(hd).squareRoot()
+                let window = c.swaLayers.isEmpty || !c.swaLayers[il] ? 0 : c.slidingWindow
+                if segments.count > 1 && L.sinks == nil && window == 0 {
+                    // several sequences: one parallel region, a sequence per thread at a time
+                    let seqs = segments.map { g in
+                        akk_attn_seq(q: q + g.start * qDim, out: attn + g.start * qDim, k: g.owner.kCache(il),
+                                     vt: g.owner.vCache(il), vt_stride: Int64(g.owner.nCtx), scratch: g.owner.attnScratch.p,
+                                     n_tok: Int32(g.count), pos0: Int32(g.pos0), n_ctx: Int32(g.owner.nCtx),
+                                     kv_type: g.owner.kvType.ggmlType)
+                    }
+                    akk_attention_seqs(seqs, Int32(seqs.count), Int64(qDim), Int64(kvDim), Int64(qDim), Int32(c.nHead),
+                                       Int32(c.nHeadKV), Int32(hd), scale, Int32(threads))
                 } else {
-                    akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
-                    akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
+                    for seg in segments {
+                        let o = seg.owner, qs = q + seg.start * qDim, out = attn + seg.start * qDim
+                        let kc = o.kCache(il), vc = o.vCache(il)
+                        if L.sinks != nil || window > 0 {
+                            // Attention.swift: sinks and sliding windows (gpt-oss)
+                            o.attendWithSinks(q: qs, k: kc, vt: vc, out: out, rows: seg.count, pos0: seg.pos0, scale: scale,
+                                              sinks: L.sinks, window: window)
+                        } else {
+                            // the owner's scratch holds max(its threads, heads) rows; the values do not
+                            // depend on the thread count
+                            akk_attention(qs, Int64(qDim), kc, Int64(kvDim), vc, Int64(o.nCtx), out, Int64(qDim), Int32(seg.count),
+                                          Int32(seg.pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), scale,
+                                          o.attnScratch.p, Int32(o.nCtx), o.kvType.ggmlType, Int32(min(threads, o.threads)))
+                        }
+                    }
                 }
-            }
-            }
-            // V rounded to f16 goes through `attn`, free until the attention writes it
-            for seg in segments {
-                seg.owner.storeKV(layer: il, k: k + seg.start * kvDim, v: v + seg.start * kvDim, rows: seg.count,
-                                  pos0: seg.pos0, scratch: attn + seg.start * qDim)
-            }
-            clock?.end(.ropeKV)
-            let scale = c.attentionScale ?? 1 / Float(hd).squareRoot()
-            let window = c.swaLayers.isEmpty || !c.swaLayers[il] ? 0 : c.slidingWindow
-            if segments.count > 1 && L.sinks == nil && window == 0 {
-                // several sequences: one parallel region, a sequence per thread at a time
-                let seqs = segments.map { g in
-                    akk_attn_seq(q: q + g.start * qDim, out: attn + g.start * qDim, k: g.owner.kCache(il),
-                                 vt: g.owner.vCache(il), vt_stride: Int64(g.owner.nCtx), scratch: g.owner.attnScratch.p,
-                                 n_tok: Int32(g.count), pos0: Int32(g.pos0), n_ctx: Int32(g.owner.nCtx),
-                                 kv_type: g.owner.kvType.ggmlType)
-                }
-                akk_attention_seqs(seqs, Int32(seqs.count), Int64(qDim), Int64(kvDim), Int64(qDim), Int32(c.nHead),
-                                   Int32(c.nHeadKV), Int32(hd), scale, Int32(threads))
-            } else {
-            for seg in segments {
-                let o = seg.owner, qs = q + seg.start * qDim, out = attn + seg.start * qDim
-                let kc = o.kCache(il), vc = o.vCache(il)
-                if L.sinks != nil || window > 0 {
-                    // Attention.swift: sinks and sliding windows (gpt-oss)
-                    o.attendWithSinks(q: qs, k: kc, vt: vc, out: out, rows: seg.count, pos0: seg.pos0, scale: scale,
-                                      sinks: L.sinks, window: window)
-                } else {
-                    // the owner's scratch holds max(its threads, heads) rows; the values do not
-                    // depend on the thread count
-                    akk_attention(qs, Int64(qDim), kc, Int64(kvDim), vc, Int64(o.nCtx), out, Int64(qDim), Int32(seg.count),
-                                  Int32(seg.pos0), Int32(c.nHead), Int32(c.nHeadKV), Int32(hd), scale,
-                                  o.attnScratch.p, Int32(o.nCtx), o.kvType.ggmlType, Int32(min(threads, o.threads)))
-                }
-            }
-            }
-            clock?.end(.attention)
-            inB.set(attn, rows: n, cols: qDim)
-            linear(L.wo, inB, out: tmp, outStride: d)
-            if let b = L.bo { addBias(tmp, b, rows: n, cols: d) }
-            clock?.end(.attnOutput)
-            addResidual(x, tmp, n * d)
+                clock?.end(.attention)
+                inB.set(attn, rows: n, cols: qDim)
+                linear(L.wo, inB, out: tmp, outStride: d)
+                if let b = L.bo { addBias(tmp, b, rows: n, cols: d) }
+                clock?.end(.attnOutput)
+                addResidual(x, tmp, n * d)
             }
 
             // feed-forward

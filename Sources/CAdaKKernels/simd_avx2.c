@@ -10,6 +10,8 @@
  *   fp16 rows (vcvtph2ps / vcvtps2ph)  <->  akk_fp16_to_fp32 / akk_fp32_to_fp16              (formats.c)
  * Accumulation orders are documented in quant.c; tiles of several weight rows x several tokens
  * keep one accumulator per (row, token), so every output sees exactly the single-dot sequence.
+ * The set's Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 rows run the prefill tiles of simd_avx2_bias.c
+ * (weights unpacked once per row tile) from a few tokens on, and the tiles here below that.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"

@@ -214,6 +214,13 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
         }
         for (int64_t r = r0; r < r1; r += TR) {
             const int R = (int)(r1 - r < TR ? r1 - r : TR);
+            /* the row tile after next into the cache: with few tokens per chunk the unpacking of a
+             * matrix streamed from memory (the 49152-row head) otherwise waits on every line */
+            if (r + 2 * TR < r1) {
+                const int64_t nr = r1 - (r + 2 * TR) < TR ? r1 - (r + 2 * TR) : TR;
+                const char *next = (const char *)(W + (r + 2 * TR) * wrow);
+                for (int64_t l = 0; l < (nr * wrow + 63) / 64; l++) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
+            }
             for (int64_t b = 0; b < nb; b++)
                 for (int k = 0; k < R; k++) {
                     const uint8_t *wb = W + (r + k) * wrow + b * wbs;
@@ -240,7 +247,12 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
 }
 
 /* From how many tokens the tiles beat the tile rows of simd_avx2.c / simd_avx2_kquant.c (Zen 4,
- * ADAK_CPU=avx2, 1 thread, 1536 x 576; the old rows decode better). */
+ * ADAK_CPU=avx2, 1 thread, 1536 x 576; the old rows decode better). A slice of more than
+ * B_BIG_BYTES of weights (streamed from memory, e.g. the 49152 x 576 head) takes the tiles from
+ * B_BIG_TOK tokens only: with fewer, unpacking it cost more than it saved (Q8_0, 16 tokens: 3.4
+ * against 3.1 cycles per output-block; Q5_1, 2 tokens: 8.6 against 6.2). */
+#define B_BIG_BYTES ((int64_t)4 << 20)
+#define B_BIG_TOK 32
 #define ROWS_FN(name, TYPE_, tile_odd, fallback, min_tok)                                           \
     AVX2_FN void rows_##name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,   \
                              const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {    \
@@ -248,7 +260,8 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
     }                                                                                               \
     void name(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, \
               int64_t xs, int64_t n_tok, float *Y, int64_t ys) {                                    \
-        if (n_tok < (min_tok)) fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                 \
+        if (n_tok < (min_tok) || (n_tok < B_BIG_TOK && (r1 - r0) * wrow > B_BIG_BYTES))               \
+            fallback(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                                   \
         else rows_##name(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);                                \
     }
 ROWS_FN(akk_rows_q8_0_pf_avx2, AKK_Q8_0, tile_q8_0, akk_rows_q8_0_avx2, 6)

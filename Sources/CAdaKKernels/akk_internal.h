@@ -256,6 +256,18 @@ AKK_KQ_ROWS_DECL(akk_rows_q6_k_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_tl_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_avx512)
 
+/* AVX2 row kernels of Q8_0, Q4_0, Q4_1 from the shared tiles (simd_avx2.c), and the AVX2 set's
+ * rows of the dense 32-element types: prefill tiles of weights unpacked once per row tile
+ * (simd_avx2_bias.c), fewer tokens through the tile rows. */
+AKK_KQ_ROWS_DECL(akk_rows_q8_0_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q4_0_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q4_1_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q8_0_pf_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q5_0_pf_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q4_0_pf_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q4_1_pf_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_q5_1_pf_avx2)
+
 /* AVX-512VL prefill rows of Q8_0, Q5_0, Q4_0, Q4_1 and Q5_1 from weights unpacked to unsigned
  * bytes (simd_avx512_bias.c); decode (n_tok < 2), other types and no scratch run `fallback`. */
 void akk_rows_bias_avx512(int type, akk_rows_fn fallback, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1,

@@ -10,6 +10,8 @@
  *   fp16 rows (vcvtph2ps / vcvtps2ph)  <->  akk_fp16_to_fp32 / akk_fp32_to_fp16              (formats.c)
  * Accumulation orders are documented in quant.c; tiles of several weight rows x several tokens
  * keep one accumulator per (row, token), so every output sees exactly the single-dot sequence.
+ * The set's Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 rows run the prefill tiles of simd_avx2_bias.c
+ * (weights unpacked once per row tile) from a few tokens on, and the tiles here below that.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_kernels.h"
@@ -229,6 +231,21 @@ static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {
     return y;
 }
 
+/* The tile rows of Q8_0, Q4_0, Q4_1: decode and few tokens of the AVX2 set (its prefill:
+ * simd_avx2_bias.c). */
+void akk_rows_q8_0_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                        int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    rows_q8_0(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+}
+void akk_rows_q4_0_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                        int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    rows_q4_0(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+}
+void akk_rows_q4_1_avx2(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X,
+                        int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    rows_q4_1(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+}
+
 /* Rows [r0, r1) x tokens of a type without a row kernel of its own: one dot per output. */
 void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
                           const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y, int64_t ystride) {
@@ -260,17 +277,17 @@ const struct akk_impl akk_impl_avx2 = {
     .quantize_q8_K = akk_quantize_row_q8_K_avx2,
     .dot = vec_dot,
     .rows_f32 = rows_f32,
-    .rows_q8_0 = rows_q8_0,
-    .rows_q4_0 = rows_q4_0,
-    .rows_q4_1 = rows_q4_1,
+    .rows_q8_0 = akk_rows_q8_0_pf_avx2,
+    .rows_q4_0 = akk_rows_q4_0_pf_avx2,
+    .rows_q4_1 = akk_rows_q4_1_pf_avx2,
     .rows_q4_0_r8 = rows_q4_0_r8,
     .rows_iq4_nl = akk_rows_iq4_nl_avx2,
     .rows_iq4_xs = akk_rows_iq4_xs_avx2,
     .rows_mxfp4 = akk_rows_mxfp4_avx2,
     .rows_iq4_nl_x8 = akk_rows_iq4_nl_x8_avx2,
     .rows_mxfp4_x8 = akk_rows_mxfp4_x8_avx2,
-    .rows_q5_0 = akk_rows_q5_0_avx2,
-    .rows_q5_1 = akk_rows_q5_1_avx2,
+    .rows_q5_0 = akk_rows_q5_0_pf_avx2,
+    .rows_q5_1 = akk_rows_q5_1_pf_avx2,
     .rows_q2_k = akk_rows_q2_k_avx2,
     .rows_q3_k = akk_rows_q3_k_avx2,
     .rows_q4_k = akk_rows_q4_k_avx2,

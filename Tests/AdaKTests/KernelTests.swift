@@ -199,11 +199,13 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             let r8 = r8Base[type] != nil
             // (blocks, rows, tokens): decode (21 rows: the avx512 Q8_0/Q5_0 decode's 4-row tiles over parts of 5), few tokens, tile tails, the by-token split of few rows
             // over 2 threads (8 rows x 9 tokens: 5 + 4 tokens, still one product of 9 rows), chunks,
-            // more than 64 blocks (the avx512 Q8_0/Q4_x/Q5_x tiles' scale segments)
+            // more than 64 blocks (the avx512 Q8_0/Q4_x/Q5_x tiles' scale segments); 11 rows x 12 tokens: the avx2
+            // dense tiles' (4 x 2) row tail of 3
             let shapes: [(Int, Int, Int)] = tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
                 : r8 ? [(1, 8, 1), (3, 16, 1), (2, 24, 3), (5, 8, 9), (1, 16, 70)]
                 : hasTiled ? [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (1, 9, 7)]
-                : [(1, 1, 1), (3, 7, 1), (2, 21, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70), (10, 6, 6)]
+                : [(1, 1, 1), (3, 7, 1), (2, 21, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70), (10, 6, 6),
+                   (4, 11, 12)]
             for (k, (blocks, nOut, tokens)) in shapes.enumerated() {
                 let nIn = blocks * (be == 256 ? 256 : 32 * (k % 2 == 0 ? 3 : 7))
                 let sc = base == Int32(AKK_F32.rawValue) ? scales[k % 2 * 2] : scales[k % 3]

@@ -116,6 +116,8 @@ static const struct akk_impl impl_scalar = {
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_scalar,
     .rows_mxfp4_r8 = akk_rows_mxfp4_r8_scalar,
     .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_scalar,
+    .rows_iq4_xs_r16 = akk_rows_iq4_xs_r16_scalar,
+    .rows_iq4_xs_r16_tl = akk_rows_iq4_xs_r16_tl_scalar,
     .attn_prefill_f32 = akk_attn_prefill_f32_scalar,
     .attn_prefill_f16 = akk_attn_prefill_f16_scalar,
 };
@@ -229,6 +231,7 @@ static const struct { const char *name; size_t off; } g_kernels[] = {
     KE("rows q5_1", rows_q5_1), KE("rows q2_k", rows_q2_k), KE("rows q3_k", rows_q3_k), KE("rows q4_k", rows_q4_k),
     KE("rows q5_k", rows_q5_k), KE("rows q6_k", rows_q6_k), KE("rows q4_k_r8", rows_q4_k_r8),
     KE("rows q4_k_r8_dense", rows_q4_k_r8_dense),
+    KE("rows iq4_xs_r16", rows_iq4_xs_r16), KE("rows iq4_xs_r16 tiled", rows_iq4_xs_r16_tl),
     KE("rows iq4_nl_r8", rows_iq4_nl_r8), KE("rows mxfp4_r8", rows_mxfp4_r8),
     KE("rows iq4_nl", rows_iq4_nl), KE("rows iq4_xs", rows_iq4_xs), KE("rows mxfp4", rows_mxfp4),
     KE("rows iq4_nl_x8", rows_iq4_nl_x8), KE("rows mxfp4_x8", rows_mxfp4_x8),
@@ -305,7 +308,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype, int tiled);
 static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype, int64_t n_tok) {
     akk_rows_fn r = rows_for(p, wtype, n_tok >= AKK_TILED_MIN_ROWS);
     const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && wtype != AKK_Q4_K_R8_DENSE &&
-                       wtype != AKK_IQ4_NL_R8 &&
+                       wtype != AKK_IQ4_NL_R8 && wtype != AKK_IQ4_XS_R16 &&
                        wtype != AKK_MXFP4_R8 && akk_vec_dot_type(wtype) >= 0;
     return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
 }
@@ -339,6 +342,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype, int tiled) {
     case AKK_IQ4_NL_R8: return p->rows_iq4_nl_r8;
     case AKK_MXFP4_R8: return p->rows_mxfp4_r8;
     case AKK_Q4_K_R8_DENSE: return p->rows_q4_k_r8_dense;
+    case AKK_IQ4_XS_R16: return tiled ? p->rows_iq4_xs_r16_tl : p->rows_iq4_xs_r16;
     default: return NULL;
     }
 }

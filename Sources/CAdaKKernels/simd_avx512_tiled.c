@@ -398,6 +398,21 @@ TL_FN void xg_prep_rows(const uint8_t *W, int64_t wrow, int n, int64_t nb, struc
     for (int64_t b = 0; b < nb; b++) xg_prep(W, wrow, n, b, &pk[b]);
 }
 
+/* off[((t - c0) * nb + b) * 8 + j]: -128 x token t's sum of the activations of sub-block j of block
+ * b (two bsums), for the tokens [c0, c1). */
+static void xg_offsets(const uint8_t *X, int64_t xs, int64_t nb, int64_t c0, int64_t c1, int32_t *off) {
+    for (int64_t t = c0; t < c1; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *bs = X + t * xs + b * 292 + 260;
+            for (int j = 0; j < 8; j++) {
+                int16_t s0, s1;
+                memcpy(&s0, bs + 4 * j, 2);
+                memcpy(&s1, bs + 4 * j + 2, 2);
+                off[((t - c0) * nb + b) * 8 + j] = -128 * ((int32_t)s0 + s1);
+            }
+        }
+}
+
 /* Token chunks of TL_TOK_CHUNK; per chunk each group of 16 rows is unpacked once (thread scratch,
  * as rows_tl) and passes over the chunk's tokens in tiles of XG_TT. */
 void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -413,16 +428,7 @@ void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64
     int32_t *off = (int32_t *)(void *)(scratch + pk_bytes);
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
-        for (int64_t t = c0; t < c1; t++)
-            for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *bs = X + t * xs + b * 292 + 260;
-                for (int j = 0; j < 8; j++) {
-                    int16_t s0, s1;
-                    memcpy(&s0, bs + 4 * j, 2);
-                    memcpy(&s1, bs + 4 * j + 2, 2);
-                    off[((t - c0) * nb + b) * 8 + j] = -128 * ((int32_t)s0 + s1);
-                }
-            }
+        xg_offsets(X, xs, nb, c0, c1, off);
         for (int64_t r = r0; r < r1; r += XG_ROWS) {
             const int n = r1 - r < XG_ROWS ? (int)(r1 - r) : XG_ROWS;
             xg_prep_rows(W + r * wrow, wrow, n, nb, pk);
@@ -430,6 +436,61 @@ void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64
                 const int T = c1 - t < XG_TT ? (int)(c1 - t) : XG_TT;
                 xg_tile_any(T, pk, nb, X + t * xs, xs, off + (t - c0) * nb * 8, Y + t * ys + r, ys,
                             (__mmask16)((1u << n) - 1));
+            }
+        }
+    }
+}
+
+/* ---- AKK_IQ4_XS_R16 (repack_iq4xs.c) in the tiled order: the same tiles, unpacked from the
+ * repacked group: chunk (j, k) of a block is already dword k of sub-block j of the 16 rows in the
+ * 16 lanes, so the unpack is one load and two lookups per 4 elements, and the scales and d are
+ * lane-ordered bytes (no gathers from 16 rows, no transposes). ---- */
+
+TL_INLINE void xr_prep(const uint8_t *blk, struct xg_block *out) {
+    out->d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80)));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int j = 0; j < 8; j++) {
+        const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * (j / 2))));
+        const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 96 + 16 * (j / 4))));
+        out->sc[j] = _mm512_sub_epi32(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l, 4 * (j % 2)), _mm512_set1_epi32(15)),
+                                                      _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 2 * (j % 4)), _mm512_set1_epi32(3)), 4)),
+                                      _mm512_set1_epi32(32));
+        for (int k = 0; k < 4; k++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(blk + 128 + 256 * j + 64 * k));
+            out->q[j][k] = _mm512_shuffle_epi8(table, _mm512_and_si512(v, m4));
+            out->q[j][k + 4] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        }
+    }
+}
+
+TL_FN void xr_prep_group(const uint8_t *grp, int64_t nb, struct xg_block *pk) {
+    for (int64_t b = 0; b < nb; b++) xr_prep(grp + b * 16 * 136, &pk[b]);
+}
+
+/* As akk_rows_iq4_xs_tl_avx512, per group of 16 rows of the range (multiples of 8: a half group
+ * is computed whole and stored in part). */
+void akk_rows_iq4_xs_r16_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                                   const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    const int64_t nb = n_in / 256, chunk = n_tok < TL_TOK_CHUNK ? n_tok : TL_TOK_CHUNK;
+    const size_t pk_bytes = (size_t)nb * sizeof(struct xg_block);
+    uint8_t *scratch = akk_thread_scratch(pk_bytes + (size_t)(chunk * nb * 8) * sizeof(int32_t));
+    if (!scratch) {
+        akk_rows_iq4_xs_r16_tl_avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+        return;
+    }
+    struct xg_block *pk = (struct xg_block *)(void *)scratch;
+    int32_t *off = (int32_t *)(void *)(scratch + pk_bytes);
+    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
+        xg_offsets(X, xs, nb, c0, c1, off);
+        for (int64_t g0 = r0 / 16 * 16; g0 < r1; g0 += 16) {
+            const int lo = r0 > g0 ? (int)(r0 - g0) : 0, hi = r1 < g0 + 16 ? (int)(r1 - g0) : 16;
+            xr_prep_group(W + g0 * wrow, nb, pk);
+            for (int64_t t = c0; t < c1; t += XG_TT) {
+                const int T = c1 - t < XG_TT ? (int)(c1 - t) : XG_TT;
+                xg_tile_any(T, pk, nb, X + t * xs, xs, off + (t - c0) * nb * 8, Y + t * ys + g0, ys,
+                            (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)));
             }
         }
     }

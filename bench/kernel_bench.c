@@ -11,6 +11,7 @@
  *   ./kernel_bench TYPE N_OUT N_IN N_TOK REPS      (TYPE: ggml type number, e.g. 12 = Q4_K)
  * TYPE 1123 (AKK_IQ4_XS_R16): IQ4_XS weights repacked; times the plain IQ4_XS product (before) and
  * the repacked one (after) of the same weights, and checks that they agree to the bit.
+ * IQ4_XS_VBMI=0 turns the avx512 IQ4_XS kernels' VBMI lookups off (akk_iq4_xs_vbmi).
  */
 #include "adak_kernels.h"
 #include "akk_internal.h"
@@ -54,6 +55,7 @@ static int bench_r16(int64_t nout, int64_t nin, int ntok, int reps) {
     const uint16_t h = akk_fp32_to_fp16(0.01f);
     for (int64_t b = 0; b < wr * nout / 136; b++) memcpy(W + b * 136, &h, 2);
     if (akk_repack_iq4_xs_r16(W, W2, nout, nin)) return 2;
+    if (getenv("IQ4_XS_VBMI")) akk_iq4_xs_vbmi(atoi(getenv("IQ4_XS_VBMI")));
     float *x = malloc(sizeof(float) * (size_t)(nin * ntok));
     for (int64_t i = 0; i < nin * ntok; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
     uint8_t *X = malloc((size_t)(xr * ntok));

@@ -247,6 +247,8 @@ AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_tl_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_tl_avx512)
+/* The choice of akk_iq4_xs_vbmi, which the AVX-512 IQ4_XS_R16 kernels follow too (1: VBMI). */
+int akk_iq4_xs_vbmi_in_force(void);
 
 /* AVX-512 IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
 AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)

@@ -416,13 +416,16 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if ((!k.rows && !k.dot_rows) || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
     const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;
+    /* AKK_IQ4_XS_R16: whole groups of 16 per thread (its kernels take half groups, but compute
+     * them whole) */
+    const int64_t align = wtype == AKK_IQ4_XS_R16 ? 16 : ROW_ALIGN;
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
     if (n_out * n_in * n_tok < 65536) nthreads = 1;
     /* Split rows (each chunk of rows streams its part of W once); when there are too few rows for
      * that (e.g. a router with 8 outputs over a prompt), split tokens instead. */
-    const int by_tokens = n_out / ROW_ALIGN < nthreads && n_tok >= nthreads;
-    if (!by_tokens && nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
+    const int by_tokens = n_out / align < nthreads && n_tok >= nthreads;
+    if (!by_tokens && nthreads > n_out / align) nthreads = (int)(n_out / align);
     if (nthreads <= 1) {
         run_rows(&k, wb, wrow, 0, n_out, n_in, xb, xstride, n_tok, Y, ystride);
         return;
@@ -445,14 +448,14 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
      * every dispatch. Not chunks handed out in turn: a thread's chunks would then not follow
      * each other in memory, and the hardware prefetcher ramps up anew at every jump; a 590 KB
      * projection cut into 16 pieces that way streamed at half the speed of 2.) */
-    const int64_t n_units = (n_out + ROW_ALIGN - 1) / ROW_ALIGN;
+    const int64_t n_units = (n_out + align - 1) / align;
     akk_work_range ranges[nthreads];
-    akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, ROW_ALIGN * wrow, n_tok, nthreads));
+    akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, align * wrow, n_tok, nthreads));
 #pragma omp parallel num_threads(nthreads)
     {
     const int me = omp_get_thread_num();
     for (int64_t u0, u1; akk_work_next(ranges, nthreads, me, &u0, &u1);) {
-        const int64_t r0 = u0 * ROW_ALIGN, r1 = u1 * ROW_ALIGN < n_out ? u1 * ROW_ALIGN : n_out;
+        const int64_t r0 = u0 * align, r1 = u1 * align < n_out ? u1 * align : n_out;
         run_rows(&k, wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }
     }

@@ -100,6 +100,9 @@ struct akk_impl {
     akk_rows_fn rows_q4_k_r8; /* AKK_Q4_K_R8 (repack_q4_k.c); r0, r1 multiples of 8 */
     akk_rows_fn rows_iq4_nl_r8, rows_mxfp4_r8; /* AKK_IQ4_NL_R8, AKK_MXFP4_R8 (repack_iq4mx.c), as above */
     akk_rows_fn rows_q4_k_r8_dense; /* AKK_Q4_K_R8_DENSE (repack_q4_k.c); the same */
+    /* AKK_IQ4_XS_R16 (repack_iq4xs.c), r0, r1 multiples of 8: the vec_dot order and the tiled one
+     * (products of >= AKK_TILED_MIN_ROWS activation rows), as rows_iq4_xs / rows_iq4_xs_tl */
+    akk_rows_fn rows_iq4_xs_r16, rows_iq4_xs_r16_tl;
     /* Prefill attention: out[i][r] = dot(n[i], a + r * as, b + i * bs) * scale for i < m,
      * r < rows[i], each dot in tinyBLAS's one-accumulator order (one_acc; n[i] % 8 elements are
      * not read) or ggml_vec_dot_f32's / ggml_vec_dot_f16's (b as in attn_rows_*): akk_attn_dots.h. */
@@ -234,6 +237,18 @@ AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_r8_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_mxfp4_r8_avx2)
 AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_r8_avx512)
 AKK_KQ_ROWS_DECL(akk_rows_mxfp4_r8_avx512)
+
+/* AKK_IQ4_XS_R16 (repack_iq4xs.c): scalar references of both orders (r0, r1 multiples of 8), the
+ * AVX2 kernels (simd_avx2_iq4xs_r16.c), the AVX-512 vec_dot order (simd_avx512_iq4xs_r16.c) and
+ * tiled order (simd_avx512_tiled.c). */
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_scalar)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_tl_scalar)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_tl_avx2)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_avx512)
+AKK_KQ_ROWS_DECL(akk_rows_iq4_xs_r16_tl_avx512)
+/* The choice of akk_iq4_xs_vbmi, which the AVX-512 IQ4_XS_R16 kernels follow too (1: VBMI). */
+int akk_iq4_xs_vbmi_in_force(void);
 
 /* AVX-512 IQ4_NL_X8 / MXFP4_X8 kernels (simd_avx512_iq4mx.c), as akk_rows_fn. */
 AKK_KQ_ROWS_DECL(akk_rows_iq4_nl_x8_avx512)

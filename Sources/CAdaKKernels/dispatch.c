@@ -116,6 +116,8 @@ static const struct akk_impl impl_scalar = {
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_scalar,
     .rows_mxfp4_r8 = akk_rows_mxfp4_r8_scalar,
     .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_scalar,
+    .rows_iq4_xs_r16 = akk_rows_iq4_xs_r16_scalar,
+    .rows_iq4_xs_r16_tl = akk_rows_iq4_xs_r16_tl_scalar,
     .attn_prefill_f32 = akk_attn_prefill_f32_scalar,
     .attn_prefill_f16 = akk_attn_prefill_f16_scalar,
 };
@@ -229,6 +231,7 @@ static const struct { const char *name; size_t off; } g_kernels[] = {
     KE("rows q5_1", rows_q5_1), KE("rows q2_k", rows_q2_k), KE("rows q3_k", rows_q3_k), KE("rows q4_k", rows_q4_k),
     KE("rows q5_k", rows_q5_k), KE("rows q6_k", rows_q6_k), KE("rows q4_k_r8", rows_q4_k_r8),
     KE("rows q4_k_r8_dense", rows_q4_k_r8_dense),
+    KE("rows iq4_xs_r16", rows_iq4_xs_r16), KE("rows iq4_xs_r16 tiled", rows_iq4_xs_r16_tl),
     KE("rows iq4_nl_r8", rows_iq4_nl_r8), KE("rows mxfp4_r8", rows_mxfp4_r8),
     KE("rows iq4_nl", rows_iq4_nl), KE("rows iq4_xs", rows_iq4_xs), KE("rows mxfp4", rows_mxfp4),
     KE("rows iq4_nl_x8", rows_iq4_nl_x8), KE("rows mxfp4_x8", rows_mxfp4_x8),
@@ -305,7 +308,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype, int tiled);
 static struct rows_kernel kernel_for(const struct akk_impl *p, int wtype, int64_t n_tok) {
     akk_rows_fn r = rows_for(p, wtype, n_tok >= AKK_TILED_MIN_ROWS);
     const int by_dot = !r && wtype != AKK_Q4_0_R8 && wtype != AKK_Q4_K_R8 && wtype != AKK_Q4_K_R8_DENSE &&
-                       wtype != AKK_IQ4_NL_R8 &&
+                       wtype != AKK_IQ4_NL_R8 && wtype != AKK_IQ4_XS_R16 &&
                        wtype != AKK_MXFP4_R8 && akk_vec_dot_type(wtype) >= 0;
     return (struct rows_kernel){r, by_dot ? p : NULL, wtype};
 }
@@ -339,6 +342,7 @@ static akk_rows_fn rows_for(const struct akk_impl *p, int wtype, int tiled) {
     case AKK_IQ4_NL_R8: return p->rows_iq4_nl_r8;
     case AKK_MXFP4_R8: return p->rows_mxfp4_r8;
     case AKK_Q4_K_R8_DENSE: return p->rows_q4_k_r8_dense;
+    case AKK_IQ4_XS_R16: return tiled ? p->rows_iq4_xs_r16_tl : p->rows_iq4_xs_r16;
     default: return NULL;
     }
 }
@@ -412,13 +416,16 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if ((!k.rows && !k.dot_rows) || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
     const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;
+    /* AKK_IQ4_XS_R16: whole groups of 16 per thread (its kernels take half groups, but compute
+     * them whole) */
+    const int64_t align = wtype == AKK_IQ4_XS_R16 ? 16 : ROW_ALIGN;
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
     if (n_out * n_in * n_tok < 65536) nthreads = 1;
     /* Split rows (each chunk of rows streams its part of W once); when there are too few rows for
      * that (e.g. a router with 8 outputs over a prompt), split tokens instead. */
-    const int by_tokens = n_out / ROW_ALIGN < nthreads && n_tok >= nthreads;
-    if (!by_tokens && nthreads > n_out / ROW_ALIGN) nthreads = (int)(n_out / ROW_ALIGN);
+    const int by_tokens = n_out / align < nthreads && n_tok >= nthreads;
+    if (!by_tokens && nthreads > n_out / align) nthreads = (int)(n_out / align);
     if (nthreads <= 1) {
         run_rows(&k, wb, wrow, 0, n_out, n_in, xb, xstride, n_tok, Y, ystride);
         return;
@@ -441,14 +448,14 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
      * every dispatch. Not chunks handed out in turn: a thread's chunks would then not follow
      * each other in memory, and the hardware prefetcher ramps up anew at every jump; a 590 KB
      * projection cut into 16 pieces that way streamed at half the speed of 2.) */
-    const int64_t n_units = (n_out + ROW_ALIGN - 1) / ROW_ALIGN;
+    const int64_t n_units = (n_out + align - 1) / align;
     akk_work_range ranges[nthreads];
-    akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, ROW_ALIGN * wrow, n_tok, nthreads));
+    akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, align * wrow, n_tok, nthreads));
 #pragma omp parallel num_threads(nthreads)
     {
     const int me = omp_get_thread_num();
     for (int64_t u0, u1; akk_work_next(ranges, nthreads, me, &u0, &u1);) {
-        const int64_t r0 = u0 * ROW_ALIGN, r1 = u1 * ROW_ALIGN < n_out ? u1 * ROW_ALIGN : n_out;
+        const int64_t r0 = u0 * align, r1 = u1 * align < n_out ? u1 * align : n_out;
         run_rows(&k, wb, wrow, r0, r1, n_in, xb, xstride, n_tok, Y, ystride);
     }
     }

@@ -74,7 +74,7 @@ int64_t akk_block_elems(int type) {
     case AKK_Q4_0: case AKK_Q4_0_R8: case AKK_Q4_1: case AKK_Q5_0: case AKK_Q5_1: case AKK_Q8_0: case AKK_Q8_1: return AKK_QK;
     case AKK_IQ4_NL: case AKK_MXFP4: case AKK_IQ4_NL_X8: case AKK_MXFP4_X8: return AKK_QK;
     case AKK_IQ4_NL_R8: case AKK_MXFP4_R8: return AKK_QK;
-    case AKK_IQ4_XS: return AKK_QK_K;
+    case AKK_IQ4_XS: case AKK_IQ4_XS_R16: return AKK_QK_K;
     case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_Q8_K: return AKK_QK_K;
     case AKK_Q4_K_R8: case AKK_Q4_K_R8_DENSE: return AKK_QK_K;
     default: return 0;
@@ -98,7 +98,7 @@ int64_t akk_block_bytes(int type) {
     case AKK_Q6_K: return 128 + 64 + 16 + 2;
     case AKK_Q8_K: return 4 + 256 + 32;
     case AKK_IQ4_NL: case AKK_IQ4_NL_X8: case AKK_IQ4_NL_R8: return 2 + 16;
-    case AKK_IQ4_XS: return 2 + 2 + 4 + 128;
+    case AKK_IQ4_XS: case AKK_IQ4_XS_R16: return 2 + 2 + 4 + 128;
     case AKK_MXFP4: case AKK_MXFP4_X8: case AKK_MXFP4_R8: return 1 + 16;
     default: return 0;
     }
@@ -136,6 +136,7 @@ const char *akk_type_name(int type) {
     case AKK_Q4_K_R8: return "q4_k_r8";
     case AKK_IQ4_NL_R8: return "iq4_nl_r8";
     case AKK_MXFP4_R8: return "mxfp4_r8";
+    case AKK_IQ4_XS_R16: return "iq4_xs_r16";
     case AKK_Q4_K_R8_DENSE: return "q4_k_r8_dense";
     default: return "unknown";
     }

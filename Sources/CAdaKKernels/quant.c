@@ -199,6 +199,7 @@ int akk_vec_dot_type(int wtype) {
     case AKK_Q2_K: case AKK_Q3_K: case AKK_Q4_K: case AKK_Q5_K: case AKK_Q6_K: case AKK_IQ4_XS: return AKK_Q8_K;
     case AKK_Q4_K_R8: case AKK_Q4_K_R8_DENSE: return AKK_Q8_K;
     case AKK_IQ4_NL_R8: case AKK_MXFP4_R8: return AKK_Q8_0;
+    case AKK_IQ4_XS_R16: return AKK_Q8_K;
     default: return -1;
     }
 }

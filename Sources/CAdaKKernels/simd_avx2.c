@@ -308,6 +308,8 @@ const struct akk_impl akk_impl_avx2 = {
     .rows_iq4_nl_r8 = akk_rows_iq4_nl_r8_avx2,
     .rows_mxfp4_r8 = akk_rows_mxfp4_r8_avx2,
     .rows_q4_k_r8_dense = akk_rows_q4_k_r8_dense_avx2,
+    .rows_iq4_xs_r16 = akk_rows_iq4_xs_r16_avx2,
+    .rows_iq4_xs_r16_tl = akk_rows_iq4_xs_r16_tl_avx2,
     .attn_prefill_f32 = akk_attn_prefill_f32_avx2,
     .attn_prefill_f16 = akk_attn_prefill_f16_avx2,
 };

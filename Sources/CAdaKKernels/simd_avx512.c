@@ -82,5 +82,7 @@ void akk_avx512_prepare(void) {
     akk_impl_avx512.rows_q6_k_tl = akk_rows_q6_k_tl_avx512;
     akk_impl_avx512.rows_iq4_xs_tl = akk_rows_iq4_xs_tl_avx512;
     akk_impl_avx512.rows_iq4_xs = akk_rows_iq4_xs_avx512;
+    akk_impl_avx512.rows_iq4_xs_r16 = akk_rows_iq4_xs_r16_avx512;
+    akk_impl_avx512.rows_iq4_xs_r16_tl = akk_rows_iq4_xs_r16_tl_avx512;
     akk_iq4_xs_vbmi(-1);
 }

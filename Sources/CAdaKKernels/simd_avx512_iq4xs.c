@@ -181,6 +181,8 @@ int akk_iq4_xs_vbmi(int on) {
     return g_vbmi;
 }
 
+int akk_iq4_xs_vbmi_in_force(void) { return g_vbmi; }
+
 /* Rows [r0, r1) x all tokens. One token (decode) with thread scratch for the offsets: tiles of
  * XD_R rows; else token chunks of XS_TOK_CHUNK, each row over the chunk in tiles of XS_T tokens
  * and one of the rest. */

@@ -398,6 +398,21 @@ TL_FN void xg_prep_rows(const uint8_t *W, int64_t wrow, int n, int64_t nb, struc
     for (int64_t b = 0; b < nb; b++) xg_prep(W, wrow, n, b, &pk[b]);
 }
 
+/* off[((t - c0) * nb + b) * 8 + j]: -128 x token t's sum of the activations of sub-block j of block
+ * b (two bsums), for the tokens [c0, c1). */
+static void xg_offsets(const uint8_t *X, int64_t xs, int64_t nb, int64_t c0, int64_t c1, int32_t *off) {
+    for (int64_t t = c0; t < c1; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *bs = X + t * xs + b * 292 + 260;
+            for (int j = 0; j < 8; j++) {
+                int16_t s0, s1;
+                memcpy(&s0, bs + 4 * j, 2);
+                memcpy(&s1, bs + 4 * j + 2, 2);
+                off[((t - c0) * nb + b) * 8 + j] = -128 * ((int32_t)s0 + s1);
+            }
+        }
+}
+
 /* Token chunks of TL_TOK_CHUNK; per chunk each group of 16 rows is unpacked once (thread scratch,
  * as rows_tl) and passes over the chunk's tokens in tiles of XG_TT. */
 void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
@@ -413,16 +428,7 @@ void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64
     int32_t *off = (int32_t *)(void *)(scratch + pk_bytes);
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
-        for (int64_t t = c0; t < c1; t++)
-            for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *bs = X + t * xs + b * 292 + 260;
-                for (int j = 0; j < 8; j++) {
-                    int16_t s0, s1;
-                    memcpy(&s0, bs + 4 * j, 2);
-                    memcpy(&s1, bs + 4 * j + 2, 2);
-                    off[((t - c0) * nb + b) * 8 + j] = -128 * ((int32_t)s0 + s1);
-                }
-            }
+        xg_offsets(X, xs, nb, c0, c1, off);
         for (int64_t r = r0; r < r1; r += XG_ROWS) {
             const int n = r1 - r < XG_ROWS ? (int)(r1 - r) : XG_ROWS;
             xg_prep_rows(W + r * wrow, wrow, n, nb, pk);
@@ -430,6 +436,129 @@ void akk_rows_iq4_xs_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64
                 const int T = c1 - t < XG_TT ? (int)(c1 - t) : XG_TT;
                 xg_tile_any(T, pk, nb, X + t * xs, xs, off + (t - c0) * nb * 8, Y + t * ys + r, ys,
                             (__mmask16)((1u << n) - 1));
+            }
+        }
+    }
+}
+
+/* ---- AKK_IQ4_XS_R16 (repack_iq4xs.c) in the tiled order: the same integers and float steps as
+ * xg_tile, read from the repacked group: its chunk (j, k) already holds dword k of sub-block j of
+ * the 16 rows in the 16 lanes, so the tile looks the grid values up as it goes (one load and two
+ * lookups per 4 elements of 16 rows; no gathers from 16 rows, no transposes, nothing stored);
+ * only the lane-ordered scales and d of the group are unpacked once per token chunk. With
+ * AVX-512 VBMI the lookups are one vpermb each (the 16-entry table repeats in the 64 bytes, so
+ * the index needs no mask); without it vpshufb after a mask. ---- */
+
+#define XRV_TARGET TL_TARGET ",avx512vbmi"
+#define XRV_FN static __attribute__((target(XRV_TARGET)))
+#define XRV_INLINE static inline __attribute__((always_inline, target(XRV_TARGET)))
+
+struct xr_scales {
+    __m512i sc[8];
+    __m512 d;
+};
+
+TL_FN void xr_scales_group(const uint8_t *grp, int64_t nb, struct xr_scales *ps) {
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = grp + b * 16 * 136;
+        ps[b].d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        for (int j = 0; j < 8; j++) {
+            const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * (j / 2))));
+            const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 96 + 16 * (j / 4))));
+            ps[b].sc[j] = _mm512_sub_epi32(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l, 4 * (j % 2)), _mm512_set1_epi32(15)),
+                                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 2 * (j % 4)), _mm512_set1_epi32(3)), 4)),
+                                           _mm512_set1_epi32(32));
+        }
+    }
+}
+
+/* Grid values + 128 of the low (*w0) and high (*w1) nibbles of the 64 bytes v. */
+TL_INLINE void xr_lookup(__m512i v, __m512i table, __m512i *w0, __m512i *w1) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    *w0 = _mm512_shuffle_epi8(table, _mm512_and_si512(v, m4));
+    *w1 = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+}
+XRV_INLINE void xr_lookup_vbmi(__m512i v, __m512i table, __m512i *w0, __m512i *w1) {
+    *w0 = _mm512_permutexvar_epi8(v, table);
+    *w1 = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), table);
+}
+
+/* One group (grp; ps: its scales) x T tokens, as xg_tile. */
+#define XR_TILE(NAME, INLINE, LOOKUP)                                                              \
+    INLINE void NAME(const int T, const uint8_t *grp, const struct xr_scales *ps, int64_t nb, const uint8_t *x, \
+                     int64_t xs, const int32_t *off, float *y, int64_t ys, __mmask16 mask) {        \
+        const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl), _mm_set1_epi8((char)0x80))); \
+        __m512 acc[XG_TT];                                                                         \
+        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();                                  \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            const uint8_t *blk = grp + b * 16 * 136;                                               \
+            __m512i S[XG_TT];                                                                      \
+            for (int t = 0; t < T; t++) S[t] = _mm512_setzero_si512();                             \
+            for (int j = 0; j < 8; j++) {                                                          \
+                __m512i a[XG_TT];                                                                  \
+                for (int t = 0; t < T; t++) a[t] = _mm512_set1_epi32(off[t * nb * 8 + b * 8 + j]); \
+                for (int k = 0; k < 4; k++) {                                                      \
+                    __m512i w0, w1;                                                                \
+                    LOOKUP(_mm512_loadu_si512((const void *)(blk + 128 + 256 * j + 64 * k)), table, &w0, &w1); \
+                    for (int t = 0; t < T; t++) {                                                  \
+                        int32_t x0, x1;                                                            \
+                        memcpy(&x0, x + t * xs + b * 292 + 4 + 32 * j + 4 * k, 4);                 \
+                        memcpy(&x1, x + t * xs + b * 292 + 20 + 32 * j + 4 * k, 4);                \
+                        a[t] = _mm512_dpbusd_epi32(a[t], w0, _mm512_set1_epi32(x0));               \
+                        a[t] = _mm512_dpbusd_epi32(a[t], w1, _mm512_set1_epi32(x1));               \
+                    }                                                                              \
+                }                                                                                  \
+                for (int t = 0; t < T; t++) S[t] = _mm512_add_epi32(S[t], _mm512_mullo_epi32(a[t], ps[b].sc[j])); \
+            }                                                                                      \
+            for (int t = 0; t < T; t++) {                                                          \
+                float xd;                                                                          \
+                memcpy(&xd, x + t * xs + b * 292, 4);                                              \
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ps[b].d, _mm512_cvtepi32_ps(S[t])), _mm512_set1_ps(xd), acc[t]); \
+            }                                                                                      \
+        }                                                                                          \
+        for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, mask, acc[t]);               \
+    }
+XR_TILE(xr_tile, TL_INLINE, xr_lookup)
+XR_TILE(xr_tile_vbmi, XRV_INLINE, xr_lookup_vbmi)
+
+#define XR_CASE(TILE, t) case t: TILE(t, grp, ps, nb, x, xs, off, y, ys, mask); break;
+#define XR_ANY(ANY, TILE, FN)                                                                      \
+    FN void ANY(int T, const uint8_t *grp, const struct xr_scales *ps, int64_t nb, const uint8_t *x, int64_t xs, \
+                const int32_t *off, float *y, int64_t ys, __mmask16 mask) {                        \
+        switch (T) {                                                                               \
+        XR_CASE(TILE, 1) XR_CASE(TILE, 2) XR_CASE(TILE, 3) XR_CASE(TILE, 4)                        \
+        XR_CASE(TILE, 5) XR_CASE(TILE, 6) XR_CASE(TILE, 7)                                         \
+        default: TILE(XG_TT, grp, ps, nb, x, xs, off, y, ys, mask); break;                          \
+        }                                                                                          \
+    }
+XR_ANY(xr_tile_any, xr_tile, TL_FN)
+XR_ANY(xr_tile_any_vbmi, xr_tile_vbmi, XRV_FN)
+
+/* As akk_rows_iq4_xs_tl_avx512, per group of 16 rows of the range (multiples of 8: a half group
+ * is computed whole and stored in part). */
+void akk_rows_iq4_xs_r16_tl_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int64_t n_in,
+                                   const uint8_t *X, int64_t xs, int64_t n_tok, float *Y, int64_t ys) {
+    const int64_t nb = n_in / 256, chunk = n_tok < TL_TOK_CHUNK ? n_tok : TL_TOK_CHUNK;
+    const size_t ps_bytes = (size_t)nb * sizeof(struct xr_scales);
+    uint8_t *scratch = akk_thread_scratch(ps_bytes + (size_t)(chunk * nb * 8) * sizeof(int32_t));
+    if (!scratch) {
+        akk_rows_iq4_xs_r16_tl_avx2(W, wrow, r0, r1, n_in, X, xs, n_tok, Y, ys);
+        return;
+    }
+    const int vbmi = akk_iq4_xs_vbmi_in_force();
+    struct xr_scales *ps = (struct xr_scales *)(void *)scratch;
+    int32_t *off = (int32_t *)(void *)(scratch + ps_bytes);
+    for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
+        xg_offsets(X, xs, nb, c0, c1, off);
+        for (int64_t g0 = r0 / 16 * 16; g0 < r1; g0 += 16) {
+            const int lo = r0 > g0 ? (int)(r0 - g0) : 0, hi = r1 < g0 + 16 ? (int)(r1 - g0) : 16;
+            const __mmask16 mask = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+            xr_scales_group(W + g0 * wrow, nb, ps);
+            for (int64_t t = c0; t < c1; t += XG_TT) {
+                const int T = c1 - t < XG_TT ? (int)(c1 - t) : XG_TT;
+                if (vbmi) xr_tile_any_vbmi(T, W + g0 * wrow, ps, nb, X + t * xs, xs, off + (t - c0) * nb * 8, Y + t * ys + g0, ys, mask);
+                else xr_tile_any(T, W + g0 * wrow, ps, nb, X + t * xs, xs, off + (t - c0) * nb * 8, Y + t * ys + g0, ys, mask);
             }
         }
     }

@@ -226,6 +226,64 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
         #expect(akk_iq4mx_r8_row(iq4nl, src, -1, 32, &out) == -1)
     }
 
+    /// IQ4_XS repacked in groups of 16 rows (AKK_IQ4_XS_R16): the repacking is lossless, and at
+    /// every level (scalar included) its products equal the plain IQ4_XS's scalar reference bit for
+    /// bit in both orders (vec_dot below AKK_TILED_MIN_ROWS tokens, tiled from there): tokens 1...9,
+    /// 70 and 130 (more than a 64-token chunk), one group and several, 1 and 2 threads (row splits
+    /// that end inside a group), ranges of rows that start or end at a half group, sane and
+    /// corrupted scales; at the avx512 level with and without the VBMI lookups.
+    @Test func repackedIQ4XSEqualsPlainExactlyAtEveryLevel() {
+        var rng = SplitMix64(seed: 1123)
+        let r16 = Int32(AKK_IQ4_XS_R16.rawValue)
+        #expect(akk_vec_dot_type(r16) == Int32(AKK_Q8_K.rawValue) && akk_row_bytes(r16, 512) == akk_row_bytes(iq4xs, 512))
+        var cases: [(Int, Int, Int)] = (1...9).map { (1 + $0 % 3, 16 * (1 + $0 % 3), $0) }
+        cases += [(2, 48, 70), (1, 16, 130), (3, 32, 8), (7, 16, 1), (2, 80, 4)]
+        for (blocks, nOut, tokens) in cases {
+            let nIn = blocks * 256, rb = rowBytes(iq4xs, nIn)
+            for corrupt in [false, true] {
+                let w = iqWeights(iq4xs, rows: nOut, n: nIn, corrupt: corrupt, rng: &rng)
+                var packed = [UInt8](repeating: 0, count: w.count), row = [UInt8](repeating: 0, count: rb)
+                #expect(akk_repack_iq4_xs_r16(w, &packed, Int64(nOut), Int64(nIn)) == 0)
+                for r in 0..<nOut {
+                    #expect(akk_iq4_xs_r16_row(packed, Int64(r), Int64(nIn), &row) == 0)
+                    #expect(row[...] == w[(r * rb)..<((r + 1) * rb)], "iq4_xs_r16 row \(r) of \(nOut)x\(nIn)")
+                }
+                let x = acts(iq4xs, count: nIn, tokens: tokens, rng: &rng)
+                let label = "iq4_xs_r16 \(nIn)x\(nOut)x\(tokens)\(corrupt ? " corrupted" : "")"
+                _ = akk_force_level(Int32(AKK_CPU_SCALAR.rawValue))
+                let ref = matmul(iq4xs, w, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: 1)
+                let avx512 = Int32(AKK_CPU_AVX512.rawValue)
+                for level in [Int32(AKK_CPU_SCALAR.rawValue)] + simdLevels { for vbmi: Int32 in level == avx512 ? [0, 1] : [-1] {
+                    #expect(akk_force_level(level) == level)
+                    let used = akk_iq4_xs_vbmi(vbmi)
+                    let lv = String(cString: akk_cpu_level_name(level)) + (level == avx512 ? " vbmi \(used)" : "")
+                    let ys = [Int32(1), 2].map { matmul(r16, packed, nOut: nOut, nIn: nIn, x, tokens: tokens, threads: $0) }
+                    #expect(ys.allSatisfy { same($0, ref) && !$0.contains(12345) }, "\(lv) \(label), 1 and 2 threads")
+                    // rows [8, nOut - 8) and [16, nOut): ranges that start or end at a half group
+                    for (r0, r1) in [(8, nOut - 8), (16, nOut), (0, nOut - 8)] where r1 > r0 {
+                        var y = [Float](repeating: 12345, count: nOut * tokens)
+                        let xs = rowBytes(Int32(AKK_Q8_K.rawValue), nIn)
+                        packed.withUnsafeBytes { wp in x.withUnsafeBytes { xp in y.withUnsafeMutableBufferPointer { yp in
+                            akk_matmul_rows(r16, wp.baseAddress!, Int64(r0), Int64(r1), Int64(nIn), xp.baseAddress!, Int64(xs),
+                                            Int64(tokens), yp.baseAddress!, Int64(nOut))
+                        } } }
+                        let ok = (0..<tokens).allSatisfy { t in (0..<nOut).allSatisfy { o in
+                            (r0..<r1).contains(o) ? same(y[t * nOut + o], ref[t * nOut + o]) : y[t * nOut + o] == 12345 } }
+                        #expect(ok, "\(lv) \(label) rows \(r0)..<\(r1)")
+                    }
+                } }
+                _ = akk_force_level(-1)
+                _ = akk_iq4_xs_vbmi(-1)
+            }
+        }
+        // Rows that do not fill groups of 16, rows that are not whole super-blocks: refused.
+        let src = [UInt8](repeating: 0, count: 136 * 24)
+        var out = src
+        #expect(akk_repack_iq4_xs_r16(src, &out, 8, 256) == -1)
+        #expect(akk_repack_iq4_xs_r16(src, &out, 16, 128) == -1)
+        #expect(akk_iq4_xs_r16_row(src, -1, 256, &out) == -1)
+    }
+
     /// The 8-row views compute the same sums as the plain types in another float order: close,
     /// and both close to a float64 dot of the dequantised rows.
     @Test func eightRowViewsAgreeWithPlainTypesAndDouble() {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AdaK
+import CAdaKKernels
 
 /// Whole models in IQ4_NL, IQ4_XS and MXFP4 against llama.cpp (Tests/Fixtures/iq4mx, made by
 /// Tests/Fixtures/tools/make_iq4_mxfp4_refs.py): SmolLM2-135M requantized by llama.cpp's quantizer
@@ -197,7 +198,19 @@ import Testing
 
     /// IQ4_XS experts with llama.cpp's Q6_K output head, used as stored (mean |Δ| ~2e-8, max 1e-6
     /// against the AVX-512 build's references; top-1 equal everywhere).
+    /// Its IQ4_XS expert stacks are used repacked in 16-row groups (AKK_IQ4_XS_R16), which must
+    /// not change a bit of the products.
     @Test func moe256IQ4XSIsLlamaCpps() throws {
         _ = try checkMoE("IQ4_XS")
+        guard let m = try Self.model("moe256.IQ4_XS") else { return }
+        var repacked = 0
+        for (l, w) in m.layers.enumerated() {
+            for (n, st) in [("ffn_gate_exps", w.gateExps), ("ffn_up_exps", w.upExps), ("ffn_down_exps", w.downExps)] {
+                guard let st, let t = m.gguf.tensor("blk.\(l).\(n).weight"), t.type == AKK_IQ4_XS.rawValue else { continue }
+                #expect(st.type == Int32(AKK_IQ4_XS_R16.rawValue) || st.rows % 16 != 0, "blk.\(l).\(n) as \(st.type)")
+                repacked += st.type == Int32(AKK_IQ4_XS_R16.rawValue) ? 1 : 0
+            }
+        }
+        #expect(repacked > 0)
     }
 }

@@ -171,14 +171,16 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             _ = akk_force_level(-1)
         }
         let typeIds: [Int32] = [0, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 39, 1002, 1012, 1020, 1039,
-                                 Int32(AKK_Q4_K_R8_DENSE.rawValue), Int32(AKK_IQ4_NL_R8.rawValue), Int32(AKK_MXFP4_R8.rawValue)]
+                                 Int32(AKK_Q4_K_R8_DENSE.rawValue), Int32(AKK_IQ4_NL_R8.rawValue), Int32(AKK_MXFP4_R8.rawValue),
+                                 Int32(AKK_IQ4_XS_R16.rawValue)]
         let typeNamed = Dictionary(uniqueKeysWithValues: typeIds.map { (typeName($0), $0) })
         let scales: [ScaleRange] = [.normal, .extreme, .nonFinite]
         let r8Base: [Int32: Int32] = [Int32(AKK_Q4_0_R8.rawValue): Int32(AKK_Q4_0.rawValue),
                                       Int32(AKK_Q4_K_R8.rawValue): Int32(AKK_Q4_K.rawValue),
                                       Int32(AKK_Q4_K_R8_DENSE.rawValue): Int32(AKK_Q4_K.rawValue),
                                       Int32(AKK_IQ4_NL_R8.rawValue): Int32(AKK_IQ4_NL.rawValue),
-                                      Int32(AKK_MXFP4_R8.rawValue): Int32(AKK_MXFP4.rawValue)]
+                                      Int32(AKK_MXFP4_R8.rawValue): Int32(AKK_MXFP4.rawValue),
+                                      Int32(AKK_IQ4_XS_R16.rawValue): Int32(AKK_IQ4_XS.rawValue)]
         func weights(_ type: Int32, rows: Int, n: Int, _ sc: ScaleRange) -> [UInt8] {
             if type == Int32(AKK_F32.rawValue) {
                 var w = randomWeights(type, rows: rows, n: n, rng: &rng)
@@ -189,6 +191,7 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             let w = randomKQuantWeights(base, rows: rows, n: n, scales: sc, rng: &rng)
             var packed = w
             let rc = type == Int32(AKK_Q4_0_R8.rawValue) ? akk_repack_q4_0_r8(w, &packed, Int64(rows), Int64(n))
+                : type == Int32(AKK_IQ4_XS_R16.rawValue) ? akk_repack_iq4_xs_r16(w, &packed, Int64(rows), Int64(n))
                 : akk_block_elems(base) == 256 ? akk_repack_q4_k_r8(w, &packed, Int64(rows), Int64(n))
                 : akk_repack_iq4mx_r8(base, w, &packed, Int64(rows), Int64(n))
             #expect(rc == 0)
@@ -201,7 +204,11 @@ private func level(_ l: akk_cpu_level) -> Int32 { Int32(l.rawValue) }
             // over 2 threads (8 rows x 9 tokens: 5 + 4 tokens, still one product of 9 rows), chunks,
             // more than 64 blocks (the avx512 Q8_0/Q4_x/Q5_x tiles' scale segments); 11 rows x 12 tokens: the avx2
             // dense tiles' (4 x 2) row tail of 3
-            let shapes: [(Int, Int, Int)] = tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
+            // AKK_IQ4_XS_R16: groups of 16 rows (2 threads split 48 and 80 rows inside a group)
+            let r16 = type == Int32(AKK_IQ4_XS_R16.rawValue)
+            let shapes: [(Int, Int, Int)] = r16 ? (tiled ? [(1, 16, 8), (2, 48, 9), (3, 32, 13), (2, 80, 11), (1, 16, 70)]
+                                                         : [(1, 16, 1), (3, 48, 1), (2, 32, 3), (5, 16, 7), (1, 80, 5), (2, 48, 2)])
+                : tiled ? [(1, 5, 8), (2, 13, 9), (5, 8, 9), (2, 40, 11), (1, 24, 70)]
                 : r8 ? [(1, 8, 1), (3, 16, 1), (2, 24, 3), (5, 8, 9), (1, 16, 70)]
                 : hasTiled ? [(1, 1, 1), (3, 7, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (1, 9, 7)]
                 : [(1, 1, 1), (3, 7, 1), (2, 21, 1), (2, 13, 2), (5, 8, 3), (2, 40, 5), (3, 17, 9), (2, 24, 70), (10, 6, 6),

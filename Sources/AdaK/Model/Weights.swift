@@ -80,7 +80,8 @@ final class WeightLoader {
     let gguf: GGUFFile
     let target: WeightType
     /// Repack Q4_0, Q4_K, IQ4_NL and MXFP4 matrices into 8-row groups (`AKK_Q4_0_R8`, repack.c;
-    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c).
+    /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c) and IQ4_XS
+    /// into 16-row groups (`AKK_IQ4_XS_R16`, repack_iq4xs.c).
     let repack: Bool
     private(set) var owned: [UnsafeMutableRawPointer] = []
 
@@ -208,7 +209,8 @@ final class WeightLoader {
     }
 
     /// Q4_0, Q4_K, IQ4_NL and MXFP4 as 8-row groups when the loader repacks and every matrix has a
-    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace);
+    /// multiple of 8 rows (IQ4_NL/MXFP4: the numerics of their `_X8` views, which they replace), and
+    /// IQ4_XS as 16-row groups when it has a multiple of 16 (the plain type's numerics, both orders);
     /// every other matrix (Q8_0, Q6_K, f32 routers...) as a plain copy of its bytes. Either way the
     /// result lives in `allocateWeights`' huge pages and the source (file pages or a converted
     /// copy) is released, so memory stays ~ the file size. Not copied: a tied output head (`allowed`
@@ -227,9 +229,11 @@ final class WeightLoader {
         case Int32(AKK_Q4_K.rawValue): Int32((dense ? AKK_Q4_K_R8_DENSE : AKK_Q4_K_R8).rawValue)
         case Int32(AKK_IQ4_NL.rawValue): Int32(AKK_IQ4_NL_R8.rawValue)
         case Int32(AKK_MXFP4.rawValue): Int32(AKK_MXFP4_R8.rawValue)
+        case Int32(AKK_IQ4_XS.rawValue): Int32(AKK_IQ4_XS_R16.rawValue)
         default: nil
         }
-        if !repack || rows % 8 != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
+        let group = packedType == Int32(AKK_IQ4_XS_R16.rawValue) ? 16 : 8 // rows per repacked group
+        if !repack || rows % group != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
         let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
         // a plain copy only moves file pages, or an owned matrix small enough for a slab (a larger
@@ -237,7 +241,7 @@ final class WeightLoader {
         let copyWorthIt = ownedSource == nil ? gguf.storage.isMapped : bytes < Self.slabLimit
         guard allowed, packedType != nil || copyWorthIt else { return p }
         let out = try allocateWeights(bytes)
-        let slice = max(8, (2 << 20) / rowBytes / 8 * 8)
+        let slice = max(group, (2 << 20) / rowBytes / group * group)
         for r0 in stride(from: 0, to: total, by: slice) {
             let n = min(slice, total - r0), src = p.data + r0 * rowBytes, dst = out + r0 * rowBytes
             var rc: Int32 = 0
@@ -246,6 +250,7 @@ final class WeightLoader {
             case Int32(AKK_Q4_0_R8.rawValue): rc = akk_repack_q4_0_r8(src, dst, Int64(n), Int64(cols))
             case Int32(AKK_Q4_K_R8.rawValue), Int32(AKK_Q4_K_R8_DENSE.rawValue):
                 rc = akk_repack_q4_k_r8(src, dst, Int64(n), Int64(cols))
+            case Int32(AKK_IQ4_XS_R16.rawValue): rc = akk_repack_iq4_xs_r16(src, dst, Int64(n), Int64(cols))
             default: rc = akk_repack_iq4mx_r8(p.type, src, dst, Int64(n), Int64(cols))
             }
             guard rc == 0 else {

@@ -74,6 +74,10 @@ enum akk_type {
      * groups of 4 with its repacked gemm's float order there (repack_q4_k.c); AKK_Q4_K_R8 is
      * the experts' (its gemv for every row). */
     AKK_Q4_K_R8_DENSE = 1013,
+    /* libadak's own: IQ4_XS rows repacked in groups of 16 (same bytes per row, results those of
+     * IQ4_XS to the bit, in both its orders); see akk_repack_iq4_xs_r16. Addressed by row index
+     * as AKK_Q4_0_R8, with a multiple of 16 rows. */
+    AKK_IQ4_XS_R16 = 1123,
 };
 
 #define AKK_QK 32     /* elements per Q8_0/Q8_1/Q4_0/Q4_1 block */
@@ -169,6 +173,10 @@ int akk_q4_k_r8_row(const void *W, int64_t row, int64_t n_in, void *dst);
  * AKK_IQ4_NL_R8 / AKK_MXFP4_R8, and back (type: either; repack_iq4mx.c). */
 int akk_repack_iq4mx_r8(int type, const void *src, void *dst, int64_t n_rows, int64_t n_in);
 int akk_iq4mx_r8_row(int type, const void *W, int64_t row, int64_t n_in, void *dst);
+/* The same for IQ4_XS (n_rows a multiple of 16, n_in of 256) as AKK_IQ4_XS_R16, and back
+ * (repack_iq4xs.c). */
+int akk_repack_iq4_xs_r16(const void *src, void *dst, int64_t n_rows, int64_t n_in);
+int akk_iq4_xs_r16_row(const void *W, int64_t row, int64_t n_in, void *dst);
 
 /* The activation format a weight type multiplies with: F32 -> F32, Q8_0/Q4_0/Q5_0/IQ4_NL/MXFP4
  * -> Q8_0, Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K/IQ4_XS -> Q8_K; -1 if the type cannot be used as a matmul

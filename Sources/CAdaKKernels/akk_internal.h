@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "adak_kernels.h" /* the type ids (akk_row_unit) */
 
 static inline uint16_t akk_load_u16(const void *p) {
     uint16_t v;
@@ -34,6 +35,11 @@ static inline float akk_e8m0_to_fp32_half(uint8_t e) {
     memcpy(&f, &bits, 4);
     return f;
 }
+/* Rows handed to one thread are a multiple of this: the register tile heights and the 8-row
+ * groups (AKK_Q4_0_R8...), 16 for AKK_IQ4_XS_R16 (its kernels take half groups but compute them
+ * whole, so a split inside a group would compute that half twice). */
+static inline int64_t akk_row_unit(int wtype) { return wtype == AKK_IQ4_XS_R16 ? 16 : 8; }
+
 static inline int akk_iq4_xs_scale(const uint8_t *blk, int ib) {
     const int lo = (blk[4 + ib / 2] >> 4 * (ib % 2)) & 0xf;
     const int hi = (akk_load_u16(blk + 2) >> 2 * ib) & 3;

@@ -396,9 +396,6 @@ int akk_work_next(akk_work_range *ranges, int nthreads, int me, int64_t *u0, int
     return 0;
 }
 
-/* Rows handed to one thread are a multiple of this (the register tile heights, and the row
- * groups of AKK_Q4_0_R8). */
-#define ROW_ALIGN 8
 
 void akk_matmul_rows(int wtype, const void *W, int64_t row_begin, int64_t row_end, int64_t n_in,
                      const void *X, int64_t xstride, int64_t n_tok,
@@ -416,9 +413,7 @@ void akk_matmul(int wtype, const void *W, int64_t n_out, int64_t n_in,
     const int64_t wrow = akk_row_bytes(wtype, n_in);
     if ((!k.rows && !k.dot_rows) || wrow <= 0 || n_out <= 0 || n_tok <= 0) return;
     const uint8_t *wb = (const uint8_t *)W, *xb = (const uint8_t *)X;
-    /* AKK_IQ4_XS_R16: whole groups of 16 per thread (its kernels take half groups, but compute
-     * them whole) */
-    const int64_t align = wtype == AKK_IQ4_XS_R16 ? 16 : ROW_ALIGN;
+    const int64_t align = akk_row_unit(wtype);
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* Below ~64K multiply-adds a fork/join costs more than it saves. */
     if (n_out * n_in * n_tok < 65536) nthreads = 1;

@@ -44,12 +44,14 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
         }
         return;
     }
-    /* Units of 8 rows (the register tiles and the AKK_Q4_0_R8 groups) over all jobs in turn,
-     * shared as akk_work_next does; an item may span the end of one job and the start of the next. */
-    int64_t bytes = 0, n_tok = 1;
+    /* Units of the jobs' largest row unit (akk_row_unit: 8, the register tiles and 8-row groups;
+     * 16 with an AKK_IQ4_XS_R16 job) over all jobs in turn, shared as akk_work_next does; an item
+     * may span the end of one job and the start of the next. */
+    int64_t bytes = 0, n_tok = 1, U = 8;
     for (int j = 0; j < n_jobs; j++) {
         bytes += jobs[j].n_out * akk_row_bytes(jobs[j].wtype, jobs[j].n_in);
         if (jobs[j].n_tok > n_tok) n_tok = jobs[j].n_tok;
+        if (akk_row_unit(jobs[j].wtype) > U) U = akk_row_unit(jobs[j].wtype);
     }
     int64_t first_small[16];
     int64_t *first = n_jobs <= 15 ? first_small : malloc(sizeof(int64_t) * (size_t)(n_jobs + 1));
@@ -61,7 +63,7 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
         return;
     }
     first[0] = 0; /* first unit of each job */
-    for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + (jobs[j].n_out + 7) / 8;
+    for (int j = 0; j < n_jobs; j++) first[j + 1] = first[j] + (jobs[j].n_out + U - 1) / U;
     const int64_t n_units = first[n_jobs];
     akk_work_range ranges[nthreads];
     akk_work_init(ranges, nthreads, n_units, akk_work_min_units(n_units, bytes / n_units, n_tok, nthreads));
@@ -73,7 +75,7 @@ void akk_matmul_multi(const akk_mm_job *jobs, int n_jobs, int nthreads) {
                 const int64_t a = u0 > first[j] ? u0 : first[j], b = u1 < first[j + 1] ? u1 : first[j + 1];
                 if (a >= b) continue;
                 const akk_mm_job *m = &jobs[j];
-                const int64_t r0 = (a - first[j]) * 8, r1 = (b - first[j]) * 8 < m->n_out ? (b - first[j]) * 8 : m->n_out;
+                const int64_t r0 = (a - first[j]) * U, r1 = (b - first[j]) * U < m->n_out ? (b - first[j]) * U : m->n_out;
                 akk_matmul_rows(m->wtype, m->W, r0, r1, m->n_in, m->X, m->xstride, m->n_tok, m->Y, m->ystride);
             }
     }
@@ -138,17 +140,17 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
     for (int e = 0; e < n_experts; e++) rows += experts[e].n_rows;
     nthreads = threads_for(nthreads, 3 * n_embd * n_ff * rows);
     /* Units: phase 1, one activation block (32 rows of n_ff, 256 for Q8_K) of one expert
-     * (block-local quantisation, SwiGLU's 8-lane split); phase 2, 8 rows of n_embd of one expert
-     * (register tiles, AKK_Q4_0_R8 groups); the experts' units in turn, shared as akk_work_next
+     * (block-local quantisation, SwiGLU's 8-lane split); phase 2, akk_row_unit(down) rows of n_embd
+     * of one expert (register tiles, row groups); the experts' units in turn, shared as akk_work_next
      * does (an item may span two experts). */
     const int64_t n_tok = (rows + n_experts - 1) / n_experts; /* rows per expert, on average */
     const int64_t q = akk_block_elems(h_type) > 32 ? akk_block_elems(h_type) : 32;
-    const int64_t k1 = (n_ff + q - 1) / q, k2 = (n_embd + 7) / 8;
+    const int64_t U = akk_row_unit(down_type), k1 = (n_ff + q - 1) / q, k2 = (n_embd + U - 1) / U;
     const int64_t units1 = k1 * n_experts, units2 = k2 * n_experts;
     const int64_t gu_bytes = q * (akk_row_bytes(gate_type, n_embd) + akk_row_bytes(up_type, n_embd));
     akk_work_range ranges1[nthreads], ranges2[nthreads];
     akk_work_init(ranges1, nthreads, units1, akk_work_min_units(units1, gu_bytes, n_tok, nthreads));
-    akk_work_init(ranges2, nthreads, units2, akk_work_min_units(units2, 8 * akk_row_bytes(down_type, n_ff), n_tok, nthreads));
+    akk_work_init(ranges2, nthreads, units2, akk_work_min_units(units2, U * akk_row_bytes(down_type, n_ff), n_tok, nthreads));
 #pragma omp parallel num_threads(nthreads)
     {
         const int me = omp_get_thread_num();
@@ -162,7 +164,7 @@ int akk_moe_ffn(int gate_type, int up_type, int down_type, int64_t n_embd, int64
         for (int64_t u0, u1; akk_work_next(ranges2, nthreads, me, &u0, &u1);)
             for (int64_t e = u0 / k2; e * k2 < u1; e++) {
                 const int64_t a = u0 > e * k2 ? u0 - e * k2 : 0, b = u1 < (e + 1) * k2 ? u1 - e * k2 : k2;
-                moe_down(&p, &experts[e], a * 8, b * 8 < n_embd ? b * 8 : n_embd);
+                moe_down(&p, &experts[e], a * U, b * U < n_embd ? b * U : n_embd);
             }
     }
     return 0;

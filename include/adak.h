@@ -177,7 +177,8 @@ typedef struct adak_model_params {
        faster; the sums run in the order of llama.cpp's repacked Q4_0 path);
        0 keeps the GGUF row layout, whose results equal llama.cpp's plain
        (non-repacked) x86 path. Other values are ADAK_ERR_INVALID_ARGUMENT.
-       Q4_K matrices are repacked likewise (same results either way). */
+       Q4_K, IQ4_NL and MXFP4 matrices are repacked likewise, IQ4_XS into
+       groups of 16 rows (same results either way). */
     int32_t repack_q4_0;
 } adak_model_params;
 

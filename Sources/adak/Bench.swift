@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the results as JSON to this file") var json: String?
     @Option(help: "Weight format for tensor types the kernels don't run natively: f32, q8_0, q4_0") var weightType = "q8_0"
     @Flag(help: "Skip the bandwidth probe") var noProbe = false
-    @Flag(help: "Keep Q4_0, Q4_K, IQ4_NL and MXFP4 matrices in the file's row layout instead of 8-row groups") var noRepack = false
+    @Flag(help: "Keep Q4_0, Q4_K, IQ4_NL, MXFP4 and IQ4_XS matrices in the file's row layout instead of 8- (IQ4_XS: 16-) row groups") var noRepack = false
     @Option(help: "KV cache type: f32 or f16") var kvType = "f32"
     @Flag(help: "Time the steps of each decoded token (attention, projections, routing, experts, ...) and print where the time goes")
     var phases = false

@@ -252,9 +252,10 @@ class Model(_Owned):
     :param progress: called with the fraction loaded (0 to 1, once per layer); return False
         to cancel the load (then :class:`AdakError` with status ``ERR_CANCELLED``). An
         exception raised by it also cancels the load and is re-raised.
-    :param repack_q4_0: repack Q4_0 matrices into 8-row groups for the SIMD kernels (the
-        default; much faster); False keeps the file's row layout (llama.cpp's non-repacked
-        numerics).
+    :param repack_q4_0: repack Q4_0, Q4_K, IQ4_NL and MXFP4 matrices into 8-row groups and
+        IQ4_XS into 16-row groups for the SIMD kernels (the default; much faster); False keeps
+        the file's row layout (for Q4_0, llama.cpp's non-repacked numerics; the others give the
+        same results either way).
     """
 
     _free_name = "adak_model_free"

@@ -102,4 +102,14 @@ AVX2_INLINE __m256i akk_xs_scale_of(__m256i sc, int ib) {
     return _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * ib)));
 }
 
+/* 32 bytes: 0xFF where bit j of the 4 bytes at p is set (byte j), else 0. */
+AVX2_INLINE __m256i akk_bits_to_bytes(const uint8_t *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    const __m256i shuf = _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll);
+    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), shuf);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+}
+
 #endif

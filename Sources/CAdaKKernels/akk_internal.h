@@ -35,6 +35,13 @@ static inline float akk_e8m0_to_fp32_half(uint8_t e) {
     memcpy(&f, &bits, 4);
     return f;
 }
+/* The 32-element block types of the dense prefill tiles (simd_avx2_bias.c, simd_avx512_bias.c):
+ * bytes of a weight block; does it carry a min (Q4_1, Q5_1)? */
+static inline int akk_dense_block_bytes(int type) {
+    return type == AKK_Q8_0 ? 34 : type == AKK_Q5_0 ? 22 : type == AKK_Q4_0 ? 18 : type == AKK_Q4_1 ? 20 : 24;
+}
+static inline int akk_dense_has_min(int type) { return type == AKK_Q4_1 || type == AKK_Q5_1; }
+
 /* Rows handed to one thread are a multiple of this: the register tile heights and the 8-row
  * groups (AKK_Q4_0_R8...), 16 for AKK_IQ4_XS_R16 (its kernels take half groups but compute them
  * whole, so a split inside a group would compute that half twice). */
@@ -263,6 +270,8 @@ AKK_KQ_ROWS_DECL(akk_rows_mxfp4_x8_avx512)
 extern const struct akk_impl akk_impl_avx2;
 /* fp16 -> fp32 of every half, for the SIMD kernels' scale broadcasts (akk_avx2_prepare). */
 extern float akk_fp16_lut[65536];
+/* fp16 at p (unaligned) by table lookup. */
+static inline float akk_lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
 /* Builds the AVX2 kernels' tables; must run (once) before akk_impl_avx2 is used. */
 void akk_avx2_prepare(void);
 /* The AVX-512 (F/BW/VL + VNNI) set (simd_avx512.c): akk_impl_avx2's kernels with its own in place

@@ -33,12 +33,6 @@
 /* per block, the R*T products / starts of a tile padded to 16 floats */
 #define B_P 16
 
-static inline float lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
-
-static inline int wblock(int type) {
-    return type == AKK_Q8_0 ? 34 : type == AKK_Q5_0 ? 22 : type == AKK_Q4_0 ? 18 : type == AKK_Q4_1 ? 20 : 24;
-}
-static inline int has_min(int type) { return type == AKK_Q4_1 || type == AKK_Q5_1; }
 static inline int wbias(int type) { return type == AKK_Q5_0 ? 16 : type == AKK_Q4_0 ? 8 : 0; }
 
 /* Tile shape (rows, tokens): 4 x 2 for every type. Zen 4 with ADAK_CPU=avx2, 1 thread, 576 x 576,
@@ -48,15 +42,6 @@ static inline int wbias(int type) { return type == AKK_Q5_0 ? 16 : type == AKK_Q
 static inline int tile_r(int type) { (void)type; return 4; }
 static inline int tile_t(int type) { (void)type; return 2; }
 
-/* 32 bytes: 0xFF where bit j of the 4 bytes at p is set (byte j), else 0. */
-AVX2_INLINE __m256i bits_to_bytes(const uint8_t *p) {
-    uint32_t v;
-    __builtin_memcpy(&v, p, 4);
-    const __m256i shuf = _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll);
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), shuf);
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-}
 
 /* One weight block as 32 unsigned bytes in element order: Q8_0 |w|, the others value + wbias. */
 AVX2_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
@@ -69,7 +54,7 @@ AVX2_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
     const __m256i v = _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
     if (type == AKK_Q4_0 || type == AKK_Q4_1) return v;
     /* Q5_x: + 16 where bit j of qh (the 4 bytes before the quants) is set */
-    return _mm256_or_si256(v, _mm256_and_si256(bits_to_bytes(wb + qs - 4), _mm256_set1_epi8(0x10)));
+    return _mm256_or_si256(v, _mm256_and_si256(akk_bits_to_bytes(wb + qs - 4), _mm256_set1_epi8(0x10)));
 }
 
 /* 8 int32 lanes of u (unsigned bytes) x q (signed): lane l = sum over bytes 4l..4l+3. */
@@ -101,7 +86,7 @@ AVX2_INLINE __m256 hsum8_4x2(__m256 a[B_R][B_T]) {
 AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, const uint8_t *ws,
                       const float *wd, const float *wm, const uint8_t *x, int64_t xs, const int32_t *xa,
                       const float *xd, const float *xm, int64_t nb, float *dp, float *y, int64_t ys) {
-    const int TT = tile_t(type), xb = has_min(type) ? 36 : 34, xq = xb - 32, np = (R * TT + 7) / 8;
+    const int TT = tile_t(type), xb = akk_dense_has_min(type) ? 36 : 34, xq = xb - 32, np = (R * TT + 7) / 8;
     for (int64_t b = 0; b < nb; b++)
         for (int k = 0; k < np; k++)
             _mm256_store_ps(dp + b * B_P + 8 * k, _mm256_mul_ps(_mm256_load_ps(wd + b * B_P + 8 * k), _mm256_load_ps(xd + b * B_P + 8 * k)));
@@ -126,7 +111,7 @@ AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *w
         }
     }
     float sm[B_P] __attribute__((aligned(32)));
-    if (has_min(type)) {
+    if (akk_dense_has_min(type)) {
         __m256 s0 = _mm256_setzero_ps(), s1 = s0;
         for (int64_t b = 0; b < nb; b++) {
             s0 = _mm256_fmadd_ps(_mm256_load_ps(wm + b * B_P), _mm256_load_ps(xm + b * B_P), s0);
@@ -137,13 +122,13 @@ AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *w
     }
     if (R == 4 && T == 2) {
         __m256 h = hsum8_4x2(acc);
-        if (has_min(type)) h = _mm256_add_ps(h, _mm256_setr_ps(sm[0], sm[2], sm[4], sm[6], sm[1], sm[3], sm[5], sm[7]));
+        if (akk_dense_has_min(type)) h = _mm256_add_ps(h, _mm256_setr_ps(sm[0], sm[2], sm[4], sm[6], sm[1], sm[3], sm[5], sm[7]));
         _mm_storeu_ps(y, _mm256_castps256_ps128(h));
         _mm_storeu_ps(y + ys, _mm256_extractf128_ps(h, 1));
         return;
     }
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ys + r] = has_min(type) ? hsum8(acc[r][t]) + sm[r * TT + t] : hsum8(acc[r][t]);
+        for (int t = 0; t < T; t++) y[t * ys + r] = akk_dense_has_min(type) ? hsum8(acc[r][t]) + sm[r * TT + t] : hsum8(acc[r][t]);
 }
 
 typedef void (*tile_fn)(int R, int T, const uint8_t *wu, const uint8_t *ws, const float *wd, const float *wm,
@@ -177,7 +162,7 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                            float *Y, int64_t ystride) {
     const int TR = tile_r(type), TT = tile_t(type);
     const int64_t nb = n_in / 32, chunk = (int64_t)(64 + TT - 1) / TT * TT;
-    const int wbs = wblock(type), xb = has_min(type) ? 36 : 34, bias = wbias(type);
+    const int wbs = akk_dense_block_bytes(type), xb = akk_dense_has_min(type) ? 36 : 34, bias = wbias(type);
     /* per chunk: lane starts (B_NTT*nb*B_T*8 int32), d and s (B_NTT*nb*B_P floats each); per row
      * tile: unpacked quants and signs (2 * nb*B_R*32 bytes), d, m (nb*B_P floats each); dp */
     const size_t xa_n = (size_t)(B_NTT * nb * B_T * 8), xp_n = (size_t)(B_NTT * nb * B_P);
@@ -200,10 +185,10 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
             float *dt = xd + tt * nb * B_P + k, *st = xm + tt * nb * B_P + k;
             int32_t *at = xa + tt * nb * B_T * 8 + k * 8;
             for (int64_t b = 0; b < nb; b++) {
-                const float d = lut16(xr + b * xb), s = has_min(type) ? lut16(xr + b * xb + 2) : 0.0f;
+                const float d = akk_lut16(xr + b * xb), s = akk_dense_has_min(type) ? akk_lut16(xr + b * xb + 2) : 0.0f;
                 for (int r = 0; r < TR; r++) {
                     dt[b * B_P + r * TT] = d;
-                    if (has_min(type)) st[b * B_P + r * TT] = s;
+                    if (akk_dense_has_min(type)) st[b * B_P + r * TT] = s;
                 }
                 if (bias) {
                     const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32));
@@ -226,10 +211,10 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                     const uint8_t *wb = W + (r + k) * wrow + b * wbs;
                     _mm256_store_si256((__m256i *)(void *)(wu + (b * B_R + k) * 32), w_unsigned(type, wb));
                     if (type == AKK_Q8_0) _mm256_store_si256((__m256i *)(void *)(ws + (b * B_R + k) * 32), _mm256_loadu_si256((const __m256i *)(wb + 2)));
-                    const float d = lut16(wb), m = has_min(type) ? lut16(wb + 2) : 0.0f;
+                    const float d = akk_lut16(wb), m = akk_dense_has_min(type) ? akk_lut16(wb + 2) : 0.0f;
                     for (int t = 0; t < TT; t++) {
                         wd[b * B_P + k * TT + t] = d;
-                        if (has_min(type)) wm[b * B_P + k * TT + t] = m;
+                        if (akk_dense_has_min(type)) wm[b * B_P + k * TT + t] = m;
                     }
                 }
             for (int64_t t = c0; t < c1; t += TT) {

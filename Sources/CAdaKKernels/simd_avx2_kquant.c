@@ -20,15 +20,6 @@
 
 AVX2_INLINE float half(const uint8_t *p) { return _cvtsh_ss(akk_load_u16(p)); }
 
-/* 32 bytes: 0xFF where bit j of the 4 bytes at p is set (byte j), else 0. */
-AVX2_INLINE __m256i bits_to_bytes(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    const __m256i shuf = _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll);
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), shuf);
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-}
 
 /* 16 packed bytes -> 32: low nibbles (elements 0..15), then high nibbles (16..31). */
 AVX2_INLINE __m256i nibbles32(const uint8_t *qs) {
@@ -56,9 +47,9 @@ AVX2_INLINE void tile_q5(const int Q51, const int R, const int T, const uint8_t 
             const uint8_t *wb = w + r * rs + b * wbs;
             wd[r] = half(wb);
             if (Q51) { /* nibble | fifth bit << 4, unsigned */
-                q[r] = _mm256_or_si256(nibbles32(wb + 8), _mm256_and_si256(bits_to_bytes(wb + 4), _mm256_set1_epi8(0x10)));
+                q[r] = _mm256_or_si256(nibbles32(wb + 8), _mm256_and_si256(akk_bits_to_bytes(wb + 4), _mm256_set1_epi8(0x10)));
             } else { /* q - 16 as signed bytes: nibble | 0xF0 where the fifth bit is clear */
-                q[r] = _mm256_or_si256(nibbles32(wb + 6), _mm256_andnot_si256(bits_to_bytes(wb + 2), _mm256_set1_epi8((char)0xF0)));
+                q[r] = _mm256_or_si256(nibbles32(wb + 6), _mm256_andnot_si256(akk_bits_to_bytes(wb + 2), _mm256_set1_epi8((char)0xF0)));
                 qa[r] = _mm256_sign_epi8(q[r], q[r]);
             }
         }

@@ -35,13 +35,6 @@
 #define L_R 4
 #define L_T 4
 
-static inline float lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
-
-/* Bytes of a weight block; offset of its quants; does it have a min (Q4_1, Q5_1)? */
-static inline int wblock(int type) {
-    return type == AKK_Q8_0 ? 34 : type == AKK_Q5_0 ? 22 : type == AKK_Q4_0 ? 18 : type == AKK_Q4_1 ? 20 : 24;
-}
-static inline int has_min(int type) { return type == AKK_Q4_1 || type == AKK_Q5_1; }
 /* The bias that makes a type's weights unsigned bytes (0: they are). */
 static inline int wbias(int type) {
     return type == AKK_Q8_0 ? 128 : type == AKK_Q5_0 ? 16 : type == AKK_Q4_0 ? 8 : 0;
@@ -99,7 +92,7 @@ L_INLINE __m512 hsum8_4x4(const __m256 a[L_R][L_T]) {
 L_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, const float *wd, const float *wm,
                    const uint8_t *x, int64_t xs, const int32_t *xa, const float *xd, const float *xs16, int64_t nb,
                    float *dp, float *y, int64_t ys) {
-    const int xb = has_min(type) ? 36 : 34, xq = xb - 32;
+    const int xb = akk_dense_has_min(type) ? 36 : 34, xq = xb - 32;
     /* d_w*d_x of the tile (lane r*4 + t), 16 products per block, read back as broadcasts */
     for (int64_t b = 0; b < nb; b++) {
         const __m256 x4 = _mm256_broadcast_ps((const __m128 *)(xd + b * 4));
@@ -123,12 +116,12 @@ L_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, 
                 const __m256 lf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(c0[t], wq[r], xv[t]));
                 acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dp[b * 16 + r * 4 + t]), lf, acc[r][t]);
             }
-        if (has_min(type))
+        if (akk_dense_has_min(type))
             summs = _mm512_fmadd_ps(_mm512_broadcast_f32x4(_mm_load_ps(wm + b * 4)), _mm512_load_ps(xs16 + b * 16), summs);
     }
     if (R == L_R && T == L_T) {
         __m512 h = hsum8_4x4(acc);
-        if (has_min(type)) h = _mm512_add_ps(h, summs);
+        if (akk_dense_has_min(type)) h = _mm512_add_ps(h, summs);
         _mm_storeu_ps(y, _mm512_castps512_ps128(h));
         _mm_storeu_ps(y + ys, _mm512_extractf32x4_ps(h, 1));
         _mm_storeu_ps(y + 2 * ys, _mm512_extractf32x4_ps(h, 2));
@@ -137,7 +130,7 @@ L_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, 
         float sm[16];
         _mm512_storeu_ps(sm, summs);
         for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++) y[t * ys + r] = has_min(type) ? hsum8(acc[r][t]) + sm[t * 4 + r] : hsum8(acc[r][t]);
+            for (int t = 0; t < T; t++) y[t * ys + r] = akk_dense_has_min(type) ? hsum8(acc[r][t]) + sm[t * 4 + r] : hsum8(acc[r][t]);
     }
 }
 
@@ -171,7 +164,7 @@ L_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, 
                     int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok, float *Y,
                     int64_t ystride) {
     const int64_t nb = n_in / 32, ntt = L_CHUNK / L_T;
-    const int wbs = wblock(type), xb = has_min(type) ? 36 : 34, bias = wbias(type);
+    const int wbs = akk_dense_block_bytes(type), xb = akk_dense_has_min(type) ? 36 : 34, bias = wbias(type);
     /* per chunk: lane starts (ntt*nb*L_T*8 int32), d and s of the tokens (ntt*nb*4, ntt*nb*16
      * floats); per row tile: unpacked quants (nb*L_R*32 bytes), d and m (nb*16, nb*4 floats);
      * dp (nb*16) */
@@ -195,9 +188,9 @@ L_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, 
             float *dt = xd + tt * nb * 4 + k, *st = xs16 + tt * nb * 16 + k * 4;
             const uint8_t *xr = c0 + t < c1 ? X + (c0 + t) * xstride : NULL; /* NULL: past the end, zeros */
             for (int64_t b = 0; b < nb; b++) {
-                const float d = xr ? lut16(xr + b * xb) : 0.0f, s = xr && has_min(type) ? lut16(xr + b * xb + 2) : 0.0f;
+                const float d = xr ? akk_lut16(xr + b * xb) : 0.0f, s = xr && akk_dense_has_min(type) ? akk_lut16(xr + b * xb + 2) : 0.0f;
                 dt[b * 4] = d;
-                if (has_min(type)) _mm_store_ps(st + b * 16, _mm_set1_ps(s));
+                if (akk_dense_has_min(type)) _mm_store_ps(st + b * 16, _mm_set1_ps(s));
                 if (bias) {
                     const __m256i q = xr ? _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32)) : _mm256_setzero_si256();
                     _mm256_store_si256((__m256i *)(void *)(at + b * L_T * 8), lane_starts(vbias, q));
@@ -211,8 +204,8 @@ L_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, 
                 for (int k = 0; k < L_R; k++) {
                     const uint8_t *wb = W + (r + k) * wrow + b * wbs;
                     _mm256_store_si256((__m256i *)(void *)(wu + (b * L_R + k) * 32), k < R ? w_unsigned(type, wb) : _mm256_setzero_si256());
-                    d4[k] = k < R ? lut16(wb) : 0.0f;
-                    wm[b * 4 + k] = k < R && has_min(type) ? lut16(wb + 2) : 0.0f;
+                    d4[k] = k < R ? akk_lut16(wb) : 0.0f;
+                    wm[b * 4 + k] = k < R && akk_dense_has_min(type) ? akk_lut16(wb + 2) : 0.0f;
                 }
                 _mm512_store_ps(wd + b * 16, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_loadu_ps(d4))));
             }
@@ -262,7 +255,7 @@ ROWS_FN(rows_q5_1, AKK_Q5_1, tile_q5_1)
 L_INLINE void dec_tile(const int type, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
                        const uint8_t *x, int64_t xs, const int32_t *corr, const float *xd, float *y, int64_t yr,
                        int64_t ys) {
-    const int wbs = wblock(type);
+    const int wbs = akk_dense_block_bytes(type);
     __m256 acc[D_ROWS][D_TOK];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
@@ -271,7 +264,7 @@ L_INLINE void dec_tile(const int type, const int R, const int T, const uint8_t *
         float wd[D_ROWS];
         for (int r = 0; r < R; r++) {
             wq[r] = w_unsigned(type, w + r * rs + b * wbs);
-            wd[r] = lut16(w + r * rs + b * wbs);
+            wd[r] = akk_lut16(w + r * rs + b * wbs);
         }
         for (int t = 0; t < T; t++) {
             const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * 34 + 2));
@@ -321,7 +314,7 @@ L_FN void rows_bias_dec(const int type, akk_rows_fn fallback, const uint8_t *W, 
         for (int t = 0; t < T; t++) {
             const uint8_t *xt = X + (t0 + t) * xstride;
             for (int64_t b = 0; b < nb; b++) {
-                xd[t * nb + b] = lut16(xt + b * 34);
+                xd[t * nb + b] = akk_lut16(xt + b * 34);
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(xt + b * 34 + 2));
                 _mm256_store_si256((__m256i *)(void *)(corr + (t * nb + b) * 8), lane_starts(vbias, q));
             }

@@ -24,8 +24,6 @@
 /* Activations of TOK_CHUNK tokens stay in L2 while a thread's rows pass over them. */
 #define TOK_CHUNK 64
 
-static inline float lut16(const uint8_t *p) { return akk_fp16_lut[akk_load_u16(p)]; }
-
 /* ---- IQ4_NL_X8, MXFP4_X8 ---- */
 
 /* Block scale (float) and -128 * (sum of the 32 quants) of each Q8_0 block of one token. */
@@ -33,7 +31,7 @@ Z_FN void x8_prepare(const uint8_t *x, int64_t nb, float *xd, int32_t *xc) {
     const __m256i ones = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *xb = x + b * 34;
-        xd[b] = lut16(xb);
+        xd[b] = akk_lut16(xb);
         const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, _mm256_loadu_si256((const __m256i *)(xb + 2)));
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
         s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));

@@ -16,7 +16,7 @@
  * Each row tile's weights are unpacked once per token chunk, so the block loop only loads them;
  * the d_w*d_x products of a tile (R*T per block) are computed together and read back as
  * broadcasts (a load, no vector ALU op), and the Q4_1/Q5_1 min chains run on 8 outputs at once.
- * Tile shape and numbers: see tile_r / tile_t below; the row kernels of fewer tokens (decode)
+ * Tile shape and numbers: see B_R / B_T below; the row kernels of fewer tokens (decode)
  * stay the tile rows of simd_avx2.c / simd_avx2_kquant.c (see ROWS_FN).
  */
 #pragma STDC FP_CONTRACT OFF
@@ -24,24 +24,19 @@
 #include "akk_internal.h"
 #include "akk_avx2.h"
 
-/* Largest register tile (rows x tokens, one 8-lane accumulator each, of 16 ymm registers) the
- * layouts make room for, and the most token tiles of a chunk (about 64 tokens whose activations
- * are laid out once; tiles of at least 2 tokens). */
+/* The register tile (rows x tokens, one 8-lane accumulator each): 4 x 2 for every type. Zen 4
+ * with ADAK_CPU=avx2, 1 thread, 576 x 576, 128 tokens, cycles per output-block (Q4_0 / Q8_0): 4x2
+ * 2.23 / 2.40, 4x3 2.35 / 2.56 (its 12 accumulators spill), 3x3 2.41 / 2.63, 2x4 2.35 / 2.55, 3x2
+ * 2.37 / 2.62, 1x4 3.11 / 3.06. Here vpmaddubsw, vpmaddwd, vpsignb and the fma share two pipes,
+ * so Q8_0's sign costs a little more. B_NTT: the token tiles of a chunk (64 tokens whose
+ * activations are laid out once). */
 #define B_R 4
-#define B_T 4
+#define B_T 2
 #define B_NTT 32
-/* per block, the R*T products / starts of a tile padded to 16 floats */
-#define B_P 16
+/* per block, the R*T products of a tile (one 8-float vector) */
+#define B_P (B_R * B_T)
 
 static inline int wbias(int type) { return type == AKK_Q5_0 ? 16 : type == AKK_Q4_0 ? 8 : 0; }
-
-/* Tile shape (rows, tokens): 4 x 2 for every type. Zen 4 with ADAK_CPU=avx2, 1 thread, 576 x 576,
- * 128 tokens, cycles per output-block (Q4_0 / Q8_0): 4x2 2.23 / 2.40, 4x3 2.35 / 2.56 (its 12
- * accumulators spill), 3x3 2.41 / 2.63, 2x4 2.35 / 2.55, 3x2 2.37 / 2.62, 1x4 3.11 / 3.06. Here
- * vpmaddubsw, vpmaddwd, vpsignb and the fma share two pipes, so Q8_0's sign costs a little more. */
-static inline int tile_r(int type) { (void)type; return 4; }
-static inline int tile_t(int type) { (void)type; return 2; }
-
 
 /* One weight block as 32 unsigned bytes in element order: Q8_0 |w|, the others value + wbias. */
 AVX2_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
@@ -76,20 +71,19 @@ AVX2_INLINE __m256 hsum8_4x2(__m256 a[B_R][B_T]) {
 }
 
 /*
- * R rows x T tokens (R <= TR, T <= TT, the type's tile) over nb blocks.
+ * R rows x T tokens (R <= B_R, T <= B_T) over nb blocks.
  * Row tile (laid out once per chunk): wu[(b*B_R + r)*32] row r's block b as unsigned bytes, for
- * Q8_0 ws[...] the same block as it is (the signs); wd[b*B_P + r*TT + t] its d (for every t),
+ * Q8_0 ws[...] the same block as it is (the signs); wd[b*B_P + r*B_T + t] its d (for every t),
  * wm[...] its m (min types). Token tile: x + t*xs its tokens' activation rows, xa[(b*B_T + t)*8]
- * their lane starts (biased types), xd[b*B_P + r*TT + t] token t's d (for every r), xm[...] its
+ * their lane starts (biased types), xd[b*B_P + r*B_T + t] token t's d (for every r), xm[...] its
  * s (min types). dp: scratch of nb*B_P floats. Output of row r, token t: y[t*ys + r].
  */
 AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, const uint8_t *ws,
                       const float *wd, const float *wm, const uint8_t *x, int64_t xs, const int32_t *xa,
                       const float *xd, const float *xm, int64_t nb, float *dp, float *y, int64_t ys) {
-    const int TT = tile_t(type), xb = akk_dense_has_min(type) ? 36 : 34, xq = xb - 32, np = (R * TT + 7) / 8;
+    const int xb = akk_dense_has_min(type) ? 36 : 34, xq = xb - 32;
     for (int64_t b = 0; b < nb; b++)
-        for (int k = 0; k < np; k++)
-            _mm256_store_ps(dp + b * B_P + 8 * k, _mm256_mul_ps(_mm256_load_ps(wd + b * B_P + 8 * k), _mm256_load_ps(xd + b * B_P + 8 * k)));
+        _mm256_store_ps(dp + b * B_P, _mm256_mul_ps(_mm256_load_ps(wd + b * B_P), _mm256_load_ps(xd + b * B_P)));
     __asm__ volatile("" ::: "memory"); /* keep the broadcasts as loads */
     __m256 acc[B_R][B_T];
     for (int r = 0; r < R; r++)
@@ -106,19 +100,15 @@ AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *w
                 else
                     l = lanes(wq, xv[t]);
                 if (wbias(type)) l = _mm256_add_epi32(l, _mm256_load_si256((const __m256i *)(xa + (b * B_T + t) * 8)));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(dp + b * B_P + r * TT + t), _mm256_cvtepi32_ps(l), acc[r][t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(dp + b * B_P + r * B_T + t), _mm256_cvtepi32_ps(l), acc[r][t]);
             }
         }
     }
     float sm[B_P] __attribute__((aligned(32)));
     if (akk_dense_has_min(type)) {
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-        for (int64_t b = 0; b < nb; b++) {
-            s0 = _mm256_fmadd_ps(_mm256_load_ps(wm + b * B_P), _mm256_load_ps(xm + b * B_P), s0);
-            if (np > 1) s1 = _mm256_fmadd_ps(_mm256_load_ps(wm + b * B_P + 8), _mm256_load_ps(xm + b * B_P + 8), s1);
-        }
+        __m256 s0 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) s0 = _mm256_fmadd_ps(_mm256_load_ps(wm + b * B_P), _mm256_load_ps(xm + b * B_P), s0);
         _mm256_store_ps(sm, s0);
-        _mm256_store_ps(sm + 8, s1);
     }
     if (R == 4 && T == 2) {
         __m256 h = hsum8_4x2(acc);
@@ -128,7 +118,7 @@ AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *w
         return;
     }
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ys + r] = akk_dense_has_min(type) ? hsum8(acc[r][t]) + sm[r * TT + t] : hsum8(acc[r][t]);
+        for (int t = 0; t < T; t++) y[t * ys + r] = akk_dense_has_min(type) ? hsum8(acc[r][t]) + sm[r * B_T + t] : hsum8(acc[r][t]);
 }
 
 typedef void (*tile_fn)(int R, int T, const uint8_t *wu, const uint8_t *ws, const float *wd, const float *wm,
@@ -155,13 +145,12 @@ TILE_FN(tile_q4_1, AKK_Q4_1)
 TILE_FN(tile_q5_1, AKK_Q5_1)
 
 /* Rows [r0, r1) x n_tok tokens: token chunks of B_NTT token tiles, whose lane starts and scales
- * are laid out once per chunk; row tiles of TR adjacent rows, unpacked once per chunk; token
- * tiles of TT. Scratch: the thread's (without it, `fallback`). */
+ * are laid out once per chunk; row tiles of B_R adjacent rows, unpacked once per chunk; token
+ * tiles of B_T. Scratch: the thread's (without it, `fallback`). */
 AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, const uint8_t *W, int64_t wrow,
                            int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok,
                            float *Y, int64_t ystride) {
-    const int TR = tile_r(type), TT = tile_t(type);
-    const int64_t nb = n_in / 32, chunk = (int64_t)(64 + TT - 1) / TT * TT;
+    const int64_t nb = n_in / 32, chunk = (int64_t)(64 + B_T - 1) / B_T * B_T;
     const int wbs = akk_dense_block_bytes(type), xb = akk_dense_has_min(type) ? 36 : 34, bias = wbias(type);
     /* per chunk: lane starts (B_NTT*nb*B_T*8 int32), d and s (B_NTT*nb*B_P floats each); per row
      * tile: unpacked quants and signs (2 * nb*B_R*32 bytes), d, m (nb*B_P floats each); dp */
@@ -180,15 +169,15 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
         for (int64_t t = 0; t < c1 - c0; t++) {
-            const int64_t tt = t / TT, k = t % TT;
+            const int64_t tt = t / B_T, k = t % B_T;
             const uint8_t *xr = X + (c0 + t) * xstride;
             float *dt = xd + tt * nb * B_P + k, *st = xm + tt * nb * B_P + k;
             int32_t *at = xa + tt * nb * B_T * 8 + k * 8;
             for (int64_t b = 0; b < nb; b++) {
                 const float d = akk_lut16(xr + b * xb), s = akk_dense_has_min(type) ? akk_lut16(xr + b * xb + 2) : 0.0f;
-                for (int r = 0; r < TR; r++) {
-                    dt[b * B_P + r * TT] = d;
-                    if (akk_dense_has_min(type)) st[b * B_P + r * TT] = s;
+                for (int r = 0; r < B_R; r++) {
+                    dt[b * B_P + r * B_T] = d;
+                    if (akk_dense_has_min(type)) st[b * B_P + r * B_T] = s;
                 }
                 if (bias) {
                     const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32));
@@ -197,13 +186,13 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                 }
             }
         }
-        for (int64_t r = r0; r < r1; r += TR) {
-            const int R = (int)(r1 - r < TR ? r1 - r : TR);
+        for (int64_t r = r0; r < r1; r += B_R) {
+            const int R = (int)(r1 - r < B_R ? r1 - r : B_R);
             /* the row tile after next into the cache: with few tokens per chunk the unpacking of a
              * matrix streamed from memory (the 49152-row head) otherwise waits on every line */
-            if (r + 2 * TR < r1) {
-                const int64_t nr = r1 - (r + 2 * TR) < TR ? r1 - (r + 2 * TR) : TR;
-                const char *next = (const char *)(W + (r + 2 * TR) * wrow);
+            if (r + 2 * B_R < r1) {
+                const int64_t nr = r1 - (r + 2 * B_R) < B_R ? r1 - (r + 2 * B_R) : B_R;
+                const char *next = (const char *)(W + (r + 2 * B_R) * wrow);
                 for (int64_t l = 0; l < (nr * wrow + 63) / 64; l++) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
             }
             for (int64_t b = 0; b < nb; b++)
@@ -212,16 +201,16 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                     _mm256_store_si256((__m256i *)(void *)(wu + (b * B_R + k) * 32), w_unsigned(type, wb));
                     if (type == AKK_Q8_0) _mm256_store_si256((__m256i *)(void *)(ws + (b * B_R + k) * 32), _mm256_loadu_si256((const __m256i *)(wb + 2)));
                     const float d = akk_lut16(wb), m = akk_dense_has_min(type) ? akk_lut16(wb + 2) : 0.0f;
-                    for (int t = 0; t < TT; t++) {
-                        wd[b * B_P + k * TT + t] = d;
-                        if (akk_dense_has_min(type)) wm[b * B_P + k * TT + t] = m;
+                    for (int t = 0; t < B_T; t++) {
+                        wd[b * B_P + k * B_T + t] = d;
+                        if (akk_dense_has_min(type)) wm[b * B_P + k * B_T + t] = m;
                     }
                 }
-            for (int64_t t = c0; t < c1; t += TT) {
-                const int T = (int)(c1 - t < TT ? c1 - t : TT);
-                const int64_t tt = (t - c0) / TT;
-                if (R == TR && T == TT) /* the full tile inline, odd shapes through tile_odd */
-                    tile(type, TR, TT, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * 8,
+            for (int64_t t = c0; t < c1; t += B_T) {
+                const int T = (int)(c1 - t < B_T ? c1 - t : B_T);
+                const int64_t tt = (t - c0) / B_T;
+                if (R == B_R && T == B_T) /* the full tile inline, odd shapes through tile_odd */
+                    tile(type, B_R, B_T, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * 8,
                          xd + tt * nb * B_P, xm + tt * nb * B_P, nb, dp, Y + t * ystride + r, ystride);
                 else
                     tile_odd(R, T, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * 8,

@@ -47,6 +47,71 @@ void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps)
     }
 }
 
+/* The rows of a prefill batch: each row computed as the one-row op computes it (same bits), the
+ * rows split over threads, and four rows' sums of squares interleaved so that their sequential
+ * double chains (ggml's order) overlap instead of waiting on each other. */
+static int rows_threads(int64_t rows, int64_t n, int nthreads) {
+    if (nthreads <= 0) nthreads = omp_get_max_threads();
+    /* a fork/join costs a few µs, a row ~0.5 µs: below ~8 rows it does not pay */
+    if (rows < 8 || rows * n < 4096) return 1;
+    return rows < nthreads ? (int)rows : nthreads;
+}
+
+static void rmsnorm_run(const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t r0, int64_t r1,
+                        int64_t n, float eps) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const float *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+        double s[4] = {0.0, 0.0, 0.0, 0.0};
+        for (int64_t i = 0; i < n; i++) {
+            s[0] += (double)(x0[i] * x0[i]);
+            s[1] += (double)(x1[i] * x1[i]);
+            s[2] += (double)(x2[i] * x2[i]);
+            s[3] += (double)(x3[i] * x3[i]);
+        }
+        for (int j = 0; j < 4; j++) {
+            const float scale = 1.0f / sqrtf((float)(s[j] / (double)n) + eps);
+            const float *xj = x + (r + j) * ldx;
+            float *yj = y + (r + j) * ldy;
+            if (w) for (int64_t i = 0; i < n; i++) yj[i] = (xj[i] * scale) * w[i];
+            else for (int64_t i = 0; i < n; i++) yj[i] = xj[i] * scale;
+        }
+    }
+    for (; r < r1; r++) akk_rmsnorm(x + r * ldx, w, y + r * ldy, n, eps);
+}
+
+void akk_rmsnorm_rows(const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows, int64_t n,
+                      float eps, int nthreads) {
+    nthreads = rows_threads(rows, n, nthreads);
+    if (nthreads <= 1) {
+        rmsnorm_run(x, ldx, w, y, ldy, 0, rows, n, eps);
+        return;
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+        rmsnorm_run(x, ldx, w, y, ldy, rows * me / nt, rows * (me + 1) / nt, n, eps);
+    }
+}
+
+static void add_run(float *x, const float *b, float scale, int64_t i0, int64_t i1) {
+    if (scale == 1.0f) for (int64_t i = i0; i < i1; i++) x[i] += b[i];
+    else for (int64_t i = i0; i < i1; i++) x[i] += b[i] * scale; /* two roundings: FP_CONTRACT OFF */
+}
+
+void akk_add_scaled(float *x, const float *b, float scale, int64_t count, int nthreads) {
+    nthreads = rows_threads(count / 1024, 1024, nthreads);
+    if (nthreads <= 1) {
+        add_run(x, b, scale, 0, count);
+        return;
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+        add_run(x, b, scale, count * me / nt / 16 * 16, me + 1 == nt ? count : count * (me + 1) / nt / 16 * 16);
+    }
+}
+
 /* cos/sin of the rotation angles of one position, as ggml's rope cache computes them; kept per
  * thread for the last (pos, n_rot, freq_base): every layer's q and k at one position use the
  * same angles (2 x n_layer calls per decoded token). */
@@ -99,6 +164,29 @@ void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq
     if (n_rot / 2 > 512) return; /* the loader refuses such models (n_rot <= head_dim <= 1024) */
     const float *cs = rope_angles(n_rot, pos, freq_base);
     (akk_have_avx2() ? rope_rotate_fma : rope_rotate)(x, n_head, head_dim, n_rot / 2, cs, neox);
+}
+
+static void rope_run(float *q, int64_t ldq, int n_head_q, float *k, int64_t ldk, int n_head_k, int64_t t0, int64_t t1,
+                     int head_dim, int n_rot, int pos0, float freq_base, int neox) {
+    for (int64_t t = t0; t < t1; t++) {
+        akk_rope(q + t * ldq, n_head_q, head_dim, n_rot, pos0 + (int)t, freq_base, neox);
+        if (k) akk_rope(k + t * ldk, n_head_k, head_dim, n_rot, pos0 + (int)t, freq_base, neox);
+    }
+}
+
+void akk_rope_rows(float *q, int64_t ldq, int n_head_q, float *k, int64_t ldk, int n_head_k, int64_t rows,
+                   int head_dim, int n_rot, int pos0, float freq_base, int neox, int nthreads) {
+    nthreads = rows_threads(rows, (int64_t)(n_head_q + n_head_k) * head_dim, nthreads);
+    if (nthreads <= 1) {
+        rope_run(q, ldq, n_head_q, k, ldk, n_head_k, 0, rows, head_dim, n_rot, pos0, freq_base, neox);
+        return;
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+        rope_run(q, ldq, n_head_q, k, ldk, n_head_k, rows * me / nt, rows * (me + 1) / nt, head_dim, n_rot, pos0,
+                 freq_base, neox);
+    }
 }
 
 /* ---- exp: one lane of ggml_v_expf (AVX2 + FMA) ---- */

@@ -62,6 +62,50 @@ import CAdaKKernels
         }
     }
 
+    /// The batch forms of the per-row ops (a prefill's norms, residual adds, RoPE and activation
+    /// quantisation, split over threads, RMSNorm's rows interleaved by four) give each row the bits
+    /// of the one-row op, for row counts below and above the threading threshold and with tails.
+    @Test func rowOpsEqualTheirOneRowForms() {
+        for (rows, n) in [(1, 576), (5, 64), (13, 576), (64, 1024), (7, 2048)] {
+            let x = Self.randoms(rows * n, -3...3, seed: UInt64(rows * 1000 + n))
+            let w = Self.randoms(n, 0.5...1.5, seed: 7)
+            var y = [Float](repeating: 0, count: rows * n), ref = y
+            akk_rmsnorm_rows(x, Int64(n), w, &y, Int64(n), Int64(rows), Int64(n), 1e-5, 2)
+            for r in 0..<rows { x.withUnsafeBufferPointer { xp in ref.withUnsafeMutableBufferPointer { rp in
+                akk_rmsnorm(xp.baseAddress! + r * n, w, rp.baseAddress! + r * n, Int64(n), 1e-5) } } }
+            #expect(Self.bits(y) == Self.bits(ref), "rmsnorm \(rows) x \(n)")
+
+            let b = Self.randoms(rows * n, -2...2, seed: 9)
+            for scale: Float in [1, 0.22] {
+                var a = x
+                akk_add_scaled(&a, b, scale, Int64(rows * n), 2)
+                let want = zip(x, b).map { scale == 1 ? $0 + $1 : $0 + $1 * scale }
+                #expect(Self.bits(a) == Self.bits(want), "add \(rows) x \(n) scale \(scale)")
+            }
+
+            // RoPE: q of n/64 heads of 64, k of half as many (or none), positions from 17
+            let hq = n / 64, hk = max(hq / 2, 1)
+            var q = x, k = Array(x.prefix(rows * hk * 64))
+            var q1 = q, k1 = k
+            akk_rope_rows(&q, Int64(n), Int32(hq), &k, Int64(hk * 64), Int32(hk), Int64(rows), 64, 64, 17, 10000, 1, 2)
+            for r in 0..<rows {
+                q1.withUnsafeMutableBufferPointer { akk_rope($0.baseAddress! + r * n, Int32(hq), 64, 64, Int32(17 + r), 10000, 1) }
+                k1.withUnsafeMutableBufferPointer { akk_rope($0.baseAddress! + r * hk * 64, Int32(hk), 64, 64, Int32(17 + r), 10000, 1) }
+            }
+            #expect(Self.bits(q) == Self.bits(q1) && Self.bits(k) == Self.bits(k1), "rope \(rows) x \(n)")
+
+            for wtype in [AKK_Q4_0, AKK_Q4_1] + (n % 256 == 0 ? [AKK_Q4_K] : []) {
+                let t = Int32(wtype.rawValue)
+                let rb = Int(akk_row_bytes(akk_vec_dot_type(t), Int64(n)))
+                var got = [UInt8](repeating: 0, count: rows * rb), want = got
+                akk_quantize_activation_rows(t, x, Int64(n), &got, Int64(rb), Int64(rows), Int64(n), 2)
+                for r in 0..<rows { x.withUnsafeBufferPointer { xp in want.withUnsafeMutableBytes { wp in
+                    akk_quantize_activation(t, xp.baseAddress! + r * n, wp.baseAddress! + r * rb, Int64(n)) } } }
+                #expect(got == want, "quantise \(rows) x \(n) for type \(t)")
+            }
+        }
+    }
+
     @Test func swigluSIMDEqualsScalar() {
         for n in [1, 7, 8, 29, 1536] {
             let g = Self.randoms(n, -30...30, seed: UInt64(100 + n))

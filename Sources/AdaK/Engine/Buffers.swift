@@ -38,10 +38,13 @@ final class ActivationRows {
     private var have80 = false
     private var have81 = false
     private var have8K = false
+    /// Threads that quantise a batch of rows (a prefill's; one row runs on the caller).
+    private let threads: Int
 
     /// Room for `capacity` floats (rows × cols) in every format.
-    init(capacity: Int) throws {
+    init(capacity: Int, threads: Int = 1) throws {
         capacityElems = capacity
+        self.threads = threads
         guard let a = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
               let b = UnsafeMutableRawPointer.allocateAligned(byteCount: capacity / 32 * 36 + 64),
               // a Q8_K row takes 292/256 bytes per element, a little more than Q8_1's 36/32
@@ -79,7 +82,7 @@ final class ActivationRows {
         func quantized(_ buf: UnsafeMutableRawPointer, _ done: inout Bool) -> (UnsafeRawPointer, Int) {
             let rb = Int(akk_row_bytes(vt, Int64(cols)))
             if !done {
-                for r in 0..<rows { akk_quantize_activation(wtype, x + r * srcStride, buf + r * rb, Int64(cols)) }
+                akk_quantize_activation_rows(wtype, x, Int64(srcStride), buf, Int64(rb), Int64(rows), Int64(cols), Int32(threads))
                 done = true
             }
             return (UnsafeRawPointer(buf), rb)

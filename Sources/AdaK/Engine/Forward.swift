@@ -78,8 +78,8 @@ final class ForwardState {
         ones = try FloatBuffer(batchSize)
         ones.p.update(repeating: 1, count: batchSize)
         let widestIn = max(c.nEmbd, qDim, widest)
-        inA = try ActivationRows(capacity: batchSize * widestIn)
-        inB = try ActivationRows(capacity: batchSize * widestIn)
+        inA = try ActivationRows(capacity: batchSize * widestIn, threads: threads)
+        inB = try ActivationRows(capacity: batchSize * widestIn, threads: threads)
         moe = c.isMoE ? try MoEScratch(config: c, batchSize: batchSize) : nil
         logits = try FloatBuffer(c.nVocab)
     }
@@ -167,7 +167,7 @@ final class ForwardState {
 
         for (il, L) in model.layers.enumerated() {
             // attention
-            for t in 0..<n { akk_rmsnorm(x + t * d, L.attnNorm, xn + t * d, Int64(d), c.rmsEps) }
+            rmsnorm(x, L.attnNorm, into: xn, rows: n)
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
             if let mla = L.mla, let scratch = mlaScratch {   // one segment (Batch.swift refuses more)
@@ -195,15 +195,16 @@ final class ForwardState {
                 clock?.end(.qkv)
                 let neox: Int32 = c.traits.ropeNeoX ? 1 : 0
                 for seg in segments {
-                    for t in seg.start..<(seg.start + seg.count) {
-                        let pos = seg.pos0 + t - seg.start
-                        if c.rope.isYaRN {
+                    if c.rope.isYaRN {
+                        for t in seg.start..<(seg.start + seg.count) {
+                            let pos = seg.pos0 + t - seg.start
                             c.rope.apply(q + t * qDim, nHead: c.nHead, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
                             c.rope.apply(k + t * kvDim, nHead: c.nHeadKV, headStride: hd, nRot: c.nRot, pos: pos, freqBase: c.ropeFreqBase, neox: neox != 0)
-                        } else {
-                            akk_rope(q + t * qDim, Int32(c.nHead), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
-                            akk_rope(k + t * kvDim, Int32(c.nHeadKV), Int32(hd), Int32(c.nRot), Int32(pos), c.ropeFreqBase, neox)
                         }
+                    } else {
+                        akk_rope_rows(q + seg.start * qDim, Int64(qDim), Int32(c.nHead), k + seg.start * kvDim, Int64(kvDim),
+                                      Int32(c.nHeadKV), Int64(seg.count), Int32(hd), Int32(c.nRot), Int32(seg.pos0),
+                                      c.ropeFreqBase, neox, Int32(threads))
                     }
                 }
                 // V rounded to f16 goes through `attn`, free until the attention writes it
@@ -250,7 +251,7 @@ final class ForwardState {
             }
 
             // feed-forward
-            for t in 0..<n { akk_rmsnorm(x + t * d, L.ffnNorm, xn + t * d, Int64(d), c.rmsEps) }
+            rmsnorm(x, L.ffnNorm, into: xn, rows: n)
             inA.set(xn, rows: n, cols: d)
             clock?.end(.norms)
             // Like llama.cpp, a dense last layer whose only output is the last row runs its FFN on
@@ -287,7 +288,7 @@ final class ForwardState {
             linear(model.output, inA, out: logits.p, outStride: vocab)
             if c.logitScale != 1 { let s = 1 / c.logitScale; for i in 0..<(segments.count * vocab) { logits.p[i] *= s } }
         case .all(let firstRow):
-            for t in 0..<n { akk_rmsnorm(x + t * d, model.outputNorm, xn + t * d, Int64(d), c.rmsEps) }
+            rmsnorm(x, model.outputNorm, into: xn, rows: n)
             inA.set(xn, rows: n, cols: d)
             linear(model.output, inA, out: logits.p + firstRow * vocab, outStride: vocab)
             if c.logitScale != 1 { let s = 1 / c.logitScale; for i in (firstRow * vocab)..<((firstRow + n) * vocab) { logits.p[i] *= s } }
@@ -348,11 +349,18 @@ final class ForwardState {
         linear(down, inB, out: out, outStride: down.rows)
     }
 
-    /// x += branch · residual scale (Granite's residual_multiplier; 1 elsewhere).
+    /// x += branch · residual scale (Granite's residual_multiplier; 1 elsewhere); a prefill's rows
+    /// split over the threads.
     @inline(__always)
     private func addResidual(_ x: UnsafeMutablePointer<Float>, _ branch: UnsafePointer<Float>, _ count: Int) {
-        let r = config.residualScale
-        if r == 1 { for i in 0..<count { x[i] += branch[i] } } else { for i in 0..<count { x[i] += branch[i] * r } }
+        akk_add_scaled(x, branch, config.residualScale, Int64(count), Int32(threads))
+    }
+
+    /// y = RMSNorm(x) · w for `rows` rows of nEmbd (a prefill's rows split over the threads).
+    @inline(__always)
+    private func rmsnorm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int) {
+        let d = Int64(config.nEmbd)
+        akk_rmsnorm_rows(x, d, w, y, d, Int64(rows), d, config.rmsEps, Int32(threads))
     }
 
     private func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, cols: Int) {

@@ -188,6 +188,10 @@ int akk_vec_dot_type(int wtype);
 int64_t akk_find_nonfinite_scale(int type, const void *data, int64_t n_blocks);
 /* Quantise (or copy) one activation row of n floats into the vec-dot type of `wtype`. */
 void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n);
+/* The same for `rows` rows (x row r at x + r * ldx floats, its output at y + r * ldy bytes), split
+ * over up to nthreads threads (0: all) when there are enough of them. */
+void akk_quantize_activation_rows(int wtype, const float *x, int64_t ldx, void *y, int64_t ldy, int64_t rows, int64_t n,
+                                  int nthreads);
 
 /* Dot product of one weight row (type wtype) with one activation row (its vec-dot type). */
 float akk_vec_dot(int wtype, int64_t n, const void *w, const void *x);

@@ -16,6 +16,21 @@ extern "C" {
 /* y = (x / sqrt(mean(x^2) + eps)) * w   (w may be NULL: no scaling). x and y may alias. */
 void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps);
 
+/* akk_rmsnorm of `rows` rows (x row r at x + r * ldx, y row r at y + r * ldy; x and y may be the
+ * same rows), the rows split over up to nthreads threads (0: all; few rows run on the caller).
+ * Each row's bits are akk_rmsnorm's. */
+void akk_rmsnorm_rows(const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows, int64_t n,
+                      float eps, int nthreads);
+
+/* x[i] += b[i] (scale == 1) or x[i] += b[i] * scale (the product rounded first), i < count, split
+ * over up to nthreads threads when count is large. */
+void akk_add_scaled(float *x, const float *b, float scale, int64_t count, int nthreads);
+
+/* akk_rope on `rows` rows of q (n_head_q heads, row stride ldq) and of k (n_head_k heads, stride
+ * ldk; k may be NULL), row t at position pos0 + t, the rows split over up to nthreads threads. */
+void akk_rope_rows(float *q, int64_t ldq, int n_head_q, float *k, int64_t ldk, int n_head_k, int64_t rows,
+                   int head_dim, int n_rot, int pos0, float freq_base, int neox, int nthreads);
+
 /* In-place RoPE on n_head heads of head_dim floats each (contiguous), rotating the first n_rot
  * dims at position pos. neox = 0: adjacent pairs (2i, 2i+1); neox = 1: pairs (i, i + n_rot/2). */
 void akk_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base, int neox);

@@ -52,8 +52,8 @@ void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps)
  * double chains (ggml's order) overlap instead of waiting on each other. */
 static int rows_threads(int64_t rows, int64_t n, int nthreads) {
     if (nthreads <= 0) nthreads = omp_get_max_threads();
-    /* a fork/join costs a few µs, a row ~0.5 µs: below ~8 rows it does not pay */
-    if (rows < 8 || rows * n < 4096) return 1;
+    /* a fork/join costs a few µs, a row of 1K ~0.5 µs: below ~16K elements it does not pay */
+    if (rows < 8 || rows * n < 16384) return 1;
     return rows < nthreads ? (int)rows : nthreads;
 }
 

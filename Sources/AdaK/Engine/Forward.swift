@@ -182,15 +182,11 @@ final class ForwardState {
                 switch c.traits.qkNorm {
                 case .none: break
                 case .wholeProjection:
-                    for t in 0..<n {
-                        akk_rmsnorm(q + t * qDim, L.qNorm, q + t * qDim, Int64(qDim), c.rmsEps)
-                        akk_rmsnorm(k + t * kvDim, L.kNorm, k + t * kvDim, Int64(kvDim), c.rmsEps)
-                    }
-                case .perHead:
-                    for t in 0..<n {
-                        for h in 0..<c.nHead { akk_rmsnorm(q + t * qDim + h * hd, L.qNorm, q + t * qDim + h * hd, Int64(hd), c.rmsEps) }
-                        for h in 0..<c.nHeadKV { akk_rmsnorm(k + t * kvDim + h * hd, L.kNorm, k + t * kvDim + h * hd, Int64(hd), c.rmsEps) }
-                    }
+                    akk_rmsnorm_rows(q, Int64(qDim), L.qNorm, q, Int64(qDim), Int64(n), Int64(qDim), c.rmsEps, Int32(threads))
+                    akk_rmsnorm_rows(k, Int64(kvDim), L.kNorm, k, Int64(kvDim), Int64(n), Int64(kvDim), c.rmsEps, Int32(threads))
+                case .perHead:   // every head of every row is a row of hd
+                    akk_rmsnorm_rows(q, Int64(hd), L.qNorm, q, Int64(hd), Int64(n * c.nHead), Int64(hd), c.rmsEps, Int32(threads))
+                    akk_rmsnorm_rows(k, Int64(hd), L.kNorm, k, Int64(hd), Int64(n * c.nHeadKV), Int64(hd), c.rmsEps, Int32(threads))
                 }
                 clock?.end(.qkv)
                 let neox: Int32 = c.traits.ropeNeoX ? 1 : 0

@@ -14,6 +14,7 @@ import Glibc
 ///   over every layer's rows of the batch, and the batch runs with it.
 /// - `perLayer`: one u per layer, moved and solved the same way within each layer, so every
 ///   layer's mean k/K tracks the target.
+/// - `schedule`: as `perLayer`, but layer l's mean k tracks its own target (`layerTargets[l]`).
 final class RouterState {
     var config: RoutingConfig
     var allocator: Allocator?
@@ -79,9 +80,27 @@ final class RouterState {
         }
     }
 
+    /// Whether a budget is set: a fraction, or (`schedule`) per-layer targets.
+    private var hasBudget: Bool {
+        config.budget != nil || (config.budgetMode == .schedule && config.layerTargets != nil)
+    }
+
+    /// The mean k MoE slot `slot` should spend under the budget: its own target (`schedule`),
+    /// else budget × K (in Double as before the schedule mode, so per_layer decides alike).
+    private func targetK(slot: Int) -> Double {
+        if config.budgetMode == .schedule, let t = config.layerTargets { return Double(t[slot]) }
+        return Double(config.budget ?? 1) * Double(kNative)
+    }
+
+    /// The same as a fraction of K.
+    private func targetFraction(slot: Int) -> Float {
+        if config.budgetMode == .schedule, let t = config.layerTargets { return t[slot] / Float(kNative) }
+        return config.budget ?? 1
+    }
+
     /// A budget is being met by moving a knob (not Top-K's dithering, forced k or PPO sampling).
     private var controlsKnob: Bool {
-        config.budget != nil && config.policy != .topK && config.forcedK == nil && !(trace?.sampling ?? false)
+        hasBudget && config.policy != .topK && config.forcedK == nil && !(trace?.sampling ?? false)
     }
 
     /// Whether the next `n` tokens need a measuring pass first: a global budget's batch, or its
@@ -179,10 +198,10 @@ final class RouterState {
             return ks
         }
         var ks = [Int](repeating: 0, count: n)
-        if let f = config.budget, config.forcedK == nil {
+        if hasBudget, config.forcedK == nil {
             if config.policy == .topK {
-                // dithering: the running mean of k is exactly f·K
-                let want = f * Float(kNative)
+                let want = Float(targetK(slot: slot))
+                // dithering: the running mean of k is exactly the target
                 for t in 0..<n {
                     let k = min(max(Int((want + dither[slot]).rounded(.down)), lo), hi)
                     dither[slot] += want - Float(k)
@@ -192,13 +211,14 @@ final class RouterState {
                 // the shared price, solved over the batch (endProbe) or moved per token (record)
                 for t in 0..<n { ks[t] = rule(t, knob[slot]) }
             } else if n > 1 || !calibrated {
-                let target = Double(f) * Double(kNative) * Double(n)
+                // per_layer / schedule: this layer's own knob, solved over its rows of the batch
+                let target = targetK(slot: slot) * Double(n)
                 let u = solveKnob(target: target) { u in (0..<n).reduce(0) { $0 + rule($1, u) } }
                 knob[slot] = u
                 for t in 0..<n { ks[t] = rule(t, u) }
             } else {
                 ks[0] = rule(0, knob[slot])
-                let err = Float(ks[0]) / Float(kNative) - f
+                let err = Float(ks[0]) / Float(kNative) - targetFraction(slot: slot)
                 knob[slot] = min(max(knob[slot] + gain * err, -64), 64)
             }
         } else {

@@ -119,7 +119,8 @@ import Testing
     /// at B = 0.5 of docs/protocol/choices.json, two layers made fractional) over two prompt
     /// windows, within 0.1 per layer, while the allocator still varies k over the tokens of a
     /// layer; over decoding (one-token prompt, 512 tokens) each layer's mean is within 0.5 of
-    /// its target. Malformed targets are refused.
+    /// its target. Malformed targets are refused. With a band d under the global price, every
+    /// layer's k stays within d of its target and the total meets the budget.
     @Test func scheduleModeFollowsLayerTargets() throws {
         guard let m = Self.carved else { return }
         var targets: [Float] = [8, 1, 1, 7, 7, 6, 1, 7, 6, 7, 3, 1, 1, 7, 5, 1, 5, 6, 4, 6, 3, 2, 6, 2, 1, 6, 2, 1, 2, 5]
@@ -165,5 +166,23 @@ import Testing
         #expect(throws: AdaKError.self) { try s.setRouting(bad) }
         bad.budget = r.scheduleBudget(kNative: 8)
         try s.setRouting(bad)
+
+        // a band around the targets under the global price: every k within [⌊t⌋ − d, ⌈t⌉ + d],
+        // the model's total still at the budget
+        for d in [0, 1] {
+            var g = RoutingConfig(policy: .adak)
+            g.budget = r.scheduleBudget(kNative: 8)
+            g.layerTargets = targets
+            g.layerBand = d
+            let b = try Self.session(m, budget: nil, allocator: Self.u98Allocator)
+            try b.setRouting(g)
+            try b.evaluate(windows[0])
+            for (l, (ks, t)) in zip(b.router.batchK, targets).enumerated() {
+                #expect(ks.allSatisfy { $0 >= max(1, Int(t.rounded(.down)) - d) && $0 <= Int(t.rounded(.up)) + d },
+                        "band \(d), layer \(l): k \(Set(ks).sorted()), target \(t)")
+            }
+            print("global price, band ±\(d): achieved \(b.stats.expertFraction); \(Self.row(b.stats.meanKPerLayer))")
+            #expect(abs(b.stats.expertFraction - Double(g.budget!)) <= 0.02 * Double(g.budget!))
+        }
     }
 }

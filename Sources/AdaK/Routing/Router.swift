@@ -70,6 +70,16 @@ final class RouterState {
         return (min(config.kMin, hi), hi)
     }
 
+    /// The bounds of MoE slot `slot`: with `layerTargets` and `layerBand` d, narrowed to
+    /// [⌊t⌋ − d, ⌈t⌉ + d] around the slot's target t (an experiment: the schedule anchors each
+    /// layer's k, the policy moves it by at most d).
+    func bounds(slot: Int) -> (lo: Int, hi: Int) {
+        let (lo, hi) = bounds
+        guard let d = config.layerBand, let t = config.layerTargets, slot < t.count else { return (lo, hi) }
+        let l = min(max(lo, Int(t[slot].rounded(.down)) - d), hi)
+        return (l, max(l, min(hi, Int(t[slot].rounded(.up)) + d)))
+    }
+
     /// Gain of the decode controller per policy (knob units per unit of cost error).
     private var gain: Float {
         switch config.policy {
@@ -119,11 +129,12 @@ final class RouterState {
         guard let rows = probe else { return }
         probe = nil
         guard let f = config.budget else { return }
-        let (lo, hi) = bounds
         let count = rows.reduce(0) { $0 + $1.n }
+        let slotBounds = rows.indices.map { bounds(slot: $0) }
         let u = solveKnob(target: Double(f) * Double(kNative) * Double(count)) { u in
-            rows.reduce(0) { total, r in
-                r.logits.withUnsafeBufferPointer { l in
+            zip(rows, slotBounds).reduce(0) { total, rb in
+                let (r, (lo, hi)) = rb
+                return r.logits.withUnsafeBufferPointer { l in
                     r.sorted.withUnsafeBufferPointer { s in
                         r.probs.withUnsafeBufferPointer { p in
                             (0..<r.n).reduce(total) {
@@ -161,7 +172,7 @@ final class RouterState {
     func decide(layer: Int, pos0: Int, n: Int, probs: UnsafePointer<Float>, sorted: UnsafePointer<Float>,
                 hidden: UnsafePointer<Float>, nEmbd: Int) -> [Int] {
         guard let slot = moeSlot[layer] else { return [Int](repeating: kNative, count: n) }
-        let (lo, hi) = bounds
+        let (lo, hi) = bounds(slot: slot)
         let E = nExpert
         var allocLogits: [Float] = []
         if config.policy == .adak, let a = allocator, let aslot = a.layers.firstIndex(of: layer) {

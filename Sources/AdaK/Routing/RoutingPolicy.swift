@@ -57,6 +57,10 @@ public struct RoutingConfig: Sendable, Equatable {
     /// Target mean k per MoE layer (in MoE-layer order) for `budgetMode == .schedule`; fractional
     /// values are allowed. `budget`, when set, must be their mean / K (`scheduleBudget`).
     public var layerTargets: [Float]? = nil
+    /// With `layerTargets` (any budget mode): layer l's k stays within [⌊t_l⌋ − band, ⌈t_l⌉ + band]
+    /// (and kMin...kMax). Under `global` the shared price then trades experts between layers only
+    /// within those bands (an experiment anchoring a learned policy to a calibrated schedule).
+    public var layerBand: Int? = nil
 
     public init(policy: RoutingPolicy = .topK) { self.policy = policy }
 
@@ -67,7 +71,7 @@ public struct RoutingConfig: Sendable, Equatable {
     public static func == (a: RoutingConfig, b: RoutingConfig) -> Bool {
         a.policy == b.policy && a.k == b.k && a.p == b.p && a.beta == b.beta && a.tau == b.tau
             && a.kMin == b.kMin && a.kMax == b.kMax && a.budget == b.budget && a.price == b.price
-            && a.budgetMode == b.budgetMode && a.layerTargets == b.layerTargets
+            && a.budgetMode == b.budgetMode && a.layerTargets == b.layerTargets && a.layerBand == b.layerBand
             && (a.forcedK == nil) == (b.forcedK == nil)
     }
 
@@ -103,6 +107,14 @@ public struct RoutingConfig: Sendable, Equatable {
             guard nExpert > 0 else { throw bad("the model has no MoE layers: there are no expert FLOPs to budget") }
         }
         guard price.isFinite, abs(price) <= 64 else { throw bad("price must be in [-64, 64]") }
+        if let layerBand {
+            guard layerBand >= 0, layerBand <= e else { throw bad("layer band \(layerBand) out of range 0...\(e)") }
+            guard layerTargets != nil else { throw bad("a layer band needs layer targets") }
+        }
+        if let t = layerTargets, budgetMode != .schedule {
+            if let nMoE { guard t.count == nMoE else { throw bad("\(t.count) layer targets for \(nMoE) MoE layers") } }
+            guard layerBand != nil else { throw bad("layer targets outside budget mode 'schedule' need a layer band") }
+        }
         if budgetMode == .schedule {
             guard let t = layerTargets else { throw bad("budget mode 'schedule' needs a target k per MoE layer") }
             if let nMoE { guard t.count == nMoE else { throw bad("\(t.count) layer targets for \(nMoE) MoE layers") } }

@@ -13,7 +13,9 @@ struct RoutingOptions: ParsableArguments {
     @Option(help: "Largest k any policy may choose") var kMax: Int?
     @Option(help: "Ada-K allocator file (GGUF); 'identity' for the untrained one; implies --routing adak") var allocator: String?
     @Option(parsing: .unconditional, help: "Expert-FLOPs budget as a fraction of static Top-K (e.g. 0.75)") var budget: Float?
-    @Option(help: "How --budget spreads over the MoE layers: global (one price for the whole model, keeping the policy's per-layer shares; the default) or per_layer (every layer at budget × K)") var budgetMode = "global"
+    @Option(help: "How --budget spreads over the MoE layers: global (one price for the whole model, keeping the policy's per-layer shares; the default), per_layer (every layer at budget × K) or schedule (layer l at its own --layer-targets mean k)") var budgetMode = "global"
+    @Option(help: "Target mean k per MoE layer for --budget-mode schedule, comma-separated (e.g. a calibrated per-layer schedule; the budget is their mean / K)") var layerTargets: String?
+    @Option(help: "With --layer-targets: layer l's k stays within [floor(t_l) - d, ceil(t_l) + d] (experiment; under --budget-mode global the shared price trades experts between layers only within these ranges)") var layerBand: Int?
     @Option(help: "Fixed price per expert for --routing adak without a budget, the same in every layer: k = argmax(logit_k − price·k)") var price: Float = 0
 
     /// The policy: --routing, else adak when an allocator is given, else topk.
@@ -27,7 +29,13 @@ struct RoutingOptions: ParsableArguments {
             throw ValidationError("--routing adak needs an allocator: --allocator FILE (or --allocator identity for the untrained one)")
         }
         guard let mode = BudgetMode(rawValue: budgetMode) else {
-            throw ValidationError("unknown --budget-mode '\(budgetMode)' (global, per_layer)")
+            throw ValidationError("unknown --budget-mode '\(budgetMode)' (global, per_layer, schedule)")
+        }
+        if mode == .schedule && layerTargets == nil {
+            throw ValidationError("--budget-mode schedule needs --layer-targets")
+        }
+        if (layerTargets != nil) && mode != .schedule && layerBand == nil {
+            throw ValidationError("--layer-targets is for --budget-mode schedule (or, with --layer-band, k ranges under another mode)")
         }
         if let allocator, policy != .adak {
             throw ValidationError("--allocator \(allocator) is only used by --routing adak (given: --routing \(policyName))")
@@ -41,6 +49,15 @@ struct RoutingOptions: ParsableArguments {
         r.kMax = kMax
         r.budget = budget
         r.budgetMode = mode
+        r.layerBand = layerBand
+        if let layerTargets {
+            r.layerTargets = try layerTargets.split(separator: ",").map { v -> Float in
+                guard let k = Float(v.trimmingCharacters(in: .whitespaces)), k.isFinite else {
+                    throw ValidationError("bad --layer-targets '\(layerTargets)'")
+                }
+                return k
+            }
+        }
         r.price = price
         return r
     }

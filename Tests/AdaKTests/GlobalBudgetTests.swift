@@ -114,4 +114,75 @@ import Testing
         print("per_layer 0.75, 1-token prompt + 512 decoded: achieved \(cold.stats.expertFraction)")
         #expect(abs(cold.stats.expertFraction - 0.75) <= 0.02 * 0.75)
     }
+
+    /// `schedule` holds each layer at its own target mean k (the validation-calibrated schedule
+    /// at B = 0.5 of docs/protocol/choices.json, two layers made fractional) over two prompt
+    /// windows, within 0.1 per layer, while the allocator still varies k over the tokens of a
+    /// layer; over decoding (one-token prompt, 512 tokens) each layer's mean is within 0.5 of
+    /// its target. Malformed targets are refused. With a band d under the global price, every
+    /// layer's k stays within d of its target and the total meets the budget.
+    @Test func scheduleModeFollowsLayerTargets() throws {
+        guard let m = Self.carved else { return }
+        var targets: [Float] = [8, 1, 1, 7, 7, 6, 1, 7, 6, 7, 3, 1, 1, 7, 5, 1, 5, 6, 4, 6, 3, 2, 6, 2, 1, 6, 2, 1, 2, 5]
+        targets[4] = 6.5
+        targets[18] = 3.25
+        let windows = try Self.windows(m)
+        let s = try Self.session(m, budget: nil, allocator: Self.u98Allocator)
+        var r = s.routing
+        r.budgetMode = .schedule
+        r.layerTargets = targets
+        try s.setRouting(r)
+        var varied = 0
+        for w in windows.prefix(2) {
+            s.reset()
+            try s.evaluate(w)
+            varied += s.router.batchK.filter { Set($0).count > 1 }.count
+        }
+        let ks = s.stats.meanKPerLayer
+        print("schedule (0.5), 2 prompt windows: achieved \(s.stats.expertFraction); \(Self.row(ks)); layers with varying k \(varied)")
+        #expect(ks.count == targets.count)
+        for (l, (k, t)) in zip(ks, targets).enumerated() {
+            #expect(abs(k - Double(t)) <= 0.1, "layer \(l): mean k \(k), target \(t)")
+        }
+        #expect(varied >= 20, "the allocator's token-level k is gone")
+
+        let cold = try Self.session(m, budget: nil, allocator: Self.u98Allocator)
+        try cold.setRouting(r)
+        try cold.evaluate([windows[0][0]])
+        for _ in 0..<512 { try cold.evaluate([cold.sample()]) }
+        let dk = cold.stats.meanKPerLayer
+        print("schedule (0.5), 1-token prompt + 512 decoded: achieved \(cold.stats.expertFraction); \(Self.row(dk))")
+        for (l, (k, t)) in zip(dk, targets).enumerated() {
+            #expect(abs(k - Double(t)) <= 0.5, "decoding, layer \(l): mean k \(k), target \(t)")
+        }
+
+        var bad = r
+        bad.layerTargets = Array(targets.prefix(29))
+        #expect(throws: AdaKError.self) { try s.setRouting(bad) }
+        bad.layerTargets = nil
+        #expect(throws: AdaKError.self) { try s.setRouting(bad) }
+        bad.layerTargets = targets
+        bad.budget = 0.6
+        #expect(throws: AdaKError.self) { try s.setRouting(bad) }
+        bad.budget = r.scheduleBudget(kNative: 8)
+        try s.setRouting(bad)
+
+        // a band around the targets under the global price: every k within [⌊t⌋ − d, ⌈t⌉ + d],
+        // the model's total still at the budget
+        for d in [0, 1] {
+            var g = RoutingConfig(policy: .adak)
+            g.budget = r.scheduleBudget(kNative: 8)
+            g.layerTargets = targets
+            g.layerBand = d
+            let b = try Self.session(m, budget: nil, allocator: Self.u98Allocator)
+            try b.setRouting(g)
+            try b.evaluate(windows[0])
+            for (l, (ks, t)) in zip(b.router.batchK, targets).enumerated() {
+                #expect(ks.allSatisfy { $0 >= max(1, Int(t.rounded(.down)) - d) && $0 <= Int(t.rounded(.up)) + d },
+                        "band \(d), layer \(l): k \(Set(ks).sorted()), target \(t)")
+            }
+            print("global price, band ±\(d): achieved \(b.stats.expertFraction); \(Self.row(b.stats.meanKPerLayer))")
+            #expect(abs(b.stats.expertFraction - Double(g.budget!)) <= 0.02 * Double(g.budget!))
+        }
+    }
 }

@@ -79,7 +79,7 @@ public final class Session {
             throw AdaKError.invalidArgument("n_batch \(params.batchSize) is out of range (1...8192)")
         }
         try params.sampling.validate()
-        try params.routing.validate(nExpert: c.nExpert, kNative: c.nExpertUsed)
+        try params.routing.validate(nExpert: c.nExpert, kNative: c.nExpertUsed, nMoE: model.moeLayerIndices.count)
         self.model = model
         contextSize = params.contextSize == 0 ? min(c.contextLength, 4096) : params.contextSize
         threads = params.threads == 0 ? Int(akk_default_threads()) : params.threads
@@ -98,7 +98,7 @@ public final class Session {
 
     /// Replaces the routing settings after validating them against the model.
     public func setRouting(_ r: RoutingConfig) throws {
-        try r.validate(nExpert: model.config.nExpert, kNative: model.config.nExpertUsed)
+        try r.validate(nExpert: model.config.nExpert, kNative: model.config.nExpertUsed, nMoE: model.moeLayerIndices.count)
         if r.policy == .adak && router.allocator == nil {
             throw AdaKError.invalidArgument("the adak policy needs an allocator (load one first)")
         }

@@ -14,6 +14,7 @@ import Glibc
 ///   over every layer's rows of the batch, and the batch runs with it.
 /// - `perLayer`: one u per layer, moved and solved the same way within each layer, so every
 ///   layer's mean k/K tracks the target.
+/// - `schedule`: as `perLayer`, but layer l's mean k tracks its own target (`layerTargets[l]`).
 final class RouterState {
     var config: RoutingConfig
     var allocator: Allocator?
@@ -69,6 +70,16 @@ final class RouterState {
         return (min(config.kMin, hi), hi)
     }
 
+    /// The bounds of MoE slot `slot`: with `layerTargets` and `layerBand` d, narrowed to
+    /// [⌊t⌋ − d, ⌈t⌉ + d] around the slot's target t (an experiment: the schedule anchors each
+    /// layer's k, the policy moves it by at most d).
+    func bounds(slot: Int) -> (lo: Int, hi: Int) {
+        let (lo, hi) = bounds
+        guard let d = config.layerBand, let t = config.layerTargets, slot < t.count else { return (lo, hi) }
+        let l = min(max(lo, Int(t[slot].rounded(.down)) - d), hi)
+        return (l, max(l, min(hi, Int(t[slot].rounded(.up)) + d)))
+    }
+
     /// Gain of the decode controller per policy (knob units per unit of cost error).
     private var gain: Float {
         switch config.policy {
@@ -79,9 +90,27 @@ final class RouterState {
         }
     }
 
+    /// Whether a budget is set: a fraction, or (`schedule`) per-layer targets.
+    private var hasBudget: Bool {
+        config.budget != nil || (config.budgetMode == .schedule && config.layerTargets != nil)
+    }
+
+    /// The mean k MoE slot `slot` should spend under the budget: its own target (`schedule`),
+    /// else budget × K (in Double as before the schedule mode, so per_layer decides alike).
+    private func targetK(slot: Int) -> Double {
+        if config.budgetMode == .schedule, let t = config.layerTargets { return Double(t[slot]) }
+        return Double(config.budget ?? 1) * Double(kNative)
+    }
+
+    /// The same as a fraction of K.
+    private func targetFraction(slot: Int) -> Float {
+        if config.budgetMode == .schedule, let t = config.layerTargets { return t[slot] / Float(kNative) }
+        return config.budget ?? 1
+    }
+
     /// A budget is being met by moving a knob (not Top-K's dithering, forced k or PPO sampling).
     private var controlsKnob: Bool {
-        config.budget != nil && config.policy != .topK && config.forcedK == nil && !(trace?.sampling ?? false)
+        hasBudget && config.policy != .topK && config.forcedK == nil && !(trace?.sampling ?? false)
     }
 
     /// Whether the next `n` tokens need a measuring pass first: a global budget's batch, or its
@@ -100,11 +129,12 @@ final class RouterState {
         guard let rows = probe else { return }
         probe = nil
         guard let f = config.budget else { return }
-        let (lo, hi) = bounds
         let count = rows.reduce(0) { $0 + $1.n }
+        let slotBounds = rows.indices.map { bounds(slot: $0) }
         let u = solveKnob(target: Double(f) * Double(kNative) * Double(count)) { u in
-            rows.reduce(0) { total, r in
-                r.logits.withUnsafeBufferPointer { l in
+            zip(rows, slotBounds).reduce(0) { total, rb in
+                let (r, (lo, hi)) = rb
+                return r.logits.withUnsafeBufferPointer { l in
                     r.sorted.withUnsafeBufferPointer { s in
                         r.probs.withUnsafeBufferPointer { p in
                             (0..<r.n).reduce(total) {
@@ -142,7 +172,7 @@ final class RouterState {
     func decide(layer: Int, pos0: Int, n: Int, probs: UnsafePointer<Float>, sorted: UnsafePointer<Float>,
                 hidden: UnsafePointer<Float>, nEmbd: Int) -> [Int] {
         guard let slot = moeSlot[layer] else { return [Int](repeating: kNative, count: n) }
-        let (lo, hi) = bounds
+        let (lo, hi) = bounds(slot: slot)
         let E = nExpert
         var allocLogits: [Float] = []
         if config.policy == .adak, let a = allocator, let aslot = a.layers.firstIndex(of: layer) {
@@ -179,10 +209,10 @@ final class RouterState {
             return ks
         }
         var ks = [Int](repeating: 0, count: n)
-        if let f = config.budget, config.forcedK == nil {
+        if hasBudget, config.forcedK == nil {
             if config.policy == .topK {
-                // dithering: the running mean of k is exactly f·K
-                let want = f * Float(kNative)
+                let want = Float(targetK(slot: slot))
+                // dithering: the running mean of k is exactly the target
                 for t in 0..<n {
                     let k = min(max(Int((want + dither[slot]).rounded(.down)), lo), hi)
                     dither[slot] += want - Float(k)
@@ -192,13 +222,14 @@ final class RouterState {
                 // the shared price, solved over the batch (endProbe) or moved per token (record)
                 for t in 0..<n { ks[t] = rule(t, knob[slot]) }
             } else if n > 1 || !calibrated {
-                let target = Double(f) * Double(kNative) * Double(n)
+                // per_layer / schedule: this layer's own knob, solved over its rows of the batch
+                let target = targetK(slot: slot) * Double(n)
                 let u = solveKnob(target: target) { u in (0..<n).reduce(0) { $0 + rule($1, u) } }
                 knob[slot] = u
                 for t in 0..<n { ks[t] = rule(t, u) }
             } else {
                 ks[0] = rule(0, knob[slot])
-                let err = Float(ks[0]) / Float(kNative) - f
+                let err = Float(ks[0]) / Float(kNative) - targetFraction(slot: slot)
                 knob[slot] = min(max(knob[slot] + gain * err, -64), 64)
             }
         } else {

@@ -26,6 +26,10 @@ public enum BudgetMode: String, Sendable, CaseIterable {
     case global
     /// One knob per layer: every layer's mean k/K meets the budget on its own.
     case perLayer = "per_layer"
+    /// One knob per layer, each meeting that layer's own target mean k (`layerTargets`, e.g. a
+    /// calibrated per-layer schedule): the schedule sets how much each layer spends, the policy
+    /// which tokens within the layer get more or fewer experts. The budget is the targets' mean / K.
+    case schedule
 }
 
 /// The routing settings of a session.
@@ -50,6 +54,13 @@ public struct RoutingConfig: Sendable, Equatable {
     public var price: Float = 0
     /// How the budget is spread over the layers.
     public var budgetMode: BudgetMode = .global
+    /// Target mean k per MoE layer (in MoE-layer order) for `budgetMode == .schedule`; fractional
+    /// values are allowed. `budget`, when set, must be their mean / K (`scheduleBudget`).
+    public var layerTargets: [Float]? = nil
+    /// With `layerTargets` (any budget mode): layer l's k stays within [⌊t_l⌋ − band, ⌈t_l⌉ + band]
+    /// (and kMin...kMax). Under `global` the shared price then trades experts between layers only
+    /// within those bands (an experiment anchoring a learned policy to a calibrated schedule).
+    public var layerBand: Int? = nil
 
     public init(policy: RoutingPolicy = .topK) { self.policy = policy }
 
@@ -60,7 +71,7 @@ public struct RoutingConfig: Sendable, Equatable {
     public static func == (a: RoutingConfig, b: RoutingConfig) -> Bool {
         a.policy == b.policy && a.k == b.k && a.p == b.p && a.beta == b.beta && a.tau == b.tau
             && a.kMin == b.kMin && a.kMax == b.kMax && a.budget == b.budget && a.price == b.price
-            && a.budgetMode == b.budgetMode
+            && a.budgetMode == b.budgetMode && a.layerTargets == b.layerTargets && a.layerBand == b.layerBand
             && (a.forcedK == nil) == (b.forcedK == nil)
     }
 
@@ -73,8 +84,15 @@ public struct RoutingConfig: Sendable, Equatable {
         }
     }
 
-    /// Throws `invalidArgument` when a setting is out of range for this model.
-    public func validate(nExpert: Int, kNative: Int) throws {
+    /// The budget the schedule's targets spend (their mean / K), nil without targets.
+    public func scheduleBudget(kNative: Int) -> Float? {
+        guard let t = layerTargets, !t.isEmpty, kNative > 0 else { return nil }
+        return t.reduce(0, +) / Float(t.count) / Float(kNative)
+    }
+
+    /// Throws `invalidArgument` when a setting is out of range for this model (nMoE: its MoE
+    /// layers, checked against `layerTargets` when given).
+    public func validate(nExpert: Int, kNative: Int, nMoE: Int? = nil) throws {
         func bad(_ m: String) -> AdaKError { .invalidArgument(m) }
         guard nExpert > 0 || policy == .topK else { throw bad("routing policy '\(policy.rawValue)' needs an MoE model") }
         let e = max(nExpert, 1)
@@ -89,6 +107,25 @@ public struct RoutingConfig: Sendable, Equatable {
             guard nExpert > 0 else { throw bad("the model has no MoE layers: there are no expert FLOPs to budget") }
         }
         guard price.isFinite, abs(price) <= 64 else { throw bad("price must be in [-64, 64]") }
+        if let layerBand {
+            guard layerBand >= 0, layerBand <= e else { throw bad("layer band \(layerBand) out of range 0...\(e)") }
+            guard layerTargets != nil else { throw bad("a layer band needs layer targets") }
+        }
+        if let t = layerTargets, budgetMode != .schedule {
+            if let nMoE { guard t.count == nMoE else { throw bad("\(t.count) layer targets for \(nMoE) MoE layers") } }
+            guard layerBand != nil else { throw bad("layer targets outside budget mode 'schedule' need a layer band") }
+        }
+        if budgetMode == .schedule {
+            guard let t = layerTargets else { throw bad("budget mode 'schedule' needs a target k per MoE layer") }
+            if let nMoE { guard t.count == nMoE else { throw bad("\(t.count) layer targets for \(nMoE) MoE layers") } }
+            let hi = Float(upperBound(nExpert: e, kNative: kNative)), lo = Float(min(kMin, e))
+            guard t.allSatisfy({ $0.isFinite && $0 >= lo && $0 <= hi }) else {
+                throw bad("layer targets must be within the k bounds \(Int(lo))...\(Int(hi))")
+            }
+            if let budget, let sb = scheduleBudget(kNative: kNative), abs(budget - sb) > 1e-3 * sb {
+                throw bad("flops budget \(budget) differs from the layer targets' mean / K = \(sb)")
+            }
+        }
     }
 }
 

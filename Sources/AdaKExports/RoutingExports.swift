@@ -36,7 +36,9 @@ extension adak_routing_params: SizeTagged {
         tau = r.tau
         price = r.price
         flops_budget = r.budget.map(Double.init) ?? 0
-        budget_mode = budgetModes.first { $0.mode == r.budgetMode }!.code
+        // `schedule` (per-layer targets, Swift and CLI only: this struct cannot carry them) shows
+        // as per_layer, the C mode it refines
+        budget_mode = budgetModes.first { $0.mode == r.budgetMode }?.code ?? Int32(ADAK_BUDGET_PER_LAYER.rawValue)
     }
 
     /// `base` with every field of the struct applied (settings the C API does not show, such as

@@ -68,7 +68,6 @@ public final class Model: @unchecked Sendable {
         guard akk_dequantize_row(embType, gguf.data(embd), &probe, Int64(config.nEmbd)) == 0 else {
             throw AdaKError.unsupported("token_embd.weight: type \(embd.typeName) is not supported")
         }
-        embedding = (embType, gguf.data(embd), Int(akk_row_bytes(embType, Int64(config.nEmbd))))
 
         let d = config.nEmbd, hd = config.headDim
         let qDim = config.nHead * hd, kvDim = config.nHeadKV * hd
@@ -156,6 +155,12 @@ public final class Model: @unchecked Sendable {
         outputNorm = try loader.vector("output_norm.weight", d)
         let outName = loader.has("output.weight") ? "output.weight" : "token_embd.weight"
         output = try loader.matrix(outName, rows: config.nVocab, cols: d, mayRepack: outName == "output.weight")
+        // A tied head was copied to huge pages in the file's row layout (its file pages released:
+        // a 30 MB head on 4 KB pages streamed at half the read probe): the lookups read that copy.
+        // A head converted to another type keeps the lookups on the file's rows.
+        let embRowBytes = Int(akk_row_bytes(embType, Int64(config.nEmbd)))
+        embedding = outName == "token_embd.weight" && output.type == embType
+            ? (embType, output.data, embRowBytes) : (embType, gguf.data(embd), embRowBytes)
         self.layers = layers
         self.config = config
         try report(config.nLayer + 1)

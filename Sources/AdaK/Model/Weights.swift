@@ -186,7 +186,7 @@ final class WeightLoader {
 
     /// A matrix of `rows` × `cols` (ggml ne = [cols, rows]); `forceF32` keeps it in f32 (routers).
     /// `mayRepack: false` keeps the GGUF row layout (a tied output head shares its bytes with the
-    /// embedding lookups, which need whole rows).
+    /// embedding lookups, which need whole rows); the bytes still move to huge pages.
     func matrix(_ name: String, rows: Int, cols: Int, forceF32: Bool = false, mayRepack: Bool = true) throws -> Matrix {
         let t = try info(name, dims: [cols, rows])
         let p = eightRowView(try repacked(convert(t, rowCount: rows, cols: cols, forceF32: forceF32),
@@ -213,9 +213,9 @@ final class WeightLoader {
     /// IQ4_XS as 16-row groups when it has a multiple of 16 (the plain type's numerics, both orders);
     /// every other matrix (Q8_0, Q6_K, f32 routers...) as a plain copy of its bytes. Either way the
     /// result lives in `allocateWeights`' huge pages and the source (file pages or a converted
-    /// copy) is released, so memory stays ~ the file size. Not copied: a tied output head (`allowed`
-    /// false: the embedding lookups read the file's bytes) and matrices of a model loaded from a
-    /// caller's buffer, whose bytes cannot be released.
+    /// copy) is released, so memory stays ~ the file size. `allowed` false (a tied output head,
+    /// whose rows the embedding lookups read) keeps the row layout but still copies. Not copied:
+    /// matrices of a model loaded from a caller's buffer, whose bytes cannot be released.
     /// Mapped sources go in slices of ~2 MB whose pages are released as soon as they are packed: the
     /// file is resident from the start (populate), so packing a whole expert stack before releasing
     /// it held both copies of it at once (peak RSS up to 1.15 x the file on Q4_0 MoE files); slices
@@ -233,13 +233,13 @@ final class WeightLoader {
         default: nil
         }
         let group = packedType == Int32(AKK_IQ4_XS_R16.rawValue) ? 16 : 8 // rows per repacked group
-        if !repack || rows % group != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
+        if !allowed || !repack || rows % group != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
         let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
         // a plain copy only moves file pages, or an owned matrix small enough for a slab (a larger
         // owned one already has huge pages of its own)
         let copyWorthIt = ownedSource == nil ? gguf.storage.isMapped : bytes < Self.slabLimit
-        guard allowed, packedType != nil || copyWorthIt else { return p }
+        guard packedType != nil || copyWorthIt else { return p }
         let out = try allocateWeights(bytes)
         let slice = max(group, (2 << 20) / rowBytes / group * group)
         for r0 in stride(from: 0, to: total, by: slice) {

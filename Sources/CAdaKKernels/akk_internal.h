@@ -47,6 +47,10 @@ static inline int akk_dense_has_min(int type) { return type == AKK_Q4_1 || type 
  * whole, so a split inside a group would compute that half twice). */
 static inline int64_t akk_row_unit(int wtype) { return wtype == AKK_IQ4_XS_R16 ? 16 : 8; }
 
+/* Threads for a per-row op over `rows` rows of n elements (ops.c): 1 (the caller) below ~16K
+ * elements, where a fork/join costs more than the rows; else up to nthreads (0: all). */
+int akk_rows_threads(int64_t rows, int64_t n, int nthreads);
+
 static inline int akk_iq4_xs_scale(const uint8_t *blk, int ib) {
     const int lo = (blk[4 + ib / 2] >> 4 * (ib % 2)) & 0xf;
     const int hi = (akk_load_u16(blk + 2) >> 2 * ib) & 3;

@@ -283,9 +283,8 @@ void akk_quantize_activation(int wtype, const float *x, void *y, int64_t n) {
 
 void akk_quantize_activation_rows(int wtype, const float *x, int64_t ldx, void *y, int64_t ldy, int64_t rows, int64_t n,
                                   int nthreads) {
-    if (nthreads <= 0) nthreads = omp_get_max_threads();
-    /* a fork/join costs a few µs, a row of 1K floats ~0.3 µs */
-    if (rows < 8 || rows * n < 8192) {
+    nthreads = akk_rows_threads(rows, n, nthreads);
+    if (nthreads <= 1) {
         for (int64_t r = 0; r < rows; r++) akk_quantize_activation(wtype, x + r * ldx, (uint8_t *)y + r * ldy, n);
         return;
     }

@@ -24,6 +24,7 @@
  */
 #pragma STDC FP_CONTRACT OFF
 #include "adak_ops.h"
+#include "adak_grouped.h"
 #include "adak_kernels.h"
 #include "akk_internal.h"
 #include <immintrin.h>
@@ -35,9 +36,9 @@
 #define AVX2_FN static __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+/* y = (x / sqrt(sum / n + eps)) * w for a row whose sum of squares (ggml's sequential double
+ * sum) is `sum`: the second half of akk_rmsnorm. */
+static void rms_apply(const float *x, const float *w, float *y, int64_t n, double sum, float eps) {
     const float mean = (float)(sum / (double)n);
     const float scale = 1.0f / sqrtf(mean + eps);
     if (w) {
@@ -47,10 +48,16 @@ void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps)
     }
 }
 
+void akk_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    rms_apply(x, w, y, n, sum, eps);
+}
+
 /* The rows of a prefill batch: each row computed as the one-row op computes it (same bits), the
- * rows split over threads, and four rows' sums of squares interleaved so that their sequential
- * double chains (ggml's order) overlap instead of waiting on each other. */
-static int rows_threads(int64_t rows, int64_t n, int nthreads) {
+ * rows split over threads (akk_rows_threads), and four rows' sums of squares interleaved so that
+ * their sequential double chains (ggml's order) overlap instead of waiting on each other. */
+int akk_rows_threads(int64_t rows, int64_t n, int nthreads) {
     if (nthreads <= 0) nthreads = omp_get_max_threads();
     /* a fork/join costs a few µs, a row of 1K ~0.5 µs: below ~16K elements it does not pay */
     if (rows < 8 || rows * n < 16384) return 1;
@@ -69,20 +76,14 @@ static void rmsnorm_run(const float *x, int64_t ldx, const float *w, float *y, i
             s[2] += (double)(x2[i] * x2[i]);
             s[3] += (double)(x3[i] * x3[i]);
         }
-        for (int j = 0; j < 4; j++) {
-            const float scale = 1.0f / sqrtf((float)(s[j] / (double)n) + eps);
-            const float *xj = x + (r + j) * ldx;
-            float *yj = y + (r + j) * ldy;
-            if (w) for (int64_t i = 0; i < n; i++) yj[i] = (xj[i] * scale) * w[i];
-            else for (int64_t i = 0; i < n; i++) yj[i] = xj[i] * scale;
-        }
+        for (int j = 0; j < 4; j++) rms_apply(x + (r + j) * ldx, w, y + (r + j) * ldy, n, s[j], eps);
     }
     for (; r < r1; r++) akk_rmsnorm(x + r * ldx, w, y + r * ldy, n, eps);
 }
 
 void akk_rmsnorm_rows(const float *x, int64_t ldx, const float *w, float *y, int64_t ldy, int64_t rows, int64_t n,
                       float eps, int nthreads) {
-    nthreads = rows_threads(rows, n, nthreads);
+    nthreads = akk_rows_threads(rows, n, nthreads);
     if (nthreads <= 1) {
         rmsnorm_run(x, ldx, w, y, ldy, 0, rows, n, eps);
         return;
@@ -95,12 +96,12 @@ void akk_rmsnorm_rows(const float *x, int64_t ldx, const float *w, float *y, int
 }
 
 static void add_run(float *x, const float *b, float scale, int64_t i0, int64_t i1) {
-    if (scale == 1.0f) for (int64_t i = i0; i < i1; i++) x[i] += b[i];
+    if (scale == 1.0f) akk_vec_add(x + i0, b + i0, i1 - i0);
     else for (int64_t i = i0; i < i1; i++) x[i] += b[i] * scale; /* two roundings: FP_CONTRACT OFF */
 }
 
 void akk_add_scaled(float *x, const float *b, float scale, int64_t count, int nthreads) {
-    nthreads = rows_threads(count / 1024, 1024, nthreads);
+    nthreads = akk_rows_threads(count / 1024, 1024, nthreads);
     if (nthreads <= 1) {
         add_run(x, b, scale, 0, count);
         return;
@@ -176,7 +177,7 @@ static void rope_run(float *q, int64_t ldq, int n_head_q, float *k, int64_t ldk,
 
 void akk_rope_rows(float *q, int64_t ldq, int n_head_q, float *k, int64_t ldk, int n_head_k, int64_t rows,
                    int head_dim, int n_rot, int pos0, float freq_base, int neox, int nthreads) {
-    nthreads = rows_threads(rows, (int64_t)(n_head_q + n_head_k) * head_dim, nthreads);
+    nthreads = akk_rows_threads(rows, (int64_t)(n_head_q + n_head_k) * head_dim, nthreads);
     if (nthreads <= 1) {
         rope_run(q, ldq, n_head_q, k, ldk, n_head_k, 0, rows, head_dim, n_rot, pos0, freq_base, neox);
         return;
@@ -578,29 +579,26 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
         {
             const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
             const int64_t vrows = (int64_t)n_head_kv * head_dim, v0 = vrows * me / nt, v1 = vrows * (me + 1) / nt;
-            const int own = n_head_kv % nt == 0; /* [v0, v1) are whole groups */
-            if (own && n_valid <= 256) {
-                /* each thread its own groups from scores to output: no barrier */
-                const int64_t g0 = v0 / head_dim, g1 = v1 / head_dim;
+            const int own = n_head_kv % nt == 0;                 /* [v0, v1) are whole groups */
+            const int64_t g0 = v0 / head_dim, g1 = v1 / head_dim; /* (own) this thread's groups */
+            if (own && n_valid <= 256) { /* scores of the own groups' heads: no barrier */
                 if (g1 > g0)
                     rows_cache(&dots, head_dim, n_valid, kb + g0 * head_dim * es, k_stride, head_dim, group,
                                (int)((g1 - g0) * group), qf + g0 * group * head_dim, head_dim, scale,
                                scratch + g0 * group * n_ctx, n_ctx);
-                for (int64_t h = g0 * group; h < g1 * group; h++) head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
-            } else {
+            } else { /* scores of all heads over a range of positions */
                 const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
                 if (p1 > p0)
                     rows_cache(&dots, head_dim, p1 - p0, kb + p0 * k_stride * es, k_stride, head_dim, group, n_head, qf,
                                head_dim, scale, scratch + p0, n_ctx);
 #pragma omp barrier
-                if (own)
-                    for (int64_t h = v0 / head_dim * group; h < v1 / head_dim * group; h++)
-                        head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
-                else {
-                    for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++)
-                        head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
+            }
+            if (own)
+                for (int64_t h = g0 * group; h < g1 * group; h++) head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
+            else {
+                for (int64_t h = n_head * me / nt; h < n_head * (me + 1) / nt; h++)
+                    head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
 #pragma omp barrier
-                }
             }
             for (int64_t r = v0; r < v1;) {
                 const int64_t g = r / head_dim, d = r % head_dim, nd = (v1 - r < head_dim - d ? v1 - r : head_dim - d);

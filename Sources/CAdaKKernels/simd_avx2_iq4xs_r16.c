@@ -38,12 +38,22 @@ AVX2_INLINE __m256i xr_prod(__m256i a, __m256i w, const int8_t *xq, __m256i ls) 
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, _mm256_sign_epi8(bcast4(xq), w)), ls);
 }
 
+/* Chunk (ib, m) of half h of a group's block: the grid values of its low (w[0]) and high (w[1])
+ * nibbles and their magnitudes (a[0], a[1]). */
+AVX2_INLINE void xr_chunk(const uint8_t *blk, int ib, int m, int h, __m256i table, __m256i w[2], __m256i a[2]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 256 * ib + 64 * m + 32 * h));
+    w[0] = _mm256_shuffle_epi8(table, _mm256_and_si256(v, m4));
+    w[1] = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+    a[0] = _mm256_sign_epi8(w[0], w[0]);
+    a[1] = _mm256_sign_epi8(w[1], w[1]);
+}
+
 /* Half h (8 rows) of the group at grp x T tokens (xs bytes apart) over nb super-blocks; output of
  * row i, token t at y[t*ys + i]. TL: the tiled order, else the vec_dot order. */
 AVX2_INLINE void xr_tile(const int TL, const int T, const uint8_t *grp, int h, int64_t nb, const uint8_t *x,
                          int64_t xs, float *y, int64_t ys) {
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl));
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[XR_TT][8];
     for (int t = 0; t < T; t++)
         for (int l = 0; l < (TL ? 1 : 8); l++) acc[t][l] = _mm256_setzero_ps();
@@ -60,13 +70,11 @@ AVX2_INLINE void xr_tile(const int TL, const int T, const uint8_t *grp, int h, i
             for (int t = 0; t < T; t++) S[t] = _mm256_setzero_si256();
             for (int ib = 0; ib < 8; ib++)
                 for (int m = 0; m < 4; m++) {
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 256 * ib + 64 * m + 32 * h));
-                    const __m256i w0 = _mm256_shuffle_epi8(table, _mm256_and_si256(v, m4));
-                    const __m256i w1 = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-                    const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+                    __m256i w[2], a[2];
+                    xr_chunk(blk, ib, m, h, table, w, a);
                     for (int t = 0; t < T; t++) {
                         const int8_t *xq = (const int8_t *)(xb + t * xs + 4 + 32 * ib + 4 * m);
-                        S[t] = _mm256_add_epi32(S[t], _mm256_add_epi32(xr_prod(a0, w0, xq, ls[ib]), xr_prod(a1, w1, xq + 16, ls[ib])));
+                        S[t] = _mm256_add_epi32(S[t], _mm256_add_epi32(xr_prod(a[0], w[0], xq, ls[ib]), xr_prod(a[1], w[1], xq + 16, ls[ib])));
                     }
                 }
             for (int t = 0; t < T; t++)
@@ -76,14 +84,12 @@ AVX2_INLINE void xr_tile(const int TL, const int T, const uint8_t *grp, int h, i
                 __m256i L0[XR_TT], L1[XR_TT];
                 for (int t = 0; t < T; t++) L0[t] = L1[t] = _mm256_setzero_si256();
                 for (int ib = 0; ib < 8; ib++) {
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 256 * ib + 64 * m + 32 * h));
-                    const __m256i w0 = _mm256_shuffle_epi8(table, _mm256_and_si256(v, m4));
-                    const __m256i w1 = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-                    const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+                    __m256i w[2], a[2];
+                    xr_chunk(blk, ib, m, h, table, w, a);
                     for (int t = 0; t < T; t++) {
                         const int8_t *xq = (const int8_t *)(xb + t * xs + 4 + 32 * ib + 4 * m);
-                        L0[t] = _mm256_add_epi32(L0[t], xr_prod(a0, w0, xq, ls[ib]));
-                        L1[t] = _mm256_add_epi32(L1[t], xr_prod(a1, w1, xq + 16, ls[ib]));
+                        L0[t] = _mm256_add_epi32(L0[t], xr_prod(a[0], w[0], xq, ls[ib]));
+                        L1[t] = _mm256_add_epi32(L1[t], xr_prod(a[1], w[1], xq + 16, ls[ib]));
                     }
                 }
                 for (int t = 0; t < T; t++) {
@@ -122,7 +128,6 @@ XR_ANY(xr_tile_tl, 1)
 #define XR_G 2
 AVX2_INLINE void xr_decode(const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, float *y, int64_t ystride) {
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl));
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[XR_G][2][8];
     for (int k = 0; k < XR_G; k++)
         for (int h = 0; h < 2; h++)
@@ -139,12 +144,11 @@ AVX2_INLINE void xr_decode(const uint8_t *grp, int64_t gstride, int64_t nb, cons
                 for (int ib = 0; ib < 8; ib++) {
                     const __m256i ls = xr_ls16(blk, h, ib);
                     for (int m = 0; m < 4; m++) {
-                        const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 256 * ib + 64 * m + 32 * h));
-                        const __m256i w0 = _mm256_shuffle_epi8(table, _mm256_and_si256(v, m4));
-                        const __m256i w1 = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                        __m256i w[2], a[2];
+                        xr_chunk(blk, ib, m, h, table, w, a);
                         const int8_t *xq = (const int8_t *)(xb + 4 + 32 * ib + 4 * m);
-                        L[m] = _mm256_add_epi32(L[m], xr_prod(_mm256_sign_epi8(w0, w0), w0, xq, ls));
-                        L[m + 4] = _mm256_add_epi32(L[m + 4], xr_prod(_mm256_sign_epi8(w1, w1), w1, xq + 16, ls));
+                        L[m] = _mm256_add_epi32(L[m], xr_prod(a[0], w[0], xq, ls));
+                        L[m + 4] = _mm256_add_epi32(L[m + 4], xr_prod(a[1], w[1], xq + 16, ls));
                     }
                 }
                 const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16 * h))), _mm256_set1_ps(dx));

@@ -102,11 +102,8 @@ final class RouterState {
         return Double(config.budget ?? 1) * Double(kNative)
     }
 
-    /// The same as a fraction of K.
-    private func targetFraction(slot: Int) -> Float {
-        if config.budgetMode == .schedule, let t = config.layerTargets { return t[slot] / Float(kNative) }
-        return config.budget ?? 1
-    }
+    /// The same as a fraction of K (exactly the budget outside `schedule`: budget × K / K in Double).
+    private func targetFraction(slot: Int) -> Float { Float(targetK(slot: slot) / Double(kNative)) }
 
     /// A budget is being met by moving a knob (not Top-K's dithering, forced k or PPO sampling).
     private var controlsKnob: Bool {

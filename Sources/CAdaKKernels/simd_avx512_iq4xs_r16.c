@@ -16,6 +16,9 @@
  * block's bytes in order (lanes in 8 accumulators): the token tiles run one lane's chunks across
  * the sub-blocks (256-byte strides), which from DRAM streamed at ~14 GB/s on one core where the
  * ordered two-stream reads reach ~21 (kernel_bench, 65536 x 2048; 3 streams ~ the same, 4 spill).
+ * With VBMI, decode moves the signs to the weights' side (xv_prep_token, below): 26.8 -> 33.6 GB/s
+ * from cache on one Zen 4 core (kernel_bench 4096 x 2048); from DRAM one core streams ~22-29 GB/s
+ * either way.
  * With AVX-512 VBMI the lookups are one vpermb each (the 16-entry table repeats in the 64 bytes,
  * so the index needs no mask), under akk_iq4_xs_vbmi as the plain type's decode.
  * A range that starts or ends in the middle of a group computes the whole group and stores its
@@ -42,15 +45,28 @@
 #define XVV_FN static __attribute__((target(XVV_TARGET)))
 #define XVV_INLINE static inline __attribute__((always_inline, target(XVV_TARGET)))
 
-/* Sub-block ib's scales of the group's 16 rows (block at blk) as (ls, ls) int16 pairs. */
-XV_INLINE __m512i xv_ls16(const uint8_t *blk, int ib) {
-    const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + 16 * (ib / 2))));
-    const __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 96 + 16 * (ib / 4))));
-    const __m512i s = _mm512_sub_epi32(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l, 4 * (ib % 2)), _mm512_set1_epi32(15)),
-                                                       _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2 * (ib % 4)), _mm512_set1_epi32(3)), 4)),
-                                       _mm512_set1_epi32(32));
-    /* the low int16 of each lane into both halves */
-    return _mm512_shuffle_epi8(s, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13)));
+/* The 8 sub-blocks' scales of the group's 16 rows (block at blk) as (ls, ls) int16 pairs, from the
+ * packed 6-bit scales in one pass: bytes of the even and of the odd sub-blocks, then widened. */
+XV_INLINE void xv_ls_block(const uint8_t *blk, __m512i ls[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3), b32 = _mm512_set1_epi8(32);
+    const __m512i sl = _mm512_loadu_si512((const void *)(blk + 32)); /* sl[j][i]: sub-blocks 2j, 2j+1 */
+    /* quarter j: sh[j/2] >> 4 (j % 2), whose bits 0-1 / 2-3 are sub-block 2j's / 2j+1's high bits */
+    __m512i h = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
+                                         _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + 96))));
+    h = _mm512_srlv_epi16(h, _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                               0x0004000400040004ll, 0x0004000400040004ll));
+    const __m512i ev = _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(sl, m4), _mm512_slli_epi16(_mm512_and_si512(h, m3), 4)), b32);
+    const __m512i od = _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(sl, 4), m4),
+                                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2), m3), 4)), b32);
+    const __m512i lo = _mm512_setr_epi32(0x00000000, 0x00010001, 0x00020002, 0x00030003, 0x00040004, 0x00050005, 0x00060006, 0x00070007,
+                                         0x00080008, 0x00090009, 0x000a000a, 0x000b000b, 0x000c000c, 0x000d000d, 0x000e000e, 0x000f000f);
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    const __m512i e01 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(ev)), e23 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(ev, 1));
+    const __m512i o01 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(od)), o23 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(od, 1));
+    ls[0] = _mm512_permutexvar_epi16(lo, e01); ls[2] = _mm512_permutexvar_epi16(hi, e01);
+    ls[4] = _mm512_permutexvar_epi16(lo, e23); ls[6] = _mm512_permutexvar_epi16(hi, e23);
+    ls[1] = _mm512_permutexvar_epi16(lo, o01); ls[3] = _mm512_permutexvar_epi16(hi, o01);
+    ls[5] = _mm512_permutexvar_epi16(lo, o23); ls[7] = _mm512_permutexvar_epi16(hi, o23);
 }
 
 /* |grid values| of the low (*a0) and high (*a1) nibbles of the 64 bytes v (table: |grid| in
@@ -85,7 +101,7 @@ XV_INLINE __m512i xv_prod(__m512i acc, __m512i a, __mmask64 neg, const uint8_t *
         for (int64_t b = 0; b < nb; b++) {                                                         \
             const uint8_t *blk = grp + b * XR_BLOCK, *xb = x + b * 292;                            \
             __m512i ls[8];                                                                         \
-            for (int ib = 0; ib < 8; ib++) ls[ib] = xv_ls16(blk, ib);                              \
+            xv_ls_block(blk, ls);                                                                  \
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));           \
             for (int m = 0; m < 4; m++) {                                                          \
                 __m512i L0[XV_TT], L1[XV_TT];                                                      \
@@ -120,8 +136,9 @@ XV_INLINE __m512i xv_prod(__m512i acc, __m512i a, __mmask64 neg, const uint8_t *
 XV_TILE(xv_tile, XV_INLINE, xv_lookup)
 XV_TILE(xv_tile_vbmi, XVV_INLINE, xv_lookup_vbmi)
 
-/* Decode: G groups (grp + k * gstride) x 1 token, their blocks in turn (G weight streams in
- * flight); output of group k's row i at y[k * ystride + i], all 16 rows. */
+/* Decode without VBMI: G groups (grp + k * gstride) x 1 token, their blocks in turn (G weight
+ * streams in flight), the sign tests on the weights; output of group k's row i at
+ * y[k * ystride + i], all 16 rows. */
 #define XV_DECODE(NAME, INLINE, LOOKUP)                                                            \
     INLINE void NAME(const int G, const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, float *y, \
                      int64_t ystride) {                                                            \
@@ -137,16 +154,17 @@ XV_TILE(xv_tile_vbmi, XVV_INLINE, xv_lookup_vbmi)
                 const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;                             \
                 const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)), _mm512_set1_ps(dx)); \
                 __m512i L[8]; /* lane l: chunk l % 4, low nibbles for l < 4 */                      \
+                __m512i ls[8];                                                                     \
+                xv_ls_block(blk, ls);                                                              \
                 for (int l = 0; l < 8; l++) L[l] = _mm512_setzero_si512();                         \
                 for (int ib = 0; ib < 8; ib++) {                                                   \
-                    const __m512i ls = xv_ls16(blk, ib);                                           \
                     for (int m = 0; m < 4; m++) { /* the block's bytes in order */                 \
                         const __m512i v = _mm512_loadu_si512((const void *)(blk + 128 + 256 * ib + 64 * m)); \
                         __m512i a0, a1;                                                            \
                         LOOKUP(v, table, &a0, &a1);                                                \
                         const uint8_t *xq = xb + 4 + 32 * ib + 4 * m;                              \
-                        L[m] = xv_prod(L[m], a0, _mm512_testn_epi8_mask(v, _mm512_set1_epi8(0x08)), xq, ls); \
-                        L[m + 4] = xv_prod(L[m + 4], a1, _mm512_testn_epi8_mask(v, _mm512_set1_epi8((char)0x80)), xq + 16, ls); \
+                        L[m] = xv_prod(L[m], a0, _mm512_testn_epi8_mask(v, _mm512_set1_epi8(0x08)), xq, ls[ib]); \
+                        L[m + 4] = xv_prod(L[m + 4], a1, _mm512_testn_epi8_mask(v, _mm512_set1_epi8((char)0x80)), xq + 16, ls[ib]); \
                     }                                                                              \
                 }                                                                                  \
                 for (int l = 0; l < 8; l++) acc[k][l] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[l]), acc[k][l]); \
@@ -159,12 +177,79 @@ XV_TILE(xv_tile_vbmi, XVV_INLINE, xv_lookup_vbmi)
         }                                                                                          \
     }
 XV_DECODE(xv_decode, XV_INLINE, xv_lookup)
-XV_DECODE(xv_decode_vbmi, XVV_INLINE, xv_lookup_vbmi)
 XV_FN void xv_decode_g(const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, float *y, int64_t ystride) {
     xv_decode(XV_G, grp, gstride, nb, x, y, ystride);
 }
-XVV_FN void xv_decode_g_vbmi(const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, float *y, int64_t ystride) {
-    xv_decode_vbmi(XV_G, grp, gstride, nb, x, y, ystride);
+
+/* Decode works on the token prepared once per call (xv_prep_token): per super-block its 256 |quants|
+ * and 256 bytes that are 16 where the quant is negative, 0 elsewhere, in the quants' order. The
+ * sign then goes on the weights: the lookup's index is the nibble plus that 16, into a table of the
+ * grid and its negation, and maddubs(|x|, grid negated where x < 0) gives the same pair sums as
+ * maddubs(|grid|, x negated where grid < 0). The weights' two sign tests and masked negations per
+ * chunk leave the loop (one vpternlogd per nibble half puts the sign in the index), and each
+ * block's scales come out of one pass (xv_ls_block). */
+#define XV_PREP_BYTES 512 /* per super-block: 256 |quants|, then 256 sign bytes */
+
+XV_FN void xv_prep_token(const uint8_t *x, int64_t nb, uint8_t *prep) {
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *q = x + b * 292 + 4;
+        uint8_t *out = prep + b * XV_PREP_BYTES;
+        for (int i = 0; i < 4; i++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * i));
+            _mm512_storeu_si512((void *)(out + 64 * i), _mm512_abs_epi8(v));
+            _mm512_storeu_si512((void *)(out + 256 + 64 * i), _mm512_maskz_mov_epi8(_mm512_movepi8_mask(v), _mm512_set1_epi8(16)));
+        }
+    }
+}
+
+/* acc + ls x (products of each lane's 4 elements): v the 64-byte chunk, shifted so that the
+ * nibble is in bits 0-3; ax the slice's 4 |quants|, sx its 4 sign bytes; table: the grid at 0..15
+ * and its negation at 16..31. vpshufb would drop index bit 4, hence vpermb (VBMI) only. */
+XVV_INLINE __m512i xv_prod_x(__m512i acc, __m512i v, __m512i table, const uint8_t *ax, const uint8_t *sx, __m512i ls) {
+    int32_t a, s;
+    memcpy(&a, ax, 4);
+    memcpy(&s, sx, 4);
+    /* (v & 15) | sign byte */
+    const __m512i idx = _mm512_ternarylogic_epi32(v, _mm512_set1_epi32(0x0f0f0f0f), _mm512_set1_epi32(s), 0xEA);
+    return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(_mm512_set1_epi32(a), _mm512_permutexvar_epi8(idx, table)), ls);
+}
+
+/* Decode: G groups (grp + k * gstride) x 1 prepared token, their blocks in turn (G weight streams
+ * in flight); output of group k's row i at y[k * ystride + i], all 16 rows. */
+XVV_FN void xv_decode_g_vbmi(const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, const uint8_t *prep,
+                             float *y, int64_t ystride) {
+    const __m128i gr = _mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl);
+    const __m512i table = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_setr_m128i(gr, _mm_sub_epi8(_mm_setzero_si128(), gr))),
+                                             _mm256_setr_m128i(gr, _mm_sub_epi8(_mm_setzero_si128(), gr)), 1);
+    __m512 acc[XV_G][8];
+    for (int k = 0; k < XV_G; k++)
+        for (int l = 0; l < 8; l++) acc[k][l] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *ax = prep + b * XV_PREP_BYTES, *sx = ax + 256;
+        float dx;
+        memcpy(&dx, x + b * 292, 4);
+        for (int k = 0; k < XV_G; k++) {
+            const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;
+            const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)), _mm512_set1_ps(dx));
+            __m512i ls[8];
+            xv_ls_block(blk, ls);
+            __m512i L[8]; /* lane l: chunk l % 4, low nibbles for l < 4 */
+            for (int l = 0; l < 8; l++) L[l] = _mm512_setzero_si512();
+            for (int ib = 0; ib < 8; ib++)
+                for (int m = 0; m < 4; m++) { /* the block's bytes in order */
+                    const __m512i v = _mm512_loadu_si512((const void *)(blk + 128 + 256 * ib + 64 * m));
+                    const int o = 32 * ib + 4 * m;
+                    L[m] = xv_prod_x(L[m], v, table, ax + o, sx + o, ls[ib]);
+                    L[m + 4] = xv_prod_x(L[m + 4], _mm512_srli_epi16(v, 4), table, ax + o + 16, sx + o + 16, ls[ib]);
+                }
+            for (int l = 0; l < 8; l++) acc[k][l] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[l]), acc[k][l]);
+        }
+    }
+    for (int k = 0; k < XV_G; k++) {
+        const __m512 s0 = _mm512_add_ps(acc[k][4], acc[k][0]), s1 = _mm512_add_ps(acc[k][5], acc[k][1]);
+        const __m512 s2 = _mm512_add_ps(acc[k][6], acc[k][2]), s3 = _mm512_add_ps(acc[k][7], acc[k][3]);
+        _mm512_storeu_ps(y + k * ystride, _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
+    }
 }
 
 #define XV_CASE(TILE, t) case t: TILE(t, grp, nb, x, xs, y, ys, mask); break;
@@ -187,10 +272,12 @@ void akk_rows_iq4_xs_r16_avx512(const uint8_t *W, int64_t wrow, int64_t r0, int6
     const int vbmi = akk_iq4_xs_vbmi_in_force();
     /* decode: the whole groups of the range in XV_G equal parts, group i of each part at once */
     const int64_t g0 = (r0 + 15) / 16, part = n_tok == 1 ? (r1 / 16 - g0) / XV_G : 0;
+    uint8_t *prep = part > 0 && vbmi ? akk_thread_scratch((size_t)nb * XV_PREP_BYTES) : NULL;
     if (part > 0) {
+        if (prep) xv_prep_token(X, nb, prep);
         for (int64_t i = 0; i < part; i++) {
             const int64_t g = g0 + i;
-            if (vbmi) xv_decode_g_vbmi(W + g * 16 * wrow, part * 16 * wrow, nb, X, Y + g * 16, part * 16);
+            if (prep) xv_decode_g_vbmi(W + g * 16 * wrow, part * 16 * wrow, nb, X, prep, Y + g * 16, part * 16);
             else xv_decode_g(W + g * 16 * wrow, part * 16 * wrow, nb, X, Y + g * 16, part * 16);
         }
         /* the rest (half groups at the ends, groups left over) below */

@@ -230,14 +230,17 @@ private func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zi
     /// every level (scalar included) its products equal the plain IQ4_XS's scalar reference bit for
     /// bit in both orders (vec_dot below AKK_TILED_MIN_ROWS tokens, tiled from there): tokens 1...9,
     /// 70 and 130 (more than a 64-token chunk), one group and several, 1 and 2 threads (row splits
-    /// that end inside a group), ranges of rows that start or end at a half group, sane and
-    /// corrupted scales; at the avx512 level with and without the VBMI lookups.
+    /// that end inside a group), ranges of rows that start or end at a half group, decode over
+    /// several groups (the two-stream path, groups left over), sane and corrupted scales; at the
+    /// avx512 level with and without the VBMI lookups.
     @Test func repackedIQ4XSEqualsPlainExactlyAtEveryLevel() {
         var rng = SplitMix64(seed: 1123)
         let r16 = Int32(AKK_IQ4_XS_R16.rawValue)
         #expect(akk_vec_dot_type(r16) == Int32(AKK_Q8_K.rawValue) && akk_row_bytes(r16, 512) == akk_row_bytes(iq4xs, 512))
         var cases: [(Int, Int, Int)] = (1...9).map { (1 + $0 % 3, 16 * (1 + $0 % 3), $0) }
         cases += [(2, 48, 70), (1, 16, 130), (3, 32, 8), (7, 16, 1), (2, 80, 4)]
+        // decode (1 token) over two or more groups: the avx512 two-stream path with its prepared token
+        cases += [(1, 32, 1), (2, 64, 1), (3, 80, 1), (14, 112, 1)]
         for (blocks, nOut, tokens) in cases {
             let nIn = blocks * 256, rb = rowBytes(iq4xs, nIn)
             for corrupt in [false, true] {

@@ -136,49 +136,42 @@ XV_INLINE __m512i xv_prod(__m512i acc, __m512i a, __mmask64 neg, const uint8_t *
 XV_TILE(xv_tile, XV_INLINE, xv_lookup)
 XV_TILE(xv_tile_vbmi, XVV_INLINE, xv_lookup_vbmi)
 
-/* Decode without VBMI: G groups (grp + k * gstride) x 1 token, their blocks in turn (G weight
+/* Decode without VBMI: XV_G groups (grp + k * gstride) x 1 token, their blocks in turn (XV_G weight
  * streams in flight), the sign tests on the weights; output of group k's row i at
  * y[k * ystride + i], all 16 rows. */
-#define XV_DECODE(NAME, INLINE, LOOKUP)                                                            \
-    INLINE void NAME(const int G, const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, float *y, \
-                     int64_t ystride) {                                                            \
-        const __m512i table = _mm512_broadcast_i32x4(_mm_abs_epi8(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl))); \
-        __m512 acc[XV_G][8];                                                                       \
-        for (int k = 0; k < G; k++)                                                                \
-            for (int l = 0; l < 8; l++) acc[k][l] = _mm512_setzero_ps();                           \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
-            const uint8_t *xb = x + b * 292;                                                       \
-            float dx;                                                                              \
-            memcpy(&dx, xb, 4);                                                                    \
-            for (int k = 0; k < G; k++) {                                                          \
-                const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;                             \
-                const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)), _mm512_set1_ps(dx)); \
-                __m512i L[8]; /* lane l: chunk l % 4, low nibbles for l < 4 */                      \
-                __m512i ls[8];                                                                     \
-                xv_ls_block(blk, ls);                                                              \
-                for (int l = 0; l < 8; l++) L[l] = _mm512_setzero_si512();                         \
-                for (int ib = 0; ib < 8; ib++) {                                                   \
-                    for (int m = 0; m < 4; m++) { /* the block's bytes in order */                 \
-                        const __m512i v = _mm512_loadu_si512((const void *)(blk + 128 + 256 * ib + 64 * m)); \
-                        __m512i a0, a1;                                                            \
-                        LOOKUP(v, table, &a0, &a1);                                                \
-                        const uint8_t *xq = xb + 4 + 32 * ib + 4 * m;                              \
-                        L[m] = xv_prod(L[m], a0, _mm512_testn_epi8_mask(v, _mm512_set1_epi8(0x08)), xq, ls[ib]); \
-                        L[m + 4] = xv_prod(L[m + 4], a1, _mm512_testn_epi8_mask(v, _mm512_set1_epi8((char)0x80)), xq + 16, ls[ib]); \
-                    }                                                                              \
-                }                                                                                  \
-                for (int l = 0; l < 8; l++) acc[k][l] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[l]), acc[k][l]); \
-            }                                                                                      \
-        }                                                                                          \
-        for (int k = 0; k < G; k++) {                                                              \
-            const __m512 s0 = _mm512_add_ps(acc[k][4], acc[k][0]), s1 = _mm512_add_ps(acc[k][5], acc[k][1]); \
-            const __m512 s2 = _mm512_add_ps(acc[k][6], acc[k][2]), s3 = _mm512_add_ps(acc[k][7], acc[k][3]); \
-            _mm512_storeu_ps(y + k * ystride, _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3))); \
-        }                                                                                          \
-    }
-XV_DECODE(xv_decode, XV_INLINE, xv_lookup)
 XV_FN void xv_decode_g(const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, float *y, int64_t ystride) {
-    xv_decode(XV_G, grp, gstride, nb, x, y, ystride);
+    const __m512i table = _mm512_broadcast_i32x4(_mm_abs_epi8(_mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl)));
+    __m512 acc[XV_G][8];
+    for (int k = 0; k < XV_G; k++)
+        for (int l = 0; l < 8; l++) acc[k][l] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *xb = x + b * 292;
+        float dx;
+        memcpy(&dx, xb, 4);
+        for (int k = 0; k < XV_G; k++) {
+            const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;
+            const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk)), _mm512_set1_ps(dx));
+            __m512i L[8]; /* lane l: chunk l % 4, low nibbles for l < 4 */
+            __m512i ls[8];
+            xv_ls_block(blk, ls);
+            for (int l = 0; l < 8; l++) L[l] = _mm512_setzero_si512();
+            for (int ib = 0; ib < 8; ib++)
+                for (int m = 0; m < 4; m++) { /* the block's bytes in order */
+                    const __m512i v = _mm512_loadu_si512((const void *)(blk + 128 + 256 * ib + 64 * m));
+                    __m512i a0, a1;
+                    xv_lookup(v, table, &a0, &a1);
+                    const uint8_t *xq = xb + 4 + 32 * ib + 4 * m;
+                    L[m] = xv_prod(L[m], a0, _mm512_testn_epi8_mask(v, _mm512_set1_epi8(0x08)), xq, ls[ib]);
+                    L[m + 4] = xv_prod(L[m + 4], a1, _mm512_testn_epi8_mask(v, _mm512_set1_epi8((char)0x80)), xq + 16, ls[ib]);
+                }
+            for (int l = 0; l < 8; l++) acc[k][l] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(L[l]), acc[k][l]);
+        }
+    }
+    for (int k = 0; k < XV_G; k++) {
+        const __m512 s0 = _mm512_add_ps(acc[k][4], acc[k][0]), s1 = _mm512_add_ps(acc[k][5], acc[k][1]);
+        const __m512 s2 = _mm512_add_ps(acc[k][6], acc[k][2]), s3 = _mm512_add_ps(acc[k][7], acc[k][3]);
+        _mm512_storeu_ps(y + k * ystride, _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
+    }
 }
 
 /* Decode works on the token prepared once per call (xv_prep_token): per super-block its 256 |quants|
@@ -214,13 +207,12 @@ XVV_INLINE __m512i xv_prod_x(__m512i acc, __m512i v, __m512i table, const uint8_
     return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(_mm512_set1_epi32(a), _mm512_permutexvar_epi8(idx, table)), ls);
 }
 
-/* Decode: G groups (grp + k * gstride) x 1 prepared token, their blocks in turn (G weight streams
+/* Decode: XV_G groups (grp + k * gstride) x 1 prepared token, their blocks in turn (XV_G weight streams
  * in flight); output of group k's row i at y[k * ystride + i], all 16 rows. */
 XVV_FN void xv_decode_g_vbmi(const uint8_t *grp, int64_t gstride, int64_t nb, const uint8_t *x, const uint8_t *prep,
                              float *y, int64_t ystride) {
     const __m128i gr = _mm_loadu_si128((const __m128i *)akk_kvalues_iq4nl);
-    const __m512i table = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_setr_m128i(gr, _mm_sub_epi8(_mm_setzero_si128(), gr))),
-                                             _mm256_setr_m128i(gr, _mm_sub_epi8(_mm_setzero_si128(), gr)), 1);
+    const __m512i table = _mm512_broadcast_i64x4(_mm256_setr_m128i(gr, _mm_sub_epi8(_mm_setzero_si128(), gr)));
     __m512 acc[XV_G][8];
     for (int k = 0; k < XV_G; k++)
         for (int l = 0; l < 8; l++) acc[k][l] = _mm512_setzero_ps();

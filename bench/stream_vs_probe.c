@@ -1,0 +1,65 @@
+/*
+ * One decode product (1 token) over a matrix far larger than L3, timed right after the read
+ * probe (akk_bw_probe, as `adak bench` takes it), to tell the host's bandwidth state from the
+ * kernels: prints the probe at 2 and 1 threads, then the product's GB/s of weights (best of
+ * REPS, wall time). Weights are pseudo-random bytes (speed only: the values are not checked; the
+ * repacked types take them as repacked).
+ *
+ *   cd Sources/CAdaKKernels && clang -O2 -fopenmp -idirafter /usr/lib/llvm-19/lib/clang/19/include \
+ *     -Iinclude -I. ../../bench/stream_vs_probe.c /tmp/akk/[a-z]*.o -L/usr/lib/llvm-19/lib \
+ *     -Wl,-rpath,/usr/lib/llvm-19/lib -lomp -lopenblas -lm -o /tmp/stream_vs_probe
+ *   /tmp/stream_vs_probe TYPE N_OUT N_IN THREADS REPS     (e.g. 1002 327680 2048 2 4: Q4_0_R8, 377 MB)
+ * (/tmp/akk: the kernel objects, as bench/attn_bench.c builds them.)
+ */
+#include "adak_kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: %s TYPE N_OUT N_IN THREADS REPS\n", argv[0]);
+        return 2;
+    }
+    const int type = atoi(argv[1]), threads = atoi(argv[4]), reps = atoi(argv[5]);
+    const int64_t n_out = atoll(argv[2]), n_in = atoll(argv[3]);
+    const int64_t wrow = akk_row_bytes(type, n_in), xrow = akk_row_bytes(akk_vec_dot_type(type), n_in);
+    if (wrow <= 0 || xrow <= 0 || n_out <= 0 || reps <= 0) {
+        fprintf(stderr, "bad type or shape\n");
+        return 2;
+    }
+    /* on huge pages as the engine's weights (MappedFile.allocateAligned) */
+    const size_t bytes = (size_t)(wrow * n_out), huge = (size_t)2 << 20, alloc = (bytes + huge - 1) / huge * huge;
+    uint8_t *W = aligned_alloc(huge, alloc), *X = malloc((size_t)xrow);
+    float *Y = malloc(sizeof(float) * (size_t)n_out);
+    if (!W || !X || !Y) return 1;
+    madvise(W, alloc, MADV_HUGEPAGE);
+    uint64_t z = 88172645463325252ull; /* distinct pages: no merging by the host */
+    for (size_t i = 0; i + 8 <= bytes; i += 8) {
+        z ^= z << 13; z ^= z >> 7; z ^= z << 17;
+        memcpy(W + i, &z, 8);
+    }
+    memset(X, 1, (size_t)xrow);
+    akk_bw_probe *p2 = akk_bw_probe_create((size_t)1 << 30, 2), *p1 = akk_bw_probe_create((size_t)1 << 30, 1);
+    const double b2 = akk_bw_probe_run(p2, 2), b1 = akk_bw_probe_run(p1, 2);
+    double best = 1e9;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        akk_matmul(type, W, n_out, n_in, X, xrow, 1, Y, n_out, threads);
+        const double t = now() - t0;
+        if (t < best) best = t;
+    }
+    printf("probe %.1f GB/s (2 threads), %.1f (1 thread); type %d %lldx%lld (%.0f MB), %d thread(s): %.1f GB/s\n", b2, b1,
+           type, (long long)n_out, (long long)n_in, bytes / 1e6, threads, bytes / best / 1e9);
+    akk_bw_probe_free(p2);
+    akk_bw_probe_free(p1);
+    return 0;
+}

@@ -557,14 +557,13 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
     if (n_tok == 1) {
         /* Decode: the scores, position by position (each K row's heads against the q of their
          * GQA group's heads, each loaded once for them); then softmax and the V product, each row
-         * of V^T against the probabilities of its group's heads. The threads split the rows of V^T
-         * evenly; where that gives each whole KV groups, a thread makes its own groups'
-         * probabilities, and up to 256 positions also their scores, with no barrier (2 threads, 4
-         * KV heads: each reads its half of every K row; 3-9% less time per layer at 128-256
-         * positions; from ~400 positions on, the halves of rows are slower to stream than
-         * contiguous ranges of rows); where the groups do not divide among the threads (SmolLM2:
-         * 3 over 2), up to 256 positions, each thread takes a range of heads, all its steps with no
-         * barrier; else the threads make the scores split by positions first.
+         * of V^T against the probabilities of its group's heads. Up to 256 positions each thread
+         * takes a range of heads and makes their scores, probabilities and outputs with no barrier
+         * (2 threads, 4 KV heads: each reads its half of every K row, 3-9% less time per layer at
+         * 128-256 positions; 3 KV heads over 2 threads: 9.8-12.2 against 13.5-15.1 µs per layer
+         * with the position split's two barriers). From ~400 positions on the halves of rows are
+         * slower to stream than contiguous ranges of rows, so longer contexts split the scores by
+         * positions, then the rest by groups (whole groups per thread) or by heads and rows of V^T.
          * The scores land in scratch rows of n_ctx per head; each value is the single dot's
          * (rows_cache). For an f16 cache q and the probabilities are rounded to fp16 as llama.cpp
          * converts them and kept as floats. */
@@ -580,38 +579,34 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
 #pragma omp parallel num_threads(nthreads)
         {
             const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
-            if (n_head_kv % nt != 0 && n_valid <= 256 && n_head >= nt) {
-                /* KV groups that do not divide among the threads (SmolLM2: 3 over 2): each thread
-                 * takes a contiguous range of heads and makes their scores, probabilities and
-                 * outputs, group piece by group piece, with no barrier; a group split between two
-                 * threads has its K and V rows read by both. Each value is still its single dot. */
+            if (n_valid <= 256 && n_head >= nt) {
+                /* Each thread a contiguous range of heads, from scores to outputs, with no barrier:
+                 * with whole KV groups per thread (2 threads, 4 KV heads) its own groups, each K
+                 * row's groups read in one sweep; where the groups do not divide (SmolLM2: 3 over
+                 * 2) a group split between two threads has its K and V rows read by both. Pieces:
+                 * the run of whole groups, or the part of one group at either end of the range. */
                 const int64_t h0 = (int64_t)n_head * me / nt, h1 = (int64_t)n_head * (me + 1) / nt;
                 for (int64_t hs = h0; hs < h1;) {
-                    const int64_t g = hs / group, he = (g + 1) * group < h1 ? (g + 1) * group : h1;
-                    const int cnt = (int)(he - hs);
-                    rows_cache(&dots, head_dim, n_valid, kb + g * head_dim * es, k_stride, 0, cnt, cnt, qf + hs * head_dim,
+                    const int64_t g = hs / group, gend = (g + 1) * group < h1 ? (g + 1) * group : h1;
+                    const int64_t he = hs % group == 0 && h1 - hs >= group ? hs + (h1 - hs) / group * group : gend;
+                    const int cnt = (int)(he - hs), gp = cnt < group ? cnt : group; /* heads, per group */
+                    rows_cache(&dots, head_dim, n_valid, kb + g * head_dim * es, k_stride, head_dim, gp, cnt, qf + hs * head_dim,
                                head_dim, scale, scratch + hs * n_ctx, n_ctx);
                     for (int64_t h = hs; h < he; h++) head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
-                    rows_cache(&dots, n_use, head_dim, vb + g * head_dim * vt_stride * es, vt_stride, 0, cnt, cnt,
-                               scratch + hs * n_ctx, n_ctx, 1.0f, out + hs * head_dim, head_dim);
+                    for (int64_t v = hs; v < he; v += gp) /* a group's rows of V^T against its heads */
+                        rows_cache(&dots, n_use, head_dim, vb + (v / group) * head_dim * vt_stride * es, vt_stride, 0, gp, gp,
+                                   scratch + v * n_ctx, n_ctx, 1.0f, out + v * head_dim, head_dim);
                     hs = he;
                 }
-            } else {
+            } else { /* longer contexts: the scores split by positions, then by heads or groups */
                 const int64_t vrows = (int64_t)n_head_kv * head_dim, v0 = vrows * me / nt, v1 = vrows * (me + 1) / nt;
                 const int own = n_head_kv % nt == 0;                 /* [v0, v1) are whole groups */
                 const int64_t g0 = v0 / head_dim, g1 = v1 / head_dim; /* (own) this thread's groups */
-                if (own && n_valid <= 256) { /* scores of the own groups' heads: no barrier */
-                    if (g1 > g0)
-                        rows_cache(&dots, head_dim, n_valid, kb + g0 * head_dim * es, k_stride, head_dim, group,
-                                   (int)((g1 - g0) * group), qf + g0 * group * head_dim, head_dim, scale,
-                                   scratch + g0 * group * n_ctx, n_ctx);
-                } else { /* scores of all heads over a range of positions */
-                    const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
-                    if (p1 > p0)
-                        rows_cache(&dots, head_dim, p1 - p0, kb + p0 * k_stride * es, k_stride, head_dim, group, n_head, qf,
-                                   head_dim, scale, scratch + p0, n_ctx);
+                const int64_t p0 = n_valid * me / nt, p1 = n_valid * (me + 1) / nt;
+                if (p1 > p0)
+                    rows_cache(&dots, head_dim, p1 - p0, kb + p0 * k_stride * es, k_stride, head_dim, group, n_head, qf,
+                               head_dim, scale, scratch + p0, n_ctx);
 #pragma omp barrier
-                }
                 if (own)
                     for (int64_t h = g0 * group; h < g1 * group; h++) head_probs(&dots, scratch + h * n_ctx, n_valid, n_use);
                 else {

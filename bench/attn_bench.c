@@ -20,12 +20,12 @@
  */
 #include "adak_kernels.h"
 #include "akk_internal.h"
+#include "bench_util.h"
 #include "adak_ops.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 static uint64_t z = 88172645463325252ull;
@@ -35,16 +35,6 @@ static double cpu(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* 2 MB aligned on transparent huge pages where the host offers them, as the engine's KV cache
- * (MappedFile.allocateAligned): with 4 KB pages a cache read from memory pays page walks the
- * engine does not. */
-static void *huge_alloc(size_t bytes) {
-    const size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, n);
-    if (p) madvise(p, n, MADV_HUGEPAGE);
-    return p;
 }
 
 int main(int argc, char **argv) {
@@ -72,7 +62,7 @@ int main(int argc, char **argv) {
     const int n_ctx = argc > 9 && atoi(argv[9]) > ctx ? atoi(argv[9]) : ctx + 1 + (n_tok > 1 ? 128 : 0);
     const int64_t kvdim = (int64_t)nkv * hd, qdim = (int64_t)nh * hd, es = f16 ? 2 : 4;
     const int64_t cache = kvdim * n_ctx * es; /* bytes of K (and of V) per layer */
-    uint8_t *K = huge_alloc((size_t)(cache * layers)), *V = huge_alloc((size_t)(cache * layers));
+    uint8_t *K = bench_huge_alloc((size_t)(cache * layers)), *V = bench_huge_alloc((size_t)(cache * layers));
     for (int64_t i = 0; i < kvdim * n_ctx * layers; i++) {
         const float k = frand() * 2, v = frand();
         if (f16) {

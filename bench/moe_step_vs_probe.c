@@ -14,32 +14,16 @@
  */
 #include "adak_grouped.h"
 #include "adak_kernels.h"
+#include "bench_util.h"
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 
 #define L 16
 #define E 8
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* bytes of distinct pseudo-random content on (transparent) huge pages, as the engine's weights */
+/* bytes of pseudo-random weights on huge pages */
 static void *weights(size_t bytes) {
-    const size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) / huge * huge;
-    uint8_t *p = aligned_alloc(huge, n);
-    if (!p) return NULL;
-    madvise(p, n, MADV_HUGEPAGE);
-    uint64_t z = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)p;
-    for (size_t i = 0; i + 8 <= bytes; i += 8) {
-        z ^= z << 13; z ^= z >> 7; z ^= z << 17;
-        memcpy(p + i, &z, 8);
-    }
+    void *p = bench_huge_alloc(bytes);
+    if (p) bench_fill(p, bytes, 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)p);
     return p;
 }
 
@@ -68,20 +52,20 @@ int main(int argc, char **argv) {
         const double pb = akk_bw_probe_run(probe, 2);
         double t_step = 1e9, t_one = 1e9;
         for (int r = 0; r < 3; r++) {
-            const double t0 = now();
+            const double t0 = bench_wall();
             for (int l = 0; l < L; l++) {
                 z = z * 6364136223846793005ull + 1442695040888963407ull;
                 const int e1 = (int)((z >> 33) % E), e2 = (int)((e1 + 1 + (z >> 40) % (E - 1)) % E);
                 const akk_moe_expert ex[2] = {{gate[l][e1], up[l][e1], down[l][e1], 0, 1}, {gate[l][e2], up[l][e2], down[l][e2], 1, 1}};
                 akk_moe_ffn(type, type, type, d, f, ex, 2, x, 0, x, 0, g, u, h, hb, w, out, d, threads);
             }
-            const double t = now() - t0;
+            const double t = bench_wall() - t0;
             if (t < t_step) t_step = t;
         }
         for (int r = 0; r < 3; r++) {
-            const double t0 = now();
+            const double t0 = bench_wall();
             akk_matmul(type, big, big_rows, d, x, xb, 1, y, big_rows, threads);
-            const double t = now() - t0;
+            const double t = bench_wall() - t0;
             if (t < t_one) t_one = t;
         }
         printf("probe %.1f GB/s | expert step %.1f GB/s | one product %.1f GB/s  (%d threads, %.0f MB per step)\n", pb,

@@ -14,17 +14,8 @@
  * (/tmp/akk: the kernel objects, as bench/attn_bench.c builds them.)
  */
 #include "adak_kernels.h"
+#include "bench_util.h"
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
     if (argc < 6) {
@@ -38,27 +29,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bad type or shape\n");
         return 2;
     }
-    /* on huge pages as the engine's weights (MappedFile.allocateAligned) */
-    const size_t bytes = (size_t)(wrow * n_out), huge = (size_t)2 << 20, alloc = (bytes + huge - 1) / huge * huge;
-    uint8_t *W = aligned_alloc(huge, alloc), *X = malloc((size_t)xrow);
+    const size_t bytes = (size_t)(wrow * n_out);
+    uint8_t *W = bench_huge_alloc(bytes), *X = malloc((size_t)xrow);
     float *Y = malloc(sizeof(float) * (size_t)n_out);
     if (!W || !X || !Y) return 1;
-    madvise(W, alloc, MADV_HUGEPAGE);
-    uint64_t z = 88172645463325252ull; /* distinct pages: no merging by the host */
-    for (size_t i = 0; i + 8 <= bytes; i += 8) {
-        z ^= z << 13; z ^= z >> 7; z ^= z << 17;
-        memcpy(W + i, &z, 8);
-    }
+    bench_fill(W, bytes, 88172645463325252ull);
     memset(X, 1, (size_t)xrow);
     akk_bw_probe *p2 = akk_bw_probe_create((size_t)1 << 30, 2), *p1 = akk_bw_probe_create((size_t)1 << 30, 1);
     const double b2 = akk_bw_probe_run(p2, 2), b1 = akk_bw_probe_run(p1, 2);
     double best = 1e9;
     for (int r = 0; r < reps; r++) {
-        const double t0 = now();
+        const double t0 = bench_wall();
         const int64_t rows = n_out / parts;
         for (int k = 0; k < parts; k++)
             akk_matmul(type, W + (size_t)(k * rows * wrow), rows, n_in, X, xrow, 1, Y + k * rows, rows, threads);
-        const double t = now() - t0;
+        const double t = bench_wall() - t0;
         if (t < best) best = t;
     }
     printf("probe %.1f GB/s (2 threads), %.1f (1 thread); type %d %lldx%lld (%.0f MB) in %d part(s), %d thread(s): %.1f GB/s\n",

@@ -16,7 +16,10 @@
  * e.g. decode, mixtral-shaped: 16 4 64 256 f16; qwen3-30b-a3b-shaped: 32 4 128 1024 f16; prefill
  * as `adak bench`'s pp128, SmolLM2: prefill 128 9 3 64 128 f32. THREADS > 1 times the calling
  * thread only (the others' CPU time is not counted). The hash of the output bits compares builds
- * (e.g. this file linked against another commit's kernels).
+ * (e.g. this file linked against another commit's kernels). ATTN_WALL=1 times wall-clock instead
+ * (the calling thread's CPU time includes its spinning at the region's end; run both builds with
+ * OMP_PROC_BIND=spread OMP_PLACES=cores: unpinned, a process now and then keeps both threads on
+ * one vCPU and runs up to 5x slower).
  */
 #include "adak_kernels.h"
 #include "akk_internal.h"
@@ -87,11 +90,11 @@ int main(int argc, char **argv) {
         out[l] = malloc(sizeof(float) * (size_t)(qn * layers));
         double best = 1e9;
         for (int r = 0; r < (l ? reps : 1 + reps / 10); r++) {
-            const double t0 = cpu();
+            const double t0 = getenv("ATTN_WALL") ? bench_wall() : cpu();
             for (int y = 0; y < layers; y++)
                 akk_attention(q, qdim, K + y * cache, kvdim, V + y * cache, n_ctx, out[l] + y * qn, qdim, n_tok, ctx - n_tok, nh,
                               nkv, hd, scale, scratch, n_ctx, f16 ? AKK_F16 : AKK_F32, threads);
-            const double t = cpu() - t0;
+            const double t = (getenv("ATTN_WALL") ? bench_wall() : cpu()) - t0;
             if (t < best) best = t;
         }
         const int same = !only && !memcmp(out[0], out[l], sizeof(float) * (size_t)(qn * layers));

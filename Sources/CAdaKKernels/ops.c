@@ -524,15 +524,8 @@ static void prefill_cache(const struct attn_dots *t, int one_acc, int m, const i
     else akk_attn_prefill_f32(one_acc, m, n, rows, (const float *)a, as, b, bs, scale, out);
 }
 
-/* The prefill's chunk of (token, head) pairs, and the work of pairs [v0, v1) of a kv head
- * (group heads per token) for splitting the chunks between threads: each pair's n_valid K rows,
- * about as many probabilities, plus a constant (the padding to n_use, the pair's own steps). */
+/* The prefill's chunk of (token, head) pairs of one kv head. */
 #define PF_CHUNK 32
-static int64_t pf_work(int pos0, int group, int v0, int v1) {
-    int64_t w = 0;
-    for (int v = v0; v < v1; v++) w += pos0 + v / group + 17;
-    return w;
-}
 
 void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_stride,
                    const void *vt, int64_t vt_stride, float *out, int64_t out_stride,
@@ -630,23 +623,24 @@ void akk_attention(const float *q, int64_t q_stride, const void *k, int64_t k_st
      * row of V^T against all its probabilities), by akk_attn_prefill_* in register blocks. Token t
      * scores its n_valid = pos0 + t + 1 positions and weighs its N_USE(n_valid) probabilities,
      * every output its single dot's bits. For an f16 cache q and the probabilities are the floats
-     * of their fp16 values (as the decode products). The threads take contiguous runs of chunks of
-     * about equal work (it grows with the token), each with its own q and score rows. */
+     * of their fp16 values (as the decode products). The threads claim the chunks one at a time
+     * from a shared counter, the latest tokens' (the most work) first, each thread with its own q
+     * and score rows: a split fixed in advance by estimated work left one thread waiting 6-11% of
+     * the attention's time on a shared host (OMPT barrier waits, SmolLM2 prefill). */
     const int per_kv = n_tok * group, stride = N_USE(pos0 + n_tok);
     const int chunk = per_kv < PF_CHUNK ? per_kv : PF_CHUNK, per_g = (per_kv + chunk - 1) / chunk;
-    const int64_t units = (int64_t)n_head_kv * per_g, total = n_head_kv * pf_work(pos0, group, 0, per_kv);
+    const int64_t units = (int64_t)n_head_kv * per_g;
+    int64_t next = 0; /* the next unit to claim, in the order below */
 #pragma omp parallel num_threads(nthreads)
     {
-        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
         float *qb = malloc(sizeof(float) * (size_t)chunk * (size_t)(head_dim + stride)), *sc = qb + (int64_t)chunk * head_dim;
         int32_t nv[PF_CHUNK], nu[PF_CHUNK], hd[PF_CHUNK];
         float *so[PF_CHUNK], *vo[PF_CHUNK];
-        int64_t done = 0; /* the work of the units before u */
-        for (int64_t u = 0; u < units && qb; u++) {
-            const int g = (int)(u / per_g), v0 = (int)(u % per_g) * chunk, mv = per_kv - v0 < chunk ? per_kv - v0 : chunk;
-            const int64_t w = pf_work(pos0, group, v0, v0 + mv), mid2 = 2 * done + w; /* twice its midpoint */
-            done += w;
-            if (mid2 * nt < 2 * total * me || mid2 * nt >= 2 * total * (me + 1)) continue;
+        for (int64_t k = qb ? __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) : units; k < units;
+             k = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) {
+            /* claim k: chunk per_g - 1 - k / n_head_kv of kv head k % n_head_kv */
+            const int g = (int)(k % n_head_kv), v0 = (per_g - 1 - (int)(k / n_head_kv)) * chunk;
+            const int mv = per_kv - v0 < chunk ? per_kv - v0 : chunk;
             for (int i = 0; i < mv; i++) {
                 const int t = (v0 + i) / group, h = g * group + (v0 + i) % group;
                 memcpy(qb + (int64_t)i * head_dim, q + t * q_stride + (int64_t)h * head_dim, sizeof(float) * (size_t)head_dim);

@@ -106,26 +106,34 @@ final class WeightLoader {
         return p
     }
 
-    /// Blocks of 8 MB on transparent huge pages that the matrices under 2 MB are carved from
-    /// (first fit, 64-byte steps), each with the bytes in use. Such a matrix of its own allocation
-    /// (the attention projections, the routers) sat on 4 KB pages, where the hardware prefetcher
-    /// stops at every page boundary and each page costs a walk: a decode-sized product streamed
-    /// them at ~80% of the probe bandwidth against ~97% from huge pages (1 thread, mixtral-shaped
-    /// Q/K/V/O). Larger matrices get blocks of their own (allocateAligned: huge pages but for the
-    /// tail): rounding them up to whole huge pages cost mixtral-shaped Q4_0 14 MB of peak RSS.
-    private var slabs: [(base: UnsafeMutableRawPointer, used: Int)] = []
-    private static let slabBytes = 8 << 20
-    private static let slabLimit = 2 << 20  // matrices from this size get a block of their own
+    /// Weight matrices live on transparent huge pages: on 4 KB pages the hardware prefetcher stops
+    /// at every page boundary and each page costs a walk (a decode-sized product streamed the
+    /// mixtral-shaped Q/K/V/O at ~80% of the probe bandwidth against ~97% from huge pages, 1
+    /// thread). They are placed one after another (64-byte steps) in chunks of address space of
+    /// 256 MB (at most the file's size; at least one matrix's size in whole huge pages) whose pages
+    /// become resident as they are written, so only the last page a chunk has begun is partly
+    /// empty: peak RSS as before (mixtral- and qwen3-shaped Q4_0/Q4_K_M/IQ4_XS within 4 MB,
+    /// bench/rss.py), with every weight byte on huge pages. (Before, a matrix
+    /// from 2 MB had a block of its own with its tail on 4 KB pages: 1.75 of a mixtral-shaped expert
+    /// stack's 15.75 MB, 11% of the experts' bytes; the smaller ones were carved from 8 MB blocks.)
+    private var chunk: (base: UnsafeMutableRawPointer, used: Int, size: Int)? = nil
+    /// The chunks' bases: released only with the weights.
+    private var chunkBases: Set<UnsafeMutableRawPointer> = []
+    private static let chunkBytes = 256 << 20
+    private static let slabLimit = 2 << 20  // owned (converted) matrices from this size are used in place
 
     private func allocateWeights(_ bytes: Int) throws -> UnsafeMutableRawPointer {
-        guard bytes < Self.slabLimit else { return try allocate(bytes) }
         let need = (bytes + 63) / 64 * 64
-        if let i = slabs.firstIndex(where: { Self.slabBytes - $0.used >= need }) {
-            defer { slabs[i].used += need }
-            return slabs[i].base + slabs[i].used
+        if let c = chunk, c.size - c.used >= need {
+            chunk!.used += need
+            return c.base + c.used
         }
-        let p = try allocate(Self.slabBytes)
-        slabs.append((p, need))
+        // no more address space than the file's bytes can fill (a small model, a tiny test file)
+        let huge = 2 << 20, fileBytes = (gguf.storage.count + huge - 1) / huge * huge
+        let size = max(min(Self.chunkBytes, fileBytes), (need + huge - 1) / huge * huge)
+        let p = try allocate(size)
+        chunkBases.insert(p)
+        chunk = (p, need, size)
         return p
     }
 
@@ -234,10 +242,10 @@ final class WeightLoader {
         }
         let group = packedType == Int32(AKK_IQ4_XS_R16.rawValue) ? 16 : 8 // rows per repacked group
         if !allowed || !repack || rows % group != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
-        let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
+        let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data && !chunkBases.contains($0) })
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
-        // a plain copy only moves file pages, or an owned matrix small enough for a slab (a larger
-        // owned one already has huge pages of its own)
+        // a plain copy only moves file pages, or an owned matrix under 2 MB (a larger owned one
+        // already has huge pages but for its tail)
         let copyWorthIt = ownedSource == nil ? gguf.storage.isMapped : bytes < Self.slabLimit
         guard packedType != nil || copyWorthIt else { return p }
         let out = try allocateWeights(bytes)

@@ -11,11 +11,16 @@
  *   /tmp/stream_vs_probe TYPE N_OUT N_IN THREADS REPS [PARTS]  (e.g. 1002 327680 2048 2 4: Q4_0_R8, 377 MB)
  * PARTS > 1 runs the rows as that many products in turn (as a decode step meets its matrices:
  * e.g. 1002 327680 1024 2 4 160 is 160 mixtral-shaped 3584 x 1024 expert matrices of ~1.2 MB).
+ * STREAM_PAGES=4k puts the weights on 4 KB pages instead (MADV_NOHUGEPAGE), as a matrix's tail
+ * past its last whole huge page sat before the loader's chunks (Weights.swift).
  * (/tmp/akk: the kernel objects, as bench/attn_bench.c builds them.)
  */
 #include "adak_kernels.h"
 #include "bench_util.h"
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 int main(int argc, char **argv) {
     if (argc < 6) {
@@ -33,6 +38,8 @@ int main(int argc, char **argv) {
     uint8_t *W = bench_huge_alloc(bytes), *X = malloc((size_t)xrow);
     float *Y = malloc(sizeof(float) * (size_t)n_out);
     if (!W || !X || !Y) return 1;
+    const char *pages = getenv("STREAM_PAGES");
+    if (pages && !strcmp(pages, "4k")) madvise(W, bytes, MADV_NOHUGEPAGE);
     bench_fill(W, bytes, 88172645463325252ull);
     memset(X, 1, (size_t)xrow);
     akk_bw_probe *p2 = akk_bw_probe_create((size_t)1 << 30, 2), *p1 = akk_bw_probe_create((size_t)1 << 30, 1);

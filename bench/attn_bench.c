@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
     const float scale = 1.0f / sqrtf((float)hd);
     printf("%s attention (%d token(s)), %d heads x %d (%d kv heads), context %d of %d, %s cache, %d layers, %d thread(s)\n",
            n_tok > 1 ? "prefill" : "decode", n_tok, nh, hd, nkv, ctx, n_ctx, f16 ? "f16" : "f32", layers, threads);
+    const int wall = getenv("ATTN_WALL") != NULL;
     const char *only = getenv("ATTN_BENCH_LEVEL"); /* time this level only (e.g. under perf) */
     for (int l = 0; l <= akk_cpu_max_level(); l++) {
         if (only && l != atoi(only)) continue;
@@ -90,11 +91,11 @@ int main(int argc, char **argv) {
         out[l] = malloc(sizeof(float) * (size_t)(qn * layers));
         double best = 1e9;
         for (int r = 0; r < (l ? reps : 1 + reps / 10); r++) {
-            const double t0 = getenv("ATTN_WALL") ? bench_wall() : cpu();
+            const double t0 = wall ? bench_wall() : cpu();
             for (int y = 0; y < layers; y++)
                 akk_attention(q, qdim, K + y * cache, kvdim, V + y * cache, n_ctx, out[l] + y * qn, qdim, n_tok, ctx - n_tok, nh,
                               nkv, hd, scale, scratch, n_ctx, f16 ? AKK_F16 : AKK_F32, threads);
-            const double t = (getenv("ATTN_WALL") ? bench_wall() : cpu()) - t0;
+            const double t = (wall ? bench_wall() : cpu()) - t0;
             if (t < best) best = t;
         }
         const int same = !only && !memcmp(out[0], out[l], sizeof(float) * (size_t)(qn * layers));

@@ -75,7 +75,7 @@ static void on_parallel_end(ompt_data_t *parallel, ompt_data_t *task, int flags,
 
 static void on_implicit_task(ompt_scope_endpoint_t end, ompt_data_t *parallel, ompt_data_t *task,
                              unsigned int n, unsigned int index, int flags) {
-    (void)task, (void)n, (void)index;
+    (void)task, (void)n;
     if (flags & ompt_task_initial) return;
     if (end == ompt_scope_begin) {
         t_task = now();
@@ -101,8 +101,9 @@ static void on_sync_wait(ompt_sync_region_t kind, ompt_scope_endpoint_t end, omp
     else if (t_code) {
         const double d = now() - t_wait;
         acquire();
-        regions[slot(t_code)].wait += d;
-        if (t_index == 0) regions[slot(t_code)].wait0 += d;
+        const int i = slot(t_code);
+        regions[i].wait += d;
+        if (t_index == 0) regions[i].wait0 += d;
         release();
     }
 }

@@ -18,9 +18,6 @@
 #include "adak_kernels.h"
 #include "bench_util.h"
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 
 int main(int argc, char **argv) {
     if (argc < 6) {

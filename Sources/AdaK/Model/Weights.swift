@@ -83,7 +83,10 @@ final class WeightLoader {
     /// `AKK_Q4_K_R8`, repack_q4_k.c; `AKK_IQ4_NL_R8`, `AKK_MXFP4_R8`, repack_iq4mx.c) and IQ4_XS
     /// into 16-row groups (`AKK_IQ4_XS_R16`, repack_iq4xs.c).
     let repack: Bool
-    private(set) var owned: [UnsafeMutableRawPointer] = []
+    /// Allocations freed with the weights: the chunks the matrices are placed in, and the other
+    /// blocks (vectors, converted copies; a converted copy is freed once it is repacked).
+    private var chunks: [UnsafeMutableRawPointer] = []
+    private var owned: [UnsafeMutableRawPointer] = []
 
     init(gguf: GGUFFile, target: WeightType, repack: Bool = false) {
         self.gguf = gguf
@@ -92,16 +95,21 @@ final class WeightLoader {
     }
 
     func releaseOwnership() -> [UnsafeMutableRawPointer] {
-        defer { owned = [] }
-        return owned
+        defer { chunks = []; owned = [] }
+        return chunks + owned
     }
 
-    deinit { for p in owned { free(p) } }
+    deinit { for p in chunks + owned { free(p) } }
 
-    private func allocate(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+    private static func allocateAligned(_ bytes: Int) throws -> UnsafeMutableRawPointer {
         guard let p = UnsafeMutableRawPointer.allocateAligned(byteCount: bytes) else {
             throw AdaKError.outOfMemory("cannot allocate \(bytes) bytes for weights")
         }
+        return p
+    }
+
+    private func allocate(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        let p = try Self.allocateAligned(bytes)
         owned.append(p)
         return p
     }
@@ -109,18 +117,14 @@ final class WeightLoader {
     /// Weight matrices live on transparent huge pages: on 4 KB pages the hardware prefetcher stops
     /// at every page boundary and each page costs a walk (a decode-sized product streamed the
     /// mixtral-shaped Q/K/V/O at ~80% of the probe bandwidth against ~97% from huge pages, 1
-    /// thread). They are placed one after another (64-byte steps) in chunks of address space of
-    /// 256 MB (at most the file's size; at least one matrix's size in whole huge pages) whose pages
-    /// become resident as they are written, so only the last page a chunk has begun is partly
-    /// empty: peak RSS as before (mixtral- and qwen3-shaped Q4_0/Q4_K_M/IQ4_XS within 4 MB,
-    /// bench/rss.py), with every weight byte on huge pages. (Before, a matrix
-    /// from 2 MB had a block of its own with its tail on 4 KB pages: 1.75 of a mixtral-shaped expert
-    /// stack's 15.75 MB, 11% of the experts' bytes; the smaller ones were carved from 8 MB blocks.)
+    /// thread; expert matrices 12% slower, docs/BENCHMARKS.md). They are placed one after another
+    /// (64-byte steps) in chunks of address space of 256 MB (at most the file's size; at least one
+    /// matrix in whole huge pages), whose pages become resident as they are written: only the last
+    /// page a chunk has begun is partly empty.
     private var chunk: (base: UnsafeMutableRawPointer, used: Int, size: Int)? = nil
-    /// The chunks' bases: released only with the weights.
-    private var chunkBases: Set<UnsafeMutableRawPointer> = []
     private static let chunkBytes = 256 << 20
-    private static let slabLimit = 2 << 20  // owned (converted) matrices from this size are used in place
+    /// A converted (owned) matrix from this size is used where it is: it has huge pages but for its tail.
+    private static let copyLimit = 2 << 20
 
     private func allocateWeights(_ bytes: Int) throws -> UnsafeMutableRawPointer {
         let need = (bytes + 63) / 64 * 64
@@ -131,8 +135,8 @@ final class WeightLoader {
         // no more address space than the file's bytes can fill (a small model, a tiny test file)
         let huge = 2 << 20, fileBytes = (gguf.storage.count + huge - 1) / huge * huge
         let size = max(min(Self.chunkBytes, fileBytes), (need + huge - 1) / huge * huge)
-        let p = try allocate(size)
-        chunkBases.insert(p)
+        let p = try Self.allocateAligned(size)
+        chunks.append(p)
         chunk = (p, need, size)
         return p
     }
@@ -242,11 +246,10 @@ final class WeightLoader {
         }
         let group = packedType == Int32(AKK_IQ4_XS_R16.rawValue) ? 16 : 8 // rows per repacked group
         if !allowed || !repack || rows % group != 0 || cols % Int(akk_block_elems(p.type)) != 0 { packedType = nil }
-        let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data && !chunkBases.contains($0) })
+        let ownedSource = owned.firstIndex(where: { UnsafeRawPointer($0) == p.data })
         let rowBytes = Int(akk_row_bytes(p.type, Int64(cols))), total = rows * count, bytes = rowBytes * total
-        // a plain copy only moves file pages, or an owned matrix under 2 MB (a larger owned one
-        // already has huge pages but for its tail)
-        let copyWorthIt = ownedSource == nil ? gguf.storage.isMapped : bytes < Self.slabLimit
+        // a plain copy only moves file pages, or an owned matrix under copyLimit
+        let copyWorthIt = ownedSource == nil ? gguf.storage.isMapped : bytes < Self.copyLimit
         guard packedType != nil || copyWorthIt else { return p }
         let out = try allocateWeights(bytes)
         let slice = max(group, (2 << 20) / rowBytes / group * group)

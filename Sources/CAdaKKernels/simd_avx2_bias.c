@@ -11,8 +11,10 @@
  *  - Q5_0 / Q4_0: weights + 16 / + 8 (unsigned, <= 31: pair sums <= 2*31*127 < 32768), lanes
  *    start from -bias x the sum of the lane's 4 activation quants (laid out once per token chunk);
  *  - Q4_1 / Q5_1: the unsigned quants as they are (no start);
- *  - Q8_0: w + 128 would saturate (2*255*127), so the sign trick: |w| x (x signed by w), pair sums
- *    <= 2*128*127 (activation quants are within +-127); |w| and w laid out once per row tile.
+ *  - Q8_0: w + 128 would saturate (2*255*127) and the sign trick costs a third multiply-pipe op
+ *    per output-block, so both sides are widened to int16 once (weights per row tile, activations
+ *    per token chunk; q8_widen) and a lane is vpmaddwd + vpmaddwd + vpaddd, exact for any int8s
+ *    (Zen 3, one core: 2.09 -> 1.78 cycles per output-block in a loop of the tile's ops alone).
  * Each row tile's weights are unpacked once per token chunk, so the block loop only loads them;
  * the d_w*d_x products of a tile (R*T per block) are computed together and read back as
  * broadcasts (a load, no vector ALU op), and the Q4_1/Q5_1 min chains run on 8 outputs at once.
@@ -27,9 +29,9 @@
 /* The register tile (rows x tokens, one 8-lane accumulator each): 4 x 2 for every type. Zen 4
  * with ADAK_CPU=avx2, 1 thread, 576 x 576, 128 tokens, cycles per output-block (Q4_0 / Q8_0): 4x2
  * 2.23 / 2.40, 4x3 2.35 / 2.56 (its 12 accumulators spill), 3x3 2.41 / 2.63, 2x4 2.35 / 2.55, 3x2
- * 2.37 / 2.62, 1x4 3.11 / 3.06. Here vpmaddubsw, vpmaddwd, vpsignb and the fma share two pipes,
- * so Q8_0's sign costs a little more. B_NTT: the token tiles of a chunk (64 tokens whose
- * activations are laid out once). */
+ * 2.37 / 2.62, 1x4 3.11 / 3.06 (Q8_0 with the sign trick then). B_NTT: the token tiles of a
+ * chunk (64 tokens whose activations are laid out once; Zen 3, 1536 x 576: 16 or 8 tokens cost
+ * 3-10% more, 128 the same). */
 #define B_R 4
 #define B_T 2
 #define B_NTT 32
@@ -38,18 +40,25 @@
 
 static inline int wbias(int type) { return type == AKK_Q5_0 ? 16 : type == AKK_Q4_0 ? 8 : 0; }
 
-/* One weight block as 32 unsigned bytes in element order: Q8_0 |w|, the others value + wbias. */
+/* One weight block (not Q8_0) as 32 unsigned bytes in element order: value + wbias. */
 AVX2_INLINE __m256i w_unsigned(const int type, const uint8_t *wb) {
-    if (type == AKK_Q8_0) {
-        const __m256i w = _mm256_loadu_si256((const __m256i *)(wb + 2));
-        return _mm256_sign_epi8(w, w);
-    }
     const int qs = type == AKK_Q5_0 ? 6 : type == AKK_Q4_0 ? 2 : type == AKK_Q4_1 ? 4 : 8;
     const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(wb + qs)));
     const __m256i v = _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
     if (type == AKK_Q4_0 || type == AKK_Q4_1) return v;
     /* Q5_x: + 16 where bit j of qh (the 4 bytes before the quants) is set */
     return _mm256_or_si256(v, _mm256_and_si256(akk_bits_to_bytes(wb + qs - 4), _mm256_set1_epi8(0x10)));
+}
+
+/* A Q8_0 block's 32 quants q as int16 halves for vpmaddwd: h[0] holds elements 4l, 4l+1 and h[1]
+ * elements 4l+2, 4l+3 for l = 0..7, so madd(h[0], .) + madd(h[1], .) has lane l's 4 products. */
+AVX2_INLINE void q8_widen(const uint8_t *q, __m256i *h) {
+    const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                          0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    /* qwords (0..15 pairs 4l,4l+1 | 0..15 pairs 4l+2,4l+3 | the same of 16..31) -> (0, 2, 1, 3) */
+    const __m256i p = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)q), pick), 0xd8);
+    h[0] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(p));
+    h[1] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(p, 1));
 }
 
 /* 8 int32 lanes of u (unsigned bytes) x q (signed): lane l = sum over bytes 4l..4l+3. */
@@ -72,10 +81,11 @@ AVX2_INLINE __m256 hsum8_4x2(__m256 a[B_R][B_T]) {
 
 /*
  * R rows x T tokens (R <= B_R, T <= B_T) over nb blocks.
- * Row tile (laid out once per chunk): wu[(b*B_R + r)*32] row r's block b as unsigned bytes, for
- * Q8_0 ws[...] the same block as it is (the signs); wd[b*B_P + r*B_T + t] its d (for every t),
- * wm[...] its m (min types). Token tile: x + t*xs its tokens' activation rows, xa[(b*B_T + t)*8]
- * their lane starts (biased types), xd[b*B_P + r*B_T + t] token t's d (for every r), xm[...] its
+ * Row tile (laid out once per chunk): wu[(b*B_R + r)*32] row r's block b as unsigned bytes (Q8_0:
+ * its int16 h[0], and ws[...] its h[1]; q8_widen); wd[b*B_P + r*B_T + t] its d (for every t),
+ * wm[...] its m (min types). Token tile: x + t*xs its tokens' activation rows, xa[(b*B_T + t)*XA]
+ * their lane starts (biased types, XA = 8 int32) or their quants' int16 h[0], h[1] (Q8_0, XA = 16;
+ * x unused), xd[b*B_P + r*B_T + t] token t's d (for every r), xm[...] its
  * s (min types). dp: scratch of nb*B_P floats. Output of row r, token t: y[t*ys + r].
  */
 AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *wu, const uint8_t *ws,
@@ -89,16 +99,23 @@ AVX2_INLINE void tile(const int type, const int R, const int T, const uint8_t *w
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m256i xv[B_T];
-        for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * xb + xq));
+        __m256i xv[B_T][2];
+        for (int t = 0; t < T; t++) {
+            if (type == AKK_Q8_0) {
+                xv[t][0] = _mm256_load_si256((const __m256i *)(xa + (b * B_T + t) * 16));
+                xv[t][1] = _mm256_load_si256((const __m256i *)(xa + (b * B_T + t) * 16 + 8));
+            } else
+                xv[t][0] = _mm256_loadu_si256((const __m256i *)(x + t * xs + b * xb + xq));
+        }
         for (int r = 0; r < R; r++) {
             const __m256i wq = _mm256_load_si256((const __m256i *)(wu + (b * B_R + r) * 32));
+            const __m256i wq1 = type == AKK_Q8_0 ? _mm256_load_si256((const __m256i *)(ws + (b * B_R + r) * 32)) : wq;
             for (int t = 0; t < T; t++) {
                 __m256i l;
                 if (type == AKK_Q8_0)
-                    l = lanes(wq, _mm256_sign_epi8(xv[t], _mm256_load_si256((const __m256i *)(ws + (b * B_R + r) * 32))));
+                    l = _mm256_add_epi32(_mm256_madd_epi16(wq, xv[t][0]), _mm256_madd_epi16(wq1, xv[t][1]));
                 else
-                    l = lanes(wq, xv[t]);
+                    l = lanes(wq, xv[t][0]);
                 if (wbias(type)) l = _mm256_add_epi32(l, _mm256_load_si256((const __m256i *)(xa + (b * B_T + t) * 8)));
                 acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(dp + b * B_P + r * B_T + t), _mm256_cvtepi32_ps(l), acc[r][t]);
             }
@@ -150,11 +167,13 @@ TILE_FN(tile_q5_1, AKK_Q5_1)
 AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallback, const uint8_t *W, int64_t wrow,
                            int64_t r0, int64_t r1, int64_t n_in, const uint8_t *X, int64_t xstride, int64_t n_tok,
                            float *Y, int64_t ystride) {
-    const int64_t nb = n_in / 32, chunk = (int64_t)(64 + B_T - 1) / B_T * B_T;
+    const int64_t nb = n_in / 32, chunk = (int64_t)B_NTT * B_T;
     const int wbs = akk_dense_block_bytes(type), xb = akk_dense_has_min(type) ? 36 : 34, bias = wbias(type);
-    /* per chunk: lane starts (B_NTT*nb*B_T*8 int32), d and s (B_NTT*nb*B_P floats each); per row
-     * tile: unpacked quants and signs (2 * nb*B_R*32 bytes), d, m (nb*B_P floats each); dp */
-    const size_t xa_n = (size_t)(B_NTT * nb * B_T * 8), xp_n = (size_t)(B_NTT * nb * B_P);
+    /* per chunk: lane starts or Q8_0's int16 quants (B_NTT*nb*B_T*xaw int32), d and s
+     * (B_NTT*nb*B_P floats each); per row tile: unpacked quants (Q8_0: both int16 halves,
+     * 2 * nb*B_R*32 bytes), d, m (nb*B_P floats each); dp */
+    const int xaw = type == AKK_Q8_0 ? 16 : 8; /* int32 per token and block in xa */
+    const size_t xa_n = (size_t)(B_NTT * nb * B_T * xaw), xp_n = (size_t)(B_NTT * nb * B_P);
     const size_t wu_n = (size_t)(nb * B_R * 32), wp_n = (size_t)(nb * B_P);
     uint8_t *scr = akk_thread_scratch(4 * (xa_n + 2 * xp_n) + 2 * wu_n + 4 * 3 * wp_n);
     if (!scr) {
@@ -172,7 +191,7 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
             const int64_t tt = t / B_T, k = t % B_T;
             const uint8_t *xr = X + (c0 + t) * xstride;
             float *dt = xd + tt * nb * B_P + k, *st = xm + tt * nb * B_P + k;
-            int32_t *at = xa + tt * nb * B_T * 8 + k * 8;
+            int32_t *at = xa + tt * nb * B_T * xaw + k * xaw;
             for (int64_t b = 0; b < nb; b++) {
                 const float d = akk_lut16(xr + b * xb), s = akk_dense_has_min(type) ? akk_lut16(xr + b * xb + 2) : 0.0f;
                 for (int r = 0; r < B_R; r++) {
@@ -183,6 +202,11 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                     const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32));
                     const __m256i l = _mm256_madd_epi16(_mm256_maddubs_epi16(vbias, q), ones);
                     _mm256_store_si256((__m256i *)(void *)(at + b * B_T * 8), _mm256_sub_epi32(_mm256_setzero_si256(), l));
+                } else if (type == AKK_Q8_0) {
+                    __m256i h[2];
+                    q8_widen(xr + b * xb + 2, h);
+                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * 16), h[0]);
+                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * 16 + 8), h[1]);
                 }
             }
         }
@@ -198,8 +222,13 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
             for (int64_t b = 0; b < nb; b++)
                 for (int k = 0; k < R; k++) {
                     const uint8_t *wb = W + (r + k) * wrow + b * wbs;
-                    _mm256_store_si256((__m256i *)(void *)(wu + (b * B_R + k) * 32), w_unsigned(type, wb));
-                    if (type == AKK_Q8_0) _mm256_store_si256((__m256i *)(void *)(ws + (b * B_R + k) * 32), _mm256_loadu_si256((const __m256i *)(wb + 2)));
+                    if (type == AKK_Q8_0) {
+                        __m256i h[2];
+                        q8_widen(wb + 2, h);
+                        _mm256_store_si256((__m256i *)(void *)(wu + (b * B_R + k) * 32), h[0]);
+                        _mm256_store_si256((__m256i *)(void *)(ws + (b * B_R + k) * 32), h[1]);
+                    } else
+                        _mm256_store_si256((__m256i *)(void *)(wu + (b * B_R + k) * 32), w_unsigned(type, wb));
                     const float d = akk_lut16(wb), m = akk_dense_has_min(type) ? akk_lut16(wb + 2) : 0.0f;
                     for (int t = 0; t < B_T; t++) {
                         wd[b * B_P + k * B_T + t] = d;
@@ -210,10 +239,10 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                 const int T = (int)(c1 - t < B_T ? c1 - t : B_T);
                 const int64_t tt = (t - c0) / B_T;
                 if (R == B_R && T == B_T) /* the full tile inline, odd shapes through tile_odd */
-                    tile(type, B_R, B_T, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * 8,
+                    tile(type, B_R, B_T, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * xaw,
                          xd + tt * nb * B_P, xm + tt * nb * B_P, nb, dp, Y + t * ystride + r, ystride);
                 else
-                    tile_odd(R, T, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * 8,
+                    tile_odd(R, T, wu, ws, wd, wm, X + t * xstride, xstride, xa + tt * nb * B_T * xaw,
                              xd + tt * nb * B_P, xm + tt * nb * B_P, nb, dp, Y + t * ystride + r, ystride);
             }
         }

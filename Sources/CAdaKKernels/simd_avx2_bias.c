@@ -201,12 +201,12 @@ AVX2_INLINE void rows_bias(const int type, tile_fn tile_odd, akk_rows_fn fallbac
                 if (bias) {
                     const __m256i q = _mm256_loadu_si256((const __m256i *)(xr + b * xb + xb - 32));
                     const __m256i l = _mm256_madd_epi16(_mm256_maddubs_epi16(vbias, q), ones);
-                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * 8), _mm256_sub_epi32(_mm256_setzero_si256(), l));
+                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * xaw), _mm256_sub_epi32(_mm256_setzero_si256(), l));
                 } else if (type == AKK_Q8_0) {
                     __m256i h[2];
                     q8_widen(xr + b * xb + 2, h);
-                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * 16), h[0]);
-                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * 16 + 8), h[1]);
+                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * xaw), h[0]);
+                    _mm256_store_si256((__m256i *)(void *)(at + b * B_T * xaw + 8), h[1]);
                 }
             }
         }

@@ -253,22 +253,25 @@ void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0,
         for (int64_t t = 0; t < n_tok; t++) Y[t * ystride + o] = vec_dot(wtype, n_in, W + o * wrow, X + t * xstride);
 }
 
-/* ---- bandwidth probe: 4 sequential streams (quarters of the part), as decode reads 4 rows ---- */
+/* ---- bandwidth probe: one sequential stream per thread, as the decode products read their
+ * repacked row groups. (Four streams a quarter of the part apart, the probe before, read 0-37%
+ * below one stream at 2 threads and ~2x below at 1 on a Zen 4 host: docs/BENCHMARKS.md.) ---- */
 
 AVX2_FN uint64_t read_bytes(const uint8_t *p, size_t bytes) {
-    const size_t q = bytes / 4 / 64 * 64;
-    const uint8_t *p0 = p, *p1 = p + q, *p2 = p + 2 * q, *p3 = p + 3 * q;
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 64 <= q; i += 64) {
-        a0 = _mm256_add_epi64(a0, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p0 + i)), _mm256_load_si256((const __m256i *)(p0 + i + 32))));
-        a1 = _mm256_add_epi64(a1, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p1 + i)), _mm256_load_si256((const __m256i *)(p1 + i + 32))));
-        a2 = _mm256_add_epi64(a2, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p2 + i)), _mm256_load_si256((const __m256i *)(p2 + i + 32))));
-        a3 = _mm256_add_epi64(a3, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(p3 + i)), _mm256_load_si256((const __m256i *)(p3 + i + 32))));
+    size_t i = 0;
+    for (; i + 128 <= bytes; i += 128) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
     }
     const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
     uint64_t out[4];
     _mm256_storeu_si256((__m256i *)out, s);
-    return out[0] + out[1] + out[2] + out[3];
+    uint64_t t = out[0] + out[1] + out[2] + out[3];
+    for (; i + 8 <= bytes; i += 8) t += *(const uint64_t *)(const void *)(p + i);
+    return t;
 }
 
 const struct akk_impl akk_impl_avx2 = {

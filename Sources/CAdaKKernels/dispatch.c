@@ -72,12 +72,10 @@ static void fp32_to_fp16_row_scalar(const float *x, uint16_t *y, int64_t n) {
 static uint64_t read_bytes_scalar(const uint8_t *p, size_t bytes) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     const uint64_t *q = (const uint64_t *)(const void *)p;
-    const size_t n = bytes / 8; /* one sequential stream, as the AVX2 probe */
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
+    /* one sequential stream, as the AVX2 probe (bytes: a multiple of 128, as there) */
+    for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
         s0 += q[i]; s1 += q[i + 1]; s2 += q[i + 2]; s3 += q[i + 3];
     }
-    for (; i < n; i++) s0 += q[i];
     return s0 + s1 + s2 + s3;
 }
 

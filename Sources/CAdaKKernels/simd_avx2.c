@@ -257,10 +257,10 @@ void akk_rows_by_dot_avx2(int wtype, const uint8_t *W, int64_t wrow, int64_t r0,
  * repacked row groups. (Four streams a quarter of the part apart, the probe before, read 0-37%
  * below one stream at 2 threads and ~2x below at 1 on a Zen 4 host: docs/BENCHMARKS.md.) ---- */
 
+/* p 32-byte aligned, bytes a multiple of 128 (akk_bw_probe_create: parts of 256-byte multiples) */
 AVX2_FN uint64_t read_bytes(const uint8_t *p, size_t bytes) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 128 <= bytes; i += 128) {
+    for (size_t i = 0; i + 128 <= bytes; i += 128) {
         a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
         a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
         a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
@@ -269,9 +269,7 @@ AVX2_FN uint64_t read_bytes(const uint8_t *p, size_t bytes) {
     const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
     uint64_t out[4];
     _mm256_storeu_si256((__m256i *)out, s);
-    uint64_t t = out[0] + out[1] + out[2] + out[3];
-    for (; i + 8 <= bytes; i += 8) t += *(const uint64_t *)(const void *)(p + i);
-    return t;
+    return out[0] + out[1] + out[2] + out[3];
 }
 
 const struct akk_impl akk_impl_avx2 = {

@@ -34,11 +34,6 @@
 static uint64_t z = 88172645463325252ull;
 static uint32_t rnd(void) { z ^= z << 13; z ^= z >> 7; z ^= z << 17; return (uint32_t)z; }
 static float frand(void) { return (float)(rnd() >> 8) / 16777216.0f * 2 - 1; }
-static double cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
     int n_tok = 1;
@@ -91,11 +86,11 @@ int main(int argc, char **argv) {
         out[l] = malloc(sizeof(float) * (size_t)(qn * layers));
         double best = 1e9;
         for (int r = 0; r < (l ? reps : 1 + reps / 10); r++) {
-            const double t0 = wall ? bench_wall() : cpu();
+            const double t0 = wall ? bench_wall() : bench_cpu();
             for (int y = 0; y < layers; y++)
                 akk_attention(q, qdim, K + y * cache, kvdim, V + y * cache, n_ctx, out[l] + y * qn, qdim, n_tok, ctx - n_tok, nh,
                               nkv, hd, scale, scratch, n_ctx, f16 ? AKK_F16 : AKK_F32, threads);
-            const double t = (wall ? bench_wall() : cpu()) - t0;
+            const double t = (wall ? bench_wall() : bench_cpu()) - t0;
             if (t < best) best = t;
         }
         const int same = !only && !memcmp(out[0], out[l], sizeof(float) * (size_t)(qn * layers));

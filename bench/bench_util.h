@@ -15,6 +15,30 @@ static inline double bench_wall(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* This thread's CPU seconds: a shared, loaded host's waiting does not count. */
+static inline double bench_cpu(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Core clock in GHz: a chain of dependent 1-cycle adds, best of 5 (x86-64; 0 elsewhere). */
+static inline double bench_clock_ghz(void) {
+#if defined(__x86_64__)
+    double best = 1e9;
+    for (int r = 0; r < 5; r++) {
+        long n = 200000000, x = 0;
+        const double t0 = bench_cpu();
+        __asm__ volatile("1: add $1, %0\n add $1, %0\n add $1, %0\n add $1, %0\n sub $4, %1\n jnz 1b" : "+r"(x), "+r"(n));
+        const double t = bench_cpu() - t0;
+        if (t < best) best = t;
+    }
+    return 200e6 / best / 1e9;
+#else
+    return 0.0;
+#endif
+}
+
 /* `bytes` 2 MB aligned on transparent huge pages where the host offers them, as the engine's
  * weights and KV cache (MappedFile.allocateAligned): with 4 KB pages a stream from memory pays
  * page walks the engine does not. NULL when there is no memory. */

@@ -16,6 +16,7 @@
  */
 #include "adak_kernels.h"
 #include "akk_internal.h"
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,30 +24,6 @@
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (uint32_t)rng; }
-static double cpu(void);
-
-/* Core clock in GHz: a chain of dependent 1-cycle adds, best of 5 (x86-64; 0 elsewhere). */
-static double clock_ghz(void) {
-#if defined(__x86_64__)
-    double best = 1e9;
-    for (int r = 0; r < 5; r++) {
-        long n = 200000000, x = 0;
-        const double t0 = cpu();
-        __asm__ volatile("1: add $1, %0\n add $1, %0\n add $1, %0\n add $1, %0\n sub $4, %1\n jnz 1b" : "+r"(x), "+r"(n));
-        const double t = cpu() - t0;
-        if (t < best) best = t;
-    }
-    return 200e6 / best / 1e9;
-#else
-    return 0.0;
-#endif
-}
-
-static double cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* AKK_IQ4_XS_R16 against plain IQ4_XS (see the top). */
 static int bench_r16(int64_t nout, int64_t nin, int ntok, int reps) {
@@ -64,11 +41,11 @@ static int bench_r16(int64_t nout, int64_t nin, int ntok, int reps) {
     float *Y = malloc(sizeof(float) * (size_t)(nout * ntok)), *Y1 = malloc(sizeof(float) * (size_t)(nout * ntok));
     double best_plain = 1e9, best_r16 = 1e9;
     for (int r = 0; r < reps; r++) {
-        const double t0 = cpu();
+        const double t0 = bench_cpu();
         akk_matmul(AKK_IQ4_XS, W, nout, nin, X, xr, ntok, Y, nout, 1);
-        const double t1 = cpu();
+        const double t1 = bench_cpu();
         akk_matmul(AKK_IQ4_XS_R16, W2, nout, nin, X, xr, ntok, Y1, nout, 1);
-        const double t2 = cpu();
+        const double t2 = bench_cpu();
         if (t1 - t0 < best_plain) best_plain = t1 - t0;
         if (t2 - t1 < best_r16) best_r16 = t2 - t1;
     }
@@ -110,11 +87,11 @@ int main(int argc, char **argv) {
     float *Y = malloc(sizeof(float) * (size_t)(nout * ntok)), *Y1 = malloc(sizeof(float) * (size_t)(nout * ntok));
     double best_rows = 1e9, best_dot = 1e9;
     for (int r = 0; r < reps; r++) {
-        const double t0 = cpu();
+        const double t0 = bench_cpu();
         akk_matmul(type, W, nout, nin, X, xr, ntok, Y, nout, 1);
-        const double t1 = cpu();
+        const double t1 = bench_cpu();
         akk_rows_by_dot_avx2(type, W, wr, 0, nout, nin, X, xr, ntok, Y1, nout);
-        const double t2 = cpu();
+        const double t2 = bench_cpu();
         if (t1 - t0 < best_rows) best_rows = t1 - t0;
         if (t2 - t1 < best_dot) best_dot = t2 - t1;
     }
@@ -130,7 +107,7 @@ int main(int argc, char **argv) {
      * the same (the NaN's payload may differ; the tests canonicalise NaNs the same way) */
     for (int64_t i = 0; i < nout * ntok; i++)
         sdiff += memcmp(&Y[i], &Y1[i], 4) != 0 && !(Y[i] != Y[i] && Y1[i] != Y1[i]);
-    const double macs = (double)nout * (double)nin * ntok, ghz = clock_ghz();
+    const double macs = (double)nout * (double)nin * ntok, ghz = bench_clock_ghz();
     printf("%s %lldx%lld, %d tokens: rows %.1f GMAC/s (%.1f GB/s of weights; %.3f cycles per output-block at %.2f GHz), "
            "one dot per output %.1f GMAC/s; outputs differing from the dots %d, from the scalar level %d\n",
            akk_type_name(type), (long long)nout, (long long)nin, ntok, macs / best_rows / 1e9,

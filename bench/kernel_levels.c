@@ -19,6 +19,7 @@
  */
 #include "adak_kernels.h"
 #include "akk_internal.h"
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,6 @@ static uint64_t z = 88172645463325252ull;
 static uint32_t rnd(void) { z ^= z << 13; z ^= z >> 7; z ^= z << 17; return (uint32_t)z; }
 static float frand(void) { return (float)(rnd() >> 8) / 16777216.0f * 2 - 1; }
 static void put_f16(uint8_t *p, float f) { uint16_t h = akk_fp32_to_fp16(f); memcpy(p, &h, 2); }
-static double cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The plain type a repacked one is made from. */
 static int base_type(int type) {
@@ -84,9 +80,9 @@ static void time_levels(int reps, void (*body)(void *), void *arg, void (*after)
         akk_force_level(l);
         ms[l] = 1e9;
         for (int i = 0; i < (l == 0 ? 1 : reps); i++) {
-            const double t0 = cpu();
+            const double t0 = bench_cpu();
             body(arg);
-            const double dt = (cpu() - t0) * 1e3;
+            const double dt = (bench_cpu() - t0) * 1e3;
             if (dt < ms[l]) ms[l] = dt;
         }
         after(arg, l);

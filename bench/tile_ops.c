@@ -9,29 +9,16 @@
  *              half a 32-byte activation load and one 4-byte broadcast of d_w*d_x (L1-resident)
  * and the pipe sharing that bounds them: vpmaddwd (or vpsignb) beside 12 fma chains.
  *
- *   cc -O2 -o tile_ops bench/tile_ops.c && ./tile_ops
+ *   cc -O2 -o tile_ops bench/tile_ops.c && ./tile_ops   (the clock: bench_util.h, once per pass)
  *
  * x86-64 with AVX2/FMA only. The operands are constants or zeros: timing, not results.
  */
+#include "bench_util.h"
 #include <stdio.h>
-#include <time.h>
 
 #if defined(__x86_64__)
-static double cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 #define N 20000000L
 static char buf[4096] __attribute__((aligned(64)));
-
-static double ghz(void) {
-    long n = N, x = 0;
-    const double t0 = cpu();
-    __asm__ volatile("1: add $1, %0\n add $1, %0\n add $1, %0\n add $1, %0\n sub $4, %1\n jnz 1b" : "+r"(x), "+r"(n));
-    return N / (cpu() - t0) / 1e9;
-}
 
 /* One output-block into accumulator ymmA; ymm8..9 temps, ymm14/15 operands, ymm10 d. */
 #define OB_INT16(A) "vpmaddwd %%ymm14, %%ymm15, %%ymm8\n vpmaddwd %%ymm13, %%ymm15, %%ymm9\n vpaddd %%ymm8, %%ymm9, %%ymm8\n" \
@@ -52,7 +39,7 @@ static double ghz(void) {
 #define LOOP(name, body)                                                                                     \
     static double name(void) {                                                                               \
         long n = N;                                                                                          \
-        const double t0 = cpu();                                                                             \
+        const double t0 = bench_cpu();                                                                             \
         __asm__ volatile("vxorps %%ymm0, %%ymm0, %%ymm0\n vxorps %%ymm1, %%ymm1, %%ymm1\n"                  \
                          "vxorps %%ymm2, %%ymm2, %%ymm2\n vxorps %%ymm3, %%ymm3, %%ymm3\n"                  \
                          "vxorps %%ymm4, %%ymm4, %%ymm4\n vxorps %%ymm5, %%ymm5, %%ymm5\n"                  \
@@ -63,7 +50,7 @@ static double ghz(void) {
                          "1:\n" body "sub $1, %0\n jnz 1b\n"                                                 \
                          : "+r"(n) : "r"(buf) : "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",    \
                            "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"); \
-        return cpu() - t0;                                                                                   \
+        return bench_cpu() - t0;                                                                                   \
     }
 
 LOOP(int16, EIGHT(OB_INT16))
@@ -88,12 +75,13 @@ int main(void) {
         {"12 fma", fma12}, {"4 vpmaddwd + 12 fma", madd_fma}, {"4 vpsignb + 12 fma", sign_fma}, {"4 vcvtdq2ps + 12 fma", cvt_fma},
     };
     for (int rep = 0; rep < 2; rep++) {
+        const double g = bench_clock_ghz();
         for (unsigned i = 0; i < sizeof t / sizeof t[0]; i++) {
-            const double g = ghz(), sec = t[i].f();
+            const double sec = t[i].f();
             printf("%-36s %.2f cycles per output-block (%.2f GHz)\n", t[i].name, sec * g * 1e9 / N / t[i].per, g);
         }
         for (unsigned i = 0; i < sizeof s / sizeof s[0]; i++) {
-            const double g = ghz(), sec = s[i].f();
+            const double sec = s[i].f();
             printf("%-36s %.2f cycles per iteration (12 fma alone: 6 on two FMA pipes)\n", s[i].name, sec * g * 1e9 / N);
         }
     }

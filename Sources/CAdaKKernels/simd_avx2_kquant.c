@@ -200,17 +200,16 @@ AVX2_INLINE __m128i hsum4x8_epi32(const __m256i a[4]) {
 
 /* TL = 1: llama.cpp's tiled order instead (akk_vec_dot_kq_tiled_scalar, kquant_dot.c): the
  * block's exact totals S (and M) from the same lanes, res = d_w*S (fma(-dmin_w, M, res)),
- * acc = fma(res, d_x, acc). Q2_K, Q3_K, Q5_K, Q6_K. With T a multiple of 4 the totals of 4
- * tokens come from one hadd reduction and their float steps run as one 4-lane vector (the same
- * operations lane by lane, so the same bits; Zen 3, 1 thread, 1024 x 2048, 128 tokens, GMAC/s:
- * Q2_K 38-41 -> 45-46, Q5_K 34-35 -> 36, Q6_K 47.5-48 -> 54-55; Q3_K 32.2 -> 31.8, so not Q3_K). */
+ * acc = fma(res, d_x, acc). Q2_K, Q3_K, Q5_K, Q6_K. The totals of up to 4 tokens come from one
+ * hadd reduction and their float steps run as one 4-lane vector (the same operations lane by lane,
+ * so the same bits; Zen 3, 1 thread, 1024 x 2048, 128 tokens, GMAC/s, against a scalar tail per
+ * token: Q2_K 38-41 -> 45-46, Q5_K 34-35 -> 36, Q6_K 47.5-48 -> 54-55). */
 AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T, const uint8_t *w, int64_t rs, int64_t nb,
                          const uint8_t *x, int64_t xs, float *y, int64_t ys, int64_t yr) {
     const int wbs = type == AKK_Q2_K ? 84 : type == AKK_Q3_K ? 110 : type == AKK_Q4_K ? 144 : type == AKK_Q5_K ? 176 : 210;
-    const int TV = TL && T % 4 == 0 && type != AKK_Q3_K; /* the 4-token vector tail (Q3_K: 1% slower) */
     __m256 acc[4][8];
     float acc1[4][8], accm[4][8];
-    __m128 acc4[4][2];
+    __m128 acc4[4][2]; /* TL: tokens 4g..4g+3 in acc4[r][g] */
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); acc1[r][t] = accm[r][t] = 0.0f; }
     for (int r = 0; r < R; r++) acc4[r][0] = acc4[r][1] = _mm_setzero_ps();
@@ -236,12 +235,14 @@ AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T,
                 }
             }
         }
-        if (TV) {
+        if (TL) {
             for (int r = 0; r < R; r++)
                 for (int t0 = 0; t0 < T; t0 += 4) {
                     __m256i S[4], M[4];
-                    float dx[4];
+                    float dx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                     for (int j = 0; j < 4; j++) {
+                        S[j] = M[j] = _mm256_setzero_si256(); /* lanes past T: zeros, never stored */
+                        if (t0 + j >= T) continue;
                         const uint8_t *xb = x + (t0 + j) * xs + b * 292;
                         const __m256i bs = _mm256_loadu_si256((const __m256i *)(xb + 260));
                         dx[j] = akk_load_f32(xb);
@@ -262,18 +263,6 @@ AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T,
             const float dx = akk_load_f32(xb);
             for (int r = 0; r < R; r++) {
                 const float d = dx * k[r].d;
-                if (TL) {
-                    __m256i S = sum[r][t];
-                    int32_t M = 0;
-                    if (type == AKK_Q6_K)
-                        S = _mm256_sub_epi32(S, _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(xb + 260)), k[r].mins16), 5));
-                    if (type == AKK_Q2_K) M = hsum8_epi32(_mm256_madd_epi16(k[r].mins16, _mm256_loadu_si256((const __m256i *)(xb + 260))));
-                    if (type == AKK_Q5_K) M = hsum8_epi32(mins_k4(xb, k[r].m));
-                    float res = k[r].d * (float)hsum8_epi32(S);
-                    if (type == AKK_Q2_K || type == AKK_Q5_K) res = fmaf(-k[r].dmin, (float)M, res);
-                    acc1[r][t] = fmaf(res, dx, acc1[r][t]);
-                    continue;
-                }
                 switch (type) {
                 case AKK_Q2_K: {
                     const __m256i pm = _mm256_madd_epi16(k[r].mins16, _mm256_loadu_si256((const __m256i *)(xb + 260)));
@@ -302,14 +291,9 @@ AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T,
             }
         }
     }
-    if (TV)
+    if (TL)
         for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++) {
-                float v[4];
-                _mm_storeu_ps(v, acc4[r][t / 4]);
-                y[t * ys + r * yr] = v[t % 4];
-            }
-    else
+            for (int g = 0; g < 2; g++) _mm_storeu_ps(&acc1[r][4 * g], acc4[r][g]);
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
             y[t * ys + r * yr] = TL ? acc1[r][t] : type == AKK_Q4_K ? acc1[r][t] - accm[r][t]

@@ -249,7 +249,7 @@ AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T,
                         S[j] = sum[r][t0 + j];
                         if (type == AKK_Q6_K) S[j] = _mm256_sub_epi32(S[j], _mm256_slli_epi32(_mm256_madd_epi16(bs, k[r].mins16), 5));
                         if (type == AKK_Q2_K) M[j] = _mm256_madd_epi16(k[r].mins16, bs);
-                        if (type == AKK_Q5_K) M[j] = _mm256_madd_epi16(k[r].m, bs);
+                        if (type == AKK_Q5_K) M[j] = mins_k4(xb, k[r].m);
                     }
                     __m128 res = _mm_mul_ps(_mm_set1_ps(k[r].d), _mm_cvtepi32_ps(hsum4x8_epi32(S)));
                     if (type == AKK_Q2_K || type == AKK_Q5_K)

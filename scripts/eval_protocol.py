@@ -184,6 +184,20 @@ def calibrate(runner, args, valid):
     return [math.log(r[j[0]]["ppl"]) - base for j in jobs[1:]]
 
 
+def valid_mean_logppl(results, name, budgets):
+    """Mean log ppl of a setting over the validation runs at the given budgets."""
+    return sum(math.log(results[key("valid", name, b)]["ppl"]) for b in budgets) / len(budgets)
+
+
+def valid_caps(results, budgets):
+    """Each threshold family's k_max: the cap with the lowest mean log ppl on validation."""
+    caps = {}
+    for f in THRESHOLD_FAMILIES:
+        tried = sorted({int(k.split("|")[1].split("kmax=")[1]) for k in results if k.split("|")[1].strip().startswith(f + " kmax=")})
+        caps[f] = min(tried, key=lambda c: valid_mean_logppl(results, f"{f} kmax={c}", budgets))
+    return caps
+
+
 def cmd_validate(args):
     valid = os.path.join(args.out, "data", "valid.txt")
     if not os.path.exists(valid):
@@ -203,8 +217,8 @@ def cmd_validate(args):
     r = runner.run_all(jobs)
     if args.run_only:
         return
-    mean_logppl = lambda name: sum(math.log(r[key("valid", name, b)]["ppl"]) for b in chosen_on) / len(chosen_on)
-    caps = {f: min([K, E], key=lambda c: mean_logppl(f"{f} kmax={c}")) for f in THRESHOLD_FAMILIES}
+    mean_logppl = lambda name: valid_mean_logppl(r, name, chosen_on)
+    caps = valid_caps(r, chosen_on)
     # the threshold families run on test: the best --test-thresholds of them on validation
     kept = sorted(THRESHOLD_FAMILIES, key=lambda f: mean_logppl(f"{f} kmax={caps[f]}"))[:args.test_thresholds]
     recipes = {}
@@ -263,6 +277,12 @@ def cmd_test(args):
         if label.split("/")[0] != c["recipe"] or label in c["allocators"]:
             raise SystemExit(f"--replicate {label}: only new seeds of the chosen recipe '{c['recipe']}' may be added")
     c = dict(c, allocators={**c["allocators"], **reps}, replications=sorted(reps))
+    if args.all_thresholds:
+        # the families validation did not send to test, as reported baselines: each at the cap its
+        # own validation runs chose (the same rule as the freeze); nothing is chosen from them
+        caps = valid_caps(c["valid"], c["chosen_on_budgets"])
+        added = {f: [caps[f]] for f in THRESHOLD_FAMILIES if f not in c["thresholds"]}
+        c = dict(c, thresholds={**c["thresholds"], **added}, added_thresholds=sorted(added))
     runner = Runner(args, "test")
     runner.allow_test()
     tests = dict(t.split("=", 1) for t in args.test)
@@ -342,6 +362,8 @@ def tables_md(c, tables):
             name = f"**{n}** (chosen)" if n == main else family_of(n)
             if n[len("Ada-K "):] in reps:
                 name += " (replication seed, trained after the freeze)"
+            if n.split(" kmax=")[0] in c.get("added_thresholds", []):
+                name += " (not sent to test by validation; its cap from validation)"
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(f"{main} relative to each setting (paired over windows; negative: Ada-K lower):\n")
@@ -462,6 +484,8 @@ def main(argv=None):
     p.add_argument("--test", action="append", required=True, help="LABEL=PATH of a test text (repeatable)")
     p.add_argument("--replicate", action="append", default=[],
                    help="RECIPE/SEED=PATH: another seed of the chosen recipe, reported, not chosen from")
+    p.add_argument("--all-thresholds", action="store_true",
+                   help="also run the threshold families validation left out, at their validation caps (reported, never chosen from)")
     p.add_argument("--only-replications", action="store_true",
                    help="run the replication seeds only (e.g. into another OUT while the main test runs), no tables")
     p.add_argument("--no-plots", action="store_true")

@@ -171,6 +171,25 @@ class ProtocolTests(unittest.TestCase):
         header = next(l for l in open(os.path.join(self.out, "tables.md")).read().splitlines() if "Ada-K lowest of" in l)
         self.assertEqual(header.count(" / "), 1)
 
+    def test_left_out_families_run_on_test_at_their_validation_caps(self):
+        self.validate("--test-thresholds", "1", "--choose-budgets", "0.5,0.625")
+        blob = open(os.path.join(self.out, "choices.json"), "rb").read()
+        c = json.loads(blob)
+        caps = ep.valid_caps(c["valid"], c["chosen_on_budgets"])
+        mean = lambda n: sum(math.log(c["valid"][f"valid | {n} | B={b}"]["ppl"]) for b in (0.5, 0.625)) / 2
+        for f, cap in caps.items():
+            self.assertLessEqual(mean(f"{f} kmax={cap}"), min(mean(f"{f} kmax=8"), mean(f"{f} kmax=16")))
+        ep.main(["test", "--out", self.out, "--test", f"t={self.test_text}", "--no-plots", "--all-thresholds"]
+                + self.run_args)
+        self.assertEqual(open(os.path.join(self.out, "choices.json"), "rb").read(), blob)   # still frozen
+        md = open(os.path.join(self.out, "tables.md")).read()
+        header = next(l for l in md.splitlines() if "Ada-K lowest of" in l)
+        self.assertEqual(header.count(" / "), 3)
+        self.assertEqual(md.count("not sent to test by validation"), 2)   # the two families left out
+        tested = json.load(open(os.path.join(self.out, "test-results.json")))
+        for f, cap in caps.items():
+            self.assertIn(f"t | {f} kmax={cap} | B=0.75", tested)
+
     def test_validation_text_must_not_be_a_test_text(self):
         open(self.test_text, "w").write(open(self.valid).read())
         with self.assertRaises(SystemExit):

@@ -10,7 +10,11 @@ bytes-bound ratio is MB/token of Top-K over MB/token at the budget's mean k, as 
 prints them (pass them with --bytes).
 
 usage: ADAK_LIB=build/lib python3 bench/budget_speed.py MODEL.gguf [--budget 0.5] [--threads 2]
-           [--blocks 12] [--block 16] [--policy adak|top_p] [--bytes 228.4,129.4]
+           [--blocks 12] [--block 16] [--policy adak|top_p] [--kv-type f16|f32] [--bytes 228.4,129.4]
+
+The bytes-bound ratio counts the KV cache a token reads, so --bytes must come from `adak bench
+--kv-type` with this run's cache type (mixtral-shaped Q4_0 at these positions: f16 228.7,129.6;
+f32 230.5,131.5).
 """
 import argparse
 import time
@@ -26,15 +30,18 @@ def main():
     ap.add_argument("--blocks", type=int, default=12, help="blocks per setting")
     ap.add_argument("--block", type=int, default=16, help="tokens per block")
     ap.add_argument("--policy", default="adak", choices=["adak", "top_p"])
+    ap.add_argument("--kv-type", default="f16", choices=["f16", "f32"],
+                    help="KV cache of every session (f16: llama.cpp's default and the benchmarks'); "
+                         "--bytes must be adak bench's MB/token with the same --kv-type")
     ap.add_argument("--bytes", help="MB/token of Top-K and at the budget's k (adak bench), comma-separated")
     a = ap.parse_args()
 
     m = adak.Model(a.model)
     n_ctx = a.blocks * a.block + 64
     settings = {}
-    s = m.session(n_ctx=n_ctx, n_threads=a.threads, temperature=0.0)
+    s = m.session(n_ctx=n_ctx, n_threads=a.threads, temperature=0.0, kv_type=a.kv_type)
     settings["topk"] = s
-    s = m.session(n_ctx=n_ctx, n_threads=a.threads, temperature=0.0)
+    s = m.session(n_ctx=n_ctx, n_threads=a.threads, temperature=0.0, kv_type=a.kv_type)
     if a.policy == "adak":
         with m.identity_allocator() as alloc:
             s.set_allocator(alloc)
@@ -52,7 +59,7 @@ def main():
     for _ in range(a.block):
         b.evaluate([b.sample()])
     k_budget = round(b.stats.mean_k)
-    s = m.session(n_ctx=n_ctx, n_threads=a.threads, temperature=0.0)
+    s = m.session(n_ctx=n_ctx, n_threads=a.threads, temperature=0.0, kv_type=a.kv_type)
     s.set_routing("topk", k=k_budget)
     s.evaluate(prompt)
     settings[f"topk k={k_budget}"] = s
@@ -69,7 +76,7 @@ def main():
             secs[name] += time.perf_counter() - t0
     n = a.blocks * a.block
     tps = {name: n / secs[name] for name in settings}
-    print(f"model {a.model}, threads {a.threads}, {a.blocks} blocks x {a.block} tokens per setting, interleaved")
+    print(f"model {a.model}, threads {a.threads}, {a.kv_type} KV cache, {a.blocks} blocks x {a.block} tokens per setting, interleaved")
     for name, s in settings.items():
         st = s.stats
         print(f"  {name:12s} {tps[name]:7.2f} tok/s  mean k {st.mean_k:.3f}  expert FLOPs {st.expert_fraction:.3f}")

@@ -15,6 +15,21 @@ static inline uint16_t akk_load_u16(const void *p) {
 /* An fp16 / f32 scale stored unaligned inside a block. */
 float akk_fp16_to_fp32(uint16_t h);
 static inline float akk_load_f16(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
+
+/* Decode weight streams: while a kernel reads the block at blk (`bytes` long), the lines of the
+ * block AKK_STREAM_PF bytes further on are prefetched with the non-temporal hint (prefetchnta).
+ * On a Zen 3 (AVX2 only) the hardware prefetcher alone left one token's weight products 5-9%
+ * slower (docs/BENCHMARKS.md, "Decode weight streams prefetched"). Blocks of at most 64 bytes
+ * take one prefetch (their last byte: every line of a contiguous stream holds some block's last
+ * byte), longer ones one per line. Prefetches never fault, so running ahead past the end of a
+ * matrix is harmless; they change no result. The AVX2 decode paths use it (their includers set
+ * the *_STREAM_PF switches); the AVX-512 ones do not, until a Zen 4 has measured it. */
+#define AKK_STREAM_PF 1024
+static inline __attribute__((always_inline)) void akk_stream_pf(const void *blk, int bytes) {
+    const char *p = (const char *)blk + AKK_STREAM_PF;
+    for (int o = 0; o + 64 < bytes; o += 64) __builtin_prefetch(p + o, 0, 0);
+    __builtin_prefetch(p + bytes - 1, 0, 0);
+}
 static inline float akk_load_f32(const uint8_t *p) {
     float f;
     memcpy(&f, p, 4);

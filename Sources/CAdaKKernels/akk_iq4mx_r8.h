@@ -50,6 +50,9 @@ IR8_INLINE __m256 ir8_scales(const int MX, const uint8_t *blk) {
  * blocks. xd[t*scs + b]: the activation scale, xc[t*scs + b]: -bias * (sum of its quants).
  * Output: group a's 8 rows of token t at ya + t*ystride, group b's at yb + t*ystride.
  */
+#ifndef IR8_STREAM_PF
+#define IR8_STREAM_PF 0 /* 1: the decode tile (G = 2) prefetches its weight streams (akk_stream_pf) */
+#endif
 IR8_INLINE void ir8_tile(const int MX, const int G, const int T, const uint8_t *ga, const uint8_t *gb, int64_t nb,
                          const uint8_t *x, int64_t xstride, const float *xd, const int32_t *xc, int64_t scs,
                          float *ya, float *yb, int64_t ystride) {
@@ -60,6 +63,7 @@ IR8_INLINE void ir8_tile(const int MX, const int G, const int T, const uint8_t *
     for (int64_t b = 0; b < nb; b++)
         for (int k = 0; k < G; k++) {
             const uint8_t *blk = (k ? gb : ga) + b * IR8_BLOCK(MX);
+            if (IR8_STREAM_PF && G == 2) akk_stream_pf(blk, IR8_BLOCK(MX));
             __m256i w[8];
             ir8_unpack(blk + 8 * IR8_SB(MX), table, w);
             const __m256 ws = ir8_scales(MX, blk);

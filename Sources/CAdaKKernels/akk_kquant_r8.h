@@ -36,6 +36,9 @@ KR8_INLINE void kr8_unpack_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn
  * PAIRS = 0: one fma per super-block (llama.cpp's gemv); 1: one per pair of sub-blocks (its
  * gemm, AKK_Q4_K_R8_DENSE).
  */
+#ifndef KR8_STREAM_PF
+#define KR8_STREAM_PF 0 /* 1: the decode tile (G = 2) prefetches its weight streams (akk_stream_pf) */
+#endif
 KR8_INLINE void kr8_tile(const int G, const int T, const int PAIRS, const uint8_t *ga, const uint8_t *gb, int64_t nb,
                          const uint8_t *x, int64_t xstride, const float *xd, const int32_t *bp, int64_t scs,
                          float *ya, float *yb, int64_t ystride) {
@@ -46,6 +49,7 @@ KR8_INLINE void kr8_tile(const int G, const int T, const int PAIRS, const uint8_
     for (int64_t b = 0; b < nb; b++) {
         for (int k = 0; k < G; k++) {
             const uint8_t *blk = (k ? gb : ga) + b * KR8_BLOCK;
+            if (KR8_STREAM_PF && G == 2) akk_stream_pf(blk, KR8_BLOCK);
             uint8_t sc[64] __attribute__((aligned(32))), mn[64] __attribute__((aligned(32)));
             kr8_unpack_scales(blk, sc, mn);
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));

@@ -11,6 +11,9 @@
  */
 #ifndef AKK_QUANT_TILES_H
 #define AKK_QUANT_TILES_H
+#ifndef QT_STREAM_PF
+#define QT_STREAM_PF 0 /* 1: decode tiles prefetch their weight streams (akk_stream_pf) */
+#endif
 
 /* Register tiles up to TILE_MAX x TILE_MAX; token chunks of TOK_CHUNK (measurements: simd_avx2.c). */
 #define TILE_MAX 4
@@ -62,6 +65,7 @@ QT_INLINE void tile(const int type, const int PRE, const int R, const int T, con
             __m256 wd[TILE_MAX];
             for (int r = 0; r < R; r++) {
                 const uint8_t *wb = w + r * wrow + b * wbs;
+                if (QT_STREAM_PF && T == 1) akk_stream_pf(wb, wbs);
                 if (!PRE) wd[r] = _mm256_set1_ps(lut(wb));
                 if (type == AKK_Q8_0) {
                     wq[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));
@@ -235,6 +239,10 @@ QT_FN void r8_decode2(const uint8_t *ga, const uint8_t *gb, int64_t nb, const ui
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *ba = ga + b * 144, *bb = gb + b * 144;
         const int8_t *q = (const int8_t *)(x + b * 34 + 2);
+        if (QT_STREAM_PF) {
+            akk_stream_pf(ba, 144);
+            akk_stream_pf(bb, 144);
+        }
         __m256i wa[8], wb[8];
         r8_unpack(ba, wa);
         r8_unpack(bb, wb);

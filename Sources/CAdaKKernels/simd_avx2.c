@@ -215,6 +215,7 @@ static void rows_f32(const uint8_t *W, int64_t wrow, int64_t r0, int64_t r1, int
 }
 
 
+#define QT_STREAM_PF 1
 #include "akk_quant_tiles.h"
 
 static float vec_dot(int wtype, int64_t n, const void *w, const void *x) {

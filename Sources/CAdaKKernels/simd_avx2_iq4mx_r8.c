@@ -12,6 +12,7 @@
 #include "akk_avx2.h"
 
 #define IR8_FN AVX2_FN
+#define IR8_STREAM_PF 1
 #define IR8_INLINE AVX2_INLINE
 #define IR8_BIAS(MX) ((MX) ? 12 : 0)
 #define IR8_LEVEL avx2

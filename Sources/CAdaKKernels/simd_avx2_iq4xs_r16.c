@@ -139,6 +139,7 @@ AVX2_INLINE void xr_decode(const uint8_t *grp, int64_t gstride, int64_t nb, cons
         for (int k = 0; k < XR_G; k++)
             for (int h = 0; h < 2; h++) {
                 const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;
+                if (h == 0) akk_stream_pf(blk, XR_BLOCK);
                 __m256i L[8]; /* lane l: chunk l % 4, low nibbles for l < 4 */
                 for (int l = 0; l < 8; l++) L[l] = _mm256_setzero_si256();
                 for (int ib = 0; ib < 8; ib++) {

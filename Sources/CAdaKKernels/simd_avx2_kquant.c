@@ -45,6 +45,7 @@ AVX2_INLINE void tile_q5(const int Q51, const int R, const int T, const uint8_t 
         float wd[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *wb = w + r * rs + b * wbs;
+            if (T == 1) akk_stream_pf(wb, wbs);
             wd[r] = half(wb);
             if (Q51) { /* nibble | fifth bit << 4, unsigned */
                 q[r] = _mm256_or_si256(nibbles32(wb + 8), _mm256_and_si256(akk_bits_to_bytes(wb + 4), _mm256_set1_epi8(0x10)));
@@ -215,7 +216,10 @@ AVX2_INLINE void tile_kq(const int type, const int TL, const int R, const int T,
     for (int r = 0; r < R; r++) acc4[r][0] = acc4[r][1] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         struct kq_row k[4];
-        for (int r = 0; r < R; r++) kq_row_prepare(type, w + r * rs + b * wbs, &k[r]);
+        for (int r = 0; r < R; r++) {
+            if (T == 1) akk_stream_pf(w + r * rs + b * wbs, wbs);
+            kq_row_prepare(type, w + r * rs + b * wbs, &k[r]);
+        }
         __m256i sum[4][8];
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++) sum[r][t] = _mm256_setzero_si256();
@@ -433,6 +437,7 @@ void akk_quantize_row_q8_K_avx2(const float *x, void *y, int64_t n) {
  * add up in int16 (<= 30720) and one madd with the scale in both halves of the lane gives
  * sc * dot exactly. */
 #define KR8_FN AVX2_FN
+#define KR8_STREAM_PF 1
 #define KR8_INLINE AVX2_INLINE
 #define KR8_TT 4
 AVX2_INLINE __m256i kr8_scale(const uint8_t *p) {

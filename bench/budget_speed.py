@@ -10,7 +10,7 @@ bytes-bound ratio is MB/token of Top-K over MB/token at the budget's mean k, as 
 prints them (pass them with --bytes).
 
 usage: ADAK_LIB=build/lib python3 bench/budget_speed.py MODEL.gguf [--budget 0.5] [--threads 2]
-           [--blocks 12] [--block 16] [--policy adak|top_p] [--kv-type f16|f32] [--bytes 228.4,129.4]
+           [--blocks 12] [--block 16] [--policy adak|top_p] [--kv-type f16|f32] [--bytes 228.7,129.6]
 
 The bytes-bound ratio counts the KV cache a token reads, so --bytes must come from `adak bench
 --kv-type` with this run's cache type (mixtral-shaped Q4_0 at these positions: f16 228.7,129.6;

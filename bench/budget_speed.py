@@ -13,8 +13,8 @@ usage: ADAK_LIB=build/lib python3 bench/budget_speed.py MODEL.gguf [--budget 0.5
            [--blocks 12] [--block 16] [--policy adak|top_p] [--kv-type f16|f32] [--bytes 228.7,129.6]
 
 The bytes-bound ratio counts the KV cache a token reads, so --bytes must come from `adak bench
---kv-type` with this run's cache type (mixtral-shaped Q4_0 at these positions: f16 228.7,129.6;
-f32 230.5,131.5).
+--kv-type` with this run's cache type, at the positions this script decodes at (`--prompt-tokens
+16 --gen-tokens 192`, `--k 2` and `--k 1`; mixtral-shaped Q4_0: f16 228.7,129.6; f32 230.5,131.5).
 """
 import argparse
 import time

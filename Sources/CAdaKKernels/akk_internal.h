@@ -22,8 +22,10 @@ static inline float akk_load_f16(const uint8_t *p) { return akk_fp16_to_fp32(akk
  * slower (docs/BENCHMARKS.md, "Decode weight streams prefetched"). Blocks of at most 64 bytes
  * take one prefetch (their last byte: every line of a contiguous stream holds some block's last
  * byte), longer ones one per line. Prefetches never fault, so running ahead past the end of a
- * matrix is harmless; they change no result. The AVX2 decode paths use it (their includers set
- * the *_STREAM_PF switches); the AVX-512 ones do not, until a Zen 4 has measured it. */
+ * matrix is harmless; they change no result. The AVX2 decode paths of the repacked types and the
+ * K-quants use it (their includers set the *_STREAM_PF switches); not the Q8_0 / Q4_0 / Q4_1 /
+ * Q5_x row tiles, which one prefetch per 20-34 byte block made slower (Q4_1 from L3 ~20 -> ~17
+ * GMAC/s, one core); the AVX-512 ones do not, until a Zen 4 has measured it. */
 #define AKK_STREAM_PF 1024
 static inline __attribute__((always_inline)) void akk_stream_pf(const void *blk, int bytes) {
     const char *p = (const char *)blk + AKK_STREAM_PF;

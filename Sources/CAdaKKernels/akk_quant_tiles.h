@@ -12,7 +12,7 @@
 #ifndef AKK_QUANT_TILES_H
 #define AKK_QUANT_TILES_H
 #ifndef QT_STREAM_PF
-#define QT_STREAM_PF 0 /* 1: decode tiles prefetch their weight streams (akk_stream_pf) */
+#define QT_STREAM_PF 0 /* 1: the Q4_0_R8 decode prefetches its weight streams (akk_stream_pf) */
 #endif
 
 /* Register tiles up to TILE_MAX x TILE_MAX; token chunks of TOK_CHUNK (measurements: simd_avx2.c). */
@@ -65,7 +65,6 @@ QT_INLINE void tile(const int type, const int PRE, const int R, const int T, con
             __m256 wd[TILE_MAX];
             for (int r = 0; r < R; r++) {
                 const uint8_t *wb = w + r * wrow + b * wbs;
-                if (QT_STREAM_PF && T == 1) akk_stream_pf(wb, wbs);
                 if (!PRE) wd[r] = _mm256_set1_ps(lut(wb));
                 if (type == AKK_Q8_0) {
                     wq[r] = _mm256_loadu_si256((const __m256i *)(wb + 2));

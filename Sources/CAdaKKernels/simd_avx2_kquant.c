@@ -45,7 +45,6 @@ AVX2_INLINE void tile_q5(const int Q51, const int R, const int T, const uint8_t 
         float wd[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *wb = w + r * rs + b * wbs;
-            if (T == 1) akk_stream_pf(wb, wbs);
             wd[r] = half(wb);
             if (Q51) { /* nibble | fifth bit << 4, unsigned */
                 q[r] = _mm256_or_si256(nibbles32(wb + 8), _mm256_and_si256(akk_bits_to_bytes(wb + 4), _mm256_set1_epi8(0x10)));

@@ -189,13 +189,10 @@ def valid_mean_logppl(results, name, budgets):
     return sum(math.log(results[key("valid", name, b)]["ppl"]) for b in budgets) / len(budgets)
 
 
-def valid_caps(results, budgets):
-    """Each threshold family's k_max: the cap with the lowest mean log ppl on validation."""
-    caps = {}
-    for f in THRESHOLD_FAMILIES:
-        tried = sorted({int(k.split("|")[1].split("kmax=")[1]) for k in results if k.split("|")[1].strip().startswith(f + " kmax=")})
-        caps[f] = min(tried, key=lambda c: valid_mean_logppl(results, f"{f} kmax={c}", budgets))
-    return caps
+def valid_caps(results, budgets, candidates):
+    """Each threshold family's k_max: of the candidate caps (K, E), the lowest mean log ppl on validation."""
+    return {f: min(candidates, key=lambda c: valid_mean_logppl(results, f"{f} kmax={c}", budgets))
+            for f in THRESHOLD_FAMILIES}
 
 
 def cmd_validate(args):
@@ -218,7 +215,7 @@ def cmd_validate(args):
     if args.run_only:
         return
     mean_logppl = lambda name: valid_mean_logppl(r, name, chosen_on)
-    caps = valid_caps(r, chosen_on)
+    caps = valid_caps(r, chosen_on, [K, E])
     # the threshold families run on test: the best --test-thresholds of them on validation
     kept = sorted(THRESHOLD_FAMILIES, key=lambda f: mean_logppl(f"{f} kmax={caps[f]}"))[:args.test_thresholds]
     recipes = {}
@@ -280,7 +277,7 @@ def cmd_test(args):
     if args.all_thresholds:
         # the families validation did not send to test, as reported baselines: each at the cap its
         # own validation runs chose (the same rule as the freeze); nothing is chosen from them
-        caps = valid_caps(c["valid"], c["chosen_on_budgets"])
+        caps = valid_caps(c["valid"], c["chosen_on_budgets"], [args.native_k, args.experts])
         added = {f: [caps[f]] for f in THRESHOLD_FAMILIES if f not in c["thresholds"]}
         c = dict(c, thresholds={**c["thresholds"], **added}, added_thresholds=sorted(added))
     runner = Runner(args, "test")

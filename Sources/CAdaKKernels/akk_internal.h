@@ -16,16 +16,13 @@ static inline uint16_t akk_load_u16(const void *p) {
 float akk_fp16_to_fp32(uint16_t h);
 static inline float akk_load_f16(const uint8_t *p) { return akk_fp16_to_fp32(akk_load_u16(p)); }
 
-/* Decode weight streams: while a kernel reads the block at blk (`bytes` long), the lines of the
- * block AKK_STREAM_PF bytes further on are prefetched with the non-temporal hint (prefetchnta).
- * On a Zen 3 (AVX2 only) the hardware prefetcher alone left one token's weight products 5-9%
- * slower (docs/BENCHMARKS.md, "Decode weight streams prefetched"). Blocks of at most 64 bytes
- * take one prefetch (their last byte: every line of a contiguous stream holds some block's last
- * byte), longer ones one per line. Prefetches never fault, so running ahead past the end of a
- * matrix is harmless; they change no result. The AVX2 decode paths of the repacked types and the
- * K-quants use it (their includers set the *_STREAM_PF switches); not the Q8_0 / Q4_0 / Q4_1 /
- * Q5_x row tiles, which one prefetch per 20-34 byte block made slower (Q4_1 from L3 ~20 -> ~17
- * GMAC/s, one core); the AVX-512 ones do not, until a Zen 4 has measured it. */
+/* Decode weight streams: while a kernel reads the block at blk (`bytes` long, more than 64), the
+ * lines of the block AKK_STREAM_PF bytes further on are prefetched with the non-temporal hint
+ * (prefetchnta): on a Zen 3 the hardware prefetcher alone left one token's products 5-9% short
+ * (docs/BENCHMARKS.md, "Decode weight streams prefetched"). Prefetches never fault and change no
+ * result. Used by the AVX2 decode paths of the repacked types and the K-quants (the shared
+ * headers' *_STREAM_PF switches); not by the 20-34 byte blocks of the Q8_0 / Q4_x / Q5_x tiles,
+ * which it slowed, nor at the AVX-512 level, which a Zen 4 has yet to measure with it. */
 #define AKK_STREAM_PF 1024
 static inline __attribute__((always_inline)) void akk_stream_pf(const void *blk, int bytes) {
     const char *p = (const char *)blk + AKK_STREAM_PF;

@@ -136,10 +136,10 @@ AVX2_INLINE void xr_decode(const uint8_t *grp, int64_t gstride, int64_t nb, cons
         const uint8_t *xb = x + b * 292;
         float dx;
         memcpy(&dx, xb, 4);
-        for (int k = 0; k < XR_G; k++)
+        for (int k = 0; k < XR_G; k++) {
+            const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;
+            akk_stream_pf(blk, XR_BLOCK);
             for (int h = 0; h < 2; h++) {
-                const uint8_t *blk = grp + k * gstride + b * XR_BLOCK;
-                if (h == 0) akk_stream_pf(blk, XR_BLOCK);
                 __m256i L[8]; /* lane l: chunk l % 4, low nibbles for l < 4 */
                 for (int l = 0; l < 8; l++) L[l] = _mm256_setzero_si256();
                 for (int ib = 0; ib < 8; ib++) {
@@ -155,6 +155,7 @@ AVX2_INLINE void xr_decode(const uint8_t *grp, int64_t gstride, int64_t nb, cons
                 const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16 * h))), _mm256_set1_ps(dx));
                 for (int l = 0; l < 8; l++) acc[k][h][l] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(L[l]), acc[k][h][l]);
             }
+        }
     }
     for (int k = 0; k < XR_G; k++)
         for (int h = 0; h < 2; h++) {

@@ -175,7 +175,7 @@ class ProtocolTests(unittest.TestCase):
         self.validate("--test-thresholds", "1", "--choose-budgets", "0.5,0.625")
         blob = open(os.path.join(self.out, "choices.json"), "rb").read()
         c = json.loads(blob)
-        caps = ep.valid_caps(c["valid"], c["chosen_on_budgets"])
+        caps = ep.valid_caps(c["valid"], c["chosen_on_budgets"], [8, 16])
         mean = lambda n: sum(math.log(c["valid"][f"valid | {n} | B={b}"]["ppl"]) for b in (0.5, 0.625)) / 2
         for f, cap in caps.items():
             self.assertLessEqual(mean(f"{f} kmax={cap}"), min(mean(f"{f} kmax=8"), mean(f"{f} kmax=16")))
